@@ -1,0 +1,120 @@
+/**
+ * Picks the fastest tfjs backend this machine can run, in the order
+ *   tensorflow (@tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node) > webgpu (Dawn via the `webgpu`
+ *   package, only with an adapter) > wasm (XNNPACK, SIMD) > cpu,
+ * with an override through `initBackend({backend})` or the CAUSALFUSION_BACKEND environment variable, and a
+ * one-line report of what was chosen and why the others were skipped.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { patchWasmKernels } from './wasm-kernels';
+
+export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendReport {
+  chosen: BackendName;
+  /** Backends tried before the chosen one, and why each was skipped. */
+  skipped: { name: BackendName; why: string }[];
+  /** Details of the chosen backend (package, SIMD, adapter...). */
+  detail: string;
+  /** One line for logs and notebook banners. */
+  line: string;
+}
+
+let current: BackendReport | null = null;
+
+/** The report of the last `initBackend` call, or null before the first. */
+export function backendReport(): BackendReport | null {
+  return current;
+}
+
+/** Parses a backend name from user input, with an error naming the valid choices. */
+export function parseBackendName(name: string): BackendName | 'auto' {
+  const n = name.trim().toLowerCase();
+  if (n === 'auto' || (BACKENDS as readonly string[]).includes(n)) return n as BackendName | 'auto';
+  throw new Error(`unknown backend "${name}": use one of auto, ${BACKENDS.join(', ')}`);
+}
+
+type Attempt = { ok: true; detail: string } | { ok: false; why: string };
+
+function tryRequire(id: string): unknown {
+  // Optional packages: resolved at run time so that a missing one is a skip, not a crash.
+  return require(id);
+}
+
+function errMsg(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split('\n')[0].slice(0, 160);
+}
+
+async function activate(name: BackendName): Promise<Attempt> {
+  if (name === 'tensorflow') {
+    const errs: string[] = [];
+    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+      try {
+        tryRequire(pkg);
+        if (await tf.setBackend('tensorflow')) return { ok: true, detail: pkg };
+        errs.push(`${pkg}: backend did not initialise`);
+      } catch (e) {
+        errs.push(`${pkg} ${(e as { code?: string }).code === 'MODULE_NOT_FOUND' ? 'not installed' : `failed: ${errMsg(e)}`}`);
+      }
+    }
+    return { ok: false, why: errs.join('; ') };
+  }
+  if (name === 'webgpu') {
+    try {
+      const dawn = tryRequire('webgpu') as { create: (flags: string[]) => unknown; globals: object };
+      Object.assign(globalThis, dawn.globals);
+      const gpu = dawn.create([]) as { requestAdapter: () => Promise<{ info?: { description?: string } } | null> };
+      const adapter = await gpu.requestAdapter();
+      if (!adapter) return { ok: false, why: 'webgpu (Dawn) found no GPU adapter' };
+      (globalThis as { navigator?: object }).navigator = { ...(globalThis as { navigator?: object }).navigator, gpu };
+      tryRequire('@tensorflow/tfjs-backend-webgpu');
+      if (await tf.setBackend('webgpu')) return { ok: true, detail: `adapter ${adapter.info?.description ?? 'found'}` };
+      return { ok: false, why: 'webgpu backend did not initialise' };
+    } catch (e) {
+      return { ok: false, why: (e as { code?: string }).code === 'MODULE_NOT_FOUND' ? 'webgpu packages not installed' : `webgpu failed: ${errMsg(e)}` };
+    }
+  }
+  if (name === 'wasm') {
+    try {
+      tryRequire('@tensorflow/tfjs-backend-wasm');
+      if (!(await tf.setBackend('wasm'))) return { ok: false, why: 'wasm backend did not initialise' };
+      patchWasmKernels();
+      const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+      return { ok: true, detail: `XNNPACK, SIMD ${simd ? 'on' : 'off'}, 1 thread, patched kernels` };
+    } catch (e) {
+      return { ok: false, why: `wasm failed: ${errMsg(e)}` };
+    }
+  }
+  require('@tensorflow/tfjs-backend-cpu');
+  return (await tf.setBackend('cpu')) ? { ok: true, detail: 'plain JS kernels (slow)' } : { ok: false, why: 'cpu failed' };
+}
+
+/**
+ * Chooses and activates a backend. `backend` (or CAUSALFUSION_BACKEND) forces one; a forced backend that
+ * cannot start is an error, never a silent fallback.
+ */
+export async function initBackend(opts: { backend?: BackendName | 'auto'; quiet?: boolean } = {}): Promise<BackendReport> {
+  const wanted = opts.backend ?? parseBackendName(process.env.CAUSALFUSION_BACKEND ?? 'auto');
+  const order: BackendName[] = wanted === 'auto' ? [...BACKENDS] : [wanted];
+  const skipped: { name: BackendName; why: string }[] = [];
+  for (const name of order) {
+    const r = await activate(name);
+    if (r.ok) {
+      const how = wanted === 'auto' ? 'auto' : 'forced';
+      const skips = skipped.map((s) => `${s.name}: ${s.why}`).join('; ');
+      const line = `[causalfusion] backend ${name} (${how}; ${r.detail})${skips ? ` — skipped ${skips}` : ''}`;
+      current = { chosen: name, skipped, detail: r.detail, line };
+      if (!opts.quiet) console.log(line);
+      return current;
+    }
+    skipped.push({ name, why: r.why });
+  }
+  throw new Error(`backend ${wanted} is not available: ${skipped.map((s) => s.why).join('; ')}`);
+}
+
+/** True when matmuls must avoid transpose flags and batching to reach XNNPACK (the wasm backend). */
+export function prefersPlain2dMatmul(): boolean {
+  return tf.getBackend() === 'wasm';
+}

@@ -1,0 +1,172 @@
+/**
+ * The Gaussian diffusion of the official code (`diffusion/gaussian_diffusion.py`, ADM lineage): linear beta
+ * schedule, epsilon prediction, fixed-large variance for sampling. Schedules are float64, like numpy there;
+ * per-sample coefficients are rounded to float32 before they touch tensors, like `_extract_into_tensor`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spaceTimesteps } from './respace';
+
+/** `get_named_beta_schedule`: Ho et al.'s linear schedule, scaled to any number of steps (np.linspace). */
+export function getNamedBetaSchedule(numTimesteps = 1000): Float64Array {
+  if (!Number.isInteger(numTimesteps) || numTimesteps < 2) throw new Error(`diffusion steps must be an integer >= 2, got ${numTimesteps}`);
+  const scale = 1000 / numTimesteps;
+  const start = scale * 0.0001;
+  const stop = scale * 0.02;
+  const step = (stop - start) / (numTimesteps - 1);
+  const b = new Float64Array(numTimesteps);
+  for (let i = 0; i < numTimesteps; i++) b[i] = i * step + start;
+  b[numTimesteps - 1] = stop;
+  return b;
+}
+
+export type ModelVarType = 'fixed-large' | 'fixed-small';
+
+function cumprod(a: Float64Array): Float64Array {
+  const out = new Float64Array(a.length);
+  let acc = 1;
+  for (let i = 0; i < a.length; i++) out[i] = acc *= a[i];
+  return out;
+}
+
+const map = (a: Float64Array, f: (v: number, i: number) => number) => Float64Array.from(a, f);
+
+export class GaussianDiffusion {
+  readonly numTimesteps: number;
+  readonly alphasCumprod: Float64Array;
+  readonly alphasCumprodPrev: Float64Array;
+  readonly sqrtAlphasCumprod: Float64Array;
+  readonly sqrtOneMinusAlphasCumprod: Float64Array;
+  readonly sqrtRecipAlphasCumprod: Float64Array;
+  readonly sqrtRecipm1AlphasCumprod: Float64Array;
+  readonly posteriorVariance: Float64Array;
+  readonly posteriorLogVarianceClipped: Float64Array;
+  readonly posteriorMeanCoef1: Float64Array;
+  readonly posteriorMeanCoef2: Float64Array;
+  /** Variance used by `pSample`: fixed-large is beta_t with the first entry replaced by posterior_variance[1]. */
+  readonly modelVariance: Float64Array;
+  /** Respaced index -> original timestep (identity when not respaced); the model is always called with these. */
+  readonly timestepMap: number[];
+
+  constructor(
+    readonly betas: Float64Array,
+    readonly modelVarType: ModelVarType = 'fixed-large',
+    timestepMap?: number[],
+  ) {
+    if (betas.some((b) => !(b > 0 && b <= 1))) throw new Error('betas must lie in (0, 1]');
+    this.numTimesteps = betas.length;
+    this.timestepMap = timestepMap ?? Array.from({ length: betas.length }, (_, i) => i);
+    const alphas = map(betas, (b) => 1 - b);
+    this.alphasCumprod = cumprod(alphas);
+    const ac = this.alphasCumprod;
+    this.alphasCumprodPrev = map(ac, (_, i) => (i === 0 ? 1 : ac[i - 1]));
+    const acp = this.alphasCumprodPrev;
+    this.sqrtAlphasCumprod = map(ac, Math.sqrt);
+    this.sqrtOneMinusAlphasCumprod = map(ac, (v) => Math.sqrt(1 - v));
+    this.sqrtRecipAlphasCumprod = map(ac, (v) => Math.sqrt(1 / v));
+    this.sqrtRecipm1AlphasCumprod = map(ac, (v) => Math.sqrt(1 / v - 1));
+    this.posteriorVariance = map(betas, (b, i) => (b * (1 - acp[i])) / (1 - ac[i]));
+    const pv = this.posteriorVariance;
+    this.posteriorLogVarianceClipped = map(pv, (v, i) => Math.log(i === 0 ? pv[1] : v));
+    this.posteriorMeanCoef1 = map(betas, (b, i) => (b * Math.sqrt(acp[i])) / (1 - ac[i]));
+    this.posteriorMeanCoef2 = map(betas, (b, i) => ((1 - acp[i]) * Math.sqrt(1 - b)) / (1 - ac[i]));
+    this.modelVariance = modelVarType === 'fixed-large' ? map(betas, (b, i) => (i === 0 ? pv[1] : b)) : pv.slice();
+  }
+
+  /** Per-sample float32 coefficient tensor of shape [N, 1, ..., 1] (rank `rank`). */
+  private coef(arr: Float64Array, t: readonly number[], rank: number): tf.Tensor {
+    t.forEach((ti) => {
+      if (!Number.isInteger(ti) || ti < 0 || ti >= this.numTimesteps) {
+        throw new Error(`timestep ${ti} is outside [0, ${this.numTimesteps})`);
+      }
+    });
+    const shape = [t.length, ...new Array(rank - 1).fill(1)];
+    return tf.tensor(Float32Array.from(t, (ti) => arr[ti]), shape);
+  }
+
+  /** q(x_t | x_0): sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, one t per sample (first axis). */
+  qSample(xStart: tf.Tensor, t: readonly number[], noise: tf.Tensor): tf.Tensor {
+    if (!tf.util.arraysEqual(xStart.shape, noise.shape)) throw new Error(`noise shape [${noise.shape}] != x shape [${xStart.shape}]`);
+    return tf.tidy(() =>
+      tf.add(
+        tf.mul(this.coef(this.sqrtAlphasCumprod, t, xStart.rank), xStart),
+        tf.mul(this.coef(this.sqrtOneMinusAlphasCumprod, t, xStart.rank), noise),
+      ),
+    );
+  }
+
+  /** x0 implied by a noise prediction: sqrt(1/abar) x_t - sqrt(1/abar - 1) eps. */
+  predictXStartFromEps(xT: tf.Tensor, t: readonly number[], eps: tf.Tensor): tf.Tensor {
+    return tf.tidy(() =>
+      tf.sub(
+        tf.mul(this.coef(this.sqrtRecipAlphasCumprod, t, xT.rank), xT),
+        tf.mul(this.coef(this.sqrtRecipm1AlphasCumprod, t, xT.rank), eps),
+      ),
+    );
+  }
+
+  /** Mean of q(x_{t-1} | x_t, x_0). */
+  qPosteriorMean(xStart: tf.Tensor, xT: tf.Tensor, t: readonly number[]): tf.Tensor {
+    return tf.tidy(() =>
+      tf.add(
+        tf.mul(this.coef(this.posteriorMeanCoef1, t, xT.rank), xStart),
+        tf.mul(this.coef(this.posteriorMeanCoef2, t, xT.rank), xT),
+      ),
+    );
+  }
+
+  /**
+   * One ancestral DDPM step from a noise prediction (`p_sample`): returns x_{t-1} and the predicted x0.
+   * `noise` is the fresh Gaussian draw; no noise is added at t = 0.
+   */
+  pSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor): { sample: tf.Tensor; predXStart: tf.Tensor } {
+    return tf.tidy(() => {
+      const ts = new Array<number>(xT.shape[0]).fill(t);
+      const predXStart = this.predictXStartFromEps(xT, ts, eps);
+      const mean = this.qPosteriorMean(predXStart, xT, ts);
+      const sample = t === 0 ? mean : tf.add(mean, tf.mul(Math.fround(Math.sqrt(this.modelVariance[t])), noise));
+      return { sample, predXStart };
+    });
+  }
+
+  /** One DDIM step (Song et al.) with stochasticity `eta` (0 = deterministic). */
+  ddimSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor, eta = 0): { sample: tf.Tensor; predXStart: tf.Tensor } {
+    return tf.tidy(() => {
+      const ts = new Array<number>(xT.shape[0]).fill(t);
+      const predXStart = this.predictXStartFromEps(xT, ts, eps);
+      const abar = this.alphasCumprod[t];
+      const abarPrev = this.alphasCumprodPrev[t];
+      const sigma = eta * Math.sqrt((1 - abarPrev) / (1 - abar)) * Math.sqrt(1 - abar / abarPrev);
+      const dir = Math.sqrt(Math.max(0, 1 - abarPrev - sigma * sigma));
+      let sample = tf.add(tf.mul(Math.fround(Math.sqrt(abarPrev)), predXStart), tf.mul(Math.fround(dir), eps));
+      if (t > 0 && sigma > 0) sample = tf.add(sample, tf.mul(Math.fround(sigma), noise));
+      return { sample, predXStart };
+    });
+  }
+}
+
+/**
+ * `create_diffusion(timestep_respacing)`: "" trains on all steps; "250", "50", "ddim25", "10,20,30" respace.
+ * Respaced betas are recomputed from the kept alpha-bars so the marginals q(x_t | x_0) are unchanged.
+ */
+export function createDiffusion(
+  timestepRespacing: string | readonly number[] = '',
+  opts: { diffusionSteps?: number; sigmaSmall?: boolean } = {},
+): GaussianDiffusion {
+  const T = opts.diffusionSteps ?? 1000;
+  const betas = getNamedBetaSchedule(T);
+  const varType: ModelVarType = opts.sigmaSmall ? 'fixed-small' : 'fixed-large';
+  const spec = typeof timestepRespacing === 'string' && timestepRespacing.trim() === '' ? [T] : timestepRespacing;
+  const keep = new Set(spaceTimesteps(T, spec));
+  const base = new GaussianDiffusion(betas, varType);
+  const newBetas: number[] = [];
+  const timestepMap: number[] = [];
+  let last = 1.0;
+  base.alphasCumprod.forEach((ac, i) => {
+    if (keep.has(i)) {
+      newBetas.push(1 - ac / last);
+      last = ac;
+      timestepMap.push(i);
+    }
+  });
+  return new GaussianDiffusion(Float64Array.from(newBetas), varType, timestepMap);
+}

@@ -1,0 +1,2 @@
+export * from './gaussian';
+export * from './respace';

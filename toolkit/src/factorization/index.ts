@@ -1,0 +1,4 @@
+export * from './steps';
+export * from './mask';
+export * from './weights';
+export * from './orders';

@@ -1,0 +1,179 @@
+/**
+ * Compares this implementation with a reference fixture produced by the official PyTorch code: masks, AR
+ * weights, step-count law, schedule and respacing, one training forward + backward, and KV-cache inference
+ * with CFG. Used by the parity tests and by `causalfusion verify --reference FILE`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { arStepCountProbs, getArWeights, getAttnMask } from './factorization';
+import { createDiffusion } from './diffusion';
+import { configFromOfficial } from './model/config';
+import { CausalDiffusionModel, disposeBatch, disposeCache } from './model/causalfusion';
+import { ReferenceFixture } from './io/reference';
+import { weightedLoss } from './train/loss';
+
+/** Tolerances of the parity contract. `rel` errors are max|ours - ref| / max|ref| over the compared tensor. */
+export const TOLERANCES = {
+  exact: 0,
+  stepProbs: 1e-12,
+  schedule: 1e-12,
+  forward: 1e-4,
+  grads: 1e-3,
+  inference: 1e-4,
+} as const;
+
+/** A gradient whose reference values are all below this fraction of the largest gradient is "~0" and skipped. */
+export const ZERO_GRAD_FRACTION = 1e-6;
+
+export interface VerifyRow {
+  section: 'factorization' | 'diffusion' | 'forward' | 'grads' | 'inference';
+  item: string;
+  maxAbs: number;
+  maxRel: number;
+  /** 'exact' rows need maxAbs = 0; 'abs' rows maxAbs <= tol; 'rel' rows maxRel <= tol. */
+  metric: 'exact' | 'abs' | 'rel';
+  tol: number;
+  pass: boolean;
+  note?: string;
+}
+
+function errors(ours: ArrayLike<number>, ref: ArrayLike<number>): { maxAbs: number; maxRel: number } {
+  if (ours.length !== ref.length) return { maxAbs: Infinity, maxRel: Infinity };
+  let maxAbs = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(ours[i] - ref[i]);
+    maxAbs = Number.isNaN(d) ? Infinity : Math.max(maxAbs, d);
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return { maxAbs, maxRel: maxAbs / Math.max(scale, 1e-30) };
+}
+
+function row(section: VerifyRow['section'], item: string, ours: ArrayLike<number>, ref: ArrayLike<number>, metric: VerifyRow['metric'], tol: number, note?: string): VerifyRow {
+  const e = errors(ours, ref);
+  const value = metric === 'rel' ? e.maxRel : e.maxAbs;
+  return { section, item, ...e, metric, tol, pass: value <= tol, ...(note ? { note } : {}) };
+}
+
+function verifyFactorization(ref: ReferenceFixture): VerifyRow[] {
+  const rows: VerifyRow[] = [];
+  for (const m of ref.masks) {
+    const ours = getAttnMask(m.sample_len, m.cond_len, m.split_sizes);
+    rows.push(row('factorization', `mask L=${m.sample_len} cond=${m.cond_len} split=[${m.split_sizes}]`, ours.maskedOut, m.masked_out.flat(), 'exact', TOLERANCES.exact));
+  }
+  for (const w of ref.ar_weights) {
+    const ours = getArWeights(w.split_sizes, w.max, w.min, w.schedule);
+    const want = typeof w.weights === 'number' ? new Array(ours.length).fill(w.weights) : w.weights;
+    rows.push(row('factorization', `AR weights ${w.schedule} ${w.max}->${w.min} split=[${w.split_sizes}]`, ours, want, 'exact', TOLERANCES.exact));
+  }
+  for (const p of ref.ar_step_count_probs) {
+    rows.push(row('factorization', `P(#AR steps) L=${p.L} decay=${p.decay}`, arStepCountProbs(p.L, p.decay), p.p_num_steps, 'abs', TOLERANCES.stepProbs));
+  }
+  return rows;
+}
+
+function verifyDiffusion(ref: ReferenceFixture): VerifyRow[] {
+  const full = createDiffusion('', { diffusionSteps: ref.diffusion.num_timesteps });
+  const rows = [
+    row('diffusion', 'betas (linear, 1000)', full.betas, ref.diffusion.betas, 'abs', TOLERANCES.schedule),
+    row('diffusion', 'alphas_cumprod', full.alphasCumprod, ref.diffusion.alphas_cumprod, 'abs', TOLERANCES.schedule),
+  ];
+  for (const [spec, r] of Object.entries(ref.respaced)) {
+    const d = createDiffusion(spec, { diffusionSteps: ref.diffusion.num_timesteps });
+    rows.push(row('diffusion', `respaced "${spec}" timestep_map`, d.timestepMap, r.timestep_map, 'exact', TOLERANCES.exact));
+    rows.push(row('diffusion', `respaced "${spec}" betas`, d.betas, r.betas, 'abs', TOLERANCES.schedule));
+  }
+  const f = ref.forward;
+  const xt = tf.tidy(() => full.qSample(tf.tensor(f.x.data, f.x.shape), f.t, tf.tensor(f.noise.data, f.noise.shape)).dataSync());
+  rows.push(row('diffusion', 'qSample x_t', xt, f.x_t.data, 'rel', TOLERANCES.forward));
+  return rows;
+}
+
+function verifyForward(ref: ReferenceFixture, model: CausalDiffusionModel): VerifyRow[] {
+  const f = ref.forward;
+  const rows: VerifyRow[] = [];
+  const probs: Float32Array[] = [];
+  let eps: Float32Array | null = null;
+  const batch = model.prepareBatch({ x: f.x.data, xn: f.x_t.data, noise: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle });
+  const arW = getArWeights(f.split_sizes);
+  rows.push(row('forward', 'AR weights of the step', arW, f.ar_weights, 'exact', TOLERANCES.exact));
+  const names = model.trainableNames();
+  const vars = names.map((n) => model.params[n]);
+  const { value, grads } = tf.variableGrads(() => {
+    const mse = model.forwardPrepared(batch, {
+      attention: (_layer, p) => probs.push(p.dataSync() as Float32Array),
+      prediction: (e) => (eps = e.dataSync() as Float32Array),
+    });
+    rows.push(row('forward', 'mse_per_element', mse.dataSync(), f.mse_per_element.data, 'rel', TOLERANCES.forward));
+    return weightedLoss(mse, arW);
+  }, vars);
+  f.attn_probs.forEach((ref_, i) => rows.push(row('forward', `attn_probs layer ${i}`, probs[i] ?? [], ref_.data, 'rel', TOLERANCES.forward)));
+  rows.push(row('forward', 'final_out (predicted noise)', eps ?? [], f.final_out.data, 'rel', TOLERANCES.forward));
+  rows.push(row('forward', 'loss', [value.dataSync()[0]], [f.loss], 'rel', TOLERANCES.forward));
+  const scale = Math.max(...Object.values(f.grads).map((g) => Math.max(...Array.from(g.data, Math.abs))));
+  names.forEach((name, i) => {
+    const want = f.grads[name];
+    const ours = grads[vars[i].name].dataSync();
+    const tiny = Math.max(...Array.from(want.data, Math.abs)) < ZERO_GRAD_FRACTION * scale;
+    const r = row('grads', name, ours, want.data, 'rel', TOLERANCES.grads, tiny ? 'true gradient ~0 (skipped)' : undefined);
+    rows.push(tiny ? { ...r, pass: true } : r);
+  });
+  for (const name of Object.keys(f.grads)) {
+    if (!names.includes(name)) rows.push({ section: 'grads', item: name, maxAbs: NaN, maxRel: NaN, metric: 'rel', tol: TOLERANCES.grads, pass: false, note: 'reference has a gradient for a frozen parameter' });
+  }
+  tf.dispose([value, ...Object.values(grads)]);
+  disposeBatch(batch);
+  return rows;
+}
+
+function verifyInference(ref: ReferenceFixture, model: CausalDiffusionModel): VerifyRow[] {
+  const inf = ref.inference;
+  const N = inf.labels.length;
+  const rows: VerifyRow[] = [];
+  const rep = (tokens: number[]) => Array.from({ length: N }, () => tokens);
+  const t3 = (h: { data: Float32Array; shape: number[] }) => tf.tensor3d(h.data, h.shape as [number, number, number]);
+  const cachedCondition = (labels: number[]) => {
+    const cache = model.newCache();
+    const cond = model.embedCondition(labels);
+    model.forwardCacheUpdate(cond, cache);
+    cond.dispose();
+    return cache;
+  };
+  tf.tidy(() => {
+    const cache = cachedCondition(inf.labels);
+    const eps1 = model.forwardInference(t3(inf.z1), inf.t1, cache, model.posEmbedAt(rep(inf.step1_tokens)));
+    rows.push(row('inference', 'AR step 1 eps (KV cache: cond)', eps1.dataSync(), inf.eps1.data, 'rel', TOLERANCES.inference));
+    model.forwardCacheUpdate(model.embedClean(t3(inf.clean1), rep(inf.step1_tokens)), cache);
+    const eps2 = model.forwardInference(t3(inf.z2), inf.t2, cache, model.posEmbedAt(rep(inf.step2_tokens)));
+    rows.push(row('inference', 'AR step 2 eps (KV cache: cond + clean step 1)', eps2.dataSync(), inf.eps2.data, 'rel', TOLERANCES.inference));
+    disposeCache(cache);
+    const cfgCache = cachedCondition([...inf.labels, ...new Array(N).fill(inf.null_label)]);
+    const eps1c = model.forwardInference(t3(inf.z1), inf.t1, cfgCache, model.posEmbedAt(rep(inf.step1_tokens)), inf.cfg_scale);
+    rows.push(row('inference', `AR step 1 eps with CFG ${inf.cfg_scale} (cache [cond; null])`, eps1c.dataSync(), inf.eps1_cfg.data, 'rel', TOLERANCES.inference));
+    disposeCache(cfgCache);
+  });
+  return rows;
+}
+
+/** Runs every comparison on the active backend. The fixture's model config may differ from ours in any way. */
+export function verifyReference(ref: ReferenceFixture): VerifyRow[] {
+  const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: ref.state_dict });
+  try {
+    return [...verifyFactorization(ref), ...verifyDiffusion(ref), ...verifyForward(ref, model), ...verifyInference(ref, model)];
+  } finally {
+    model.dispose();
+  }
+}
+
+/** A fixed-width table of the rows, one per line, with a summary line. */
+export function formatVerifyTable(rows: VerifyRow[]): string {
+  const fmt = (v: number) => (Number.isNaN(v) ? 'n/a' : v === 0 ? '0' : v.toExponential(2));
+  const width = Math.max(...rows.map((r) => r.item.length), 4);
+  const lines = [`${'section'.padEnd(14)}${'item'.padEnd(width + 2)}${'max abs'.padStart(10)}${'max rel'.padStart(10)}  ${'check'.padEnd(12)}result`];
+  for (const r of rows) {
+    const check = r.metric === 'exact' ? 'exact' : `${r.metric} <= ${r.tol.toExponential(0)}`;
+    lines.push(`${r.section.padEnd(14)}${r.item.padEnd(width + 2)}${fmt(r.maxAbs).padStart(10)}${fmt(r.maxRel).padStart(10)}  ${check.padEnd(12)}${r.pass ? 'ok' : 'FAIL'}${r.note ? ` (${r.note})` : ''}`);
+  }
+  const failed = rows.filter((r) => !r.pass).length;
+  lines.push(`verify: ${rows.length - failed} of ${rows.length} checks within tolerance${failed ? `, ${failed} FAILED` : ''}`);
+  return lines.join('\n');
+}
