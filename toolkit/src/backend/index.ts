@@ -7,6 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { patchWasmKernels } from './wasm-kernels';
+import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-gemm';
+
+export { nativeGemmActive } from './native-gemm';
 
 export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -47,7 +50,31 @@ function errMsg(e: unknown): string {
   return m.split('\n')[0].slice(0, 160);
 }
 
-async function activate(name: BackendName): Promise<Attempt> {
+/** Options of `initBackend`. */
+export interface BackendOptions {
+  /** Force a backend; 'auto' (default) tries them fastest first. Default from $CAUSALFUSION_BACKEND. */
+  backend?: BackendName | 'auto';
+  /** On wasm, run matmuls on OpenBLAS through `nblas` when installed. Default true unless
+   *  $CAUSALFUSION_NATIVE_GEMM=0. */
+  nativeGemm?: boolean;
+  /** Do not print the one-line report. */
+  quiet?: boolean;
+}
+
+/** Switches wasm's matmul between native OpenBLAS and XNNPACK; returns a description of the result. */
+export function setNativeGemm(on: boolean): string {
+  if (!on) {
+    disableNativeGemm();
+    return 'XNNPACK matmul (native GEMM off)';
+  }
+  try {
+    return enableNativeGemm();
+  } catch (e) {
+    return `XNNPACK matmul (native GEMM unavailable: ${(e as Error).message})`;
+  }
+}
+
+async function activate(name: BackendName, nativeGemm: boolean): Promise<Attempt> {
   if (name === 'tensorflow') {
     const errs: string[] = [];
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
@@ -82,7 +109,8 @@ async function activate(name: BackendName): Promise<Attempt> {
       if (!(await tf.setBackend('wasm'))) return { ok: false, why: 'wasm backend did not initialise' };
       patchWasmKernels();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
-      return { ok: true, detail: `XNNPACK, SIMD ${simd ? 'on' : 'off'}, 1 thread, patched kernels` };
+      const gemm = setNativeGemm(nativeGemm);
+      return { ok: true, detail: `SIMD ${simd ? 'on' : 'off'}, patched kernels, ${gemm}` };
     } catch (e) {
       return { ok: false, why: `wasm failed: ${errMsg(e)}` };
     }
@@ -95,12 +123,13 @@ async function activate(name: BackendName): Promise<Attempt> {
  * Chooses and activates a backend. `backend` (or CAUSALFUSION_BACKEND) forces one; a forced backend that
  * cannot start is an error, never a silent fallback.
  */
-export async function initBackend(opts: { backend?: BackendName | 'auto'; quiet?: boolean } = {}): Promise<BackendReport> {
+export async function initBackend(opts: BackendOptions = {}): Promise<BackendReport> {
   const wanted = opts.backend ?? parseBackendName(process.env.CAUSALFUSION_BACKEND ?? 'auto');
+  const nativeGemm = opts.nativeGemm ?? process.env.CAUSALFUSION_NATIVE_GEMM !== '0';
   const order: BackendName[] = wanted === 'auto' ? [...BACKENDS] : [wanted];
   const skipped: { name: BackendName; why: string }[] = [];
   for (const name of order) {
-    const r = await activate(name);
+    const r = await activate(name, nativeGemm);
     if (r.ok) {
       const how = wanted === 'auto' ? 'auto' : 'forced';
       const skips = skipped.map((s) => `${s.name}: ${s.why}`).join('; ');
@@ -114,7 +143,7 @@ export async function initBackend(opts: { backend?: BackendName | 'auto'; quiet?
   throw new Error(`backend ${wanted} is not available: ${skipped.map((s) => s.why).join('; ')}`);
 }
 
-/** True when matmuls must avoid transpose flags and batching to reach XNNPACK (the wasm backend). */
+/** True when matmuls must avoid transpose flags and batching to reach XNNPACK (wasm without native GEMM). */
 export function prefersPlain2dMatmul(): boolean {
-  return tf.getBackend() === 'wasm';
+  return tf.getBackend() === 'wasm' && !nativeGemmActive();
 }

@@ -1,0 +1,135 @@
+"""PyTorch twin of one CausalFusion training step, for `npm run bench` ratios only (never used by tests).
+
+Reads a JSON plan on stdin: {"config": {...}, "batch": N, "splits": [[sizes...], ...], "threads": k, "warmup": w}
+and replays exactly those AR-step splits (so both sides do the same work), timing forward + backward +
+clip_grad_norm_(1.0) + AdamW(0.9, 0.95, eps 1e-15) + EMA(0.9999) per step. Prints one JSON line.
+The model follows the official CausalDiffusionModel (pre-LN blocks, QK-norm, GELU-tanh, in-context
+condition tokens, t-embedding on noisy tokens, generalized causal mask)."""
+import json
+import math
+import resource
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.hd = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+        self.q_norm, self.k_norm = nn.LayerNorm(self.hd), nn.LayerNorm(self.hd)
+
+    def forward(self, x, mask):
+        n, l, _ = x.shape
+        q, k, v = self.qkv(x).reshape(n, l, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4).unbind(0)
+        q = self.q_norm(q) * self.hd ** -0.5
+        k = self.k_norm(k)
+        a = (q @ k.transpose(-2, -1) + mask).softmax(-1)
+        return self.proj((a @ v).transpose(1, 2).reshape(n, l, -1))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim))
+
+    def forward(self, x, mask):
+        x = x + self.attn(self.norm1(x), mask)
+        return x + self.mlp(self.norm2(x))
+
+
+class Model(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        D, d = c["hiddenSize"], c["patchSize"] ** 2 * c["latentChannels"]
+        self.c, self.L = c, (c["inputSize"] // c["patchSize"]) ** 2
+        self.x_proj = nn.Linear(d, D)
+        self.t_mlp = nn.Sequential(nn.Linear(256, D), nn.SiLU(), nn.Linear(D, D))
+        self.table = nn.Embedding(c["numClasses"] + 1, D * c["numCondTokens"])
+        self.pos_embed = nn.Parameter(torch.randn(1, self.L, D) * 0.02)
+        self.cond_pos = nn.Parameter(torch.randn(1, c["numCondTokens"], D) * 0.02)
+        self.blocks = nn.ModuleList([Block(D, c["numHeads"]) for _ in range(c["depth"])])
+        self.final = nn.Sequential(nn.LayerNorm(D), nn.Linear(D, d))
+
+    def t_freq(self, t):
+        half = 128
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        a = t[:, None].float() * freqs[None]
+        return torch.cat([torch.cos(a), torch.sin(a)], -1)
+
+    def forward(self, xt, t, x0, y, mask, last, noise, ids):
+        n, L, D = x0.shape[0], self.L, self.c["hiddenSize"]
+        x = self.x_proj(x0) + self.pos_embed
+        xn = self.x_proj(xt) + self.pos_embed
+        g = ids.unsqueeze(-1)
+        x = torch.gather(x, 1, g.expand(-1, -1, D))[:, : L - last]
+        xn = torch.gather(xn, 1, g.expand(-1, -1, D)) + self.t_mlp(self.t_freq(t))[:, None]
+        noise = torch.gather(noise, 1, g.expand(-1, -1, noise.shape[-1]))
+        cond = self.table(y).reshape(n, self.c["numCondTokens"], D) + self.cond_pos
+        h = torch.cat([cond, x, xn], 1)
+        for b in self.blocks:
+            h = b(h, mask)
+        return (noise - self.final(h[:, -L:])) ** 2
+
+
+def attn_mask(L, cond, sizes):
+    cs = [0]
+    for s in sizes:
+        cs.append(cs[-1] + s)
+    vis = L - sizes[-1]
+    ctx = cond + vis
+    m = torch.ones(ctx + L, ctx + L, dtype=torch.bool)
+    m[:, :cond] = False
+    for i in range(len(sizes) - 1):
+        m[cond + cs[i]:cond + cs[i + 1], cond:cond + cs[i + 1]] = False
+        m[ctx + cs[i + 1]:ctx + cs[i + 2], cond:cond + cs[i + 1]] = False
+    for i in range(len(sizes)):
+        m[ctx + cs[i]:ctx + cs[i + 1], ctx + cs[i]:ctx + cs[i + 1]] = False
+    return torch.zeros(m.shape).masked_fill_(m, float("-inf"))
+
+
+def main():
+    plan = json.load(sys.stdin)
+    torch.set_num_threads(plan.get("threads", 1))
+    torch.manual_seed(0)
+    c, N = plan["config"], plan["batch"]
+    model = Model(c)
+    ema = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0)
+    L, d = model.L, c["patchSize"] ** 2 * c["latentChannels"]
+    times = []
+    for i, sizes in enumerate(plan["splits"]):
+        x0, noise = torch.randn(N, L, d), torch.randn(N, L, d)
+        t = torch.randint(0, 1000, (N,))
+        y = torch.randint(0, c["numClasses"], (N,))
+        ids = torch.argsort(torch.rand(N, L), 1)
+        w = torch.ones(1, L, 1)
+        start = time.perf_counter()
+        mask = attn_mask(L, c["numCondTokens"], sizes)
+        loss = (model(x0 + noise, t, x0, y, mask, sizes[-1], noise, ids) * w).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            for e, p in zip(ema, model.parameters()):
+                e.mul_(0.9999).add_(p, alpha=1 - 0.9999)
+        if i >= plan.get("warmup", 1):
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    print(json.dumps({
+        "medianMs": times[len(times) // 2], "minMs": times[0], "maxMs": times[-1], "steps": len(times),
+        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+/**
+ * Times the training step (forward, backward, clip, AdamW, EMA) for a model shape on the active backend.
+ * The AR-step splits are drawn up front from the gamma law and returned, so a PyTorch twin can replay the
+ * exact same sequence lengths.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { backendReport } from './backend';
+import { Rng } from './rng';
+import { createDiffusion } from './diffusion';
+import { splitIntegerExpDecay } from './factorization/steps';
+import { CausalFusionConfig, makeConfig } from './model/config';
+import { CausalDiffusionModel } from './model/causalfusion';
+import { countParameters } from './model/params';
+import { FACTORIZATION_DEFAULTS, sampleBatch, trainStep } from './train/step';
+import { AdamW, Ema } from './train/optim';
+
+export interface BenchOptions {
+  hidden: number;
+  depth: number;
+  heads: number;
+  imageSize: number;
+  patchSize: number;
+  channels: number;
+  condTokens: number;
+  classes: number;
+  batch: number;
+  /** Timed steps (after `warmup` untimed ones). */
+  steps: number;
+  warmup: number;
+  checkpoint: boolean;
+  arStepDecay: number;
+  seed: number;
+}
+
+export const BENCH_DEFAULTS: BenchOptions = {
+  hidden: 256,
+  depth: 4,
+  heads: 4,
+  imageSize: 8,
+  patchSize: 1,
+  channels: 48,
+  condTokens: 4,
+  classes: 10,
+  batch: 16,
+  steps: 10,
+  warmup: 2,
+  checkpoint: false,
+  arStepDecay: 0.9,
+  seed: 0,
+};
+
+export interface BenchResult {
+  backend: string;
+  config: CausalFusionConfig;
+  params: number;
+  batch: number;
+  checkpoint: boolean;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+  stepsMs: number[];
+  /** Peak resident memory of the process (includes the wasm heap). */
+  peakRssMb: number;
+  /** Tensors alive after the last step minus after the first: must be 0. */
+  tensorsLeakedPerStep: number;
+  /** AR-step sizes used by each step, warm-up first. */
+  splits: number[][];
+}
+
+const median = (a: number[]) => {
+  const s = a.slice().sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
+  const o = { ...BENCH_DEFAULTS, ...opts };
+  if (!(o.steps >= 1)) throw new Error(`--steps must be >= 1, got ${o.steps}`);
+  const config = makeConfig(null, {
+    inputSize: o.imageSize,
+    patchSize: o.patchSize,
+    latentChannels: o.channels,
+    hiddenSize: o.hidden,
+    depth: o.depth,
+    numHeads: o.heads,
+    numCondTokens: o.condTokens,
+    numClasses: o.classes,
+    trainablePos: true,
+  });
+  const rng = new Rng(o.seed);
+  const model = new CausalDiffusionModel(config, { seed: o.seed });
+  const diffusion = createDiffusion('');
+  const opt = new AdamW({ lr: 1e-4 });
+  const ema = new Ema(model.params);
+  const L = model.numPatches;
+  const total = o.warmup + o.steps;
+  const splitRng = rng.fork('splits');
+  const splits = Array.from({ length: total }, () => splitIntegerExpDecay(L, o.arStepDecay, splitRng).splitSizes);
+  const x = rng.normalArray(o.batch * o.channels * o.imageSize * o.imageSize);
+  const y = Array.from({ length: o.batch }, (_, i) => i % o.classes);
+  const times: number[] = [];
+  let tensorsAfterFirst = 0;
+  try {
+    for (let s = 0; s < total; s++) {
+      const batch = sampleBatch(model, diffusion, x, y, rng, { ...FACTORIZATION_DEFAULTS, splitSizes: splits[s] });
+      const start = performance.now();
+      trainStep(model, opt, ema, batch, { lr: 1e-4, warmupSteps: 0, gradClip: 1.0, checkpoint: o.checkpoint });
+      const ms = performance.now() - start;
+      if (s === 0) tensorsAfterFirst = tf.memory().numTensors;
+      if (s >= o.warmup) times.push(ms);
+    }
+    const leaked = (tf.memory().numTensors - tensorsAfterFirst) / Math.max(1, total - 1);
+    return {
+      backend: backendReport()?.chosen ?? tf.getBackend(),
+      config,
+      params: countParameters(config),
+      batch: o.batch,
+      checkpoint: o.checkpoint,
+      medianMs: median(times),
+      minMs: Math.min(...times),
+      maxMs: Math.max(...times),
+      stepsMs: times,
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+      tensorsLeakedPerStep: leaked,
+      splits,
+    };
+  } finally {
+    opt.dispose();
+    ema.dispose();
+    model.dispose();
+  }
+}

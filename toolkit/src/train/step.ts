@@ -1,0 +1,198 @@
+/**
+ * One training step of the official recipe: sample the dual factorization (AR-step count, split, per-sample
+ * order, one t per sample), compute the AR-weighted loss and its gradients, clip, AdamW, EMA.
+ *
+ * Gradients come either from one autograd pass or, with `checkpoint`, block by block: a forward without
+ * tape keeps only each block's input, then each block is recomputed under its own gradient call. tfjs keeps
+ * every activation of a gradient call alive until it returns, so this is what lets batch 64 fit the 4 GiB
+ * wasm heap (tfjs-backends.md §4).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../rng';
+import { fromSizes, splitIntegerExpDecay, splitIntegerRandom, Split } from '../factorization/steps';
+import { ArWeightSchedule, getArWeights } from '../factorization/weights';
+import { GaussianDiffusion } from '../diffusion/gaussian';
+import { CausalDiffusionModel, disposeBatch, PreparedBatch, TrainingInputs } from '../model/causalfusion';
+import { Params } from '../model/attention';
+import { weightedLoss } from './loss';
+import { AdamW, clipGradNorm, Ema, warmupLr } from './optim';
+
+/** How the factorization is sampled for each batch. */
+export interface FactorizationConfig {
+  /** Decay gamma of the AR-step-count law (1 = uniform). */
+  arStepDecay: number;
+  /** Train with exactly this many AR steps instead of the law (Table 2's fixed S_train). */
+  fixedArSteps?: number;
+  /** Use exactly these step sizes (must sum to L); overrides the law and `fixedArSteps`. */
+  splitSizes?: readonly number[];
+  /** A fixed token order for every sample (raster, ...); random per sample when absent. */
+  order?: readonly number[];
+  maxArWeight: number;
+  minArWeight: number;
+  arWeightSchedule: ArWeightSchedule;
+  /** Label dropout for classifier-free guidance. */
+  classDropoutProb: number;
+}
+
+export const FACTORIZATION_DEFAULTS: FactorizationConfig = {
+  arStepDecay: 0.9,
+  maxArWeight: 2.0,
+  minArWeight: 1.0,
+  arWeightSchedule: 'linear',
+  classDropoutProb: 0.1,
+};
+
+/** A sampled training batch: model inputs plus the per-token AR weights. */
+export interface SampledBatch extends TrainingInputs {
+  split: Split;
+  arWeights: Float32Array;
+}
+
+/**
+ * Draws everything random about one batch from `rng`: noise, t, x_t = q_sample(x, t, noise), label dropout,
+ * the split (shared by the batch) and a token order per sample.
+ */
+export function sampleBatch(
+  model: CausalDiffusionModel,
+  diffusion: GaussianDiffusion,
+  x: Float32Array,
+  y: readonly number[],
+  rng: Rng,
+  f: FactorizationConfig = FACTORIZATION_DEFAULTS,
+): SampledBatch {
+  const N = y.length;
+  const L = model.numPatches;
+  const per = x.length / N;
+  if (!Number.isInteger(per)) throw new Error(`${x.length} pixel values do not split into ${N} images`);
+  const noise = rng.normalArray(x.length);
+  const t = Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1));
+  const xn = new Float32Array(x.length);
+  const fr = Math.fround;
+  for (let n = 0; n < N; n++) {
+    const a = fr(diffusion.sqrtAlphasCumprod[t[n]]);
+    const s = fr(diffusion.sqrtOneMinusAlphasCumprod[t[n]]);
+    for (let i = n * per; i < (n + 1) * per; i++) xn[i] = fr(fr(a * x[i]) + fr(s * noise[i]));
+  }
+  const nullLabel = model.config.numClasses;
+  const yd = y.map((v) => (f.classDropoutProb > 0 && rng.random() < f.classDropoutProb ? nullLabel : v));
+  const split = f.splitSizes
+    ? fromSizes(f.splitSizes, L)
+    : f.fixedArSteps
+      ? splitIntegerRandom(L, f.fixedArSteps, rng)
+      : splitIntegerExpDecay(L, f.arStepDecay, rng);
+  const idsShuffle = Array.from({ length: N }, () => (f.order ? f.order.slice() : rng.permutation(L)));
+  return {
+    x,
+    xn,
+    noise,
+    t,
+    y: yd,
+    splitSizes: split.splitSizes,
+    idsShuffle,
+    split,
+    arWeights: getArWeights(split.splitSizes, f.maxArWeight, f.minArWeight, f.arWeightSchedule),
+  };
+}
+
+const pick = (p: Params, names: string[]) => names.map((n) => p[n]);
+const withParams = (p: Params, names: string[], ws: tf.Tensor[]): Params => {
+  const q = { ...p };
+  names.forEach((n, i) => (q[n] = ws[i]));
+  return q;
+};
+
+/** Loss and gradients of all trainable parameters in one autograd pass. */
+function plainLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array) {
+  const names = model.trainableNames();
+  const vars = names.map((n) => model.params[n]);
+  const { value, grads } = tf.variableGrads(() => weightedLoss(model.forwardPrepared(b), arWeights), vars);
+  const out: Record<string, tf.Tensor> = {};
+  names.forEach((n, i) => (out[n] = grads[vars[i].name]));
+  return { loss: value, grads: out };
+}
+
+/** The same loss and gradients, recomputing each block during the backward pass. */
+function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array) {
+  const P = model.params as Params;
+  const trainable = new Set(model.trainableNames());
+  const owned = (prefix: string) => Object.keys(P).filter((n) => n.startsWith(prefix) && trainable.has(n));
+  const headNames = owned('final_layer.');
+  const blockNames = Array.from({ length: model.config.depth }, (_, i) => owned(`blocks.${i}.`));
+  const claimed = new Set([...headNames, ...blockNames.flat()]);
+  const embedNames = [...trainable].filter((n) => !claimed.has(n));
+
+  const inputs: tf.Tensor3D[] = [tf.tidy(() => model.embed(P, b))];
+  for (let i = 0; i < model.config.depth; i++) {
+    const x = inputs[i];
+    inputs.push(tf.tidy(() => model.block(P, i, x, { mask: b.mask })));
+  }
+  const grads: Record<string, tf.Tensor> = {};
+  const store = (names: string[], gs: tf.Tensor[]) => names.forEach((n, i) => (grads[n] = gs[i]));
+
+  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) => weightedLoss(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights));
+  const { value: loss, grads: hg } = head([inputs[model.config.depth], ...pick(P, headNames)]);
+  let dx = hg[0];
+  store(headNames, hg.slice(1));
+  for (let i = model.config.depth - 1; i >= 0; i--) {
+    const f = tf.grads((x: tf.Tensor, ...ws: tf.Tensor[]) => model.block(withParams(P, blockNames[i], ws), i, x as tf.Tensor3D, { mask: b.mask }));
+    const g = f([inputs[i], ...pick(P, blockNames[i])], dx);
+    tf.dispose([dx, inputs[i + 1]]);
+    dx = g[0];
+    store(blockNames[i], g.slice(1));
+  }
+  const fe = tf.grads((...ws: tf.Tensor[]) => model.embed(withParams(P, embedNames, ws), b));
+  store(embedNames, fe(pick(P, embedNames), dx));
+  tf.dispose([dx, inputs[0]]);
+  return { loss, grads };
+}
+
+/** Weighted loss and gradients keyed by official parameter name. */
+export function lossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, checkpoint = false): { loss: tf.Scalar; grads: Record<string, tf.Tensor> } {
+  return checkpoint ? checkpointedLossAndGrads(model, b, arWeights) : plainLossAndGrads(model, b, arWeights);
+}
+
+/** Optimisation settings of a step. */
+export interface StepConfig {
+  lr: number;
+  warmupSteps: number;
+  gradClip: number;
+  /** Recompute blocks in the backward pass to bound memory. */
+  checkpoint: boolean;
+}
+
+export const STEP_DEFAULTS: StepConfig = { lr: 8e-4, warmupSteps: 0, gradClip: 1.0, checkpoint: false };
+
+export interface StepResult {
+  loss: number;
+  gradNorm: number;
+  lr: number;
+}
+
+/**
+ * forward + backward + clip + AdamW + EMA on one sampled batch. Throws, naming the step, when the loss or
+ * the gradient norm is not finite (the weights are left untouched then).
+ */
+export function trainStep(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, batch: SampledBatch, cfg: StepConfig = STEP_DEFAULTS): StepResult {
+  const b = model.prepareBatch(batch);
+  try {
+    const { loss, grads } = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint);
+    const lossValue = loss.dataSync()[0];
+    loss.dispose();
+    if (!Number.isFinite(lossValue)) {
+      tf.dispose(Object.values(grads));
+      throw new Error(`loss is ${lossValue} at step ${opt.step + 1}: training stopped`);
+    }
+    const clipped = clipGradNorm(grads, cfg.gradClip);
+    if (!Number.isFinite(clipped.norm)) {
+      tf.dispose(Object.values(clipped.grads));
+      throw new Error(`gradient norm is ${clipped.norm} at step ${opt.step + 1}: training stopped`);
+    }
+    const lr = warmupLr(cfg.lr, opt.step, cfg.warmupSteps);
+    opt.apply(model.params, clipped.grads, lr);
+    tf.dispose(Object.values(clipped.grads));
+    ema?.update(model.params);
+    return { loss: lossValue, gradNorm: clipped.norm, lr };
+  } finally {
+    disposeBatch(b);
+  }
+}
