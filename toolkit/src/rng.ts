@@ -46,7 +46,7 @@ export class Rng {
     const h = hashString(label);
     const st = this.getState();
     const sm = splitmix32((st[0] ^ h ^ Math.imul(st[1], 31) ^ Math.imul(st[2], 17) ^ st[3]) >>> 0);
-    return new Rng([sm(), sm(), sm(), sm() | 1]);
+    return new Rng([sm(), sm(), sm(), (sm() | 1) >>> 0]);
   }
 
   getState(): RngState {

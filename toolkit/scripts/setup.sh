@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what CausalFusion Lab needs on a Debian machine, and only what is missing:
+#   Debian: libopenblas-dev (optional native GEMM: the `nblas` addon builds against it), build tools for node-gyp;
+#   npm:    the locked packages (npm ci) when node_modules is absent or older than package-lock.json.
+# Idempotent and quick when everything is there. Needs root (or sudo) only when a Debian package is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DEBS=(libopenblas-dev python3 make g++)
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "[setup] installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

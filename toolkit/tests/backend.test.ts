@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, nativeGemmActive, parseBackendName, setNativeGemm } from '../src/backend';
+import { maxAbsDiff, useBackend } from './helpers';
+
+test('backend names are validated; an unknown one is a clear error', async () => {
+  assert.equal(parseBackendName(' WASM '), 'wasm');
+  assert.throws(() => parseBackendName('gpu'), /unknown backend "gpu": use one of auto, tensorflow, webgpu, wasm, cpu/);
+  await assert.rejects(initBackend({ backend: 'tensorflow', quiet: true }), /backend tensorflow is not available: .*tfjs-node/);
+});
+
+test('auto picks the fastest available backend and reports why the others were skipped', async () => {
+  const r = await initBackend({ quiet: true });
+  assert.equal(r.chosen, tf.getBackend());
+  assert.match(r.line, /^\[causalfusion\] backend \w+ \(auto; /);
+  for (const s of r.skipped) assert.ok(s.why.length > 0);
+  if (r.chosen === 'wasm') assert.deepEqual(r.skipped.map((s) => s.name), ['tensorflow', 'webgpu']);
+});
+
+/** Runs `f` on cpu and on wasm (both matmul paths) and returns the flat results. */
+async function onEveryPath(f: () => tf.Tensor | tf.Tensor[]): Promise<number[][][]> {
+  const out: number[][][] = [];
+  for (const [b, g] of [['cpu', false], ['wasm', false], ['wasm', true]] as const) {
+    await useBackend(b, g);
+    const r = tf.tidy(() => [f()].flat().map((t) => Array.from(t.dataSync())));
+    out.push(r);
+  }
+  return out;
+}
+
+test('patched wasm kernels agree with cpu: gather (batchDims) and its gradient, slices, splits, unstack, cast', async () => {
+  const x = Array.from({ length: 2 * 3 * 4 }, (_, i) => i * 0.5 - 3);
+  const idx = [[2, 0, 1], [1, 2, 0]];
+  const [cpu, ...wasm] = await onEveryPath(() => {
+    const t = tf.tensor3d(x, [2, 3, 4]);
+    const i = tf.tensor2d(idx, [2, 3], 'int32');
+    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.gather(a, tf.tensor1d([2, 0, 2], 'int32'), 1), tf.range(0, 24).reshape([2, 3, 4]))));
+    return [
+      tf.gather(t, i, 1, 1),
+      tf.gather(t, tf.tensor1d([1, 1, 0], 'int32'), 2),
+      g(t),
+      tf.slice(t, [1, 1, 1], [1, 2, 2]),
+      ...tf.split(t, [1, 3], 2),
+      ...tf.unstack(t, 1),
+      tf.cast(tf.tensor1d([1.7, -1.7, 0]), 'int32'),
+      tf.cast(t, 'float32'),
+    ];
+  });
+  for (const w of wasm) {
+    assert.equal(w.length, cpu.length);
+    w.forEach((v, k) => assert.deepEqual(v, cpu[k], `output ${k}`));
+  }
+  // batch 1 picks rows [1, 2, 0] of its own slice (tfjs#8658 made wasm read the wrong indices)
+  assert.deepEqual(cpu[0].slice(12, 16), [5, 5.5, 6, 6.5]); // x[1, idx[1][0] = 1, :]
+});
+
+test('matmul paths agree: native GEMM vs XNNPACK vs cpu, with transposes and batches', async () => {
+  const a = Array.from({ length: 3 * 5 * 4 }, (_, i) => Math.sin(i));
+  const b = Array.from({ length: 3 * 4 * 6 }, (_, i) => Math.cos(i));
+  const [cpu, ...wasm] = await onEveryPath(() => {
+    const A = tf.tensor3d(a, [3, 5, 4]);
+    const B = tf.tensor3d(b, [3, 4, 6]);
+    const A2 = tf.reshape(A, [15, 4]) as tf.Tensor2D;
+    return [
+      tf.matMul(A, B),
+      tf.matMul(tf.transpose(A, [0, 2, 1]), B, true, false),
+      tf.matMul(A, tf.transpose(B, [0, 2, 1]), false, true),
+      tf.matMul(A2, tf.reshape(B, [12, 6]).slice([0, 0], [4, 6]) as tf.Tensor2D),
+      tf.matMul(A, tf.reshape(tf.slice(B, [0, 0, 0], [1, 4, 6]), [4, 6]).expandDims(0)),
+    ];
+  });
+  for (const w of wasm) w.forEach((v, k) => assert.ok(maxAbsDiff(v, cpu[k]) < 1e-5, `product ${k}`));
+});
+
+test('native GEMM can be switched off and on at run time', async () => {
+  await useBackend('wasm', true);
+  const desc = setNativeGemm(true);
+  if (!nativeGemmActive()) assert.match(desc, /native GEMM unavailable: nblas/);
+  setNativeGemm(false);
+  assert.equal(nativeGemmActive(), false);
+});

@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { createDiffusion, getNamedBetaSchedule, spaceTimesteps } from '../src/diffusion';
+import { maxAbsDiff, reference, useBackend } from './helpers';
+
+test('linear beta schedule and alpha-bar equal the official float64 values to 1e-12', () => {
+  const ref = reference().diffusion;
+  const d = createDiffusion('');
+  assert.equal(d.numTimesteps, 1000);
+  assert.ok(maxAbsDiff(d.betas, ref.betas) <= 1e-12);
+  assert.ok(maxAbsDiff(d.alphasCumprod, ref.alphas_cumprod) <= 1e-12);
+  assert.ok(maxAbsDiff(getNamedBetaSchedule(1000), ref.betas) <= 1e-12);
+});
+
+test('ADM respacing "250" / "50" / "10": timestep map exact, betas to 1e-12', () => {
+  for (const [spec, ref] of Object.entries(reference().respaced)) {
+    const d = createDiffusion(spec);
+    assert.deepEqual(d.timestepMap, ref.timestep_map, spec);
+    assert.ok(maxAbsDiff(d.betas, ref.betas) <= 1e-12, spec);
+    // respacing keeps the marginals: alpha-bar at kept steps is unchanged
+    const full = createDiffusion('');
+    d.timestepMap.forEach((t, i) => assert.ok(Math.abs(d.alphasCumprod[i] - full.alphasCumprod[t]) < 1e-12));
+  }
+});
+
+test('ddim and sectioned respacing, and clear errors', () => {
+  assert.deepEqual(spaceTimesteps(1000, 'ddim25'), Array.from({ length: 25 }, (_, i) => i * 40));
+  assert.deepEqual(spaceTimesteps(300, '10,15,20').length, 45);
+  assert.deepEqual(spaceTimesteps(100, [1]), [0]);
+  assert.throws(() => spaceTimesteps(1000, 'ddim999'), /integer stride/);
+  assert.throws(() => spaceTimesteps(1000, 'fast'), /bad respacing/);
+  assert.throws(() => spaceTimesteps(10, '20'), /cannot divide section of 10 steps into 20/);
+});
+
+test('fixed-large variance replaces the first entry by posterior_variance[1]', () => {
+  const d = createDiffusion('250');
+  assert.equal(d.modelVariance[0], d.posteriorVariance[1]);
+  assert.equal(d.modelVariance[5], d.betas[5]);
+});
+
+test('qSample reproduces the official x_t, and predictXStartFromEps inverts it', async () => {
+  await useBackend('wasm');
+  const f = reference().forward;
+  const d = createDiffusion('');
+  const x = tf.tensor(f.x.data, f.x.shape);
+  const noise = tf.tensor(f.noise.data, f.noise.shape);
+  const xt = d.qSample(x, f.t, noise);
+  assert.ok(maxAbsDiff(xt.dataSync(), f.x_t.data) <= 1e-6);
+  const x0 = d.predictXStartFromEps(xt, f.t, noise);
+  assert.ok(maxAbsDiff(x0.dataSync(), f.x.data) <= 1e-4);
+  assert.throws(() => d.qSample(x, [0, 1000], noise), /timestep 1000 is outside/);
+  tf.dispose([x, noise, xt, x0]);
+});
+
+test('DDPM step: no noise at t = 0; DDIM with eta 0 is deterministic and lands on x0 at t = 0', async () => {
+  await useBackend('wasm');
+  const d = createDiffusion('50');
+  const xt = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 1);
+  const eps = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 2);
+  const n1 = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 3);
+  const n2 = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 4);
+  const a = d.pSample(xt, 0, eps, n1);
+  const b = d.pSample(xt, 0, eps, n2);
+  assert.deepEqual(Array.from(a.sample.dataSync()), Array.from(b.sample.dataSync()));
+  const c = d.pSample(xt, 10, eps, n1);
+  const e = d.pSample(xt, 10, eps, n2);
+  assert.ok(maxAbsDiff(c.sample.dataSync(), e.sample.dataSync()) > 1e-3);
+  const di = d.ddimSample(xt, 0, eps, n1, 0);
+  assert.ok(maxAbsDiff(di.sample.dataSync(), di.predXStart.dataSync()) < 1e-5);
+  tf.dispose([xt, eps, n1, n2, a.sample, a.predXStart, b.sample, b.predXStart, c.sample, c.predXStart, e.sample, e.predXStart, di.sample, di.predXStart]);
+});

@@ -1,0 +1,61 @@
+/**
+ * Parity with the official PyTorch code on every CPU path: wasm with native GEMM (when nblas is installed),
+ * wasm with XNNPACK only, and the plain cpu backend.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { nativeGemmActive } from '../src/backend';
+import { verifyReference, TOLERANCES } from '../src/verify';
+import { configFromOfficial } from '../src/model/config';
+import { CausalDiffusionModel } from '../src/model/causalfusion';
+import { getAttnMask } from '../src/factorization';
+import { reference, useBackend } from './helpers';
+
+const PATHS: [string, 'wasm' | 'cpu', boolean][] = [
+  ['wasm + native GEMM (or XNNPACK when nblas is absent)', 'wasm', true],
+  ['wasm + XNNPACK', 'wasm', false],
+  ['cpu', 'cpu', false],
+];
+
+for (const [label, backend, gemm] of PATHS) {
+  test(`every fixture comparison within tolerance on ${label}`, async () => {
+    await useBackend(backend, gemm);
+    if (backend === 'wasm' && !gemm) assert.equal(nativeGemmActive(), false);
+    const rows = verifyReference(reference());
+    const failed = rows.filter((r) => !r.pass);
+    assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
+    // every section is really compared (nothing silently empty)
+    for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const) assert.ok(rows.some((r) => r.section === s), s);
+    const grads = rows.filter((r) => r.section === 'grads');
+    assert.equal(grads.length, Object.keys(reference().forward.grads).length);
+    // only the key-LayerNorm biases have a true gradient of ~0 (a shift of all keys does not change softmax)
+    assert.deepEqual(grads.filter((r) => r.note).map((r) => r.item), ['blocks.0.attn.k_norm.bias', 'blocks.1.attn.k_norm.bias']);
+    const fwd = rows.filter((r) => r.section === 'forward' && r.metric === 'rel');
+    assert.ok(fwd.every((r) => r.maxRel <= TOLERANCES.forward));
+  });
+}
+
+test('recorded attention is exactly zero where the generalized causal mask forbids it', async () => {
+  await useBackend('wasm');
+  const ref = reference();
+  const f = ref.forward;
+  const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: ref.state_dict });
+  const probs: Float32Array[] = [];
+  const mse = model.forward(
+    { x: f.x.data, xn: f.x_t.data, noise: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle },
+    { attention: (_l, p) => probs.push(p.dataSync() as Float32Array) },
+  );
+  const mask = getAttnMask(16, ref.model_config.num_cond_tokens as number, f.split_sizes);
+  const S = mask.seqLen;
+  assert.equal(probs.length, 2);
+  for (const p of probs) {
+    assert.equal(p.length, 2 * 4 * S * S);
+    for (let i = 0; i < p.length; i++) {
+      const cell = i % (S * S);
+      if (mask.maskedOut[cell]) assert.equal(p[i], 0);
+    }
+  }
+  tf.dispose(mse);
+  model.dispose();
+});
