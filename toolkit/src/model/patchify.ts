@@ -3,38 +3,35 @@
  * order, channels last inside each patch.
  */
 
-/** [N, C, H, W] -> [N, L, p*p*C] with L = (H/p)(W/p). */
-export function patchify(x: Float32Array, N: number, C: number, H: number, W: number, p: number): Float32Array {
-  if (H % p !== 0 || W % p !== 0) throw new Error(`image ${H}x${W} is not divisible by the patch size ${p}`);
-  if (x.length !== N * C * H * W) throw new Error(`expected ${N * C * H * W} values for [${N}, ${C}, ${H}, ${W}], got ${x.length}`);
-  const h = H / p;
+/** Calls f(pixelIndex, tokenIndex) for every value: flat [N, C, H, W] index and flat [N, L, p*p*C] index. */
+function forEachPatchValue(N: number, C: number, H: number, W: number, p: number, f: (pixel: number, token: number) => void): void {
   const w = W / p;
+  const L = (H / p) * w;
   const d = p * p * C;
-  const out = new Float32Array(x.length);
   for (let n = 0; n < N; n++)
     for (let c = 0; c < C; c++)
       for (let y = 0; y < H; y++)
         for (let xx = 0; xx < W; xx++) {
           const token = Math.floor(y / p) * w + Math.floor(xx / p);
           const inner = ((y % p) * p + (xx % p)) * C + c;
-          out[(n * h * w + token) * d + inner] = x[((n * C + c) * H + y) * W + xx];
+          f(((n * C + c) * H + y) * W + xx, (n * L + token) * d + inner);
         }
+}
+
+/** [N, C, H, W] -> [N, L, p*p*C] with L = (H/p)(W/p). */
+export function patchify(x: Float32Array, N: number, C: number, H: number, W: number, p: number): Float32Array {
+  if (H % p !== 0 || W % p !== 0) throw new Error(`image ${H}x${W} is not divisible by the patch size ${p}`);
+  if (x.length !== N * C * H * W) throw new Error(`expected ${N * C * H * W} values for [${N}, ${C}, ${H}, ${W}], got ${x.length}`);
+  const out = new Float32Array(x.length);
+  forEachPatchValue(N, C, H, W, p, (pixel, token) => (out[token] = x[pixel]));
   return out;
 }
 
 /** Inverse of `patchify`: [N, L, p*p*C] -> [N, C, H, W]. */
 export function unpatchify(tokens: Float32Array, N: number, C: number, H: number, W: number, p: number): Float32Array {
-  const w = W / p;
-  const d = p * p * C;
+  if (tokens.length !== N * C * H * W) throw new Error(`expected ${N * C * H * W} token values for [${N}, ${C}, ${H}, ${W}], got ${tokens.length}`);
   const out = new Float32Array(tokens.length);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let y = 0; y < H; y++)
-        for (let xx = 0; xx < W; xx++) {
-          const token = Math.floor(y / p) * w + Math.floor(xx / p);
-          const inner = ((y % p) * p + (xx % p)) * C + c;
-          out[((n * C + c) * H + y) * W + xx] = tokens[(n * (H / p) * w + token) * d + inner];
-        }
+  forEachPatchValue(N, C, H, W, p, (pixel, token) => (out[pixel] = tokens[token]));
   return out;
 }
 

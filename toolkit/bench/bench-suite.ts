@@ -1,0 +1,77 @@
+/**
+ * `npm run bench`: times the training step of this toolkit and of a PyTorch twin on the same machine, on the
+ * same AR-step splits, and prints medians and ratios. Each measurement runs in a fresh process so peak
+ * memory is its own. Results also go to runs/bench.json.
+ *
+ * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+interface Case {
+  name: string;
+  args: string[];
+  env?: Record<string, string>;
+}
+
+const CLI = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
+const TWIN = path.resolve(__dirname, '..', '..', 'bench', 'torch_twin.py');
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+const base = ['--image-size', '8', '--patch-size', '1', '--channels', '48', '--cond-tokens', '4', '--classes', '10'];
+const W256 = ['--hidden', '256', '--depth', '4', '--heads', '4', ...base];
+const W384 = ['--hidden', '384', '--depth', '6', '--heads', '6', ...base];
+const CASES: Case[] = [
+  { name: 'W256 D4 B16 (target)', args: [...W256, '--batch', '16', '--steps', '12'] },
+  { name: 'W256 D4 B16, XNNPACK only', args: [...W256, '--batch', '16', '--steps', '12'], env: { CAUSALFUSION_NATIVE_GEMM: '0' } },
+  { name: 'W256 D4 B64 checkpointed', args: [...W256, '--batch', '64', '--steps', '6', '--checkpoint'] },
+  { name: 'W384 D6 B16', args: [...W384, '--batch', '16', '--steps', '8'] },
+  { name: 'W384 D6 B64 checkpointed', args: [...W384, '--batch', '64', '--steps', '4', '--checkpoint'] },
+];
+
+function findPython(): string | null {
+  for (const py of [process.env.PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[]) {
+    if (spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) return py;
+  }
+  return null;
+}
+
+function runJson(cmd: string, args: string[], env: Record<string, string> = {}, input?: string): Record<string, unknown> {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
+  const line = r.stdout.trim().split('\n').pop()!;
+  return JSON.parse(line);
+}
+
+function main(): void {
+  const cases = process.env.BENCH_QUICK ? CASES.slice(0, 1) : CASES;
+  const python = findPython();
+  if (!python) console.log('PyTorch not found (apt-get install python3-torch): ratios are skipped.');
+  const results: Record<string, unknown>[] = [];
+  console.log('case                          | ours median (min-max) ms | peak RSS | torch 1 thr | torch 2 thr | ratio to best torch');
+  for (const c of cases) {
+    const ours = runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], { CAUSALFUSION_BACKEND: 'wasm', ...(c.env ?? {}) });
+    const twin: Record<string, number> = {};
+    if (python) {
+      for (const threads of [1, 2]) {
+        const plan = JSON.stringify({ config: ours.config, batch: ours.batch, splits: ours.splits, threads, warmup: (ours.splits as unknown[]).length - (ours.stepsMs as unknown[]).length });
+        twin[`t${threads}`] = runJson(python, [TWIN], {}, plan).medianMs as number;
+      }
+    }
+    const best = python ? Math.min(twin.t1, twin.t2) : NaN;
+    const ratio = (ours.medianMs as number) / best;
+    results.push({ case: c.name, ours, torch1ThreadMs: twin.t1, torch2ThreadsMs: twin.t2, ratioToBestTorch: ratio });
+    const fmt = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(0) : 'n/a');
+    console.log(
+      `${c.name.padEnd(30)}| ${fmt(ours.medianMs).padStart(6)} (${fmt(ours.minMs)}-${fmt(ours.maxMs)})`.padEnd(58) +
+        `| ${fmt(ours.peakRssMb).padStart(5)} MB | ${fmt(twin.t1).padStart(8)} ms | ${fmt(twin.t2).padStart(8)} ms | ${Number.isFinite(ratio) ? ratio.toFixed(2) + 'x' : 'n/a'}`,
+    );
+  }
+  const out = path.join(ROOT, 'runs');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'bench.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 1));
+  console.log(`written ${path.join(out, 'bench.json')}`);
+}
+
+main();

@@ -1,0 +1,20 @@
+/**
+ * CausalFusion Lab toolkit: Causal Diffusion Transformers (arXiv 2412.12095) on TensorFlow.js.
+ * One import gives the whole public API; `tf` is re-exported so notebooks use the same tfjs instance.
+ */
+export * as tf from '@tensorflow/tfjs';
+export * from './rng';
+export * from './backend';
+export * from './factorization';
+export * from './diffusion';
+export * from './model/config';
+export * from './model/params';
+export * from './model/patchify';
+export * from './model/causalfusion';
+export type { LayerCache, ProbsHook, Params } from './model/attention';
+export * from './train/loss';
+export * from './train/optim';
+export * from './train/step';
+export * from './io/reference';
+export * from './verify';
+export * from './bench';
