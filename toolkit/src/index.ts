@@ -18,3 +18,4 @@ export * from './train/step';
 export * from './io/reference';
 export * from './verify';
 export * from './bench';
+export * from './data';

@@ -1,0 +1,3 @@
+export * from './idx';
+export * from './datasets';
+export * from './loader';
