@@ -19,3 +19,4 @@ export * from './io/reference';
 export * from './verify';
 export * from './bench';
 export * from './data';
+export * from './io/safetensors';

@@ -1,0 +1,128 @@
+/**
+ * safetensors files (the Hugging Face format): an 8-byte little-endian header length, a JSON header of
+ * `{name: {dtype, shape, data_offsets}}` plus string `__metadata__`, then the raw little-endian values.
+ * Reading accepts F32, F64, F16 and BF16 (converted to float32); writing is F32. Files are written
+ * atomically: a temporary file in the same folder, flushed, then renamed over the target, so a crash or a
+ * kill never leaves a half-written checkpoint under the real name.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { HostTensor } from '../model/params';
+
+export interface SafetensorsFile {
+  tensors: Record<string, HostTensor>;
+  metadata: Record<string, string>;
+}
+
+const BYTES: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2 };
+
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Parses safetensors bytes; errors name `label` and what is wrong. */
+export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): SafetensorsFile {
+  if (buf.length < 8) throw new Error(`${label}: ${buf.length} bytes is too short for a safetensors file`);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const headerLen = Number(view.getBigUint64(0, true));
+  if (headerLen > buf.length - 8) throw new Error(`${label}: header length ${headerLen} exceeds the file (${buf.length} bytes): truncated or not safetensors`);
+  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  try {
+    header = JSON.parse(Buffer.from(buf.subarray(8, 8 + headerLen)).toString('utf8'));
+  } catch (e) {
+    throw new Error(`${label}: header is not valid JSON (${(e as Error).message})`);
+  }
+  const dataStart = 8 + headerLen;
+  const tensors: Record<string, HostTensor> = {};
+  let metadata: Record<string, string> = {};
+  for (const [name, entry] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      metadata = entry as Record<string, string>;
+      continue;
+    }
+    const { dtype, shape, data_offsets: [begin, end] } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    const width = BYTES[dtype];
+    if (!width) throw new Error(`${label}: tensor ${name} has dtype ${dtype}; supported: ${Object.keys(BYTES).join(', ')}`);
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (end - begin !== count * width || dataStart + end > buf.length) {
+      throw new Error(`${label}: tensor ${name} [${shape}] ${dtype} has byte range [${begin}, ${end}) that does not fit its shape or the file (truncated?)`);
+    }
+    const data = new Float32Array(count);
+    const at = dataStart + begin;
+    for (let i = 0; i < count; i++) {
+      const o = at + i * width;
+      data[i] =
+        dtype === 'F32' ? view.getFloat32(o, true)
+        : dtype === 'F64' ? view.getFloat64(o, true)
+        : dtype === 'F16' ? f16ToF32(view.getUint16(o, true))
+        : new Float32Array(new Uint32Array([view.getUint16(o, true) << 16]).buffer)[0];
+    }
+    tensors[name] = { shape: shape.slice(), data };
+  }
+  return { tensors, metadata };
+}
+
+/** Serialises tensors (as F32, in the given order) and string metadata. */
+export function serializeSafetensors(tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}): Buffer {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new Error(`tensor ${name}: ${t.data.length} values for shape [${t.shape}]`);
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * n] };
+    offset += 4 * n;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data to 8 bytes
+  const head = Buffer.from(json, 'utf8');
+  const out = Buffer.alloc(8 + head.length + offset);
+  out.writeBigUInt64LE(BigInt(head.length), 0);
+  head.copy(out, 8);
+  let at = 8 + head.length;
+  for (const t of Object.values(tensors)) {
+    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    bytes.copy(out, at);
+    at += bytes.length;
+  }
+  return out;
+}
+
+/** Writes `data` to `file` atomically (temp file in the same folder, fsync, rename, fsync the folder). */
+export function writeFileAtomic(file: string, data: Uint8Array): void {
+  const dir = path.dirname(path.resolve(file));
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, data);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fs.closeSync(fd);
+  fs.renameSync(tmp, file);
+  try {
+    const dfd = fs.openSync(dir, 'r');
+    fs.fsyncSync(dfd);
+    fs.closeSync(dfd);
+  } catch {
+    // some filesystems cannot fsync a directory; the rename itself is still atomic
+  }
+}
+
+export function saveSafetensors(file: string, tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+}
+
+export function loadSafetensors(file: string): SafetensorsFile {
+  if (!fs.existsSync(file)) throw new Error(`checkpoint not found: ${file}`);
+  return parseSafetensors(fs.readFileSync(file), file);
+}
