@@ -99,18 +99,16 @@ export function cachedAttention(
   update: boolean,
   onProbs?: ProbsHook,
 ): tf.Tensor3D {
-  const [q, curK, curV] = qkvHeads(p, pre, x, numHeads);
-  const k = cache.k ? (tf.concat([cache.k, curK], 2) as tf.Tensor4D) : curK;
-  const v = cache.v ? (tf.concat([cache.v, curV], 2) as tf.Tensor4D) : curV;
-  const out = tf.tidy(() => attend(p, pre, q, k, v, null, onProbs));
-  if (update) {
-    cache.k?.dispose();
-    cache.v?.dispose();
-    cache.k = tf.keep(k);
-    cache.v = tf.keep(v);
-    tf.dispose([q, curK !== k ? curK : [], curV !== v ? curV : []].flat());
-  } else {
-    tf.dispose([q, k, v, curK, curV].filter((t, i, all) => all.indexOf(t) === i));
-  }
-  return out;
+  return tf.tidy(() => {
+    const [q, curK, curV] = qkvHeads(p, pre, x, numHeads);
+    const k = cache.k ? (tf.concat([cache.k, curK], 2) as tf.Tensor4D) : curK;
+    const v = cache.v ? (tf.concat([cache.v, curV], 2) as tf.Tensor4D) : curV;
+    if (update) {
+      // the cache outlives this call: keep the new tensors, free the ones they replace
+      tf.dispose([cache.k ?? [], cache.v ?? []].flat());
+      cache.k = tf.keep(k);
+      cache.v = tf.keep(v);
+    }
+    return attend(p, pre, q, k, v, null, onProbs);
+  });
 }
