@@ -70,3 +70,33 @@ test('batches are in [-1, 1], seeded, flippable, and resume exactly from a saved
   assert.throws(() => new BatchLoader(ds, { batchSize: 0 }), /positive integer/);
   assert.throws(() => c.restore({ epoch: -1, position: 0 }), /invalid loader state/);
 });
+
+test('a folder of PNGs with one sub-folder per class: labels by sorted class name, grey or RGB, resized', () => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { PNG } = require('pngjs') as typeof import('pngjs');
+  const { loadImageFolder } = require('../src/data') as typeof import('../src/data');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'folder-'));
+  const write = (cls: string, name: string, w: number, rgba: [number, number, number, number]) => {
+    fs.mkdirSync(path.join(root, cls), { recursive: true });
+    const png = new PNG({ width: w, height: w });
+    for (let i = 0; i < w * w; i++) png.data.set(rgba, 4 * i);
+    fs.writeFileSync(path.join(root, cls, name), PNG.sync.write(png));
+  };
+  write('zebra', 'a.png', 4, [255, 255, 255, 255]);
+  write('apple', 'b.png', 8, [255, 0, 0, 255]);
+  write('apple', 'c.png', 4, [0, 0, 255, 255]);
+  fs.writeFileSync(path.join(root, 'apple', 'notes.txt'), 'ignored');
+  const grey = loadImageFolder(root, { channels: 1, size: 4 });
+  assert.deepEqual(grey.classNames, ['apple', 'zebra']);
+  assert.deepEqual(Array.from(grey.labels), [0, 0, 1]);
+  assert.deepEqual([grey.count, grey.channels, grey.height, grey.width], [3, 1, 4, 4]);
+  assert.equal(grey.images[0], Math.round(0.299 * 255)); // red, resized 8 -> 4
+  assert.equal(grey.images[2 * 16], 255);
+  const rgb = loadImageFolder(root, { channels: 3, size: 4 });
+  assert.deepEqual(Array.from(rgb.images.subarray(0, 1)), [255]);
+  assert.equal(rgb.images[16 + 0], 0); // green plane of the red image
+  assert.equal(rgb.images[48 + 2 * 16 + 0], 255); // blue plane of the blue image
+  fs.writeFileSync(path.join(root, 'zebra', 'broken.png'), 'not a png');
+  assert.throws(() => loadImageFolder(root), /broken.png: not a readable PNG/);
+  assert.throws(() => loadImageFolder(path.join(root, 'nope')), /image folder not found/);
+});

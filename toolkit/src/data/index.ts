@@ -1,3 +1,4 @@
 export * from './idx';
 export * from './datasets';
 export * from './loader';
+export * from './folder';
