@@ -47,6 +47,9 @@ test('qSample reproduces the official x_t, and predictXStartFromEps inverts it',
   const noise = tf.tensor(f.noise.data, f.noise.shape);
   const xt = d.qSample(x, f.t, noise);
   assert.ok(maxAbsDiff(xt.dataSync(), f.x_t.data) <= 1e-6);
+  // the host-side twin used to build training batches gives the same values
+  assert.ok(maxAbsDiff(d.qSampleArray(f.x.data, f.t, f.noise.data), f.x_t.data) <= 1e-6);
+  assert.throws(() => d.qSampleArray(f.x.data, [0, 1000], f.noise.data), /timestep 1000 is outside/);
   const x0 = d.predictXStartFromEps(xt, f.t, noise);
   assert.ok(maxAbsDiff(x0.dataSync(), f.x.data) <= 1e-4);
   assert.throws(() => d.qSample(x, [0, 1000], noise), /timestep 1000 is outside/);

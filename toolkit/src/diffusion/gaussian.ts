@@ -94,6 +94,25 @@ export class GaussianDiffusion {
     );
   }
 
+  /**
+   * `qSample` on host arrays [N, ...] (one t per sample), with the same float32 arithmetic as the tensor
+   * version: used to build training batches without a round trip through the backend.
+   */
+  qSampleArray(xStart: Float32Array, t: readonly number[], noise: Float32Array): Float32Array {
+    if (xStart.length !== noise.length) throw new Error(`noise has ${noise.length} values, x has ${xStart.length}`);
+    const per = xStart.length / t.length;
+    if (!Number.isInteger(per)) throw new Error(`${xStart.length} values do not split into ${t.length} samples`);
+    const fr = Math.fround;
+    const out = new Float32Array(xStart.length);
+    t.forEach((ti, n) => {
+      if (!Number.isInteger(ti) || ti < 0 || ti >= this.numTimesteps) throw new Error(`timestep ${ti} is outside [0, ${this.numTimesteps})`);
+      const a = fr(this.sqrtAlphasCumprod[ti]);
+      const s = fr(this.sqrtOneMinusAlphasCumprod[ti]);
+      for (let i = n * per; i < (n + 1) * per; i++) out[i] = fr(fr(a * xStart[i]) + fr(s * noise[i]));
+    });
+    return out;
+  }
+
   /** x0 implied by a noise prediction: sqrt(1/abar) x_t - sqrt(1/abar - 1) eps. */
   predictXStartFromEps(xT: tf.Tensor, t: readonly number[], eps: tf.Tensor): tf.Tensor {
     return tf.tidy(() =>

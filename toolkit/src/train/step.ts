@@ -62,17 +62,10 @@ export function sampleBatch(
 ): SampledBatch {
   const N = y.length;
   const L = model.numPatches;
-  const per = x.length / N;
-  if (!Number.isInteger(per)) throw new Error(`${x.length} pixel values do not split into ${N} images`);
+  if (N === 0 || x.length % N !== 0) throw new Error(`${x.length} pixel values do not split into ${N} images`);
   const noise = rng.normalArray(x.length);
   const t = Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1));
-  const xn = new Float32Array(x.length);
-  const fr = Math.fround;
-  for (let n = 0; n < N; n++) {
-    const a = fr(diffusion.sqrtAlphasCumprod[t[n]]);
-    const s = fr(diffusion.sqrtOneMinusAlphasCumprod[t[n]]);
-    for (let i = n * per; i < (n + 1) * per; i++) xn[i] = fr(fr(a * x[i]) + fr(s * noise[i]));
-  }
+  const xn = diffusion.qSampleArray(x, t, noise);
   const nullLabel = model.config.numClasses;
   const yd = y.map((v) => (f.classDropoutProb > 0 && rng.random() < f.classDropoutProb ? nullLabel : v));
   const split = f.splitSizes
