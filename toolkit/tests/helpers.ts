@@ -3,6 +3,8 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, BackendName } from '../src/backend';
 import { loadReference, ReferenceFixture } from '../src/io/reference';
+import { ImageDataset } from '../src/data/datasets';
+import { Rng } from '../src/rng';
 
 /** The fixture of the official code: $CAUSALFUSION_REFERENCE or ../shared/reference beside the checkout. */
 export const REFERENCE_PATH =
@@ -32,3 +34,12 @@ export function maxAbs(a: ArrayLike<number>): number {
 }
 
 export const values = (t: tf.Tensor) => Array.from(t.dataSync());
+
+/** 40 random 4-channel 4x4 "images" in 10 classes: the shape of the tiny preset. */
+export function syntheticDataset(count = 40, seed = 5): ImageDataset {
+  const rng = new Rng(seed);
+  const images = new Uint8Array(count * 4 * 16).map(() => rng.randint(0, 255));
+  const labels = new Uint8Array(count).map((_, i) => i % 10);
+  return { name: 'synthetic', images, labels, count, channels: 4, height: 4, width: 4, classNames: Array.from({ length: 10 }, (_, i) => `c${i}`) };
+}
+

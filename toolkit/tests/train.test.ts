@@ -33,7 +33,7 @@ test('activation checkpointing gives the same loss and gradients as one autograd
       const diff = tf.tidy(() => maxAbs(tf.sub(a.grads[k], c.grads[k]).dataSync()) / (maxAbs(a.grads[k].dataSync()) + 1e-12));
       assert.ok(diff < 1e-5, `${backend} ${k}: ${diff}`);
     }
-    tf.dispose([a.loss, c.loss, ...Object.values(a.grads), ...Object.values(c.grads)]);
+    tf.dispose([a.loss, c.loss, a.tokenMse, c.tokenMse, ...Object.values(a.grads), ...Object.values(c.grads)]);
     model.dispose();
   }
 });

@@ -123,6 +123,12 @@ export class GaussianDiffusion {
     );
   }
 
+  /** x0 from eps, clamped to [-1, 1] when `clip` (`clip_denoised`); DDIM then re-derives eps from it. */
+  private predXStart(xT: tf.Tensor, t: readonly number[], eps: tf.Tensor, clip: boolean): tf.Tensor {
+    const x0 = this.predictXStartFromEps(xT, t, eps);
+    return clip ? tf.clipByValue(x0, -1, 1) : x0;
+  }
+
   /** Mean of q(x_{t-1} | x_t, x_0). */
   qPosteriorMean(xStart: tf.Tensor, xT: tf.Tensor, t: readonly number[]): tf.Tensor {
     return tf.tidy(() =>
@@ -137,10 +143,10 @@ export class GaussianDiffusion {
    * One ancestral DDPM step from a noise prediction (`p_sample`): returns x_{t-1} and the predicted x0.
    * `noise` is the fresh Gaussian draw; no noise is added at t = 0.
    */
-  pSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor): { sample: tf.Tensor; predXStart: tf.Tensor } {
+  pSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor, clipDenoised = false): { sample: tf.Tensor; predXStart: tf.Tensor } {
     return tf.tidy(() => {
       const ts = new Array<number>(xT.shape[0]).fill(t);
-      const predXStart = this.predictXStartFromEps(xT, ts, eps);
+      const predXStart = this.predXStart(xT, ts, eps, clipDenoised);
       const mean = this.qPosteriorMean(predXStart, xT, ts);
       const sample = t === 0 ? mean : tf.add(mean, tf.mul(Math.fround(Math.sqrt(this.modelVariance[t])), noise));
       return { sample, predXStart };
@@ -148,15 +154,19 @@ export class GaussianDiffusion {
   }
 
   /** One DDIM step (Song et al.) with stochasticity `eta` (0 = deterministic). */
-  ddimSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor, eta = 0): { sample: tf.Tensor; predXStart: tf.Tensor } {
+  ddimSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor, eta = 0, clipDenoised = false): { sample: tf.Tensor; predXStart: tf.Tensor } {
     return tf.tidy(() => {
       const ts = new Array<number>(xT.shape[0]).fill(t);
-      const predXStart = this.predictXStartFromEps(xT, ts, eps);
+      const predXStart = this.predXStart(xT, ts, eps, clipDenoised);
       const abar = this.alphasCumprod[t];
       const abarPrev = this.alphasCumprodPrev[t];
       const sigma = eta * Math.sqrt((1 - abarPrev) / (1 - abar)) * Math.sqrt(1 - abar / abarPrev);
       const dir = Math.sqrt(Math.max(0, 1 - abarPrev - sigma * sigma));
-      let sample = tf.add(tf.mul(Math.fround(Math.sqrt(abarPrev)), predXStart), tf.mul(Math.fround(dir), eps));
+      // after clamping x0, eps is re-derived from it (`_predict_eps_from_xstart`), as guided-diffusion does
+      const e = clipDenoised
+        ? tf.div(tf.sub(tf.mul(this.coef(this.sqrtRecipAlphasCumprod, ts, xT.rank), xT), predXStart), this.coef(this.sqrtRecipm1AlphasCumprod, ts, xT.rank))
+        : eps;
+      let sample = tf.add(tf.mul(Math.fround(Math.sqrt(abarPrev)), predXStart), tf.mul(Math.fround(dir), e));
       if (t > 0 && sigma > 0) sample = tf.add(sample, tf.mul(Math.fround(sigma), noise));
       return { sample, predXStart };
     });

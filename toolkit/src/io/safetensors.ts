@@ -93,10 +93,28 @@ export function serializeSafetensors(tensors: Record<string, HostTensor>, metada
   return out;
 }
 
-/** Writes `data` to `file` atomically (temp file in the same folder, fsync, rename, fsync the folder). */
+/** Removes temp files of `base` left by writers that were killed (their process no longer exists). */
+function removeStaleTemps(dir: string, base: string): void {
+  const pattern = /^\.(.+)\.(\d+)\.\d+\.tmp$/;
+  for (const name of fs.readdirSync(dir)) {
+    const m = pattern.exec(name);
+    if (!m || m[1] !== base || Number(m[2]) === process.pid) continue;
+    try {
+      process.kill(Number(m[2]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') fs.rmSync(path.join(dir, name), { force: true });
+    }
+  }
+}
+
+/**
+ * Writes `data` to `file` atomically (temp file in the same folder, fsync, rename, fsync the folder), first
+ * clearing temp files that killed writers left behind.
+ */
 export function writeFileAtomic(file: string, data: Uint8Array): void {
   const dir = path.dirname(path.resolve(file));
   fs.mkdirSync(dir, { recursive: true });
+  removeStaleTemps(dir, path.basename(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   const fd = fs.openSync(tmp, 'w');
   try {

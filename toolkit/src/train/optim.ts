@@ -84,16 +84,30 @@ export function warmupLr(baseLr: number, step: number, warmupSteps: number): num
   return warmupSteps > 0 && step < warmupSteps ? (baseLr * step) / warmupSteps : baseLr;
 }
 
-/** Exponential moving average of all parameters (trainable or not), initialised as a copy. */
+/**
+ * Exponential moving average of all parameters (trainable or not), initialised as a copy
+ * (`update_ema(ema, model, decay=0)`). `shadow` may be the parameters of a second model, so the EMA weights
+ * can be sampled from directly.
+ */
 export class Ema {
-  readonly shadow: Record<string, tf.Variable> = {};
+  readonly shadow: Record<string, tf.Variable>;
 
   constructor(
     params: Record<string, tf.Variable>,
     readonly decay = 0.9999,
+    shadow?: Record<string, tf.Variable>,
   ) {
     if (!(decay >= 0 && decay <= 1)) throw new Error(`EMA decay must be in [0, 1], got ${decay}`);
-    for (const [k, p] of Object.entries(params)) this.shadow[k] = tf.variable(p.clone(), false);
+    if (shadow) {
+      for (const [k, p] of Object.entries(params)) {
+        if (!shadow[k]) throw new Error(`EMA target has no parameter ${k}`);
+        shadow[k].assign(p);
+      }
+      this.shadow = shadow;
+    } else {
+      this.shadow = {};
+      for (const [k, p] of Object.entries(params)) this.shadow[k] = tf.variable(p.clone(), false);
+    }
   }
 
   /** ema = decay * ema + (1 - decay) * param. */

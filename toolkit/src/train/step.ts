@@ -94,18 +94,25 @@ const withParams = (p: Params, names: string[], ws: tf.Tensor[]): Params => {
   return q;
 };
 
+/** The weighted loss of a head output; also keeps the unweighted per-token MSE [N, L] for statistics. */
+function lossKeepingTokenMse(mse: tf.Tensor3D, arWeights: Float32Array, keep: { tokenMse?: tf.Tensor2D }): tf.Scalar {
+  keep.tokenMse = tf.keep(tf.mean(mse, 2) as tf.Tensor2D);
+  return weightedLoss(mse, arWeights);
+}
+
 /** Loss and gradients of all trainable parameters in one autograd pass. */
-function plainLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array) {
+function plainLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array): LossAndGrads {
   const names = model.trainableNames();
   const vars = names.map((n) => model.params[n]);
-  const { value, grads } = tf.variableGrads(() => weightedLoss(model.forwardPrepared(b), arWeights), vars);
+  const keep: { tokenMse?: tf.Tensor2D } = {};
+  const { value, grads } = tf.variableGrads(() => lossKeepingTokenMse(model.forwardPrepared(b), arWeights, keep), vars);
   const out: Record<string, tf.Tensor> = {};
   names.forEach((n, i) => (out[n] = grads[vars[i].name]));
-  return { loss: value, grads: out };
+  return { loss: value, grads: out, tokenMse: keep.tokenMse! };
 }
 
 /** The same loss and gradients, recomputing each block during the backward pass. */
-function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array) {
+function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array): LossAndGrads {
   const P = model.params as Params;
   const trainable = new Set(model.trainableNames());
   const owned = (prefix: string) => Object.keys(P).filter((n) => n.startsWith(prefix) && trainable.has(n));
@@ -122,7 +129,8 @@ function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch,
   const grads: Record<string, tf.Tensor> = {};
   const store = (names: string[], gs: tf.Tensor[]) => names.forEach((n, i) => (grads[n] = gs[i]));
 
-  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) => weightedLoss(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights));
+  const keep: { tokenMse?: tf.Tensor2D } = {};
+  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) => lossKeepingTokenMse(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights, keep));
   const { value: loss, grads: hg } = head([inputs[model.config.depth], ...pick(P, headNames)]);
   let dx = hg[0];
   store(headNames, hg.slice(1));
@@ -136,11 +144,18 @@ function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch,
   const fe = tf.grads((...ws: tf.Tensor[]) => model.embed(withParams(P, embedNames, ws), b));
   store(embedNames, fe(pick(P, embedNames), dx));
   tf.dispose([dx, inputs[0]]);
-  return { loss, grads };
+  return { loss: loss as tf.Scalar, grads, tokenMse: keep.tokenMse! };
+}
+
+/** The weighted loss, gradients keyed by official parameter name, and the per-token MSE [N, L] (shuffled order). */
+export interface LossAndGrads {
+  loss: tf.Scalar;
+  grads: Record<string, tf.Tensor>;
+  tokenMse: tf.Tensor2D;
 }
 
 /** Weighted loss and gradients keyed by official parameter name. */
-export function lossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, checkpoint = false): { loss: tf.Scalar; grads: Record<string, tf.Tensor> } {
+export function lossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, checkpoint = false): LossAndGrads {
   return checkpoint ? checkpointedLossAndGrads(model, b, arWeights) : plainLossAndGrads(model, b, arWeights);
 }
 
@@ -159,6 +174,8 @@ export interface StepResult {
   loss: number;
   gradNorm: number;
   lr: number;
+  /** Unweighted MSE of every noised token, [N * L] in each sample's shuffled (generation) order. */
+  tokenMse: Float32Array;
 }
 
 /**
@@ -168,9 +185,10 @@ export interface StepResult {
 export function trainStep(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, batch: SampledBatch, cfg: StepConfig = STEP_DEFAULTS): StepResult {
   const b = model.prepareBatch(batch);
   try {
-    const { loss, grads } = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint);
+    const { loss, grads, tokenMse: tm } = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint);
     const lossValue = loss.dataSync()[0];
-    loss.dispose();
+    const tokenMse = tm.dataSync() as Float32Array;
+    tf.dispose([loss, tm]);
     if (!Number.isFinite(lossValue)) {
       tf.dispose(Object.values(grads));
       throw new Error(`loss is ${lossValue} at step ${opt.step + 1}: training stopped`);
@@ -184,7 +202,7 @@ export function trainStep(model: CausalDiffusionModel, opt: AdamW, ema: Ema | nu
     opt.apply(model.params, clipped.grads, lr);
     tf.dispose(Object.values(clipped.grads));
     ema?.update(model.params);
-    return { loss: lossValue, gradNorm: clipped.norm, lr };
+    return { loss: lossValue, gradNorm: clipped.norm, lr, tokenMse };
   } finally {
     disposeBatch(b);
   }

@@ -1,0 +1,225 @@
+/**
+ * The AR x diffusion sampler of CausalFusion (paper §3, official `sample.py` generalised to S > 1 AR steps).
+ *
+ * The condition tokens go into a KV cache; then for each AR step the step's tokens start from pure noise and
+ * run a full reverse diffusion chain against the cache; the finished clean tokens are embedded and appended to
+ * the cache so later steps see them. With classifier-free guidance the cache holds [cond; null] rows and every
+ * clean block goes to both halves. S = 1 is the official pure-diffusion sampler; S = L is token-by-token AR.
+ * Editing puts known tokens into the cache first (as clean context) and generates only the rest.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../rng';
+import { createDiffusion, GaussianDiffusion } from '../diffusion/gaussian';
+import { fromSizes, splitEqual, Split } from '../factorization/steps';
+import { makeOrder, OrderKind, validateOrder } from '../factorization/orders';
+import { CausalDiffusionModel, disposeCache } from '../model/causalfusion';
+import { patchify, unpatchify } from '../model/patchify';
+import { ForwardHooks } from '../model/causalfusion';
+
+/** How tokens are ordered: a named kind (per-sample draws for 'random'), one order for all, or one per sample. */
+export type OrderSpec = OrderKind | readonly number[] | readonly (readonly number[])[];
+
+export interface SampleOptions {
+  /** Class label per image; `numClasses` is the null (unconditional) class. */
+  labels: readonly number[];
+  /** Number of AR steps S (equal split); ignored when `stepSizes` is given. Default 1. */
+  arSteps?: number;
+  /** Explicit AR step sizes; they must sum to the number of generated tokens. */
+  stepSizes?: readonly number[];
+  /** Token order of the generated tokens. Default 'random'. */
+  order?: OrderSpec;
+  /** Respacing of the 1000-step chain: '250', '50', 'ddim25', or a number. Default '250'. */
+  diffusionSteps?: string | number;
+  /** 'ddpm' (ancestral, as the official code) or 'ddim'. Default 'ddpm'. */
+  sampler?: 'ddpm' | 'ddim';
+  /** DDIM stochasticity (0 = deterministic). */
+  eta?: number;
+  /** Classifier-free guidance scale (1 = off). */
+  cfgScale?: number;
+  /** Guidance is applied only while cfgInterval[0] <= t < cfgInterval[1] (original timesteps). */
+  cfgInterval?: [number, number];
+  /** Clamp the predicted x0 to [-1, 1] at every step (pixel-space models). Default false, as the official code. */
+  clipDenoised?: boolean;
+  /** Seed of all randomness (orders, initial noise, DDPM noise). Default 0. */
+  seed?: number;
+  /** Known tokens for editing: the kept tokens go into the clean context and only the rest is generated. */
+  context?: EditContext;
+  /** Observers (see `introspect`); absent ones cost nothing. */
+  observer?: SamplingObserver;
+}
+
+/** Known content for zero-shot editing. */
+export interface EditContext {
+  /** Images [N, C, H, W] in model range, whose kept tokens are copied. */
+  images: Float32Array;
+  /** keep[raster index] = true for the tokens to keep; shared by the batch. */
+  keep: readonly boolean[];
+}
+
+/** What the sampler tells an observer at each event; tensors are valid only during the call. */
+export interface SamplingObserver {
+  /** An AR step starts: the raster positions it generates, per sample, and the cache length before it. */
+  onArStep?(e: { arStep: number; positions: number[][]; cacheLength: number }): void;
+  /** Which (arStep, diffusion step) pairs want attention probabilities; default: none. */
+  wantsAttention?(arStep: number, diffusionStep: number): boolean;
+  /** Attention of one layer during a denoising call, [rows, heads, Lq, Lk] (rows = 2N with CFG). */
+  onAttention?(e: { arStep: number; diffusionStep: number; t: number; layer: number }, probs: tf.Tensor4D): void;
+  /** After each denoising step: x_t before the step, predicted eps (guided) and x0, and x_{t-1}; [N, k, d]. */
+  onDiffusionStep?(e: { arStep: number; diffusionStep: number; t: number }, s: { xt: tf.Tensor3D; eps: tf.Tensor3D; x0: tf.Tensor3D; next: tf.Tensor3D }): void;
+  /** Clean context was appended to the cache (kind 'condition' | 'kept' | 'generated'). */
+  onCacheUpdate?(e: { arStep: number; kind: 'condition' | 'kept' | 'generated'; added: number; cacheLength: number }): void;
+}
+
+export interface SampleResult {
+  /** Generated images [N, C, H, W] in model range. */
+  images: Float32Array;
+  /** Final tokens [N, L, d] in raster order. */
+  tokens: Float32Array;
+  /** Per-sample generation order of the generated tokens (raster indices), AR step by AR step. */
+  orders: number[][];
+  /** AR step sizes used. */
+  stepSizes: number[];
+  /** Original timesteps of the chain, in the order they were run. */
+  timesteps: number[];
+}
+
+/** Resolves the per-sample orders of the `free` positions (raster indices not kept). */
+function resolveOrders(spec: OrderSpec, N: number, grid: number, free: number[], rng: Rng): number[][] {
+  const L = grid * grid;
+  const restrict = (o: readonly number[]) => {
+    const f = new Set(free);
+    return o.filter((i) => f.has(i));
+  };
+  if (typeof spec === 'string') {
+    return Array.from({ length: N }, () => restrict(makeOrder(spec, grid, rng)));
+  }
+  if (spec.length > 0 && Array.isArray(spec[0])) {
+    const per = spec as readonly (readonly number[])[];
+    if (per.length !== N) throw new Error(`got ${per.length} token orders for ${N} images`);
+    return per.map((o) => restrict(validateOrder(o, L)));
+  }
+  const one = restrict(validateOrder(spec as readonly number[], L));
+  return Array.from({ length: N }, () => one.slice());
+}
+
+function resolveSplit(opts: SampleOptions, free: number): Split {
+  if (free === 0) throw new Error('nothing to generate: the edit context keeps every token');
+  if (opts.stepSizes) return fromSizes(opts.stepSizes, free);
+  const S = opts.arSteps ?? 1;
+  if (!Number.isInteger(S) || S < 1 || S > free) throw new Error(`AR steps must be an integer in [1, ${free}], got ${S}`);
+  return splitEqual(free, S);
+}
+
+/** The diffusion used for sampling: '250' / 'ddim50' / 50 style respacing of the 1000-step chain. */
+export function samplingDiffusion(steps: string | number = '250'): GaussianDiffusion {
+  return createDiffusion(String(steps));
+}
+
+/**
+ * Generates images with S AR steps x a reverse diffusion chain per step. Deterministic for a given seed on a
+ * given backend.
+ */
+export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): SampleResult {
+  const c = model.config;
+  const N = opts.labels.length;
+  if (N === 0) throw new Error('labels must name at least one image');
+  const badLabel = opts.labels.find((y) => !Number.isInteger(y) || y < 0 || y > c.numClasses);
+  if (badLabel !== undefined) throw new Error(`label ${badLabel} outside [0, ${c.numClasses}] (${c.numClasses} = unconditional)`);
+  const cfgScale = opts.cfgScale ?? 1;
+  if (!(cfgScale >= 1)) throw new Error(`cfg scale must be >= 1, got ${cfgScale}`);
+  if (cfgScale > 1 && c.classDropoutProb <= 0) throw new Error('this model was built without a null class (classDropoutProb 0): classifier-free guidance needs one');
+  const sampler = opts.sampler ?? 'ddpm';
+  if (sampler !== 'ddpm' && sampler !== 'ddim') throw new Error(`unknown sampler "${sampler as string}" (use ddpm or ddim)`);
+  const eta = opts.eta ?? 0;
+  const diffusion = samplingDiffusion(opts.diffusionSteps ?? (sampler === 'ddim' ? 'ddim50' : '250'));
+  const L = model.numPatches;
+  const d = model.patchDim;
+  const grid = c.inputSize / c.patchSize;
+  const shape = [c.latentChannels, c.inputSize, c.inputSize] as const;
+  const rng = new Rng(opts.seed ?? 0);
+  const guided = cfgScale > 1;
+  const obs = opts.observer;
+
+  // Known tokens (editing) in raster order.
+  let known: Float32Array | null = null;
+  const keep = opts.context?.keep ?? new Array<boolean>(L).fill(false);
+  if (keep.length !== L) throw new Error(`edit mask has ${keep.length} entries, the model has L = ${L} tokens`);
+  if (opts.context) {
+    const want = N * shape[0] * shape[1] * shape[2];
+    if (opts.context.images.length !== want) throw new Error(`edit images: expected ${want} values for [${N}, ${shape}], got ${opts.context.images.length}`);
+    known = patchify(opts.context.images, N, shape[0], shape[1], shape[2], c.patchSize);
+  }
+  const keptPos = keep.flatMap((k, i) => (k ? [i] : []));
+  const free = keep.flatMap((k, i) => (k ? [] : [i]));
+  const orders = resolveOrders(opts.order ?? 'random', N, grid, free, rng);
+  const split = resolveSplit(opts, free.length);
+  const out = known ? known.slice() : new Float32Array(N * L * d);
+  const timesteps = diffusion.timestepMap.slice().reverse();
+
+  const cache = model.newCache();
+  let cacheLength = 0;
+  const appendClean = (tokens: Float32Array, positions: number[][], arStep: number, kind: 'kept' | 'generated') => {
+    const k = positions[0].length;
+    tf.tidy(() => {
+      const e = model.embedClean(tf.tensor3d(tokens, [N, k, d]), positions);
+      model.forwardCacheUpdate(guided ? tf.concat([e, e], 0) : e, cache);
+    });
+    cacheLength += k;
+    obs?.onCacheUpdate?.({ arStep, kind, added: k, cacheLength });
+  };
+  const gatherAt = (src: Float32Array, positions: number[][]) => {
+    const k = positions[0].length;
+    const buf = new Float32Array(N * k * d);
+    positions.forEach((ps, n) => ps.forEach((p, i) => buf.set(src.subarray((n * L + p) * d, (n * L + p + 1) * d), (n * k + i) * d)));
+    return buf;
+  };
+
+  try {
+    const ys = guided ? [...opts.labels, ...opts.labels.map(() => c.numClasses)] : opts.labels.slice();
+    const cond = model.embedCondition(ys);
+    model.forwardCacheUpdate(cond, cache);
+    cond.dispose();
+    cacheLength = c.numCondTokens;
+    obs?.onCacheUpdate?.({ arStep: -1, kind: 'condition', added: c.numCondTokens, cacheLength });
+    if (known && keptPos.length > 0) {
+      const kp = Array.from({ length: N }, () => keptPos);
+      appendClean(gatherAt(known, kp), kp, -1, 'kept');
+    }
+
+    for (let s = 0; s < split.splitSizes.length; s++) {
+      const positions = orders.map((o) => o.slice(split.cumsum[s], split.cumsum[s + 1]));
+      const k = positions[0].length;
+      obs?.onArStep?.({ arStep: s, positions, cacheLength });
+      const pos = model.posEmbedAt(positions);
+      let x = tf.tensor3d(rng.normalArray(N * k * d), [N, k, d]);
+      timesteps.forEach((tOrig, j) => {
+        const i = timesteps.length - 1 - j; // index into the respaced chain
+        const hooks: ForwardHooks = {};
+        if (obs?.onAttention && obs.wantsAttention?.(s, j)) hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
+        const eps = model.forwardInference(x, tOrig, cache, pos, cfgScale, opts.cfgInterval ?? [0, 1000], hooks);
+        const noise = i > 0 && (sampler === 'ddpm' || eta > 0) ? tf.tensor3d(rng.normalArray(N * k * d), [N, k, d]) : tf.zerosLike(x);
+        const step = tf.tidy(() => {
+          const r = sampler === 'ddpm' ? diffusion.pSample(x, i, eps, noise, opts.clipDenoised) : diffusion.ddimSample(x, i, eps, noise, eta, opts.clipDenoised);
+          return r;
+        });
+        obs?.onDiffusionStep?.({ arStep: s, diffusionStep: j, t: tOrig }, { xt: x, eps, x0: step.predXStart as tf.Tensor3D, next: step.sample as tf.Tensor3D });
+        tf.dispose([x, eps, noise, step.predXStart]);
+        x = step.sample as tf.Tensor3D;
+      });
+      const tokens = x.dataSync() as Float32Array;
+      x.dispose();
+      pos.dispose();
+      positions.forEach((ps, n) => ps.forEach((p, i) => out.set(tokens.subarray((n * k + i) * d, (n * k + i + 1) * d), (n * L + p) * d)));
+      if (s < split.splitSizes.length - 1) appendClean(tokens, positions, s, 'generated');
+    }
+  } finally {
+    disposeCache(cache);
+  }
+  return {
+    images: unpatchify(out, N, shape[0], shape[1], shape[2], c.patchSize),
+    tokens: out,
+    orders,
+    stepSizes: split.splitSizes.slice(),
+    timesteps,
+  };
+}
