@@ -27,3 +27,6 @@ export * from './sample/sampler';
 export * from './io/checkpoint';
 export * from './io/torch-pickle';
 export * from './io/images';
+export * from './introspect/recorders';
+export * from './viz/svg-chart';
+export * from './train/report';

@@ -66,3 +66,69 @@ test('bad input: one clear error each, exit code 2', () => {
   assert.equal(h.status, 0);
   assert.match(h.stdout, /Commands:/);
 });
+
+/** A folder dataset of 8x8 grey PNGs in 2 classes (bright top / bright bottom). */
+function pngFolder(): string {
+  const { PNG } = require('pngjs') as typeof import('pngjs');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-folder-'));
+  for (const [cls, top] of [['top', true], ['bottom', false]] as const) {
+    fs.mkdirSync(path.join(root, cls));
+    for (let i = 0; i < 6; i++) {
+      const png = new PNG({ width: 8, height: 8 });
+      for (let p = 0; p < 64; p++) {
+        const v = (p < 32) === top ? 200 + i * 5 : 20;
+        png.data.set([v, v, v, 255], p * 4);
+      }
+      fs.writeFileSync(path.join(root, cls, `${i}.png`), PNG.sync.write(png));
+    }
+  }
+  return root;
+}
+
+test('train runs end to end on a PNG folder: checkpoint, weights, sample grid, report; resume continues', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-train-'));
+  const common = ['--dataset', `folder:${pngFolder()}`, '--preset', 'tiny', '--batch', '4', '--per-class', '2', '--log-every', '2', '--out', out, '--no-progress'];
+  const r = run('train', ...common, '--steps', '4');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /done: 4 steps in .* min \(stopped by steps\)/);
+  for (const f of ['checkpoint.safetensors', 'model.safetensors', 'samples.png', 'report.md', 'loss.svg', 'ar-step-loss.svg', 'history.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  const { PNG } = require('pngjs') as typeof import('pngjs');
+  const grid = PNG.sync.read(fs.readFileSync(path.join(out, 'samples.png')));
+  assert.deepEqual([grid.width, grid.height], [2 * 16 + 3 * 2, 2 * 16 + 3 * 2]); // 2 per class x 2 classes, x2 upscaled, 2px gaps
+  const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  assert.match(report, /\| steps \| 4 \(stopped by steps\) \|/);
+  assert.match(fs.readFileSync(path.join(out, 'loss.svg'), 'utf8'), /^<svg[\s\S]*AR-weighted loss[\s\S]*<\/svg>$/);
+  const again = run('train', ...common, '--steps', '2', '--resume', path.join(out, 'checkpoint.safetensors'));
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /from step 4 for 2 steps/);
+  assert.match(again.stdout, /done: 6 steps/);
+});
+
+test('sample draws a grid from the shipped MNIST model', () => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-sample-')), 'grid.png');
+  const r = run('sample', '--per-class', '1', '--classes', '3,7', '--steps', '10', '--ar-steps', '2', '--order', 'raster', '--out', out, '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const info = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  assert.deepEqual([info.images, info.stepSizes.length, info.diffusionSteps], [2, 2, 10]);
+  const { PNG } = require('pngjs') as typeof import('pngjs');
+  const grid = PNG.sync.read(fs.readFileSync(out));
+  assert.deepEqual([grid.width, grid.height], [56 + 4, 2 * 56 + 6]);
+});
+
+test('train and sample reject bad flags with a message naming the flag', () => {
+  const cases: [string[], RegExp][] = [
+    [['train', '--dataset', 'cifar'], /--dataset must be mnist, fashion-mnist or folder:PATH, got "cifar"/],
+    [['train', '--lr', '-1'], /--lr must be > 0/],
+    [['train', '--label-dropout', '1'], /--label-dropout must be in \[0, 1\)/],
+    [['train', '--ar-weights', 'cubic'], /--ar-weights must be one of linear, cosine/],
+    [['train', '--resume', '/no/such.safetensors'], /--resume: \/no\/such.safetensors not found/],
+    [['sample', '--sampler', 'euler'], /--sampler must be one of ddpm, ddim/],
+    [['sample', '--steps', 'many'], /--steps must be a number or ddimN/],
+    [['sample', '--checkpoint', '/no/model.safetensors'], /--checkpoint: \/no\/model.safetensors not found/],
+  ];
+  for (const [args, re] of cases) {
+    const r = run(...args);
+    assert.equal(r.status, 2, args.join(' '));
+    assert.match(r.stderr, re);
+  }
+});

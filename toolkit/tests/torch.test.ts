@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { readTorchFile, readTorchStateDict } from '../src/io/torch-pickle';
 import { loadModel, readCheckpoint } from '../src/io/checkpoint';
+import { saveSafetensors } from '../src/io/safetensors';
 import { configFromOfficial } from '../src/model/config';
 import { HostTensor } from '../src/model/params';
 import { reference, useBackend } from './helpers';
@@ -53,4 +54,14 @@ test('legacy, truncated and foreign files are refused with a reason', () => {
   fs.writeFileSync(cut, bytes.subarray(0, bytes.length - 200));
   assert.throws(() => readTorchFile(cut), /cut.pt: (not a zip archive|corrupt zip)/);
   assert.throws(() => readTorchFile(path.join(dir, 'none.pt')), /none.pt not found/);
+});
+
+test('an official-format safetensors state_dict (no metadata) loads with a config', async () => {
+  await useBackend('wasm');
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-st-')), 'official.safetensors');
+  saveSafetensors(file, reference().state_dict);
+  assert.throws(() => loadModel(file), /no model config in the metadata; pass one/);
+  const m = loadModel(file, { config: configFromOfficial(reference().model_config) });
+  assert.deepEqual(Array.from(m.params['final_layer.1.bias'].dataSync()), Array.from(reference().state_dict['final_layer.1.bias'].data));
+  m.dispose();
 });

@@ -1,14 +1,32 @@
 #!/usr/bin/env node
 /**
- * `causalfusion` command line: verify, bench, info. Every flag is validated; errors name the flag.
+ * `causalfusion` command line: train, sample, verify, bench, info. Every flag is validated; errors name the flag.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { parseArgs } from 'util';
 import { BACKENDS, initBackend, parseBackendName } from '../backend';
 import { loadReference } from '../io/reference';
 import { formatVerifyTable, verifyReference } from '../verify';
 import { BENCH_DEFAULTS, BenchOptions, benchTrainStep } from '../bench';
-import { PRESETS, makeConfig, numPatches } from '../model/config';
+import { PRESETS, PresetName, makeConfig, numPatches } from '../model/config';
 import { countParameters } from '../model/params';
+
+import { ImageDataset, loadFashionMnist, loadMnist } from '../data/datasets';
+import { loadImageFolder } from '../data/folder';
+import { Trainer } from '../train/trainer';
+import { writeTrainingReport } from '../train/report';
+import { loadModel } from '../io/checkpoint';
+import { imageGrid, savePng } from '../io/images';
+import { sampleImages, SampleOptions } from '../sample/sampler';
+import { OrderKind } from '../factorization/orders';
+import { CausalDiffusionModel } from '../model/causalfusion';
+
+/** The main job's recipe: recognisable MNIST digits in about 12 minutes on 2 CPU cores (see README). */
+export const QUICK_RECIPE = { preset: 'mnist-small' as PresetName, steps: 1000, batch: 64, lr: 1e-3, warmup: 100, ema: 0.995, minutes: 15 };
+
+/** The model shipped in data/ (trained by the main job's recipe). */
+export const SHIPPED_MODEL = path.resolve(__dirname, '..', '..', '..', '..', 'data', 'mnist-small.safetensors');
 
 const HELP: Record<string, string> = {
   main: `causalfusion — Causal Diffusion Transformers (CausalFusion, arXiv 2412.12095) on TensorFlow.js
@@ -16,6 +34,8 @@ const HELP: Record<string, string> = {
 Usage: causalfusion <command> [options]
 
 Commands:
+  train    train a CausalFusion model (MNIST by default), write checkpoints, samples and a report
+  sample   generate a grid of images from a checkpoint (any AR steps, order, sampler, CFG)
   verify   compare this install with a reference fixture of the official PyTorch code
   bench    time one training step (forward, backward, clip, AdamW, EMA)
   info     backend, presets and their sizes
@@ -40,6 +60,37 @@ Options (defaults in brackets):
   --checkpoint  recompute blocks in the backward pass (bounded memory, for large batches)
   --decay G [${BENCH_DEFAULTS.arStepDecay}] AR-step decay  --seed N [${BENCH_DEFAULTS.seed}]
   --json  one JSON line (with the AR-step splits used, for a PyTorch twin to replay)`,
+  train: `Usage: causalfusion train [options]
+
+Trains on a dataset with the official recipe (random order, AR steps from the truncated geometric law,
+generalized causal mask, AR loss weights, AdamW + warm-up, clipping, EMA, label dropout), then writes into
+--out: checkpoint.safetensors (resumable), model.safetensors (EMA weights), samples.png (one row per class),
+report.md (+ loss.svg, ar-step-loss.svg, history.json). Ctrl-C stops after the current step and still saves.
+Options (defaults in brackets):
+  --dataset NAME [mnist]     mnist | fashion-mnist | folder:PATH (one sub-folder of PNGs per class)
+  --channels 1|3 [1]         for folder datasets
+  --preset NAME [${QUICK_RECIPE.preset}]   model preset (image size / channels / classes follow the dataset)
+  --steps N [${QUICK_RECIPE.steps}]  --minutes M [${QUICK_RECIPE.minutes}] stop at whichever comes first
+  --batch N [${QUICK_RECIPE.batch}]  --lr X [${QUICK_RECIPE.lr}]  --warmup N [${QUICK_RECIPE.warmup}]  --ema X [${QUICK_RECIPE.ema}]
+  --decay G [0.9] AR-step decay (1 = uniform)  --fixed-ar-steps S  train with exactly S AR steps
+  --ar-weights linear|cosine [linear]  --max-ar-weight X [2]  --label-dropout P [0.1]
+  --grad-clip X [1]  --weight-decay X [0]  --flip  random horizontal flips  --checkpoint-activations
+  --seed N [0]  --out DIR [runs/<dataset>]  --resume FILE  continue a run from its checkpoint
+  --log-every N [50]  --checkpoint-every N [250]
+  --per-class N [8] samples per class in the final grid  --ar-steps S [1] for those samples
+  --no-progress  plain log lines instead of the progress bar`,
+  sample: `Usage: causalfusion sample [options]
+
+Generates one row per class from a checkpoint (ours, an official safetensors state_dict, or a PyTorch .pt).
+Options (defaults in brackets):
+  --checkpoint FILE [data/mnist-small.safetensors, the shipped model]
+  --config PRESET   model preset for files without a config (official .pt / .safetensors)
+  --weights ema|model [ema]
+  --out FILE [samples.png]  --per-class N [8]  --classes LIST (e.g. 3,5,7) [all]
+  --ar-steps S [1]  --step-sizes LIST (sum = L)  --order random|raster|block-raster|dilated [random]
+  --steps N [250] diffusion steps per AR step (ddpm) or 'ddimN'  --sampler ddpm|ddim [ddpm]  --eta X [0]
+  --cfg X [1] guidance scale  --cfg-interval LO,HI [0,1000]  --no-clip  do not clamp x0 to [-1, 1]
+  --seed N [0]  --scale N [2] pixel upscaling of the grid  --json  print timings as JSON`,
   info: `Usage: causalfusion info [--backend NAME]
 
 Prints the chosen backend and the model presets with token counts and parameter counts.`,
@@ -140,7 +191,190 @@ async function cmdInfo(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { verify: cmdVerify, bench: cmdBench, info: cmdInfo };
+function loadDataset(spec: string, channels: 1 | 3): ImageDataset {
+  if (spec === 'mnist') return loadMnist('train');
+  if (spec === 'fashion-mnist') return loadFashionMnist('train');
+  if (spec.startsWith('folder:')) return loadImageFolder(spec.slice('folder:'.length), { channels });
+  throw new UsageError(`--dataset must be mnist, fashion-mnist or folder:PATH, got "${spec}"`);
+}
+
+function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
+  if (v === undefined) return dflt;
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  return v as T;
+}
+
+function intList(name: string, v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  const xs = v.split(',').map((x) => Number(x.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`--${name} must be a comma-separated list of integers, got "${v}"`);
+  return xs;
+}
+
+function probability(name: string, v: string | undefined, dflt: number): number {
+  const p = num(name, v, dflt);
+  if (p < 0 || p >= 1) throw new UsageError(`--${name} must be in [0, 1), got "${v}"`);
+  return p;
+}
+
+async function cmdTrain(argv: string[]): Promise<number> {
+  const strings = ['dataset', 'channels', 'preset', 'steps', 'minutes', 'batch', 'lr', 'warmup', 'ema', 'decay', 'fixed-ar-steps', 'ar-weights', 'max-ar-weight', 'label-dropout', 'grad-clip', 'weight-decay', 'seed', 'out', 'resume', 'log-every', 'checkpoint-every', 'per-class', 'ar-steps'];
+  const v = parse(argv, { ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])), flip: { type: 'boolean' }, 'checkpoint-activations': { type: 'boolean' }, 'no-progress': { type: 'boolean' } });
+  if (v.help) return console.log(HELP.train), 0;
+  const s = (k: string) => v[k] as string | undefined;
+  const Q = QUICK_RECIPE;
+  const datasetName = s('dataset') ?? 'mnist';
+  const channels = oneOf('channels', s('channels'), ['1', '3'], '1') === '3' ? 3 : 1;
+  const preset = s('preset') ?? Q.preset;
+  if (!(preset in PRESETS)) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
+  const steps = int('steps', s('steps'), Q.steps);
+  const minutes = num('minutes', s('minutes'), Q.minutes);
+  if (!(minutes > 0)) throw new UsageError(`--minutes must be > 0, got "${s('minutes')}"`);
+  const lr = num('lr', s('lr'), Q.lr);
+  if (!(lr > 0)) throw new UsageError(`--lr must be > 0, got "${s('lr')}"`);
+  const ema = num('ema', s('ema'), Q.ema);
+  if (!(ema >= 0 && ema <= 1)) throw new UsageError(`--ema must be in [0, 1], got "${s('ema')}"`);
+  const decay = num('decay', s('decay'), 0.9);
+  if (!(decay > 0 && decay <= 1)) throw new UsageError(`--decay must be in (0, 1], got "${s('decay')}"`);
+  const fixed = s('fixed-ar-steps') === undefined ? undefined : int('fixed-ar-steps', s('fixed-ar-steps'), 1);
+  const arWeights = oneOf('ar-weights', s('ar-weights'), ['linear', 'cosine'], 'linear');
+  const maxArWeight = num('max-ar-weight', s('max-ar-weight'), 2);
+  const labelDropout = probability('label-dropout', s('label-dropout'), 0.1);
+  const gradClip = num('grad-clip', s('grad-clip'), 1);
+  if (!(gradClip > 0)) throw new UsageError(`--grad-clip must be > 0, got "${s('grad-clip')}"`);
+  const weightDecay = num('weight-decay', s('weight-decay'), 0);
+  if (!(weightDecay >= 0)) throw new UsageError(`--weight-decay must be >= 0, got "${s('weight-decay')}"`);
+  const batch = int('batch', s('batch'), Q.batch);
+  const warmup = int('warmup', s('warmup'), Q.warmup, 0);
+  const seed = int('seed', s('seed'), 0, 0);
+  const logEvery = int('log-every', s('log-every'), 50);
+  const ckEvery = int('checkpoint-every', s('checkpoint-every'), 250);
+  const perClass = int('per-class', s('per-class'), 8);
+  const arSteps = int('ar-steps', s('ar-steps'), 1);
+  const out = path.resolve(s('out') ?? path.join('runs', datasetName.replace(/^folder:/, '').replace(/[^A-Za-z0-9_-]+/g, '_')));
+  const resume = s('resume');
+  if (resume !== undefined && !fs.existsSync(resume)) throw new UsageError(`--resume: ${resume} not found`);
+
+  const ds = loadDataset(datasetName, channels);
+  const report = await backendFrom(v, true);
+  console.log(report.line);
+  const trainer = resume
+    ? Trainer.resume(resume, ds)
+    : new Trainer(ds, {
+        model: makeConfig(preset as PresetName, { inputSize: ds.height, latentChannels: ds.channels, numClasses: ds.classNames.length, classDropoutProb: labelDropout > 0 ? labelDropout : 0.1 }),
+        batchSize: batch,
+        lr,
+        warmupSteps: warmup,
+        emaDecay: ema,
+        gradClip,
+        weightDecay,
+        seed,
+        flip: !!v.flip,
+        checkpointActivations: !!v['checkpoint-activations'],
+        factorization: { arStepDecay: decay, fixedArSteps: fixed, arWeightSchedule: arWeights, maxArWeight, classDropoutProb: labelDropout },
+      });
+  const c = trainer.config;
+  console.log(`training on ${ds.name} (${ds.count} images): ${countParameters(c.model).toLocaleString('en')} params, ${numPatches(c.model)} tokens, batch ${c.batchSize}, from step ${trainer.step} for ${steps} steps or ${minutes} min -> ${out}`);
+  fs.mkdirSync(out, { recursive: true });
+  const ac = new AbortController();
+  const onSigint = () => {
+    if (ac.signal.aborted) process.exit(130);
+    console.error('\nstopping after this step (Ctrl-C again to quit without saving)');
+    ac.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const ckpt = path.join(out, 'checkpoint.safetensors');
+  let summary;
+  try {
+    summary = await trainer.run({
+      steps,
+      maxSeconds: minutes * 60,
+      signal: ac.signal,
+      logEvery,
+      checkpointEvery: ckEvery,
+      checkpointPath: ckpt,
+      progress: v['no-progress'] ? false : process.stderr,
+      callbacks: v['no-progress'] || !process.stderr.isTTY ? {} : { onLog: (e) => void process.stderr.write(`\n  step ${e.step}: loss ${e.loss.toFixed(4)}, ${e.imagesPerSec.toFixed(0)} img/s\n`) },
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  trainer.exportWeights(path.join(out, 'model.safetensors'));
+  const t0 = Date.now();
+  const labels = ds.classNames.flatMap((_, k) => new Array<number>(perClass).fill(k));
+  const res = trainer.sample({ labels, arSteps, diffusionSteps: '250', clipDenoised: true, seed });
+  const sampleSec = (Date.now() - t0) / 1000;
+  savePng(path.join(out, 'samples.png'), imageGrid(res.images, labels.length, c.model.latentChannels, c.model.inputSize, c.model.inputSize, { cols: perClass, scale: 2 }));
+  const file = writeTrainingReport(out, {
+    trainer,
+    summary,
+    backend: report.line,
+    samples: 'samples.png',
+    samplesCaption: `One row per class (${ds.classNames.join(', ')}); EMA weights, ${arSteps} AR step(s), 250 DDPM steps, no guidance, seed ${seed}; ${sampleSec.toFixed(1)} s to sample.`,
+    checkpoint: 'checkpoint.safetensors',
+    weights: 'model.safetensors',
+  });
+  console.log(`done: ${trainer.step} steps in ${(trainer.elapsedSec / 60).toFixed(1)} min (stopped by ${summary.stoppedBy}), last loss ${summary.lastLoss.toFixed(4)}`);
+  console.log(`samples ${path.join(out, 'samples.png')}\nreport  ${file}`);
+  trainer.dispose();
+  return 0;
+}
+
+function parseOrder(v: string | undefined): OrderKind {
+  return oneOf('order', v, ['random', 'raster', 'block-raster', 'dilated'] as const, 'random');
+}
+
+async function cmdSample(argv: string[]): Promise<number> {
+  const strings = ['checkpoint', 'config', 'weights', 'out', 'per-class', 'classes', 'ar-steps', 'step-sizes', 'order', 'steps', 'sampler', 'eta', 'cfg', 'cfg-interval', 'seed', 'scale'];
+  const v = parse(argv, { ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])), 'no-clip': { type: 'boolean' }, json: { type: 'boolean' } });
+  if (v.help) return console.log(HELP.sample), 0;
+  const s = (k: string) => v[k] as string | undefined;
+  const file = s('checkpoint') ?? SHIPPED_MODEL;
+  if (!fs.existsSync(file)) throw new UsageError(`--checkpoint: ${file} not found`);
+  const preset = s('config');
+  if (preset !== undefined && !(preset in PRESETS)) throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
+  const weights = oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema');
+  const sampler = oneOf('sampler', s('sampler'), ['ddpm', 'ddim'] as const, 'ddpm');
+  const steps = s('steps') ?? (sampler === 'ddim' ? 'ddim50' : '250');
+  if (!/^(ddim)?\d+$/.test(steps)) throw new UsageError(`--steps must be a number or ddimN, got "${steps}"`);
+  const interval = intList('cfg-interval', s('cfg-interval'));
+  if (interval && interval.length !== 2) throw new UsageError('--cfg-interval takes two numbers: LO,HI');
+  const perClass = int('per-class', s('per-class'), 8);
+  const cfg = num('cfg', s('cfg'), 1);
+  if (cfg < 1) throw new UsageError(`--cfg must be >= 1, got "${s('cfg')}"`);
+  const eta = num('eta', s('eta'), 0);
+  const seed = int('seed', s('seed'), 0, 0);
+  const scale = int('scale', s('scale'), 2);
+  const out = s('out') ?? 'samples.png';
+  await backendFrom(v, !!v.json);
+  const model: CausalDiffusionModel = loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined });
+  const mc = model.config;
+  const classes = intList('classes', s('classes')) ?? Array.from({ length: Math.min(mc.numClasses, 10) }, (_, i) => i);
+  const labels = classes.flatMap((k) => new Array<number>(perClass).fill(k));
+  const opts: SampleOptions = {
+    labels,
+    arSteps: s('ar-steps') === undefined ? undefined : int('ar-steps', s('ar-steps'), 1),
+    stepSizes: intList('step-sizes', s('step-sizes')),
+    order: parseOrder(s('order')),
+    diffusionSteps: steps,
+    sampler,
+    eta,
+    cfgScale: cfg,
+    cfgInterval: interval as [number, number] | undefined,
+    clipDenoised: !v['no-clip'],
+    seed,
+  };
+  const t0 = Date.now();
+  const r = sampleImages(model, opts);
+  const sec = (Date.now() - t0) / 1000;
+  savePng(out, imageGrid(r.images, labels.length, mc.latentChannels, mc.inputSize, mc.inputSize, { cols: perClass, scale }));
+  if (v.json) console.log(JSON.stringify({ out, images: labels.length, seconds: sec, stepSizes: r.stepSizes, diffusionSteps: r.timesteps.length }));
+  else console.log(`${labels.length} images (${r.stepSizes.length} AR steps x ${r.timesteps.length} ${sampler} steps) in ${sec.toFixed(1)} s -> ${out}`);
+  model.dispose();
+  return 0;
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
 
 /** Runs the CLI on `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {

@@ -67,7 +67,7 @@ export interface SamplingObserver {
   /** After each denoising step: x_t before the step, predicted eps (guided) and x0, and x_{t-1}; [N, k, d]. */
   onDiffusionStep?(e: { arStep: number; diffusionStep: number; t: number }, s: { xt: tf.Tensor3D; eps: tf.Tensor3D; x0: tf.Tensor3D; next: tf.Tensor3D }): void;
   /** Clean context was appended to the cache (kind 'condition' | 'kept' | 'generated'). */
-  onCacheUpdate?(e: { arStep: number; kind: 'condition' | 'kept' | 'generated'; added: number; cacheLength: number }): void;
+  onCacheUpdate?(e: { arStep: number; kind: 'condition' | 'kept' | 'generated'; added: number; cacheLength: number; positions?: number[][] }): void;
 }
 
 export interface SampleResult {
@@ -165,7 +165,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
       model.forwardCacheUpdate(guided ? tf.concat([e, e], 0) : e, cache);
     });
     cacheLength += k;
-    obs?.onCacheUpdate?.({ arStep, kind, added: k, cacheLength });
+    obs?.onCacheUpdate?.({ arStep, kind, added: k, cacheLength, positions });
   };
   const gatherAt = (src: Float32Array, positions: number[][]) => {
     const k = positions[0].length;

@@ -77,6 +77,12 @@ export interface StepEvent {
   lr: number;
   splitSizes: number[];
   t: number[];
+  /** Per-sample token order (raster index of each shuffled position). */
+  orders: number[][];
+  /** AR loss weight of each shuffled position. */
+  arWeights: Float32Array;
+  /** Unweighted noise MSE per token, [N * L] in shuffled order. */
+  tokenMse: Float32Array;
 }
 
 export interface LogEvent {
@@ -248,7 +254,7 @@ export class Trainer {
     this.step += 1;
     this.stats.add(r.tokenMse, sb.split.cumsum, sb.t);
     window?.add(r.tokenMse, sb.split.cumsum, sb.t);
-    return { step: this.step, epoch: this.loader.state().epoch, loss: r.loss, gradNorm: r.gradNorm, lr: r.lr, splitSizes: sb.splitSizes.slice(), t: sb.t.slice() };
+    return { step: this.step, epoch: this.loader.state().epoch, loss: r.loss, gradNorm: r.gradNorm, lr: r.lr, splitSizes: sb.splitSizes.slice(), t: sb.t.slice(), orders: sb.idsShuffle as number[][], arWeights: sb.arWeights, tokenMse: r.tokenMse };
   }
 
   /** Trains for `opts.steps` steps (or until the signal or time limit), with callbacks, logs, samples and checkpoints. */
