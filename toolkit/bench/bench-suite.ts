@@ -3,11 +3,13 @@
  * same AR-step splits, and prints medians and ratios. Each measurement runs in a fresh process so peak
  * memory is its own. Results also go to runs/bench.json.
  *
+ * Then the sampling speed and the cost of introspection hooks (bench/sampling.ts).
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { benchSampling } from './sampling';
 
 interface Case {
   name: string;
@@ -44,7 +46,7 @@ function runJson(cmd: string, args: string[], env: Record<string, string> = {}, 
   return JSON.parse(line);
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const cases = process.env.BENCH_QUICK ? CASES.slice(0, 1) : CASES;
   const python = findPython();
   if (!python) console.log('PyTorch not found (apt-get install python3-torch): ratios are skipped.');
@@ -68,10 +70,14 @@ function main(): void {
         `| ${fmt(ours.peakRssMb).padStart(5)} MB | ${fmt(twin.t1).padStart(8)} ms | ${fmt(twin.t2).padStart(8)} ms | ${Number.isFinite(ratio) ? ratio.toFixed(2) + 'x' : 'n/a'}`,
     );
   }
+  results.push(...(await benchSampling(process.env.BENCH_QUICK ? 1 : 3)));
   const out = path.join(ROOT, 'runs');
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'bench.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 1));
   console.log(`written ${path.join(out, 'bench.json')}`);
 }
 
-main();
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

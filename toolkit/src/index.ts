@@ -30,3 +30,7 @@ export * from './io/images';
 export * from './introspect/recorders';
 export * from './viz/svg-chart';
 export * from './train/report';
+export * from './sample/edit';
+export * from './eval/classifier';
+export * from './eval/frechet';
+export * from './eval/metrics';

@@ -132,3 +132,24 @@ test('train and sample reject bad flags with a message naming the flag', () => {
     assert.match(r.stderr, re);
   }
 });
+
+test('edit inpaints test digits with the shipped model and writes originals / kept / edits', () => {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-edit-')), 'edits.png');
+  const r = run('edit', '--indices', '0,1', '--mode', 'bottom', '--class', '3', '--steps', '5', '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /bottom of 2 MNIST test images \(as class 3\)/);
+  const { PNG } = require('pngjs') as typeof import('pngjs');
+  const grid = PNG.sync.read(fs.readFileSync(out));
+  assert.deepEqual([grid.width, grid.height], [2 * 56 + 6, 3 * 56 + 8]);
+  const bad = run('edit', '--mode', 'middle');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--mode must be one of inpaint, outpaint, top, bottom, left, right/);
+});
+
+test('train runs on Fashion-MNIST from the Debian package', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-fashion-'));
+  const r = run('train', '--dataset', 'fashion-mnist', '--steps', '2', '--batch', '8', '--per-class', '1', '--log-every', '1', '--out', out, '--no-progress');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /training on Fashion-MNIST train \(60000 images\)/);
+  assert.match(fs.readFileSync(path.join(out, 'report.md'), 'utf8'), /T-shirt\/top, Trouser, Pullover/);
+});

@@ -73,3 +73,35 @@ test('DDPM step: no noise at t = 0; DDIM with eta 0 is deterministic and lands o
   assert.ok(maxAbsDiff(di.sample.dataSync(), di.predXStart.dataSync()) < 1e-5);
   tf.dispose([xt, eps, n1, n2, a.sample, a.predXStart, b.sample, b.predXStart, c.sample, c.predXStart, e.sample, e.predXStart, di.sample, di.predXStart]);
 });
+
+test('cosine schedule (improved DDPM) for small pixel models; unknown names are refused', () => {
+  const b = getNamedBetaSchedule(1000, 'cosine');
+  // values of improved-diffusion's betas_for_alpha_bar(1000, cos((t + 0.008) / 1.008 * pi / 2) ** 2, 0.999), computed in Python
+  assert.ok(Math.abs(b[0] - 4.128422482196914e-5) < 1e-15);
+  assert.ok(Math.abs(b[500] - 0.003155691441585007) < 1e-15);
+  assert.ok(Math.abs(b[998] - 0.7499993929011166) < 1e-12);
+  assert.equal(b[999], 0.999);
+  const d = createDiffusion('', { noiseSchedule: 'cosine' });
+  assert.ok(Math.abs(d.alphasCumprod[499] - 0.4938435904406382) < 1e-12);
+  assert.throws(() => getNamedBetaSchedule(1000, 'quadratic' as never), /unknown noise schedule "quadratic"/);
+});
+
+test('v-prediction: the v target and eps-from-v invert each other', async () => {
+  const { useBackend } = await import('./helpers');
+  await useBackend('wasm');
+  const tf = await import('@tensorflow/tfjs');
+  const d = createDiffusion('', { noiseSchedule: 'cosine' });
+  const rng = new (await import('../src/rng')).Rng(3);
+  const x0 = rng.normalArray(3 * 8);
+  const eps = rng.normalArray(3 * 8);
+  const t = [5, 500, 990];
+  const xt = d.qSampleArray(x0, t, eps);
+  const v = d.vTargetArray(x0, t, eps);
+  t.forEach((ti, n) => {
+    const got = tf.tidy(() => d.epsFromV(tf.tensor(xt.subarray(n * 8, n * 8 + 8)), ti, tf.tensor(v.subarray(n * 8, n * 8 + 8))).dataSync());
+    got.forEach((g, i) => assert.ok(Math.abs(g - eps[n * 8 + i]) < 1e-5, `t=${ti}: ${g} vs ${eps[n * 8 + i]}`));
+    // and v = sqrt(abar) eps - sqrt(1 - abar) x0
+    const a = Math.sqrt(d.alphasCumprod[ti]);
+    assert.ok(Math.abs(v[n * 8] - (a * eps[n * 8] - Math.sqrt(1 - a * a) * x0[n * 8])) < 1e-6);
+  });
+});

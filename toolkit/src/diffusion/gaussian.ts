@@ -6,9 +6,20 @@
 import * as tf from '@tensorflow/tfjs';
 import { spaceTimesteps } from './respace';
 
-/** `get_named_beta_schedule`: Ho et al.'s linear schedule, scaled to any number of steps (np.linspace). */
-export function getNamedBetaSchedule(numTimesteps = 1000): Float64Array {
+/** Noise schedules: 'linear' is the official one; 'cosine' (Nichol & Dhariwal) is offered for small pixel models. */
+export type NoiseSchedule = 'linear' | 'cosine';
+
+/**
+ * `get_named_beta_schedule`: Ho et al.'s linear schedule scaled to any number of steps (np.linspace), or the
+ * cosine schedule of improved DDPM (`betas_for_alpha_bar` with max beta 0.999).
+ */
+export function getNamedBetaSchedule(numTimesteps = 1000, schedule: NoiseSchedule = 'linear'): Float64Array {
   if (!Number.isInteger(numTimesteps) || numTimesteps < 2) throw new Error(`diffusion steps must be an integer >= 2, got ${numTimesteps}`);
+  if (schedule === 'cosine') {
+    const abar = (t: number) => Math.cos(((t + 0.008) / 1.008) * (Math.PI / 2)) ** 2;
+    return Float64Array.from({ length: numTimesteps }, (_, i) => Math.min(1 - abar((i + 1) / numTimesteps) / abar(i / numTimesteps), 0.999));
+  }
+  if (schedule !== 'linear') throw new Error(`unknown noise schedule "${schedule as string}" (use linear or cosine)`);
   const scale = 1000 / numTimesteps;
   const start = scale * 0.0001;
   const stop = scale * 0.02;
@@ -92,6 +103,26 @@ export class GaussianDiffusion {
         tf.mul(this.coef(this.sqrtOneMinusAlphasCumprod, t, xStart.rank), noise),
       ),
     );
+  }
+
+  /**
+   * The v target sqrt(abar_t) eps - sqrt(1 - abar_t) x0 on host arrays (one t per sample), float32 arithmetic.
+   */
+  vTargetArray(xStart: Float32Array, t: readonly number[], noise: Float32Array): Float32Array {
+    const per = xStart.length / t.length;
+    const fr = Math.fround;
+    const out = new Float32Array(xStart.length);
+    t.forEach((ti, n) => {
+      const a = fr(this.sqrtAlphasCumprod[ti]);
+      const s = fr(this.sqrtOneMinusAlphasCumprod[ti]);
+      for (let i = n * per; i < (n + 1) * per; i++) out[i] = fr(fr(a * noise[i]) - fr(s * xStart[i]));
+    });
+    return out;
+  }
+
+  /** eps from a v prediction: sqrt(1 - abar_t) x_t + sqrt(abar_t) v, at index t of this (possibly respaced) chain. */
+  epsFromV(xT: tf.Tensor, t: number, v: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => tf.add(tf.mul(Math.fround(this.sqrtOneMinusAlphasCumprod[t]), xT), tf.mul(Math.fround(this.sqrtAlphasCumprod[t]), v)));
   }
 
   /**
@@ -179,10 +210,10 @@ export class GaussianDiffusion {
  */
 export function createDiffusion(
   timestepRespacing: string | readonly number[] = '',
-  opts: { diffusionSteps?: number; sigmaSmall?: boolean } = {},
+  opts: { diffusionSteps?: number; sigmaSmall?: boolean; noiseSchedule?: NoiseSchedule } = {},
 ): GaussianDiffusion {
   const T = opts.diffusionSteps ?? 1000;
-  const betas = getNamedBetaSchedule(T);
+  const betas = getNamedBetaSchedule(T, opts.noiseSchedule);
   const varType: ModelVarType = opts.sigmaSmall ? 'fixed-small' : 'fixed-large';
   const spec = typeof timestepRespacing === 'string' && timestepRespacing.trim() === '' ? [T] : timestepRespacing;
   const keep = new Set(spaceTimesteps(T, spec));

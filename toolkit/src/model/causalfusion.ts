@@ -24,7 +24,7 @@ export interface TrainingInputs {
   x: Float32Array;
   /** Its noised version q_sample(x, t, noise) [N, C, H, W]. */
   xn: Float32Array;
-  /** The noise, i.e. the regression target [N, C, H, W]. */
+  /** The regression target [N, C, H, W]: the noise (official), or v for `prediction: 'v'` models. */
   noise: Float32Array;
   /** One original timestep (0..T-1) per sample. */
   t: readonly number[];

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../rng';
-import { createDiffusion, GaussianDiffusion } from '../diffusion/gaussian';
+import { createDiffusion, GaussianDiffusion, NoiseSchedule } from '../diffusion/gaussian';
 import { fromSizes, splitEqual, Split } from '../factorization/steps';
 import { makeOrder, OrderKind, validateOrder } from '../factorization/orders';
 import { CausalDiffusionModel, disposeCache } from '../model/causalfusion';
@@ -111,8 +111,8 @@ function resolveSplit(opts: SampleOptions, free: number): Split {
 }
 
 /** The diffusion used for sampling: '250' / 'ddim50' / 50 style respacing of the 1000-step chain. */
-export function samplingDiffusion(steps: string | number = '250'): GaussianDiffusion {
-  return createDiffusion(String(steps));
+export function samplingDiffusion(steps: string | number = '250', noiseSchedule: NoiseSchedule = 'linear'): GaussianDiffusion {
+  return createDiffusion(String(steps), { noiseSchedule });
 }
 
 /**
@@ -131,7 +131,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
   const sampler = opts.sampler ?? 'ddpm';
   if (sampler !== 'ddpm' && sampler !== 'ddim') throw new Error(`unknown sampler "${sampler as string}" (use ddpm or ddim)`);
   const eta = opts.eta ?? 0;
-  const diffusion = samplingDiffusion(opts.diffusionSteps ?? (sampler === 'ddim' ? 'ddim50' : '250'));
+  const diffusion = samplingDiffusion(opts.diffusionSteps ?? (sampler === 'ddim' ? 'ddim50' : '250'), c.noiseSchedule);
   const L = model.numPatches;
   const d = model.patchDim;
   const grid = c.inputSize / c.patchSize;
@@ -196,7 +196,9 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
         const i = timesteps.length - 1 - j; // index into the respaced chain
         const hooks: ForwardHooks = {};
         if (obs?.onAttention && obs.wantsAttention?.(s, j)) hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
-        const eps = model.forwardInference(x, tOrig, cache, pos, cfgScale, opts.cfgInterval ?? [0, 1000], hooks);
+        const out = model.forwardInference(x, tOrig, cache, pos, cfgScale, opts.cfgInterval ?? [0, 1000], hooks);
+        const eps = c.prediction === 'v' ? (diffusion.epsFromV(x, i, out) as tf.Tensor3D) : out;
+        if (eps !== out) out.dispose();
         const noise = i > 0 && (sampler === 'ddpm' || eta > 0) ? tf.tensor3d(rng.normalArray(N * k * d), [N, k, d]) : tf.zerosLike(x);
         const step = tf.tidy(() => {
           const r = sampler === 'ddpm' ? diffusion.pSample(x, i, eps, noise, opts.clipDenoised) : diffusion.ddimSample(x, i, eps, noise, eta, opts.clipDenoised);

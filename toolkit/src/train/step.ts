@@ -66,6 +66,8 @@ export function sampleBatch(
   const noise = rng.normalArray(x.length);
   const t = Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1));
   const xn = diffusion.qSampleArray(x, t, noise);
+  // the regression target: the noise (official) or v for v-prediction models
+  const target = model.config.prediction === 'v' ? diffusion.vTargetArray(x, t, noise) : noise;
   const nullLabel = model.config.numClasses;
   const yd = y.map((v) => (f.classDropoutProb > 0 && rng.random() < f.classDropoutProb ? nullLabel : v));
   const split = f.splitSizes
@@ -77,7 +79,7 @@ export function sampleBatch(
   return {
     x,
     xn,
-    noise,
+    noise: target,
     t,
     y: yd,
     splitSizes: split.splitSizes,

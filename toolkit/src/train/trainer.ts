@@ -90,7 +90,7 @@ export interface LogEvent {
   epoch: number;
   /** Mean AR-weighted loss over the steps since the last log (what the official code logs). */
   loss: number;
-  /** Mean unweighted noise MSE over the same window. */
+  /** Mean unweighted MSE of the prediction target (noise, or v) over the same window. */
   mse: number;
   lr: number;
   gradNorm: number;
@@ -213,7 +213,7 @@ export class Trainer {
     this.emaModel = new CausalDiffusionModel(c.model, { seed: c.seed });
     this.ema = new Ema(this.model.params, c.emaDecay, this.emaModel.params);
     this.opt = new AdamW({ lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weightDecay });
-    this.diffusion = createDiffusion('');
+    this.diffusion = createDiffusion('', { noiseSchedule: c.model.noiseSchedule });
     this.loader = new BatchLoader(dataset, { batchSize: c.batchSize, seed: c.seed, flip: c.flip });
     this.rng = new Rng(c.seed).fork('train');
     this.stats = new LossStats(c.tBins, this.diffusion.numTimesteps);
