@@ -118,7 +118,7 @@ test('sample draws a grid from the shipped MNIST model', () => {
 test('train and sample reject bad flags with a message naming the flag', () => {
   const cases: [string[], RegExp][] = [
     [['train', '--dataset', 'cifar'], /--dataset must be mnist, fashion-mnist or folder:PATH, got "cifar"/],
-    [['train', '--lr', '-1'], /--lr must be > 0/],
+    [['train', '--lr', '0'], /--lr must be > 0/],
     [['train', '--label-dropout', '1'], /--label-dropout must be in \[0, 1\)/],
     [['train', '--ar-weights', 'cubic'], /--ar-weights must be one of linear, cosine/],
     [['train', '--resume', '/no/such.safetensors'], /--resume: \/no\/such.safetensors not found/],
