@@ -147,3 +147,12 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
 export function prefersPlain2dMatmul(): boolean {
   return tf.getBackend() === 'wasm' && !nativeGemmActive();
 }
+
+/**
+ * The backend chosen at start-up by the CausalFusion Jupyter kernel (kernels/startup.js), or a fresh
+ * `initBackend()` anywhere else: what a notebook awaits before its first tensor.
+ */
+export function backendReady(): Promise<BackendReport> {
+  const pending = (globalThis as { causalfusionBackend?: Promise<BackendReport> }).causalfusionBackend;
+  return pending ?? initBackend();
+}
