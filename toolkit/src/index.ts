@@ -34,3 +34,4 @@ export * from './sample/edit';
 export * from './eval/classifier';
 export * from './eval/frechet';
 export * from './eval/metrics';
+export * from './viz/svg-grids';
