@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+/**
+ * Executes every notebook headless with the CausalFusion kernel (nbconvert), each under a time limit, fails on
+ * any cell error, and writes the executed HTML exports to runs/notebooks/. `--inplace` instead refreshes the
+ * committed notebooks' outputs.
+ *
+ *   node notebooks/execute.js [--inplace] [NAME.ipynb ...]
+ */
+'use strict';
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+const { withTempKernel } = require('../kernels/temp-kernel');
+
+const LIMIT_S = Number(process.env.NOTEBOOK_TIMEOUT_S || 600);
+const args = process.argv.slice(2);
+const inplace = args.includes('--inplace');
+const chosen = args.filter((a) => a !== '--inplace');
+const notebooks = (chosen.length ? chosen : fs.readdirSync(__dirname).filter((f) => f.endsWith('.ipynb')).sort()).map((f) => path.basename(f));
+const outDir = path.resolve(__dirname, '..', 'runs', 'notebooks');
+
+const failed = withTempKernel((env) => {
+  const bad = [];
+  for (const nb of notebooks) {
+    const t0 = Date.now();
+    const to = inplace ? ['--to', 'notebook', '--inplace'] : ['--to', 'html', '--output-dir', outDir];
+    const r = spawnSync('jupyter', ['nbconvert', '--execute', ...to, `--ExecutePreprocessor.timeout=${LIMIT_S}`, '--ExecutePreprocessor.kernel_name=causalfusion', nb], {
+      cwd: __dirname,
+      env,
+      encoding: 'utf8',
+      timeout: LIMIT_S * 1000,
+    });
+    const sec = ((Date.now() - t0) / 1000).toFixed(1);
+    if (r.status === 0) console.log(`ok   ${nb} (${sec} s)`);
+    else {
+      bad.push(nb);
+      console.log(`FAIL ${nb} (${sec} s${r.error ? `, ${r.error.message}` : ''})\n${(r.stderr || '').split('\n').filter((l) => !l.startsWith('[causalfusion kernel]')).slice(-30).join('\n')}`);
+    }
+  }
+  return bad;
+});
+if (failed.length) {
+  console.error(`${failed.length} notebook(s) failed: ${failed.join(', ')}`);
+  process.exit(1);
+}
+console.log(inplace ? 'notebooks refreshed in place' : `HTML exports in ${outDir}`);
