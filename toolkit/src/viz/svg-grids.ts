@@ -18,6 +18,9 @@ export function stepColor(s: number, S: number): string {
   return `rgb(${lerp(198, 63)},${lerp(219, 0)},${lerp(239, 125)})`;
 }
 
+/** Width a bold 13px title needs (about 7.5 px per character). */
+const titleWidth = (title: string) => 16 + Math.ceil(7.5 * title.length);
+
 const header = (w: number, h: number, title: string) =>
   `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11"><rect width="${w}" height="${h}" fill="white"/><text x="8" y="16" font-size="13" font-weight="bold">${esc(title)}</text>`;
 
@@ -66,7 +69,8 @@ export function orderGridSvg(grid: number, steps: readonly (readonly number[])[]
   const H = top + grid * cell + 10;
   const stepOf = new Array<number>(grid * grid).fill(-1);
   steps.forEach((ps, s) => ps.forEach((p) => (stepOf[p] = s)));
-  const parts = [header(Math.max(W, 200), H, opts.title ?? `Generation order (${steps.length} AR steps)`)];
+  const title = opts.title ?? `Generation order (${steps.length} AR steps)`;
+  const parts = [header(Math.max(W, titleWidth(title)), H, title)];
   for (let i = 0; i < grid * grid; i++) {
     const x = 10 + (i % grid) * cell;
     const y = top + Math.floor(i / grid) * cell;
@@ -89,7 +93,8 @@ export function attentionGridSvg(image: Float32Array, size: number, grid: number
   const top = 26;
   const W = size * s + 20;
   const H = top + size * s + 10;
-  const parts = [header(Math.max(W, 220), H, opts.title ?? 'Attention over the patch grid')];
+  const title = opts.title ?? 'Attention over the patch grid';
+  const parts = [header(Math.max(W, titleWidth(title)), H, title)];
   for (let y = 0; y < size; y++)
     for (let x = 0; x < size; x++) {
       const v = toByte(image[y * size + x]);
