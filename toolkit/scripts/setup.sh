@@ -2,13 +2,14 @@
 # Installs what CausalFusion Lab needs on a Debian machine, and only what is missing:
 #   Debian: libopenblas-dev (optional native GEMM: the `nblas` addon builds against it), build tools for node-gyp,
 #           dataset-fashion-mnist (the second dataset); Jupyter (notebook, nbconvert, nbclient) and
-#           jupyter_kernel_test for the CausalFusion kernel and its tests;
+#           jupyter_kernel_test for the CausalFusion kernel and its tests; chromium for the browser checks of the
+#           notebooks' HTML exports;
 #   npm:    the locked packages (npm ci) when node_modules is absent or older than package-lock.json.
 # Idempotent and quick when everything is there. Needs root (or sudo) only when a Debian package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DEBS=(libopenblas-dev python3 make g++ dataset-fashion-mnist jupyter-notebook jupyter-nbconvert python3-nbclient python3-jupyter-kernel-test)
+DEBS=(libopenblas-dev python3 make g++ dataset-fashion-mnist jupyter-notebook jupyter-nbconvert python3-nbclient python3-jupyter-kernel-test chromium)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

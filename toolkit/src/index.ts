@@ -35,3 +35,4 @@ export * from './eval/classifier';
 export * from './eval/frechet';
 export * from './eval/metrics';
 export * from './viz/svg-grids';
+export * from './viz/display';

@@ -4,6 +4,7 @@ import { describeSequence, getAttnMask } from '../src/factorization/mask';
 import { fromSizes } from '../src/factorization/steps';
 import { attentionGridSvg, barChartSvg, maskSvg, orderGridSvg } from '../src/viz/svg-grids';
 import { lineChartSvg, niceTicks } from '../src/viz/svg-chart';
+import { display, newDisplay } from '../src/viz/display';
 
 const count = (s: string, re: RegExp) => (s.match(re) ?? []).length;
 
@@ -36,4 +37,9 @@ test('line chart ticks and gaps', () => {
   const svg = lineChartSvg({ title: 't', xTitle: 'x', yTitle: 'y', series: [{ name: 'a', x: [0, 1, 2, 3], y: [1, null, 2, 3] }] });
   assert.equal(count(svg, /M/g) >= 2, true); // the null splits the line into two pieces
   assert.throws(() => lineChartSvg({ title: 'empty', xTitle: '', yTitle: '', series: [{ name: 'a', x: [0], y: [null] }] }), /chart "empty" has no finite points/);
+});
+
+test('display: nothing is shown (and nothing fails) outside a notebook kernel', () => {
+  assert.equal(display('<svg xmlns="http://www.w3.org/2000/svg"></svg>'), false);
+  assert.equal(newDisplay().show({ width: 1, height: 1, data: new Uint8Array(4) }), false);
 });

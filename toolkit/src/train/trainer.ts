@@ -108,11 +108,12 @@ export interface SampleEvent {
   result: SampleResult;
 }
 
+/** Event handlers; a handler may return a promise, which the trainer awaits before the next step. */
 export interface TrainCallbacks {
-  onStep?(e: StepEvent): void | Promise<void>;
-  onLog?(e: LogEvent): void | Promise<void>;
-  onSample?(e: SampleEvent): void | Promise<void>;
-  onCheckpoint?(e: { step: number; path: string }): void | Promise<void>;
+  onStep?(e: StepEvent): unknown;
+  onLog?(e: LogEvent): unknown;
+  onSample?(e: SampleEvent): unknown;
+  onCheckpoint?(e: { step: number; path: string }): unknown;
 }
 
 export interface RunOptions {
