@@ -4,15 +4,29 @@ Run by `npm test` after `node kernels/install.js --prefix <tmp>`, with JUPYTER_P
 Beyond the protocol checks: the toolkit imports with one line, the backend was chosen at start-up, and a long
 training cell stops cleanly through an AbortSignal.
 """
+import shutil
+import tempfile
 import unittest
 
 import jupyter_kernel_test as jkt
+from jupyter_client.manager import start_new_kernel
 
 
 class CausalFusionKernelTests(jkt.KernelTests):
     kernel_name = "causalfusion"
     language_name = "typescript"
     file_extension = ".ts"
+
+    @classmethod
+    def setUpClass(cls):
+        # start in a folder outside the repository: the one-line import must still work there
+        cls.cwd = tempfile.mkdtemp(prefix="cf-notebook-folder-")
+        cls.km, cls.kc = start_new_kernel(kernel_name=cls.kernel_name, cwd=cls.cwd)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        shutil.rmtree(cls.cwd, ignore_errors=True)
 
     code_hello_world = 'console.log("hello, world")'
     code_stderr = 'console.error("to stderr")'
@@ -60,10 +74,11 @@ class CausalFusionKernelTests(jkt.KernelTests):
         reply, _, text = self.run_cell(
             'import * as cf from "causalfusion";\n'
             "const report = await cf.backendReady();\n"
-            "console.log(report.chosen, cf.backendReport()?.chosen, cf.makeConfig('mnist-small').patchSize);"
+            "console.log(report.chosen, cf.backendReport()?.chosen, cf.makeConfig('mnist-small').patchSize, process.cwd().includes('cf-notebook-folder-'));"
         )
         self.assertEqual(reply["content"]["status"], "ok", reply["content"])
-        chosen, again, patch = text.split()
+        chosen, again, patch, outside = text.split()
+        self.assertEqual(outside, "true")
         self.assertIn(chosen, {"tensorflow", "webgpu", "wasm", "cpu"})
         self.assertEqual(chosen, again)  # the start-up choice, not a second initialisation
         self.assertEqual(patch, "7")
