@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describeSequence, getAttnMask } from '../src/factorization/mask';
 import { fromSizes } from '../src/factorization/steps';
 import { attentionGridSvg, barChartSvg, maskSvg, orderGridSvg } from '../src/viz/svg-grids';
-import { lineChartSvg, niceTicks } from '../src/viz/svg-chart';
+import { lineChartSvg, logTicks, niceTicks } from '../src/viz/svg-chart';
 import { display, newDisplay } from '../src/viz/display';
 
 const count = (s: string, re: RegExp) => (s.match(re) ?? []).length;
@@ -42,4 +42,9 @@ test('line chart ticks and gaps', () => {
 test('display: nothing is shown (and nothing fails) outside a notebook kernel', () => {
   assert.equal(display('<svg xmlns="http://www.w3.org/2000/svg"></svg>'), false);
   assert.equal(newDisplay().show({ width: 1, height: 1, data: new Uint8Array(4) }), false);
+});
+
+test('log-axis ticks: 1-2-5 per decade inside the range', () => {
+  assert.deepEqual(logTicks(0.15, 1.2), [0.2, 0.5, 1]);
+  assert.deepEqual(logTicks(0.003, 0.05), [0.005, 0.01, 0.02, 0.05]);
 });

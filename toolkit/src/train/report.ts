@@ -46,7 +46,7 @@ export function writeTrainingReport(dir: string, r: ReportInputs): string {
     write(
       path.join(dir, 'ar-step-loss.svg'),
       lineChartSvg({
-        title: 'Noise MSE by AR step (all training so far)',
+        title: 'Unweighted MSE by AR step (all training so far)',
         xTitle: 'AR step index s (0 = first)',
         yTitle: 'MSE',
         series: [{ name: 'per AR step', x: bd.byArStep.map((_, i) => i), y: bd.byArStep }],

@@ -36,6 +36,17 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
+/** 1-2-5 ticks per decade inside [lo, hi] (lo > 0), for log axes. */
+export function logTicks(lo: number, hi: number): number[] {
+  const out: number[] = [];
+  for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
+    for (const m of [1, 2, 5]) {
+      const v = Number((m * 10 ** e).toPrecision(12));
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
+    }
+  return out;
+}
+
 const fmt = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(3))));
 
 /** Renders the chart as a standalone SVG document. */
@@ -58,7 +69,7 @@ export function lineChartSvg(spec: LineChartSpec): string {
     `<text x="${m.l}" y="18" font-size="13" font-weight="bold">${esc(spec.title)}</text>`,
   ];
   for (const v of niceTicks(x0, x1)) parts.push(`<line x1="${X(v)}" x2="${X(v)}" y1="${H - m.b}" y2="${H - m.b + 4}" stroke="#333"/><text x="${X(v)}" y="${H - m.b + 16}" text-anchor="middle">${fmt(v)}</text>`);
-  const yTicks = spec.logY ? niceTicks(y0, y1).map((e) => 10 ** e) : niceTicks(y0, y1);
+  const yTicks = spec.logY ? logTicks(10 ** y0, 10 ** y1) : niceTicks(y0, y1);
   for (const v of yTicks) parts.push(`<line x1="${m.l - 4}" x2="${W - m.r}" y1="${Y(v)}" y2="${Y(v)}" stroke="#ddd"/><text x="${m.l - 6}" y="${Y(v) + 4}" text-anchor="end">${fmt(v)}</text>`);
   parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="#333"/><line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="#333"/>`);
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 8}" text-anchor="middle">${esc(spec.xTitle)}</text>`);
