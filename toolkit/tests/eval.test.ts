@@ -5,7 +5,7 @@ import { Rng } from '../src/rng';
 import { frechetDistance } from '../src/eval/frechet';
 import { Classifier } from '../src/eval/classifier';
 import { nearestDistances, scoreSamples } from '../src/eval/metrics';
-import { loadMnist, toModelRange } from '../src/data/datasets';
+import { loadFashionMnist, loadMnist, toModelRange } from '../src/data/datasets';
 import { useBackend } from './helpers';
 
 const DATA = path.resolve(__dirname, '..', '..', '..', 'data');
@@ -64,5 +64,13 @@ test('the shipped MNIST classifier: >= 99% test accuracy; FD ~0 real vs real and
   assert.ok(scores[2].conditionalAccuracy < scores[0].conditionalAccuracy);
   // test images are new, not copies: none is a near-copy by construction of the threshold beyond ~1%
   assert.ok(scores[0].memorisation.nearCopies <= 0.02);
+  clf.dispose();
+});
+
+test('the shipped Fashion-MNIST classifier: >= 90% test accuracy', async () => {
+  await useBackend('wasm');
+  const clf = Classifier.load(path.join(DATA, 'classifier-fashion-mnist.safetensors'));
+  assert.equal(clf.config.classes, 10);
+  assert.ok(clf.accuracy(loadFashionMnist('test')) >= 0.9);
   clf.dispose();
 });
