@@ -380,30 +380,42 @@ function parseOrder(v: string | undefined): OrderKind {
   return oneOf('order', v, ['random', 'raster', 'block-raster', 'dilated'] as const, 'random');
 }
 
-async function cmdSample(argv: string[]): Promise<number> {
-  const strings = ['checkpoint', 'config', 'weights', 'out', 'per-class', 'classes', 'ar-steps', 'step-sizes', 'order', 'steps', 'sampler', 'eta', 'cfg', 'cfg-interval', 'seed', 'scale'];
-  const v = parse(argv, { ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])), 'no-clip': { type: 'boolean' }, json: { type: 'boolean' } });
-  if (v.help) return console.log(HELP.sample), 0;
-  const s = (k: string) => v[k] as string | undefined;
+/** --checkpoint / --config / --weights: validated now, loaded later (after the backend starts). */
+function modelFlags(s: (k: string) => string | undefined): () => CausalDiffusionModel {
   const file = s('checkpoint') ?? SHIPPED_MODEL;
   if (!fs.existsSync(file)) throw new UsageError(`--checkpoint: ${file} not found`);
   const preset = s('config');
   if (preset !== undefined && !(preset in PRESETS)) throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
   const weights = oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema');
+  return () => loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined });
+}
+
+/** --sampler / --steps / --cfg, shared by sample, edit and eval. */
+function samplerFlags(s: (k: string) => string | undefined, ddpmSteps: string): { sampler: 'ddpm' | 'ddim'; steps: string; cfg: number } {
   const sampler = oneOf('sampler', s('sampler'), ['ddpm', 'ddim'] as const, 'ddpm');
-  const steps = s('steps') ?? (sampler === 'ddim' ? 'ddim50' : '250');
+  const steps = s('steps') ?? (sampler === 'ddim' ? 'ddim50' : ddpmSteps);
   if (!/^(ddim)?\d+$/.test(steps)) throw new UsageError(`--steps must be a number or ddimN, got "${steps}"`);
+  const cfg = num('cfg', s('cfg'), 1);
+  if (cfg < 1) throw new UsageError(`--cfg must be >= 1, got "${s('cfg')}"`);
+  return { sampler, steps, cfg };
+}
+
+async function cmdSample(argv: string[]): Promise<number> {
+  const strings = ['checkpoint', 'config', 'weights', 'out', 'per-class', 'classes', 'ar-steps', 'step-sizes', 'order', 'steps', 'sampler', 'eta', 'cfg', 'cfg-interval', 'seed', 'scale'];
+  const v = parse(argv, { ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])), 'no-clip': { type: 'boolean' }, json: { type: 'boolean' } });
+  if (v.help) return console.log(HELP.sample), 0;
+  const s = (k: string) => v[k] as string | undefined;
+  const load = modelFlags(s);
+  const { sampler, steps, cfg } = samplerFlags(s, '250');
   const interval = intList('cfg-interval', s('cfg-interval'));
   if (interval && interval.length !== 2) throw new UsageError('--cfg-interval takes two numbers: LO,HI');
   const perClass = int('per-class', s('per-class'), 8);
-  const cfg = num('cfg', s('cfg'), 1);
-  if (cfg < 1) throw new UsageError(`--cfg must be >= 1, got "${s('cfg')}"`);
   const eta = num('eta', s('eta'), 0);
   const seed = int('seed', s('seed'), 0, 0);
   const scale = int('scale', s('scale'), 2);
   const out = s('out') ?? 'samples.png';
   await backendFrom(v, !!v.json);
-  const model: CausalDiffusionModel = loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined });
+  const model = load();
   const mc = model.config;
   const classes = intList('classes', s('classes')) ?? Array.from({ length: Math.min(mc.numClasses, 10) }, (_, i) => i);
   const labels = classes.flatMap((k) => new Array<number>(perClass).fill(k));
@@ -435,22 +447,15 @@ async function cmdEdit(argv: string[]): Promise<number> {
   const v = parse(argv, Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])));
   if (v.help) return console.log(HELP.edit), 0;
   const s = (k: string) => v[k] as string | undefined;
-  const file = s('checkpoint') ?? SHIPPED_MODEL;
-  if (!fs.existsSync(file)) throw new UsageError(`--checkpoint: ${file} not found`);
-  const preset = s('config');
-  if (preset !== undefined && !(preset in PRESETS)) throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
+  const load = modelFlags(s);
   const mode = oneOf('mode', s('mode'), EDIT_MODES, 'inpaint');
   const dsName = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
   const indices = intList('indices', s('indices')) ?? [0, 1, 2, 3, 4, 5, 6, 7];
-  const sampler = oneOf('sampler', s('sampler'), ['ddpm', 'ddim'] as const, 'ddpm');
-  const steps = s('steps') ?? (sampler === 'ddim' ? 'ddim50' : '250');
-  if (!/^(ddim)?\d+$/.test(steps)) throw new UsageError(`--steps must be a number or ddimN, got "${steps}"`);
-  const cfg = num('cfg', s('cfg'), 1);
-  if (cfg < 1) throw new UsageError(`--cfg must be >= 1, got "${s('cfg')}"`);
+  const { sampler, steps, cfg } = samplerFlags(s, '250');
   const out = s('out') ?? 'edits.png';
   const scale = int('scale', s('scale'), 2);
   await backendFrom(v, true);
-  const model = loadModel(file, { weights: oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema'), config: preset ? makeConfig(preset as PresetName) : undefined });
+  const model = load();
   const mc = model.config;
   const ds = dsName === 'mnist' ? loadMnist('test') : loadFashionMnist('test');
   if (ds.channels !== mc.latentChannels || ds.height !== mc.inputSize) throw new UsageError(`${ds.name} images (${ds.channels}x${ds.height}x${ds.width}) do not fit this model (${mc.latentChannels}x${mc.inputSize}x${mc.inputSize})`);
@@ -522,22 +527,15 @@ async function cmdEval(argv: string[]): Promise<number> {
   const v = parse(argv, Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])));
   if (v.help) return console.log(HELP.eval), 0;
   const s = (k: string) => v[k] as string | undefined;
-  const file = s('checkpoint') ?? SHIPPED_MODEL;
-  if (!fs.existsSync(file)) throw new UsageError(`--checkpoint: ${file} not found`);
-  const preset = s('config');
-  if (preset !== undefined && !(preset in PRESETS)) throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
+  const load = modelFlags(s);
   const name = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
   const clfFile = s('classifier') ?? path.join(DATA_DIR, `classifier-${name}.safetensors`);
   if (!fs.existsSync(clfFile)) throw new UsageError(`--classifier: ${clfFile} not found (train one with "causalfusion classifier --dataset ${name}")`);
   const n = int('n', s('n'), 1000, 2);
-  const sampler = oneOf('sampler', s('sampler'), ['ddpm', 'ddim'] as const, 'ddpm');
-  const steps = s('steps') ?? (sampler === 'ddim' ? 'ddim50' : '100');
-  if (!/^(ddim)?\d+$/.test(steps)) throw new UsageError(`--steps must be a number or ddimN, got "${steps}"`);
-  const cfg = num('cfg', s('cfg'), 1);
-  if (cfg < 1) throw new UsageError(`--cfg must be >= 1, got "${s('cfg')}"`);
+  const { sampler, steps, cfg } = samplerFlags(s, '100');
   const seed = int('seed', s('seed'), 0, 0);
   await backendFrom(v, true);
-  const model = loadModel(file, { weights: oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema'), config: preset ? makeConfig(preset as PresetName) : undefined });
+  const model = load();
   const clf = Classifier.load(clfFile);
   const { test, train } = testAndTrain(name);
   const mc = model.config;
@@ -553,7 +551,7 @@ async function cmdEval(argv: string[]): Promise<number> {
   }
   const sampleSeconds = (Date.now() - t0) / 1000;
   const m = scoreSamples(clf, images, labels, test, train, seed);
-  console.log(JSON.stringify({ checkpoint: file, dataset: test.name, sampler, steps, cfg, sampleSeconds, ...m }));
+  console.log(JSON.stringify({ checkpoint: s('checkpoint') ?? SHIPPED_MODEL, dataset: test.name, sampler, steps, cfg, sampleSeconds, ...m }));
   model.dispose();
   clf.dispose();
   return 0;

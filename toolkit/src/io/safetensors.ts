@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { HostTensor } from '../model/params';
+import { bf16ToF32, f16ToF32 } from './half';
 
 export interface SafetensorsFile {
   tensors: Record<string, HostTensor>;
@@ -15,15 +16,6 @@ export interface SafetensorsFile {
 }
 
 const BYTES: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2 };
-
-function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 /** Parses safetensors bytes; errors name `label` and what is wrong. */
 export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): SafetensorsFile {
@@ -60,7 +52,7 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
         dtype === 'F32' ? view.getFloat32(o, true)
         : dtype === 'F64' ? view.getFloat64(o, true)
         : dtype === 'F16' ? f16ToF32(view.getUint16(o, true))
-        : new Float32Array(new Uint32Array([view.getUint16(o, true) << 16]).buffer)[0];
+        : bf16ToF32(view.getUint16(o, true));
     }
     tensors[name] = { shape: shape.slice(), data };
   }

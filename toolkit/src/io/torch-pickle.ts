@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 import * as zlib from 'zlib';
 import { HostTensor, StateDict } from '../model/params';
+import { bf16ToF32, f16ToF32 } from './half';
 
 /** A global the reader does not execute, kept as a named placeholder. */
 class Opaque {
@@ -104,8 +105,8 @@ function toFloat32(bytes: Buffer, dtype: string, offset: number, count: number, 
     switch (dtype) {
       case 'float32': out[i] = view.getFloat32(o, true); break;
       case 'float64': out[i] = view.getFloat64(o, true); break;
-      case 'float16': out[i] = f16(view.getUint16(o, true)); break;
-      case 'bfloat16': out[i] = new Float32Array(new Uint32Array([view.getUint16(o, true) << 16]).buffer)[0]; break;
+      case 'float16': out[i] = f16ToF32(view.getUint16(o, true)); break;
+      case 'bfloat16': out[i] = bf16ToF32(view.getUint16(o, true)); break;
       case 'int64': out[i] = Number(view.getBigInt64(o, true)); break;
       case 'int32': out[i] = view.getInt32(o, true); break;
       case 'int16': out[i] = view.getInt16(o, true); break;
@@ -114,15 +115,6 @@ function toFloat32(bytes: Buffer, dtype: string, offset: number, count: number, 
     }
   }
   return out;
-}
-
-function f16(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
 /** `_rebuild_tensor_v2(storage, offset, size, stride, ...)` as a host float32 tensor (strides honoured). */
