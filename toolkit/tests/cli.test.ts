@@ -153,3 +153,9 @@ test('train runs on Fashion-MNIST from the Debian package', () => {
   assert.match(r.stdout, /training on Fashion-MNIST train \(60000 images\)/);
   assert.match(fs.readFileSync(path.join(out, 'report.md'), 'utf8'), /T-shirt\/top, Trouser, Pullover/);
 });
+
+test('an out-of-memory abort of the wasm heap is explained', () => {
+  const { explainError } = require('../src/cli/main') as typeof import('../src/cli/main');
+  assert.match(explainError(new Error('Aborted(). Build with -sASSERTIONS for more info.')), /wasm heap \(4 GiB\) ran out of memory; use a smaller --batch/);
+  assert.equal(explainError(new Error('plain')), 'plain');
+});

@@ -559,6 +559,13 @@ async function cmdEval(argv: string[]): Promise<number> {
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
 
+/** The error's message, with what to do about it where the raw message says nothing useful. */
+export function explainError(e: Error): string {
+  // emscripten's out-of-memory abort in the wasm backend: the heap is capped at 4 GiB
+  if (/^Aborted\(/.test(e.message)) return `${e.message}: the wasm heap (4 GiB) ran out of memory; use a smaller --batch, or --checkpoint (bench) / --checkpoint-activations (train) to recompute activations`;
+  return e.message;
+}
+
 /** Runs the CLI on `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -571,7 +578,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!run) throw new UsageError(`unknown command "${cmd}" (use ${Object.keys(COMMANDS).join(', ')})`);
     return await run(rest);
   } catch (e) {
-    console.error(`causalfusion ${cmd}: ${(e as Error).message}`);
+    console.error(`causalfusion ${cmd}: ${explainError(e as Error)}`);
     if (e instanceof UsageError) console.error(`Run "causalfusion ${cmd in COMMANDS ? `${cmd} ` : ''}--help" for usage.`);
     return 2;
   }
