@@ -10,8 +10,7 @@ import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { SamplingRecorder } from '../src/introspect/recorders';
 import { SHIPPED_MODEL } from '../src/cli/main';
 import { numPatches } from '../src/model/config';
-
-const median = (xs: number[]) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+import { median } from '../src/median';
 
 export async function benchSampling(repeats = 3): Promise<Record<string, unknown>[]> {
   await initBackend({ backend: 'wasm', quiet: true });

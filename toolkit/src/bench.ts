@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { backendReport } from './backend';
+import { median } from './median';
 import { Rng } from './rng';
 import { createDiffusion } from './diffusion';
 import { splitIntegerExpDecay } from './factorization/steps';
@@ -66,11 +67,6 @@ export interface BenchResult {
   /** AR-step sizes used by each step, warm-up first. */
   splits: number[][];
 }
-
-const median = (a: number[]) => {
-  const s = a.slice().sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
   const o = { ...BENCH_DEFAULTS, ...opts };

@@ -7,6 +7,7 @@ import { Classifier } from '../src/eval/classifier';
 import { nearestDistances, scoreSamples } from '../src/eval/metrics';
 import { loadFashionMnist, loadMnist, toModelRange } from '../src/data/datasets';
 import { useBackend } from './helpers';
+import { median } from '../src/median';
 
 const DATA = path.resolve(__dirname, '..', '..', '..', 'data');
 
@@ -73,4 +74,10 @@ test('the shipped Fashion-MNIST classifier: >= 90% test accuracy', async () => {
   assert.equal(clf.config.classes, 10);
   assert.ok(clf.accuracy(loadFashionMnist('test')) >= 0.9);
   clf.dispose();
+});
+
+test('median: middle value, mean of the middle pair, error on empty', () => {
+  assert.equal(median([3, 1, 2]), 2);
+  assert.equal(median(new Float32Array([4, 1, 3, 2])), 2.5);
+  assert.throws(() => median([]), /median of an empty list/);
 });

@@ -20,7 +20,7 @@ import { Trainer } from '../train/trainer';
 import { writeTrainingReport } from '../train/report';
 import { loadModel } from '../io/checkpoint';
 import { imageGrid, savePng } from '../io/images';
-import { sampleImages, SampleOptions } from '../sample/sampler';
+import { classLabels, sampleImages, SampleOptions } from '../sample/sampler';
 import { OrderKind } from '../factorization/orders';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { Classifier } from '../eval/classifier';
@@ -357,7 +357,7 @@ async function cmdTrain(argv: string[]): Promise<number> {
   }
   trainer.exportWeights(path.join(out, 'model.safetensors'));
   const t0 = Date.now();
-  const labels = ds.classNames.flatMap((_, k) => new Array<number>(perClass).fill(k));
+  const labels = classLabels(ds.classNames.length, perClass);
   const res = trainer.sample({ labels, arSteps, diffusionSteps: '250', clipDenoised: true, cfgScale, seed });
   const sampleSec = (Date.now() - t0) / 1000;
   savePng(path.join(out, 'samples.png'), imageGrid(res.images, labels.length, c.model.latentChannels, c.model.inputSize, c.model.inputSize, { cols: perClass, scale: 2 }));
@@ -381,13 +381,13 @@ function parseOrder(v: string | undefined): OrderKind {
 }
 
 /** --checkpoint / --config / --weights: validated now, loaded later (after the backend starts). */
-function modelFlags(s: (k: string) => string | undefined): () => CausalDiffusionModel {
+function modelFlags(s: (k: string) => string | undefined): { file: string; load: () => CausalDiffusionModel } {
   const file = s('checkpoint') ?? SHIPPED_MODEL;
   if (!fs.existsSync(file)) throw new UsageError(`--checkpoint: ${file} not found`);
   const preset = s('config');
   if (preset !== undefined && !(preset in PRESETS)) throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
   const weights = oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema');
-  return () => loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined });
+  return { file, load: () => loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined }) };
 }
 
 /** --sampler / --steps / --cfg, shared by sample, edit and eval. */
@@ -405,7 +405,7 @@ async function cmdSample(argv: string[]): Promise<number> {
   const v = parse(argv, { ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])), 'no-clip': { type: 'boolean' }, json: { type: 'boolean' } });
   if (v.help) return console.log(HELP.sample), 0;
   const s = (k: string) => v[k] as string | undefined;
-  const load = modelFlags(s);
+  const { load } = modelFlags(s);
   const { sampler, steps, cfg } = samplerFlags(s, '250');
   const interval = intList('cfg-interval', s('cfg-interval'));
   if (interval && interval.length !== 2) throw new UsageError('--cfg-interval takes two numbers: LO,HI');
@@ -447,7 +447,7 @@ async function cmdEdit(argv: string[]): Promise<number> {
   const v = parse(argv, Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])));
   if (v.help) return console.log(HELP.edit), 0;
   const s = (k: string) => v[k] as string | undefined;
-  const load = modelFlags(s);
+  const { load } = modelFlags(s);
   const mode = oneOf('mode', s('mode'), EDIT_MODES, 'inpaint');
   const dsName = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
   const indices = intList('indices', s('indices')) ?? [0, 1, 2, 3, 4, 5, 6, 7];
@@ -527,7 +527,7 @@ async function cmdEval(argv: string[]): Promise<number> {
   const v = parse(argv, Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])));
   if (v.help) return console.log(HELP.eval), 0;
   const s = (k: string) => v[k] as string | undefined;
-  const load = modelFlags(s);
+  const { file, load } = modelFlags(s);
   const name = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
   const clfFile = s('classifier') ?? path.join(DATA_DIR, `classifier-${name}.safetensors`);
   if (!fs.existsSync(clfFile)) throw new UsageError(`--classifier: ${clfFile} not found (train one with "causalfusion classifier --dataset ${name}")`);
@@ -551,7 +551,7 @@ async function cmdEval(argv: string[]): Promise<number> {
   }
   const sampleSeconds = (Date.now() - t0) / 1000;
   const m = scoreSamples(clf, images, labels, test, train, seed);
-  console.log(JSON.stringify({ checkpoint: s('checkpoint') ?? SHIPPED_MODEL, dataset: test.name, sampler, steps, cfg, sampleSeconds, ...m }));
+  console.log(JSON.stringify({ checkpoint: file, dataset: test.name, sampler, steps, cfg, sampleSeconds, ...m }));
   model.dispose();
   clf.dispose();
   return 0;

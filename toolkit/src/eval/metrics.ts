@@ -10,6 +10,7 @@ import { ImageDataset, toModelRange } from '../data/datasets';
 import { Rng } from '../rng';
 import { Classifier } from './classifier';
 import { frechetDistance } from './frechet';
+import { median } from '../median';
 
 export interface SampleMetrics {
   n: number;
@@ -52,11 +53,6 @@ export function nearestDistances(a: Float32Array, b: Float32Array, D: number, ch
   tf.dispose([A, aa]);
   return best.map((v) => Math.sqrt(Math.max(0, v)));
 }
-
-const median = (xs: Float32Array) => {
-  const s = Float32Array.from(xs).sort();
-  return s[Math.floor(s.length / 2)];
-};
 
 /**
  * Scores class-conditional samples [n, C, H, W] generated for `labels` against a dataset's test split (FD,

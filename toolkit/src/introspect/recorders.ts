@@ -24,6 +24,15 @@ export interface Selection {
 
 const wants = (list: readonly number[] | undefined, v: number) => !list || list.includes(v);
 
+/** The selected heads (all when none are given) that exist in a [rows, H, Lq, Lk] tensor. */
+const selectHeads = (sel: readonly number[] | undefined, H: number) => (sel ?? Array.from({ length: H }, (_, h) => h)).filter((h) => h < H);
+
+/** Row `row` of attention probabilities [rows, H, Lq, Lk], chosen heads only, as a plain array [heads, Lq, Lk]. */
+function headsOf(probs: tf.Tensor4D, row: number, heads: readonly number[]): number[] {
+  const [, H, Lq, Lk] = probs.shape;
+  return Array.from(tf.tidy(() => tf.gather(tf.reshape(tf.slice(probs, [row, 0, 0, 0], [1, H, Lq, Lk]), [H, Lq, Lk]), Array.from(heads)).dataSync()));
+}
+
 /** Attention probabilities of one layer, one sample: [heads, queries, keys], with what each axis holds. */
 export interface AttentionRecord {
   arStep: number;
@@ -116,15 +125,14 @@ export class SamplingRecorder implements SamplingObserver {
     const [rows, H, Lq, Lk] = probs.shape;
     const N = this.current.length;
     const guided = rows === 2 * N;
-    const heads = (a.heads ?? Array.from({ length: H }, (_, h) => h)).filter((h) => h < H);
+    const heads = selectHeads(a.heads, H);
     const halves = guided && a.unconditional ? [false, true] : [false];
     for (const n of this.samples(a)) {
       if (n >= N) continue;
       for (const unconditional of halves) {
-        const row = unconditional ? N + n : n;
-        const data = tf.tidy(() => tf.gather(tf.slice(probs, [row, 0, 0, 0], [1, H, Lq, Lk]).reshape([H, Lq, Lk]), heads).dataSync());
+        const data = headsOf(probs, unconditional ? N + n : n, heads);
         const noisy: SequencePosition[] = this.current[n].map((p) => ({ role: 'noisy', step: e.arStep, token: p }));
-        this.attention.push({ ...e, sample: n, unconditional, heads, shape: [heads.length, Lq, Lk], data: Array.from(data), queries: noisy, keys: [...this.cacheKeys(n), ...noisy] });
+        this.attention.push({ ...e, sample: n, unconditional, heads, shape: [heads.length, Lq, Lk], data, queries: noisy, keys: [...this.cacheKeys(n), ...noisy] });
       }
     }
   }
@@ -191,11 +199,10 @@ export function traceTrainingBatch(model: CausalDiffusionModel, batch: TrainingI
     attention: (layer, probs) => {
       if (!wants(sel.layers, layer)) return;
       const [, H, Lq, Lk] = probs.shape;
-      const heads = (sel.heads ?? Array.from({ length: H }, (_, h) => h)).filter((h) => h < H);
+      const heads = selectHeads(sel.heads, H);
       for (const n of samples) {
         if (n >= probs.shape[0]) continue;
-        const data = tf.tidy(() => tf.gather(tf.slice(probs, [n, 0, 0, 0], [1, H, Lq, Lk]).reshape([H, Lq, Lk]), heads).dataSync());
-        attention.push({ arStep: -1, diffusionStep: -1, t: batch.t[n], layer, sample: n, unconditional: false, heads, shape: [heads.length, Lq, Lk], data: Array.from(data), queries: positions[n], keys: positions[n] });
+        attention.push({ arStep: -1, diffusionStep: -1, t: batch.t[n], layer, sample: n, unconditional: false, heads, shape: [heads.length, Lq, Lk], data: headsOf(probs, n, heads), queries: positions[n], keys: positions[n] });
       }
     },
   });

@@ -12,9 +12,8 @@ import { Rng } from '../rng';
 import { createDiffusion, GaussianDiffusion, NoiseSchedule } from '../diffusion/gaussian';
 import { fromSizes, splitEqual, Split } from '../factorization/steps';
 import { makeOrder, OrderKind, validateOrder } from '../factorization/orders';
-import { CausalDiffusionModel, disposeCache } from '../model/causalfusion';
-import { patchify, unpatchify } from '../model/patchify';
-import { ForwardHooks } from '../model/causalfusion';
+import { CausalDiffusionModel, disposeCache, ForwardHooks } from '../model/causalfusion';
+import { gatherTokens, patchify, unpatchify } from '../model/patchify';
 
 /** How tokens are ordered: a named kind (per-sample draws for 'random'), one order for all, or one per sample. */
 export type OrderSpec = OrderKind | readonly number[] | readonly (readonly number[])[];
@@ -110,6 +109,11 @@ function resolveSplit(opts: SampleOptions, free: number): Split {
   return splitEqual(free, S);
 }
 
+/** `perClass` labels of each of `numClasses` classes, class by class (one grid row per class). */
+export function classLabels(numClasses: number, perClass = 1): number[] {
+  return Array.from({ length: numClasses }, (_, c) => new Array<number>(perClass).fill(c)).flat();
+}
+
 /** The diffusion used for sampling: '250' / 'ddim50' / 50 style respacing of the 1000-step chain. */
 export function samplingDiffusion(steps: string | number = '250', noiseSchedule: NoiseSchedule = 'linear'): GaussianDiffusion {
   return createDiffusion(String(steps), { noiseSchedule });
@@ -167,12 +171,6 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
     cacheLength += k;
     obs?.onCacheUpdate?.({ arStep, kind, added: k, cacheLength, positions });
   };
-  const gatherAt = (src: Float32Array, positions: number[][]) => {
-    const k = positions[0].length;
-    const buf = new Float32Array(N * k * d);
-    positions.forEach((ps, n) => ps.forEach((p, i) => buf.set(src.subarray((n * L + p) * d, (n * L + p + 1) * d), (n * k + i) * d)));
-    return buf;
-  };
 
   try {
     const ys = guided ? [...opts.labels, ...opts.labels.map(() => c.numClasses)] : opts.labels.slice();
@@ -183,7 +181,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
     obs?.onCacheUpdate?.({ arStep: -1, kind: 'condition', added: c.numCondTokens, cacheLength });
     if (known && keptPos.length > 0) {
       const kp = Array.from({ length: N }, () => keptPos);
-      appendClean(gatherAt(known, kp), kp, -1, 'kept');
+      appendClean(gatherTokens(known, N, L, d, kp, keptPos.length), kp, -1, 'kept');
     }
 
     for (let s = 0; s < split.splitSizes.length; s++) {
@@ -200,10 +198,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
         const eps = c.prediction === 'v' ? (diffusion.epsFromV(x, i, out) as tf.Tensor3D) : out;
         if (eps !== out) out.dispose();
         const noise = i > 0 && (sampler === 'ddpm' || eta > 0) ? tf.tensor3d(rng.normalArray(N * k * d), [N, k, d]) : tf.zerosLike(x);
-        const step = tf.tidy(() => {
-          const r = sampler === 'ddpm' ? diffusion.pSample(x, i, eps, noise, opts.clipDenoised) : diffusion.ddimSample(x, i, eps, noise, eta, opts.clipDenoised);
-          return r;
-        });
+        const step = sampler === 'ddpm' ? diffusion.pSample(x, i, eps, noise, opts.clipDenoised) : diffusion.ddimSample(x, i, eps, noise, eta, opts.clipDenoised);
         obs?.onDiffusionStep?.({ arStep: s, diffusionStep: j, t: tOrig }, { xt: x, eps, x0: step.predXStart as tf.Tensor3D, next: step.sample as tf.Tensor3D });
         tf.dispose([x, eps, noise, step.predXStart]);
         x = step.sample as tf.Tensor3D;

@@ -17,7 +17,7 @@ import { StateDict } from '../model/params';
 import { BatchLoader, LoaderState } from '../data/loader';
 import { ImageDataset } from '../data/datasets';
 import { Checkpoint, readCheckpoint, saveCheckpoint } from '../io/checkpoint';
-import { sampleImages, SampleOptions, SampleResult } from '../sample/sampler';
+import { classLabels, sampleImages, SampleOptions, SampleResult } from '../sample/sampler';
 import { AdamW, Ema } from './optim';
 import { FACTORIZATION_DEFAULTS, FactorizationConfig, sampleBatch, trainStep } from './step';
 import { LossBreakdown, LossStats, LossStatsState } from './stats';
@@ -202,6 +202,8 @@ export class Trainer {
   private readonly opt: AdamW;
   private readonly ema: Ema;
   private readonly rng: Rng;
+  /** Learning rate of the last step (for log events). */
+  private lastLr = 0;
 
   constructor(
     readonly dataset: ImageDataset,
@@ -217,7 +219,7 @@ export class Trainer {
     this.diffusion = createDiffusion('', { noiseSchedule: c.model.noiseSchedule });
     this.loader = new BatchLoader(dataset, { batchSize: c.batchSize, seed: c.seed, flip: c.flip });
     this.rng = new Rng(c.seed).fork('train');
-    this.stats = new LossStats(c.tBins, this.diffusion.numTimesteps);
+    this.stats = this.newStats();
   }
 
   /** Continues a run from a full checkpoint written by `save` (same dataset). */
@@ -270,7 +272,7 @@ export class Trainer {
     const target = this.step + steps;
     const t0 = Date.now();
     const base = this.elapsedSec;
-    let win = { loss: 0, gradNorm: 0, n: 0, t: Date.now(), stats: new LossStats(this.config.tBins, this.diffusion.numTimesteps) };
+    let win = { loss: 0, gradNorm: 0, n: 0, t: Date.now(), stats: this.newStats() };
     let lastLoss = NaN;
     let stoppedBy: RunSummary['stoppedBy'] = 'steps';
     const progress = (force: boolean) =>
@@ -295,7 +297,7 @@ export class Trainer {
         tensors: tf.memory().numTensors,
       };
       this.history.push(e);
-      win = { loss: 0, gradNorm: 0, n: 0, t: Date.now(), stats: new LossStats(this.config.tBins, this.diffusion.numTimesteps) };
+      win = { loss: 0, gradNorm: 0, n: 0, t: Date.now(), stats: this.newStats() };
       progress(true);
       await cb.onLog?.(e);
     };
@@ -338,18 +340,20 @@ export class Trainer {
     return { steps: this.step, stoppedBy, elapsedSec: (Date.now() - t0) / 1000, lastLoss };
   }
 
-  private lastLr = 0;
+  /** An empty loss breakdown with this run's t bins. */
+  private newStats(): LossStats {
+    return new LossStats(this.config.tBins, this.diffusion.numTimesteps);
+  }
 
   /** Samples from the EMA model: `perClass` images of every class unless `labels` are given. */
   sample(opts: Partial<SampleOptions> & { perClass?: number } = {}): SampleResult {
-    const labels = opts.labels ?? this.dataset.classNames.flatMap((_, c) => new Array<number>(opts.perClass ?? 1).fill(c));
-    return sampleImages(this.emaModel, { diffusionSteps: '50', ...opts, labels });
+    const { perClass, ...rest } = opts;
+    return sampleImages(this.emaModel, { diffusionSteps: '50', ...rest, labels: opts.labels ?? classLabels(this.dataset.classNames.length, perClass) });
   }
 
   private preview(opts: Partial<SampleOptions> & { perClass?: number } = {}): SampleEvent {
-    const result = this.sample({ seed: this.step, ...opts });
-    const labels = opts.labels?.slice() ?? this.dataset.classNames.flatMap((_, c) => new Array<number>(opts.perClass ?? 1).fill(c));
-    return { step: this.step, labels, result };
+    const labels = opts.labels?.slice() ?? classLabels(this.dataset.classNames.length, opts.perClass);
+    return { step: this.step, labels, result: this.sample({ seed: this.step, ...opts, labels }) };
   }
 
   /** Everything needed to resume, as a host-side checkpoint. */
