@@ -34,5 +34,7 @@ export * from './sample/edit';
 export * from './eval/classifier';
 export * from './eval/frechet';
 export * from './eval/metrics';
+export * from './eval/claims';
+export * from './eval/paper';
 export * from './viz/svg-grids';
 export * from './viz/display';

@@ -25,6 +25,7 @@ import { OrderKind } from '../factorization/orders';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { Classifier } from '../eval/classifier';
 import { scoreSamples } from '../eval/metrics';
+import { ABLATIONS, CLAIMS_SETTINGS, runClaims, summarizeClaims } from '../eval/claims';
 
 /** The main job's recipe: recognisable MNIST digits in about 12 minutes on 2 CPU cores (see README). */
 export const QUICK_RECIPE = {
@@ -56,6 +57,7 @@ Commands:
   edit     zero-shot inpainting / outpainting / half regeneration / class swap of dataset images
   eval     score a checkpoint's samples: Fréchet distance, conditional accuracy, memorisation (JSON)
   classifier  train the evaluator classifier of a dataset (what data/classifier-*.safetensors holds)
+  claims   the paper's ablations in miniature (order, gamma, fixed S, loss weights): train, score, report
   verify   compare this install with a reference fixture of the official PyTorch code
   bench    time one training step (forward, backward, clip, AdamW, EMA)
   info     backend, presets and their sizes
@@ -138,6 +140,18 @@ Options (defaults in brackets):
 
 Trains the evaluator CNN on the dataset's training split, prints test accuracy and writes the weights
 (default data/classifier-<dataset>.safetensors). Options: --epochs N [3] --batch N [128] --lr X [0.001] --seed N [0]`,
+  claims: `Usage: causalfusion claims [options]
+
+Trains one small MNIST model per ablation and seed with identical budgets (random vs raster order, gamma 1.0 /
+0.9 / 0.8, fixed S_train 1 and 4, AR loss weights 1->1 vs 2->1), scores each with S_eval = 1, 2, 4, 8 (FD and
+conditional accuracy at the same N, real-vs-real floor beside it) and measures held-out loss by S (Fig. 4a).
+Finished runs are cached in --out, so an interrupted study resumes; several processes may share one --out
+with different --seeds. Writes <out>/results.json; notebook 07 turns it into tables and charts.
+Options (defaults in brackets):
+  --setting full|reduced [full]  (full: ${CLAIMS_SETTINGS.full.steps} steps per run; reduced: ${CLAIMS_SETTINGS.reduced.steps}, for CI)
+  --out DIR [data/claims for full, runs/claims-reduced otherwise]
+  --only LIST  ablation ids (${ABLATIONS.map((a) => a.id).join(', ')}) [all]
+  --seeds LIST [0,1]`,
   info: `Usage: causalfusion info [--backend NAME]
 
 Prints the chosen backend and the model presets with token counts and parameter counts.`,
@@ -557,7 +571,29 @@ async function cmdEval(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
+async function cmdClaims(argv: string[]): Promise<number> {
+  const v = parse(argv, Object.fromEntries(['setting', 'out', 'only', 'seeds'].map((n) => [n, { type: 'string' as const }])));
+  if (v.help) return console.log(HELP.claims), 0;
+  const s = (k: string) => v[k] as string | undefined;
+  const setting = CLAIMS_SETTINGS[oneOf('setting', s('setting'), ['full', 'reduced'] as const, 'full')];
+  const out = path.resolve(s('out') ?? (setting.name === 'full' ? path.join(DATA_DIR, 'claims') : path.join('runs', `claims-${setting.name}`)));
+  const seeds = s('seeds')?.split(',').map((x) => int('seeds', x, 0, 0));
+  const only = s('only')?.split(',');
+  const report = await backendFrom(v, true);
+  console.log(report.line);
+  const { test, train } = testAndTrain('mnist');
+  const classifier = Classifier.load(path.join(DATA_DIR, 'classifier-mnist.safetensors'));
+  const r = runClaims(setting, { train, test, classifier, log: (l) => console.log(l) }, { dir: out, only, seeds });
+  for (const row of summarizeClaims(r)) {
+    const cells = Object.entries(row.fd).map(([S, f]) => `S=${S} ${f.mean.toFixed(1)}±${f.halfRange.toFixed(1)}`);
+    console.log(`${row.ablation.id.padEnd(14)} FD ${cells.join('  ')}`);
+  }
+  console.log(`results ${path.join(out, 'results.json')}`);
+  classifier.dispose();
+  return 0;
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, claims: cmdClaims, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
 
 /** The error's message, with what to do about it where the raw message says nothing useful. */
 export function explainError(e: Error): string {
