@@ -25,7 +25,7 @@ test('order grid, attention grid and bar chart SVGs', () => {
   assert.equal(count(order, /<title>token \d, AR step \d<\/title>/g), 4);
   assert.match(order, /token 3, AR step 1/);
   const att = attentionGridSvg(new Float32Array(16).fill(-1), 4, 2, [0.1, 0.2, 0.3, 0.4], { query: 3 });
-  assert.equal(count(att, /fill="rgb\(0,0,0\)"/g), 16);
+  assert.equal(count(att, /<image [^>]*href="data:image\/png;base64,/g), 1); // the image as one embedded PNG
   assert.match(att, /token 3: 0.4000/);
   assert.match(att, /stroke="#d62728"/);
   const bars = barChartSvg({ title: 'S', xTitle: 'S', yTitle: 'p', labels: [1, 2, 3], values: [0.5, 0.3, 0.2] });

@@ -25,6 +25,9 @@ import { OrderKind } from '../factorization/orders';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { Classifier } from '../eval/classifier';
 import { scoreSamples } from '../eval/metrics';
+import { buildGallery } from '../viz/gallery';
+import { standalonePage } from '../viz/chart';
+import { writeFileAtomic } from '../io/safetensors';
 import { ABLATIONS, CLAIMS_SETTINGS, runClaims, summarizeClaims } from '../eval/claims';
 
 /** The main job's recipe: recognisable MNIST digits in about 12 minutes on 2 CPU cores (see README). */
@@ -57,6 +60,7 @@ Commands:
   edit     zero-shot inpainting / outpainting / half regeneration / class swap of dataset images
   eval     score a checkpoint's samples: Fréchet distance, conditional accuracy, memorisation (JSON)
   classifier  train the evaluator classifier of a dataset (what data/classifier-*.safetensors holds)
+  charts   every interactive chart from the shipped model: offline gallery.html plus .svg / .png per chart
   claims   the paper's ablations in miniature (order, gamma, fixed S, loss weights): train, score, report
   verify   compare this install with a reference fixture of the official PyTorch code
   bench    time one training step (forward, backward, clip, AdamW, EMA)
@@ -152,6 +156,12 @@ Options (defaults in brackets):
   --out DIR [data/claims for full, runs/claims-reduced otherwise]
   --only LIST  ablation ids (${ABLATIONS.map((a) => a.id).join(', ')}) [all]
   --seeds LIST [0,1]`,
+  charts: `Usage: causalfusion charts [--out DIR] [--checkpoint FILE] [--no-png]
+
+Samples from a model with a recorder attached, traces a training batch and trains a few steps, then writes
+every chart of the toolkit (mask, attention explorer, generation order, denoising grid, schedule,
+trajectories, training curves, Fig. 4 breakdowns, AR-step statistics, sample grid) to DIR [runs/charts]:
+gallery.html (interactive, offline: libraries inlined once) and NAME.svg / NAME.png (static) per chart.`,
   info: `Usage: causalfusion info [--backend NAME]
 
 Prints the chosen backend and the model presets with token counts and parameter counts.`,
@@ -571,6 +581,28 @@ async function cmdEval(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function cmdCharts(argv: string[]): Promise<number> {
+  const v = parse(argv, { out: { type: 'string' }, checkpoint: { type: 'string' }, config: { type: 'string' }, weights: { type: 'string' }, 'no-png': { type: 'boolean' } });
+  if (v.help) return console.log(HELP.charts), 0;
+  const s = (k: string) => v[k] as string | undefined;
+  const { load } = modelFlags(s);
+  const out = path.resolve(s('out') ?? path.join('runs', 'charts'));
+  await backendFrom(v, true);
+  const model = load();
+  const t0 = Date.now();
+  const gallery = await buildGallery(model, loadMnist('test'));
+  console.log(`built ${Object.keys(gallery).length} charts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  for (const [name, chart] of Object.entries(gallery)) {
+    chart.save(path.join(out, `${name}.svg`));
+    if (!v['no-png']) chart.save(path.join(out, `${name}.png`));
+  }
+  const page = path.join(out, 'gallery.html');
+  writeFileAtomic(page, Buffer.from(standalonePage('CausalFusion Lab chart gallery', Object.values(gallery))));
+  console.log(`gallery ${page}`);
+  model.dispose();
+  return 0;
+}
+
 async function cmdClaims(argv: string[]): Promise<number> {
   const v = parse(argv, Object.fromEntries(['setting', 'out', 'only', 'seeds'].map((n) => [n, { type: 'string' as const }])));
   if (v.help) return console.log(HELP.claims), 0;
@@ -593,7 +625,7 @@ async function cmdClaims(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, claims: cmdClaims, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, claims: cmdClaims, charts: cmdCharts, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
 
 /** The error's message, with what to do about it where the raw message says nothing useful. */
 export function explainError(e: Error): string {

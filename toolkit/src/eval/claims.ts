@@ -15,6 +15,7 @@ import { rasterOrder } from '../factorization/orders';
 import { Rng } from '../rng';
 import { sampleImages } from '../sample/sampler';
 import { toByte } from '../io/images';
+import { writeFileAtomic } from '../io/safetensors';
 import { FactorizationConfig, sampleBatch } from '../train/step';
 import { Trainer } from '../train/trainer';
 import { Classifier } from './classifier';
@@ -199,9 +200,7 @@ export function runClaims(setting: ClaimsSetting, env: ClaimsEnv, opts: RunClaim
       if (opts.cachedOnly) throw new Error(`${file}: no cached run of "${ab.id}" seed ${seed} for setting ${setting.name} (run "causalfusion claims --setting ${setting.name}")`);
       log(`training ${ab.id} seed ${seed} (${setting.steps} steps) ...`);
       const run = runClaim(ab, seed, setting, env);
-      const tmp = `${file}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, JSON.stringify(run, null, 1));
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, Buffer.from(JSON.stringify(run, null, 1)));
       log(`  ${ab.id} seed ${seed}: ${run.trainSeconds.toFixed(0)} s, FD@S=1 ${run.evals[0].fd.toFixed(1)}, acc@S=1 ${(100 * run.evals[0].conditionalAccuracy).toFixed(1)}%`);
       runs.push(run);
     }

@@ -1,11 +1,17 @@
 /**
- * Showing figures in a notebook. In the CausalFusion (tslab) kernel, `display(svg)` sends one output with two
+ * Showing figures in a notebook. A `Chart` goes out as one output carrying its interactive HTML (static SVG
+ * inside, replaced by the live chart when scripts run), the SVG itself and a text line; before the first
+ * chart of a kernel session, one output loads the chart libraries (`vizSetup`), so they are never re-sent
+ * with every chart. After reloading the page of a running kernel, call `vizSetup(true)` once.
+ * In the CausalFusion (tslab) kernel, `display(svg)` sends one output with two
  * representations of the same SVG: `text/html` (drawn inline by JupyterLab, Notebook, VS Code and HTML exports,
  * which sanitise `image/svg+xml` into bare text) and `image/svg+xml` (what static viewers such as GitHub show).
  * Rasters go out as PNG. `newDisplay()` gives a handle that redraws one output in place (live training charts).
  * Outside a kernel nothing is shown and `display` returns false, so the same code runs in plain Node.
  */
 import { encodePng, Raster } from '../io/images';
+import { Chart } from './chart';
+import { vizSetupHtml } from './runtime';
 
 type Bundle = { data: Record<string, string>; metadata: Record<string, unknown>; transient: { display_id?: string } };
 type Writer = (bundle: Bundle, update: boolean) => void;
@@ -20,7 +26,29 @@ function writer(): Writer | null {
   }
 }
 
-function bundleOf(fig: string | Raster): Record<string, string> {
+/** Anything `display` shows. */
+export type Figure = string | Raster | Chart;
+
+let setupSent = false;
+
+/**
+ * Sends the chart libraries to the page (once per kernel session unless `force`); `display` calls it before
+ * the first chart. Returns false outside a kernel.
+ */
+export function vizSetup(force = false): boolean {
+  const w = writer();
+  if (!w) return false;
+  if (setupSent && !force) return true;
+  w({ data: { 'text/html': vizSetupHtml(), 'text/plain': 'CausalFusion Lab chart libraries loaded' }, metadata: {}, transient: {} }, false);
+  setupSent = true;
+  return true;
+}
+
+function bundleOf(fig: Figure): Record<string, string> {
+  if (fig instanceof Chart) {
+    vizSetup();
+    return fig.mimeBundle();
+  }
   if (typeof fig === 'string') {
     if (!fig.trimStart().startsWith('<svg')) throw new Error('display expects an SVG document string or a Raster');
     return { 'text/html': fig, 'image/svg+xml': fig };
@@ -28,8 +56,8 @@ function bundleOf(fig: string | Raster): Record<string, string> {
   return { 'image/png': encodePng(fig).toString('base64') };
 }
 
-/** Shows an SVG string or a raster as a new output; false when not inside a notebook kernel. */
-export function display(fig: string | Raster): boolean {
+/** Shows a chart, an SVG string or a raster as a new output; false when not inside a notebook kernel. */
+export function display(fig: Figure): boolean {
   const w = writer();
   if (!w) return false;
   w({ data: bundleOf(fig), metadata: {}, transient: {} }, false);
@@ -39,7 +67,7 @@ export function display(fig: string | Raster): boolean {
 let displays = 0;
 
 /** A single output that each `show` replaces (live charts and sample grids during training). */
-export function newDisplay(): { show(fig: string | Raster): boolean } {
+export function newDisplay(): { show(fig: Figure): boolean } {
   const id = `causalfusion-${process.pid}-${++displays}`;
   let shown = false;
   return {

@@ -5,7 +5,7 @@
  * interactive charts. Colours: condition grey, clean blue, noisy orange; AR steps on a sequential ramp.
  */
 import { AttnMask, SequencePosition } from '../factorization/mask';
-import { toByte } from '../io/images';
+import { pngDataUri } from './svg-compose';
 
 export const ROLE_COLORS: Record<SequencePosition['role'], string> = { cond: '#7f7f7f', clean: '#1f77b4', noisy: '#ff7f0e' };
 
@@ -42,11 +42,20 @@ export function maskSvg(mask: AttnMask, positions: readonly SequencePosition[], 
     parts.push(`<rect x="${off - 10}" y="${top + off + i * cell}" width="8" height="${cell}" fill="${ROLE_COLORS[p.role]}"/>`);
     parts.push(`<rect x="${off + i * cell}" y="${top + off - 10}" width="${cell}" height="8" fill="${ROLE_COLORS[p.role]}"/>`);
   });
-  for (let r = 0; r < n; r++) {
-    for (let c = 0; c < n; c++) {
-      if (mask.maskedOut[r * n + c]) continue;
-      parts.push(`<rect x="${off + c * cell}" y="${top + off + r * cell}" width="${cell}" height="${cell}" fill="${ROLE_COLORS[positions[c].role]}" fill-opacity="0.75"><title>query: ${esc(label(positions[r]))}&#10;key: ${esc(label(positions[c]))}</title></rect>`);
+  if (n <= 64) {
+    for (let r = 0; r < n; r++) {
+      for (let c = 0; c < n; c++) {
+        if (mask.maskedOut[r * n + c]) continue;
+        parts.push(`<rect x="${off + c * cell}" y="${top + off + r * cell}" width="${cell}" height="${cell}" fill="${ROLE_COLORS[positions[c].role]}" fill-opacity="0.75"><title>query: ${esc(label(positions[r]))}&#10;key: ${esc(label(positions[c]))}</title></rect>`);
+      }
     }
+  } else {
+    // one rect per cell would be megabytes at 64 + 2 x 256 positions: embed the cells as a PNG, one pixel each
+    const rgb = (hex: string) => [1, 3, 5].map((i) => Math.round(255 - 0.75 * (255 - parseInt(hex.slice(i, i + 2), 16))));
+    const data = new Uint8Array(4 * n * n).fill(255);
+    for (let r = 0; r < n; r++)
+      for (let c = 0; c < n; c++) if (!mask.maskedOut[r * n + c]) data.set(rgb(ROLE_COLORS[positions[c].role]), 4 * (r * n + c));
+    parts.push(`<image x="${off}" y="${top + off}" width="${n * cell}" height="${n * cell}" image-rendering="pixelated" style="image-rendering:pixelated" href="${pngDataUri({ width: n, height: n, data })}"/>`);
   }
   parts.push(`<rect x="${off}" y="${top + off}" width="${n * cell}" height="${n * cell}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${off}" y="${top + off - 14}">keys →</text><text transform="translate(${off - 14} ${top + off + 40}) rotate(-90)">queries →</text>`);
@@ -95,11 +104,7 @@ export function attentionGridSvg(image: Float32Array, size: number, grid: number
   const H = top + size * s + 10;
   const title = opts.title ?? 'Attention over the patch grid';
   const parts = [header(Math.max(W, titleWidth(title)), H, title)];
-  for (let y = 0; y < size; y++)
-    for (let x = 0; x < size; x++) {
-      const v = toByte(image[y * size + x]);
-      parts.push(`<rect x="${10 + x * s}" y="${top + y * s}" width="${s}" height="${s}" fill="rgb(${v},${v},${v})"/>`);
-    }
+  parts.push(`<image x="10" y="${top}" width="${size * s}" height="${size * s}" image-rendering="pixelated" style="image-rendering:pixelated" href="${pngDataUri(image, size)}"/>`);
   const max = Math.max(1e-12, ...weights);
   const p = (size / grid) * s;
   weights.forEach((w, i) => {

@@ -1,0 +1,106 @@
+/**
+ * One chart object for every library: a JSON spec that the browser runtime draws interactively (vega-lite,
+ * plotly or one of our d3 views) plus a static SVG of the same content, so the chart shows everywhere:
+ * interactive in Notebook / JupyterLab / VS Code / HTML exports, static on GitHub or when scripts are blocked,
+ * and as .svg / .png / .html files from plain Node.
+ *
+ * The HTML of an output holds the static SVG, the spec as inert JSON and a two-line loader; the libraries are
+ * sent once per page by `vizSetup()` (see runtime.ts), never with every chart.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { vizSetupHtml } from './runtime';
+import { writeFileAtomic } from '../io/safetensors';
+
+/** Which renderer of the browser runtime draws the spec. */
+export type ChartRenderer = 'vega-lite' | 'plotly' | 'd3-mask' | 'd3-attention' | 'd3-order' | 'd3-frames';
+
+/** The library each renderer uses. */
+export const RENDERER_LIBRARY: Record<ChartRenderer, 'vega-lite' | 'plotly' | 'd3'> = {
+  'vega-lite': 'vega-lite',
+  plotly: 'plotly',
+  'd3-mask': 'd3',
+  'd3-attention': 'd3',
+  'd3-order': 'd3',
+  'd3-frames': 'd3',
+};
+
+let counter = 0;
+
+/** JSON that is safe inside a <script> element. */
+const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
+
+export class Chart {
+  private svgCache: string | null = null;
+
+  constructor(
+    readonly renderer: ChartRenderer,
+    readonly title: string,
+    /** What the renderer draws: a vega-lite spec, plotly {data, layout}, or the d3 view's data. */
+    readonly spec: Record<string, unknown>,
+    private readonly staticSvg: () => string,
+  ) {}
+
+  get library(): 'vega-lite' | 'plotly' | 'd3' {
+    return RENDERER_LIBRARY[this.renderer];
+  }
+
+  /** The static rendering (what GitHub and other static viewers show). */
+  svg(): string {
+    return (this.svgCache ??= this.staticSvg());
+  }
+
+  /** The static rendering as PNG (resvg), `scale` times the SVG size. */
+  png(scale = 2): Buffer {
+    return svgToPng(this.svg(), scale);
+  }
+
+  /**
+   * The output's HTML: static SVG first (kept when scripts do not run), the spec, and a loader that hands
+   * both to the runtime, which replaces the static picture by the interactive chart.
+   */
+  html(): string {
+    const id = `cf-chart-${process.pid}-${Date.now().toString(36)}-${++counter}`;
+    return (
+      `<div id="${id}" class="cf-chart" data-renderer="${this.renderer}">` +
+      `<div class="cf-static">${this.svg()}</div><div class="cf-live"></div>` +
+      `<script type="application/json" class="cf-spec">${scriptJson({ renderer: this.renderer, title: this.title, spec: this.spec })}</script>` +
+      `<script>(function(){var w=window;if(w.causalfusionViz){w.causalfusionViz.mount("${id}")}else{(w.causalfusionVizPending=w.causalfusionVizPending||[]).push("${id}")}})()</script>` +
+      `</div>`
+    );
+  }
+
+  /** A standalone offline page with the libraries inlined. */
+  page(): string {
+    return standalonePage(this.title, [this]);
+  }
+
+  /** Writes .html (interactive, offline), .svg or .png (static), chosen by the file's extension; atomically. */
+  save(file: string): string {
+    const ext = path.extname(file).toLowerCase();
+    const body = ext === '.html' ? this.page() : ext === '.svg' ? this.svg() : ext === '.png' ? this.png() : null;
+    if (body === null) throw new Error(`cannot save a chart as "${ext || file}": use .html, .svg or .png`);
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    writeFileAtomic(file, typeof body === 'string' ? Buffer.from(body) : body);
+    return file;
+  }
+
+  /** The MIME bundle of a notebook output. */
+  mimeBundle(): Record<string, string> {
+    const svg = this.svg();
+    return { 'text/html': this.html(), 'image/svg+xml': svg, 'text/plain': `[${this.library} chart] ${this.title}` };
+  }
+}
+
+/** An offline HTML page with several charts. */
+export function standalonePage(title: string, charts: readonly Chart[]): string {
+  const esc = title.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${esc}</title></head><body style="font-family:sans-serif">${vizSetupHtml()}${charts.map((c) => c.html()).join('\n')}</body></html>`;
+}
+
+/** Rasterises an SVG document with resvg (system fonts), `scale` times its size. */
+export function svgToPng(svg: string, scale = 2): Buffer {
+  // resvg is a native module: load it only when a PNG is asked for
+  const { Resvg } = require('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
+  return new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, background: 'white', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
+}

@@ -1,0 +1,157 @@
+/**
+ * Attention views (d3): for a chosen query token, its attention over the image's patch grid drawn on the image,
+ * as layer x head small multiples plus the head mean and the attention rollout across layers; the full
+ * query x key matrix of one layer with the mask overlaid; click a patch or a matrix row to pick the query.
+ */
+import { AttentionRecord } from '../introspect/recorders';
+import { SequencePosition } from '../factorization/mask';
+import { Chart } from './chart';
+import { attentionGridSvg, ROLE_COLORS } from './svg-grids';
+import { hstackSvg } from './svg-compose';
+import { greyBase64 } from './charts-factorization';
+
+const roleIndex = (p: SequencePosition) => ['cond', 'clean', 'noisy'].indexOf(p.role);
+const describe = (p: SequencePosition) => (p.role === 'cond' ? `condition token ${p.token}` : `${p.role} token ${p.token} (AR step ${p.step + 1})`);
+
+/** Mean over heads of one record: [Lq, Lk]. */
+function headMean(r: AttentionRecord): Float32Array {
+  const [H, Lq, Lk] = r.shape;
+  const out = new Float32Array(Lq * Lk);
+  for (let h = 0; h < H; h++) for (let i = 0; i < Lq * Lk; i++) out[i] += r.data[h * Lq * Lk + i] / H;
+  return out;
+}
+
+/**
+ * Attention rollout (Abnar & Zuidema 2020) over square records (queries = keys, e.g. a training trace):
+ * the product over layers of 0.5 * head-mean attention + 0.5 * identity, each row renormalised. [n, n].
+ */
+export function attentionRollout(records: readonly AttentionRecord[]): Float32Array {
+  if (!records.length) throw new Error('attention rollout needs at least one layer');
+  const n = records[0].shape[1];
+  if (records.some((r) => r.shape[1] !== n || r.shape[2] !== n)) throw new Error('attention rollout needs square records of one size (queries = keys, as in traceTrainingBatch)');
+  let R = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) R[i * n + i] = 1;
+  for (const r of [...records].sort((a, b) => a.layer - b.layer)) {
+    const A = headMean(r);
+    for (let i = 0; i < n; i++) {
+      A[i * n + i] += 1;
+      let s = 0;
+      for (let j = 0; j < n; j++) s += A[i * n + j];
+      for (let j = 0; j < n; j++) A[i * n + j] /= s;
+    }
+    const next = new Float32Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let k = 0; k < n; k++) {
+        const a = A[i * n + k];
+        if (a === 0) continue;
+        for (let j = 0; j < n; j++) next[i * n + j] += a * R[k * n + j];
+      }
+    R = next;
+  }
+  return R;
+}
+
+/** Per query row: weights summed per raster token over image keys [G], and the share on condition tokens. */
+function toGrid(row: Float32Array | number[], keys: readonly SequencePosition[], G: number): { grid: Float32Array; cond: number } {
+  const grid = new Float32Array(G);
+  let cond = 0;
+  keys.forEach((k, j) => {
+    if (k.role === 'cond') cond += row[j];
+    else grid[k.token] += row[j];
+  });
+  return { grid, cond };
+}
+
+const quantise = (rows: Float32Array[]) => {
+  const out = new Uint8Array(rows.length * (rows[0]?.length ?? 0));
+  rows.forEach((r, i) => {
+    const max = Math.max(1e-12, ...r);
+    r.forEach((v, j) => (out[i * r.length + j] = Math.round((255 * v) / max)));
+  });
+  return Buffer.from(out).toString('base64');
+};
+
+export interface AttentionChartOptions {
+  title?: string;
+  /** At most this many query tokens are offered (evenly spaced), to keep outputs small at 256+ tokens. Default 64. */
+  maxQueries?: number;
+  /** Layer whose full matrix is drawn (default the last recorded); null for none. */
+  matrixLayer?: number | null;
+  /** Raster token of the query shown first (default the last query, i.e. one of the latest AR step). */
+  query?: number;
+}
+
+/**
+ * The attention explorer for records of one sample and one (AR step, diffusion step), one record per layer:
+ * from `SamplingRecorder.attention` or `traceTrainingBatch(...).attention`. `image` [size x size] in [-1, 1]
+ * is drawn under the maps; `grid` is the patch grid side.
+ */
+export function attentionChart(records: readonly AttentionRecord[], image: Float32Array, size: number, grid: number, opts: AttentionChartOptions = {}): Chart {
+  if (!records.length) throw new Error('attentionChart needs at least one attention record (one per layer)');
+  const layers = [...records].sort((a, b) => a.layer - b.layer);
+  const first = layers[0];
+  if (layers.some((r) => r.sample !== first.sample || r.arStep !== first.arStep || r.diffusionStep !== first.diffusionStep)) throw new Error('attentionChart: records must come from one sample and one (AR step, diffusion step); filter them first');
+  if (image.length !== size * size) throw new Error(`attentionChart expects one grey ${size}x${size} image, got ${image.length} values`);
+  const G = grid * grid;
+  const noisy = first.queries.map((p, i) => ({ p, i })).filter((q) => q.p.role === 'noisy');
+  if (!noisy.length) throw new Error('no noisy query tokens in these records');
+  const maxQ = opts.maxQueries ?? 64;
+  const chosen = noisy.length <= maxQ ? noisy : Array.from({ length: maxQ }, (_, k) => noisy[Math.floor((k * noisy.length) / maxQ)]);
+  const queries = chosen.map(({ p, i }) => ({ token: p.token, row: i, label: describe(p) }));
+  // by default the query that sees the most context: a token of the last AR step present
+  const defaultQuery = Math.max(0, opts.query === undefined ? queries.length - 1 : queries.findIndex((q) => q.token === opts.query));
+  const [, , Lk] = first.shape;
+
+  const viewOf = (label: string, rowsOf: (qRow: number) => Float32Array | number[]) => {
+    const per = queries.map((q) => toGrid(rowsOf(q.row), first.keys, G));
+    return { label, maps: quantise(per.map((x) => x.grid)), cond: per.map((x) => Number(x.cond.toFixed(4))) };
+  };
+  const layerViews = layers.map((r) => {
+    const Lq = r.shape[1];
+    const mean = headMean(r);
+    const heads = r.heads.map((h, k) => viewOf(`head ${h}`, (row) => r.data.slice(k * Lq * Lk + row * Lk, k * Lq * Lk + (row + 1) * Lk)));
+    return { label: `layer ${r.layer}`, heads: [...heads, viewOf('mean', (row) => mean.subarray(row * Lk, (row + 1) * Lk))] };
+  });
+  const square = layers.every((r) => r.shape[1] === r.shape[2]);
+  if (square && layers.length > 1) {
+    const R = attentionRollout(layers);
+    const n = first.shape[1];
+    layerViews.push({ label: 'rollout', heads: [viewOf('mean', (row) => R.subarray(row * n, (row + 1) * n))] });
+  }
+
+  const mLayer = opts.matrixLayer === null ? null : layers.find((r) => r.layer === (opts.matrixLayer ?? layers[layers.length - 1].layer));
+  let matrix: Record<string, unknown> | undefined;
+  if (mLayer) {
+    const mean = headMean(mLayer);
+    const [, Lq] = mLayer.shape;
+    const rows = Array.from({ length: Lq }, (_, i) => mean.subarray(i * Lk, (i + 1) * Lk));
+    matrix = {
+      title: `Full attention of layer ${mLayer.layer} (head mean): ${Lq} queries x ${Lk} keys; grey = masked; click a noisy row to pick it`,
+      rows: Lq,
+      cols: Lk,
+      values: quantise(rows),
+      rowMax: rows.map((r) => Number(Math.max(...r).toPrecision(4))),
+      allowed: Buffer.from(Uint8Array.from(mean, (v) => (v > 0 ? 1 : 0))).toString('base64'),
+      rowRoles: mLayer.queries.map(roleIndex),
+      colRoles: mLayer.keys.map(roleIndex),
+      rowLabels: mLayer.queries.map((p, i) => `query ${i}: ${describe(p)}`),
+      colLabels: mLayer.keys.map((p, j) => `key ${j}: ${describe(p)}`),
+      roleColors: [ROLE_COLORS.cond, ROLE_COLORS.clean, ROLE_COLORS.noisy],
+    };
+  }
+  const where = first.arStep >= 0 ? `AR step ${first.arStep + 1}, diffusion step ${first.diffusionStep} (t = ${first.t})` : `training batch, t = ${first.t}`;
+  const title = opts.title ?? `Attention of one query over the image tokens: ${where}, sample ${first.sample}`;
+  const spec = { title, grid, size, image: greyBase64(image), queries, defaultQuery, layers: layerViews, matrix };
+  return new Chart('d3-attention', title, spec, () => {
+    const q = queries[defaultQuery];
+    const tiles = layers.map((r) => {
+      const mean = headMean(r);
+      const { grid: g } = toGrid(mean.subarray(q.row * Lk, (q.row + 1) * Lk), first.keys, G);
+      return attentionGridSvg(image, size, grid, Array.from(g), { title: `layer ${r.layer}, head mean`, query: q.token, scale: Math.max(3, Math.floor(112 / size)) });
+    });
+    const text = `${title} — query: ${q.label}`.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    const w = Math.ceil(16 + 7.5 * text.length);
+    const header = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="26" viewBox="0 0 ${w} 26" font-family="sans-serif"><text x="8" y="17" font-size="13" font-weight="bold">${text}</text></svg>`;
+    return hstackSvg([header, hstackSvg(tiles)], { vertical: true, gap: 0 });
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * Charts of the diffusion side: the noise schedule, full and respaced (vega-lite), x_t / x0 trajectories of
+ * chosen tokens (vega-lite), and image grids such as AR step x diffusion step predicted x0 (d3).
+ */
+import { GaussianDiffusion } from '../diffusion/gaussian';
+import { TrajectoryRecord } from '../introspect/recorders';
+import { unpatchify } from '../model/patchify';
+import { Chart } from './chart';
+import { greyBase64 } from './charts-factorization';
+import { pngDataUri } from './svg-compose';
+import { vegaLiteChart } from './vega';
+
+/**
+ * alpha-bar, SNR (log scale) and beta against the original timestep, for the full chain and, as points, for
+ * each respaced chain given (e.g. the 50 or 250 steps a sampler actually visits).
+ */
+export function scheduleChart(full: GaussianDiffusion, respaced: Record<string, GaussianDiffusion> = {}, opts: { title?: string } = {}): Chart {
+  const rows: Record<string, number | string>[] = [];
+  const add = (chain: string, d: GaussianDiffusion) =>
+    d.timestepMap.forEach((t, i) => {
+      const ab = d.alphasCumprod[i];
+      rows.push({ chain, t, quantity: 'ᾱ (alpha-bar)', value: ab }, { chain, t, quantity: 'SNR = ᾱ / (1 - ᾱ)', value: ab / (1 - ab) }, { chain, t, quantity: 'β', value: d.betas[i] });
+    });
+  add(`full (${full.numTimesteps} steps)`, full);
+  for (const [name, d] of Object.entries(respaced)) add(name, d);
+  const panel = (q: string, log: boolean) => ({
+    width: 220,
+    height: 170,
+    transform: [{ filter: { field: 'quantity', equal: q } }],
+    title: q,
+    layer: [
+      { mark: { type: 'line', strokeWidth: 2 }, transform: [{ filter: `datum.chain == 'full (${full.numTimesteps} steps)'` }], encoding: { x: { field: 't', type: 'quantitative', title: 'timestep t' }, y: { field: 'value', type: 'quantitative', title: null, scale: log ? { type: 'log' } : {}, axis: log ? { values: [1e-8, 1e-6, 1e-4, 1e-2, 1, 1e2, 1e4], format: '.0e' } : {} }, color: { field: 'chain', type: 'nominal', title: 'chain', scale: { range: ['#444444', '#ff7f0e', '#1f77b4', '#2ca02c'] } } } },
+      { mark: { type: 'point', filled: true, size: 18 }, transform: [{ filter: `datum.chain != 'full (${full.numTimesteps} steps)'` }], encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'value', type: 'quantitative', scale: log ? { type: 'log' } : {} }, color: { field: 'chain', type: 'nominal' }, tooltip: [{ field: 'chain' }, { field: 't' }, { field: 'value', format: '.4g' }] } },
+    ],
+  });
+  return vegaLiteChart(opts.title ?? 'Noise schedule: full chain and the respaced steps a sampler visits', {
+    data: { values: rows },
+    hconcat: [panel('ᾱ (alpha-bar)', false), panel('SNR = ᾱ / (1 - ᾱ)', true), panel('β', false)],
+  });
+}
+
+/**
+ * x_t and predicted x0 of chosen tokens along the denoising chain of their AR step: one line per token and
+ * quantity (mean over the token's pixels, or one pixel with `pixel`), against the original timestep.
+ */
+export function trajectoryChart(records: readonly TrajectoryRecord[], tokens: readonly number[], opts: { title?: string; pixel?: number; sample?: number } = {}): Chart {
+  const sample = opts.sample ?? records[0]?.sample ?? 0;
+  const rows: Record<string, number | string>[] = [];
+  for (const r of records) {
+    if (r.sample !== sample) continue;
+    const d = r.shape[1];
+    r.positions.forEach((pos, k) => {
+      if (!tokens.includes(pos)) return;
+      const val = (a: number[]) => (opts.pixel !== undefined ? a[k * d + opts.pixel] : a.slice(k * d, (k + 1) * d).reduce((s, v) => s + v, 0) / d);
+      rows.push({ token: `token ${pos} (AR step ${r.arStep + 1})`, t: r.t, quantity: 'x_t', value: val(r.xt) }, { token: `token ${pos} (AR step ${r.arStep + 1})`, t: r.t, quantity: 'predicted x0', value: val(r.x0) });
+    });
+  }
+  if (!rows.length) throw new Error(`no trajectory of tokens ${tokens.join(', ')} for sample ${sample} was recorded`);
+  return vegaLiteChart(opts.title ?? `Denoising trajectories (${opts.pixel !== undefined ? `pixel ${opts.pixel}` : 'token mean'}): x_t becomes x0`, {
+    width: 460,
+    height: 220,
+    data: { values: rows },
+    mark: { type: 'line', point: { size: 12 } },
+    encoding: {
+      x: { field: 't', type: 'quantitative', title: 'timestep t (noisy → clean)', scale: { reverse: true } },
+      y: { field: 'value', type: 'quantitative', title: 'value ([-1, 1] pixels)' },
+      color: { field: 'token', type: 'nominal', title: 'token' },
+      strokeDash: { field: 'quantity', type: 'nominal', title: 'quantity' },
+      tooltip: [{ field: 'token' }, { field: 'quantity' }, { field: 't' }, { field: 'value', format: '.3f' }],
+    },
+  });
+}
+
+/** A labelled grid of grey images: `cells[row * cols + col]` is [size x size] in [-1, 1], or null for an empty cell. */
+export function imageGridChart(cells: readonly (Float32Array | null)[], size: number, rows: readonly string[], cols: readonly string[], opts: { title: string; rowTitle?: string; colTitle?: string; cellPx?: number }): Chart {
+  if (cells.length !== rows.length * cols.length) throw new Error(`${cells.length} cells for a ${rows.length} x ${cols.length} grid`);
+  const cellPx = opts.cellPx ?? 56;
+  const spec = { title: opts.title, size, rows, cols, rowTitle: opts.rowTitle ?? 'row', colTitle: opts.colTitle ?? 'column', cellPx, cells: cells.map((c) => (c ? greyBase64(c) : null)) };
+  return new Chart('d3-frames', opts.title, spec, () => {
+    const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    const scale = Math.max(1, Math.floor(cellPx / size));
+    const px = size * scale;
+    const colW = Math.max(px, ...cols.map((c) => 7 * c.length)) + 6;
+    const left = Math.max(0, ...rows.map((r) => 7 * r.length)) + 14;
+    const top = 46;
+    const W = Math.max(left + cols.length * colW, 16 + 7.5 * opts.title.length);
+    const H = top + rows.length * (px + 4) + 6;
+    const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11"><rect width="${W}" height="${H}" fill="white"/><text x="8" y="17" font-size="13" font-weight="bold">${esc(opts.title)}</text>`];
+    cols.forEach((c, ci) => parts.push(`<text x="${left + ci * colW + px / 2}" y="${top - 6}" text-anchor="middle">${esc(c)}</text>`));
+    rows.forEach((r, ri) => {
+      const y = top + ri * (px + 4);
+      parts.push(`<text x="${left - 8}" y="${y + px / 2 + 4}" text-anchor="end">${esc(r)}</text>`);
+      cols.forEach((_, ci) => {
+        const cell = cells[ri * cols.length + ci];
+        if (cell) parts.push(`<image x="${left + ci * colW}" y="${y}" width="${px}" height="${px}" image-rendering="pixelated" style="image-rendering:pixelated" href="${pngDataUri(cell, size)}"/>`);
+      });
+    });
+    parts.push('</svg>');
+    return parts.join('');
+  });
+}
+
+/**
+ * The AR step x diffusion step grid of predicted x0 images of one sample: row s shows the whole image while
+ * step s is denoised (earlier steps' tokens final, this step's tokens the current x0 prediction, later steps
+ * blank). `records` are `SamplingRecorder.trajectories`; `finalTokens` are the sampler's output tokens of that
+ * sample in raster order [L * d]; `columns` picks diffusion-step indices (default: 6 evenly spaced).
+ */
+export function denoisingGridChart(records: readonly TrajectoryRecord[], finalTokens: Float32Array, cfg: { channels: number; size: number; patch: number }, opts: { sample?: number; columns?: number[]; title?: string } = {}): Chart {
+  const sample = opts.sample ?? 0;
+  const own = records.filter((r) => r.sample === sample);
+  if (!own.length) throw new Error(`no trajectories recorded for sample ${sample}`);
+  const steps = [...new Set(own.map((r) => r.arStep))].sort((a, b) => a - b);
+  const chainLen = Math.max(...own.map((r) => r.diffusionStep)) + 1;
+  const columns = opts.columns ?? [...new Set(Array.from({ length: 6 }, (_, k) => Math.round((k * (chainLen - 1)) / 5)))];
+  const { channels: C, size, patch } = cfg;
+  const d = C * patch * patch;
+  const L = finalTokens.length / d;
+  const done = new Uint8Array(L);
+  const cells: (Float32Array | null)[] = [];
+  for (const s of steps) {
+    const mine = own.filter((r) => r.arStep === s);
+    for (const col of columns) {
+      const r = mine.find((x) => x.diffusionStep === col);
+      if (!r) {
+        cells.push(null);
+        continue;
+      }
+      const tokens = new Float32Array(L * d).fill(1);
+      for (let i = 0; i < L; i++) if (done[i]) tokens.set(finalTokens.subarray(i * d, (i + 1) * d), i * d);
+      r.positions.forEach((p, k) => tokens.set(r.x0.slice(k * d, (k + 1) * d), p * d));
+      cells.push(unpatchify(tokens, 1, C, size, size, patch).subarray(0, size * size));
+    }
+    mine[0]?.positions.forEach((p) => (done[p] = 1));
+  }
+  const t = (col: number) => own.find((r) => r.diffusionStep === col)?.t;
+  return imageGridChart(cells, size, steps.map((s) => `AR step ${s + 1}`), columns.map((c) => `step ${c} (t=${t(c)})`), { title: opts.title ?? 'Predicted x0 while each AR step is denoised (white = not generated yet)', rowTitle: 'AR step', colTitle: 'diffusion step' });
+}
+

@@ -1,0 +1,125 @@
+/**
+ * Charts of the dual factorization itself: the generalized causal mask (d3, canvas), the generation order
+ * with a step slider (d3), and the AR-step statistics of the training law (vega-lite, the paper's Fig. 4b).
+ */
+import { AttnMask, SequencePosition, TokenRole } from '../factorization/mask';
+import { splitIntegerExpDecay } from '../factorization/steps';
+import { toByte } from '../io/images';
+import { Rng } from '../rng';
+import { Chart } from './chart';
+import { maskSvg, orderGridSvg, ROLE_COLORS, stepColor } from './svg-grids';
+import { vegaLiteChart } from './vega';
+import { hstackSvg, imageSvg } from './svg-compose';
+
+const ROLES: TokenRole[] = ['cond', 'clean', 'noisy'];
+
+/** Role colours in role-index order (condition, clean, noisy) and one colour per AR step. */
+export function colorScheme(S: number): { roles: string[]; steps: string[] } {
+  return { roles: ROLES.map((r) => ROLE_COLORS[r]), steps: Array.from({ length: S }, (_, s) => stepColor(s, S)) };
+}
+
+/** Greyscale bytes of an image in [-1, 1], base64: the compact form the runtime draws. */
+export const greyBase64 = (image: ArrayLike<number>): string => Buffer.from(Uint8Array.from(image, toByte)).toString('base64');
+
+/**
+ * The generalized causal mask as an interactive heatmap: rows are queries, columns keys, both with a role
+ * strip; hovering names query and key (role, AR step, raster token). Drawn on a canvas, so 64 + 2 x 256
+ * positions stay fast; `colorBy: 'step'` colours allowed cells by the key's AR step instead of its role.
+ */
+export function maskChart(mask: AttnMask, positions: readonly SequencePosition[], opts: { title?: string; colorBy?: 'role' | 'step' } = {}): Chart {
+  const n = mask.seqLen;
+  if (positions.length !== n) throw new Error(`${positions.length} position labels for a mask of ${n}`);
+  const S = Math.max(1, ...positions.map((p) => p.step + 1));
+  const title = opts.title ?? `Generalized causal mask: ${n} positions, ${S} AR steps`;
+  const allowed = Buffer.from(Uint8Array.from(mask.maskedOut, (m) => (m ? 0 : 1))).toString('base64');
+  return new Chart(
+    'd3-mask',
+    title,
+    { n, allowed, positions: positions.map((p) => [ROLES.indexOf(p.role), p.step, p.token]), roleNames: ['condition', 'clean', 'noisy'], colors: colorScheme(S), colorBy: opts.colorBy ?? 'role', title },
+    () => maskSvg(mask, positions, { title }),
+  );
+}
+
+/**
+ * The order in which a sampler fills the image: the patch grid coloured by AR step, and the image after
+ * each step (tokens not generated yet drawn mid-grey) behind a slider and a play button. `image` is the
+ * final image [size x size] in [-1, 1]; `steps[s]` lists the raster tokens of step s; `kept` tokens (editing)
+ * are visible from the start.
+ */
+export function orderChart(image: Float32Array, size: number, grid: number, steps: readonly (readonly number[])[], opts: { title?: string; kept?: readonly number[] } = {}): Chart {
+  if (image.length !== size * size) throw new Error(`orderChart expects one grey ${size}x${size} image, got ${image.length} values`);
+  const p = size / grid;
+  if (!Number.isInteger(p)) throw new Error(`image size ${size} is not a multiple of the grid ${grid}`);
+  const S = steps.length;
+  const title = opts.title ?? `Generation order: ${grid * grid} tokens in ${S} AR steps`;
+  const visible = new Uint8Array(grid * grid);
+  for (const t of opts.kept ?? []) visible[t] = 1;
+  const frames: string[] = [];
+  const frame = () => greyBase64(Array.from(image, (v, i) => (visible[Math.floor(Math.floor(i / size) / p) * grid + Math.floor((i % size) / p)] ? v : 0)));
+  frames.push(frame());
+  for (const ps of steps) {
+    for (const t of ps) visible[t] = 1;
+    frames.push(frame());
+  }
+  return new Chart('d3-order', title, { grid, size, steps, frames, colors: colorScheme(S), startLabel: opts.kept?.length ? 'kept tokens only' : 'nothing generated yet', title }, () =>
+    hstackSvg([orderGridSvg(grid, steps, { title, kept: opts.kept }), imageSvg(image, size, { title: 'final image', scale: Math.max(2, Math.floor(224 / size)) })]),
+  );
+}
+
+/**
+ * The paper's Fig. 4b from the AR-step sampler alone: for each decay gamma, the distribution of the number
+ * of AR steps S, and the share of steps and of tokens that sit in steps of at most k tokens (Monte Carlo,
+ * `draws` splits per gamma).
+ */
+export function arStepStatsChart(L: number, gammas: readonly number[], opts: { draws?: number; seed?: number } = {}): Chart {
+  const draws = opts.draws ?? 20000;
+  const rows: Record<string, number | string>[] = [];
+  const cum: Record<string, number | string>[] = [];
+  for (const g of gammas) {
+    const rng = new Rng(opts.seed ?? 0).fork(`gamma-${g}`);
+    const countS = new Float64Array(L + 1);
+    const stepsOfSize = new Float64Array(L + 1);
+    let steps = 0;
+    for (let i = 0; i < draws; i++) {
+      const split = splitIntegerExpDecay(L, g, rng);
+      countS[split.splitSizes.length]++;
+      for (const k of split.splitSizes) stepsOfSize[k]++;
+      steps += split.splitSizes.length;
+    }
+    for (let S = 1; S <= L; S++) rows.push({ gamma: `γ = ${g}`, S, probability: countS[S] / draws });
+    let accSteps = 0;
+    let accTokens = 0;
+    for (let k = 1; k <= L; k++) {
+      accSteps += stepsOfSize[k];
+      accTokens += k * stepsOfSize[k];
+      cum.push({ gamma: `γ = ${g}`, k, share: accSteps / steps, of: 'AR steps' }, { gamma: `γ = ${g}`, k, share: accTokens / (draws * L), of: 'tokens' });
+    }
+  }
+  const color = { field: 'gamma', type: 'nominal', title: 'AR-step decay', scale: { scheme: 'dark2' } };
+  return vegaLiteChart(`AR-step statistics of the training law (L = ${L}, ${draws} draws per γ)`, {
+    hconcat: [
+      {
+        title: 'Number of AR steps S',
+        width: 300,
+        height: 200,
+        data: { values: rows },
+        mark: { type: 'line', point: L <= 32, interpolate: 'step-after' },
+        encoding: { x: { field: 'S', type: 'quantitative', title: 'AR steps S', scale: { type: 'log', domain: [1, L], nice: false } }, y: { field: 'probability', type: 'quantitative', title: 'P(S)' }, color, tooltip: [{ field: 'gamma' }, { field: 'S' }, { field: 'probability', format: '.4f' }] },
+      },
+      {
+        title: 'Share in steps of at most k tokens',
+        width: 300,
+        height: 200,
+        data: { values: cum },
+        mark: { type: 'line', interpolate: 'step-after' },
+        encoding: {
+          x: { field: 'k', type: 'quantitative', title: 'step size k (tokens)', scale: { type: 'log', domain: [1, L], nice: false } },
+          y: { field: 'share', type: 'quantitative', title: 'cumulative share', axis: { format: '%' } },
+          color,
+          strokeDash: { field: 'of', type: 'nominal', title: 'share of' },
+          tooltip: [{ field: 'gamma' }, { field: 'of' }, { field: 'k' }, { field: 'share', format: '.1%' }],
+        },
+      },
+    ],
+  });
+}
