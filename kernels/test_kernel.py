@@ -83,6 +83,29 @@ class CausalFusionKernelTests(jkt.KernelTests):
         self.assertEqual(chosen, again)  # the start-up choice, not a second initialisation
         self.assertEqual(patch, "7")
 
+    def test_charts_carry_static_fallback_and_send_each_library_once(self):
+        reply, outputs, _ = self.run_cell(
+            'import * as cf from "causalfusion";\n'
+            "const m = cf.getAttnMask(16, 1, [4, 12]);\n"
+            "const pos = cf.describeSequence(16, 1, cf.fromSizes([4, 12], 16));\n"
+            "cf.display(cf.maskChart(m, pos));\n"
+            "cf.display(cf.maskChart(m, pos, { colorBy: 'step' }));\n"
+            "cf.display(cf.arStepStatsChart(16, [0.9], { draws: 200 }));\n"
+            "cf.display(cf.arStepStatsChart(16, [1.0], { draws: 200 }));",
+            timeout=60,
+        )
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        shown = [m["content"]["data"] for m in outputs if m["msg_type"] == "display_data"]
+        kinds = ["setup" if "cf-viz-setup" in d["text/html"] else "chart" for d in shown]
+        # d3 + runtime before the first d3 view, vega before the first vega-lite chart, nothing re-sent
+        self.assertEqual(kinds, ["setup", "chart", "chart", "setup", "chart", "chart"])
+        self.assertNotIn("if(!window.vegaEmbed)", shown[0]["text/html"])
+        self.assertIn("if(!window.vegaEmbed)", shown[3]["text/html"])
+        for d in (shown[1], shown[2], shown[4], shown[5]):
+            self.assertIn('<div class="cf-static"><svg', d["text/html"])
+            self.assertTrue(d["image/svg+xml"].startswith("<svg"))
+            self.assertLess(len(d["text/html"]), 200_000)
+
     def test_long_training_cell_stops_through_abort_signal(self):
         reply, _, text = self.run_cell(
             'import * as cf from "causalfusion";\n'

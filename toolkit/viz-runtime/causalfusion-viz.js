@@ -389,11 +389,16 @@
     'd3-frames': drawFrames,
   };
 
+  /** The global each renderer needs besides d3 (sent with the first chart that uses it). */
+  var NEEDS = { 'vega-lite': 'vegaEmbed', plotly: 'Plotly' };
+
   function mount(id) {
     var host = document.getElementById(id);
     if (!host || host.getAttribute('data-mounted')) return;
-    host.setAttribute('data-mounted', 'true');
     var c = JSON.parse(host.querySelector('script.cf-spec').textContent);
+    // its library is not on the page yet: the setup output that brings it calls mountAll
+    if (NEEDS[c.renderer] && !window[NEEDS[c.renderer]]) return;
+    host.setAttribute('data-mounted', 'true');
     var live = host.querySelector('.cf-live');
     var done = function () {
       host.querySelector('.cf-static').style.display = 'none';
@@ -412,11 +417,12 @@
     }
   }
 
-  window.causalfusionViz = { mount: mount, renderers: renderers };
-  (window.causalfusionVizPending || []).forEach(mount);
-  window.causalfusionVizPending = [];
-  // outputs restored from a saved notebook carry their loaders; mount whatever is on the page already
-  Array.prototype.forEach.call(document.querySelectorAll('.cf-chart'), function (n) {
-    mount(n.id);
-  });
+  /** Draws every chart on the page that is not drawn yet (outputs restored from a saved notebook included). */
+  function mountAll() {
+    Array.prototype.forEach.call(document.querySelectorAll('.cf-chart'), function (n) {
+      mount(n.id);
+    });
+  }
+
+  window.causalfusionViz = { mount: mount, mountAll: mountAll, renderers: renderers };
 })();

@@ -65,7 +65,8 @@ export class Chart {
       `<div id="${id}" class="cf-chart" data-renderer="${this.renderer}">` +
       `<div class="cf-static">${this.svg()}</div><div class="cf-live"></div>` +
       `<script type="application/json" class="cf-spec">${scriptJson({ renderer: this.renderer, title: this.title, spec: this.spec })}</script>` +
-      `<script>(function(){var w=window;if(w.causalfusionViz){w.causalfusionViz.mount("${id}")}else{(w.causalfusionVizPending=w.causalfusionVizPending||[]).push("${id}")}})()</script>` +
+      // without the runtime yet, the setup output that brings it draws this chart
+      `<script>window.causalfusionViz&&window.causalfusionViz.mount("${id}")</script>` +
       `</div>`
     );
   }
@@ -95,7 +96,8 @@ export class Chart {
 /** An offline HTML page with several charts. */
 export function standalonePage(title: string, charts: readonly Chart[]): string {
   const esc = title.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${esc}</title></head><body style="font-family:sans-serif">${vizSetupHtml()}${charts.map((c) => c.html()).join('\n')}</body></html>`;
+  // charts first, setup last: the setup draws everything already on the page
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${esc}</title></head><body style="font-family:sans-serif">${charts.map((c) => c.html()).join('\n')}${vizSetupHtml(charts.map((c) => c.library))}</body></html>`;
 }
 
 /** Rasterises an SVG document with resvg (system fonts), `scale` times its size. */

@@ -1,8 +1,8 @@
 /**
  * Showing figures in a notebook. A `Chart` goes out as one output carrying its interactive HTML (static SVG
  * inside, replaced by the live chart when scripts run), the SVG itself and a text line; before the first
- * chart of a kernel session, one output loads the chart libraries (`vizSetup`), so they are never re-sent
- * with every chart. After reloading the page of a running kernel, call `vizSetup(true)` once.
+ * chart of each library in a kernel session, one output loads that library (`vizSetup`), so libraries are
+ * never re-sent with every chart. After reloading the page of a running kernel, call `vizSetup(undefined, true)`.
  * In the CausalFusion (tslab) kernel, `display(svg)` sends one output with two
  * representations of the same SVG: `text/html` (drawn inline by JupyterLab, Notebook, VS Code and HTML exports,
  * which sanitise `image/svg+xml` into bare text) and `image/svg+xml` (what static viewers such as GitHub show).
@@ -11,7 +11,7 @@
  */
 import { encodePng, Raster } from '../io/images';
 import { Chart } from './chart';
-import { vizSetupHtml } from './runtime';
+import { VIZ_LIBRARIES, VizLibrary, vizSetupHtml } from './runtime';
 
 type Bundle = { data: Record<string, string>; metadata: Record<string, unknown>; transient: { display_id?: string } };
 type Writer = (bundle: Bundle, update: boolean) => void;
@@ -29,24 +29,26 @@ function writer(): Writer | null {
 /** Anything `display` shows. */
 export type Figure = string | Raster | Chart;
 
-let setupSent = false;
+const sent = new Set<VizLibrary>();
 
 /**
- * Sends the chart libraries to the page (once per kernel session unless `force`); `display` calls it before
- * the first chart. Returns false outside a kernel.
+ * Sends chart libraries to the page: each at most once per kernel session unless `force` (after reloading
+ * the page of a running kernel: `vizSetup(undefined, true)`). `display` calls it before a chart whose library
+ * is not there yet. Returns false outside a kernel.
  */
-export function vizSetup(force = false): boolean {
+export function vizSetup(libs: readonly VizLibrary[] = Object.keys(VIZ_LIBRARIES) as VizLibrary[], force = false): boolean {
   const w = writer();
   if (!w) return false;
-  if (setupSent && !force) return true;
-  w({ data: { 'text/html': vizSetupHtml(), 'text/plain': 'CausalFusion Lab chart libraries loaded' }, metadata: {}, transient: {} }, false);
-  setupSent = true;
+  const todo = force ? libs : libs.filter((l) => !sent.has(l));
+  if (!todo.length && sent.has('d3')) return true;
+  w({ data: { 'text/html': vizSetupHtml(todo), 'text/plain': `CausalFusion Lab chart libraries: ${['d3', ...todo].join(', ')}` }, metadata: {}, transient: {} }, false);
+  for (const l of ['d3', ...todo] as VizLibrary[]) sent.add(l);
   return true;
 }
 
 function bundleOf(fig: Figure): Record<string, string> {
   if (fig instanceof Chart) {
-    vizSetup();
+    vizSetup([fig.library]);
     return fig.mimeBundle();
   }
   if (typeof fig === 'string') {

@@ -1,23 +1,40 @@
 /**
- * The browser side of the charts, sent once per page: vega, vega-lite, vega-embed, plotly.js (basic bundle)
- * and d3 read from node_modules (never a CDN, so everything works offline), then our runtime
- * (`viz-runtime/causalfusion-viz.js`), which draws every chart output of the page.
+ * The browser side of the charts, sent at most once per page and library: vega, vega-lite, vega-embed,
+ * plotly.js (basic bundle) and d3 read from node_modules (never a CDN, so everything works offline), then our
+ * runtime (`viz-runtime/causalfusion-viz.js`), which draws every chart output of the page.
  *
  * Two details make this work in every front end: the libraries are evaluated with the AMD `define` of
- * classic Notebook hidden (otherwise the UMD bundles register with require.js and set no globals), and a
- * guard skips everything when the runtime is already on the page.
+ * classic Notebook hidden (otherwise the UMD bundles register with require.js and set no globals), and
+ * guards skip whatever is on the page already.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 
-/** UMD builds inlined by `vizSetupHtml`, in load order (vega-embed needs vega and vega-lite first). */
-export const VIZ_LIBRARIES = [
-  { name: 'vega', file: 'vega/build/vega.min.js' },
-  { name: 'vega-lite', file: 'vega-lite/build/vega-lite.min.js' },
-  { name: 'vega-embed', file: 'vega-embed/build/vega-embed.min.js' },
-  { name: 'plotly.js-basic-dist-min', file: 'plotly.js-basic-dist-min/plotly-basic.min.js' },
-  { name: 'd3', file: 'd3/dist/d3.min.js' },
-] as const;
+/** A group of UMD builds sent together, in load order, with the global that says it is on the page already. */
+export interface VizLibraryGroup {
+  files: readonly { name: string; file: string }[];
+  global: string;
+}
+
+/**
+ * The libraries by chart library: d3 always comes with our runtime; vega's three packages and plotly's basic
+ * bundle are sent only when a chart of theirs is first shown (a notebook of d3 views carries ~0.3 MB, not 2.3).
+ */
+export const VIZ_LIBRARIES: Record<'d3' | 'vega-lite' | 'plotly', VizLibraryGroup> = {
+  d3: { files: [{ name: 'd3', file: 'd3/dist/d3.min.js' }], global: 'd3' },
+  // vega-embed needs vega and vega-lite first
+  'vega-lite': {
+    files: [
+      { name: 'vega', file: 'vega/build/vega.min.js' },
+      { name: 'vega-lite', file: 'vega-lite/build/vega-lite.min.js' },
+      { name: 'vega-embed', file: 'vega-embed/build/vega-embed.min.js' },
+    ],
+    global: 'vegaEmbed',
+  },
+  plotly: { files: [{ name: 'plotly.js-basic-dist-min', file: 'plotly.js-basic-dist-min/plotly-basic.min.js' }], global: 'Plotly' },
+};
+
+export type VizLibrary = keyof typeof VIZ_LIBRARIES;
 
 const RUNTIME_FILE = path.resolve(__dirname, '..', '..', '..', 'viz-runtime', 'causalfusion-viz.js');
 
@@ -30,7 +47,8 @@ function packageDir(name: string): string {
 
 /** Version of each inlined library, as installed. */
 export function vizLibraryVersions(): Record<string, string> {
-  return Object.fromEntries(VIZ_LIBRARIES.map((l) => [l.name, (JSON.parse(fs.readFileSync(path.join(packageDir(l.name), 'package.json'), 'utf8')) as { version: string }).version]));
+  const files = Object.values(VIZ_LIBRARIES).flatMap((g) => g.files);
+  return Object.fromEntries(files.map((l) => [l.name, (JSON.parse(fs.readFileSync(path.join(packageDir(l.name), 'package.json'), 'utf8')) as { version: string }).version]));
 }
 
 function libraryFile(rel: string): string {
@@ -38,22 +56,37 @@ function libraryFile(rel: string): string {
   return path.join(packageDir(pkg), rel.slice(pkg.length + 1));
 }
 
-let cached: string | null = null;
+// `</script` inside a library would end the element early, and source-map comments would point devtools at
+// files that are not there
+const safe = (s: string) => s.replace(/<\/script/gi, '<\\/script').replace(/^\/\/# sourceMappingURL=.*$/gm, '');
 
-/** The `<script>` that loads every library and the runtime once per page (about 2.3 MB). */
-export function vizSetupHtml(): string {
-  if (cached) return cached;
-  const libs = VIZ_LIBRARIES.map((l) => fs.readFileSync(libraryFile(l.file), 'utf8'));
-  const runtime = fs.readFileSync(RUNTIME_FILE, 'utf8');
+const groupCode = new Map<string, string>();
+
+/** The code of one group, evaluated only when its global is missing. */
+function groupScript(lib: VizLibrary): string {
+  const g = VIZ_LIBRARIES[lib];
+  let code = groupCode.get(lib);
+  if (!code) {
+    code = `if(!window.${g.global}){\n${g.files.map((f) => safe(fs.readFileSync(libraryFile(f.file), 'utf8'))).join('\n;\n')}\n}`;
+    groupCode.set(lib, code);
+  }
+  return code;
+}
+
+/**
+ * The `<script>` that puts the given libraries (d3 and our runtime always) on the page, each at most once,
+ * and then draws any chart that was waiting for them.
+ */
+export function vizSetupHtml(libs: Iterable<VizLibrary> = ['d3', 'vega-lite', 'plotly']): string {
+  const want = ['d3', ...new Set(libs)].filter((l, i, a) => a.indexOf(l) === i) as VizLibrary[];
   const versions = vizLibraryVersions();
-  const note = `CausalFusion Lab charts: ${Object.entries(versions).map(([n, v]) => `${n} ${v}`).join(', ')} (offline, loaded once per page)`;
-  // `</script` inside a library would end the element early
-  // and source-map comments would point devtools at files that are not there
-  const safe = (s: string) => s.replace(/<\/script/gi, '<\\/script').replace(/^\/\/# sourceMappingURL=.*$/gm, '');
-  cached =
+  const names = want.flatMap((l) => VIZ_LIBRARIES[l].files.map((f) => `${f.name} ${versions[f.name]}`));
+  const note = `CausalFusion Lab charts: ${names.join(', ')} (offline, sent once per page)`;
+  return (
     `<div class="cf-viz-setup" style="font:11px sans-serif;color:#888">${note}</div>` +
-    `<script>(function(){if(window.causalfusionViz)return;var d=window.define;window.define=undefined;try{\n` +
-    libs.map(safe).join('\n;\n') +
-    `\n;\n${safe(runtime)}\n}finally{window.define=d}})();</script>`;
-  return cached;
+    // classic Notebook's require.js would make the UMD bundles register as AMD modules and set no globals
+    `<script>(function(){var d=window.define;window.define=undefined;try{\n` +
+    want.map(groupScript).join('\n;\n') +
+    `\n;\nif(!window.causalfusionViz){\n${safe(fs.readFileSync(RUNTIME_FILE, 'utf8'))}\n}\n}finally{window.define=d}window.causalfusionViz.mountAll()})();</script>`
+  );
 }
