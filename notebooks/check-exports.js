@@ -2,8 +2,10 @@
 /**
  * Real-browser check of the notebooks' HTML exports (runs/notebooks/*.html, written by execute.js): Debian's
  * Chromium, driven by playwright-core, opens each export offline and fails on any console error, page error or
- * network request, and on any figure (SVG or image output) that drew nothing. A screenshot of each page goes
- * next to the export for a human look.
+ * network request, on any static figure (SVG or image output) that drew nothing, and on any interactive chart
+ * that did not render or drew nothing; where an export has them, it checks that picking a query token changes
+ * the attention maps and that moving an order slider changes the image. A screenshot of each page goes next
+ * to the export for a human look.
  *
  *   node notebooks/check-exports.js [DIR]
  */
@@ -14,6 +16,38 @@ const { chromium } = require('playwright-core');
 
 const DIR = path.resolve(process.argv[2] || path.join(__dirname, '..', 'runs', 'notebooks'));
 const CHROMIUM = process.env.CHROMIUM_PATH || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+
+/** Interactive charts: all rendered and drawn; the attention picker and the order slider respond. */
+async function checkCharts(page, problems) {
+  const n = await page.locator('.cf-chart').count();
+  if (n === 0) return 0;
+  try {
+    await page.waitForFunction((k) => document.querySelectorAll('.cf-chart[data-rendered="true"]').length === k, n, { timeout: 30000 });
+  } catch {
+    problems.push(`only ${await page.locator('.cf-chart[data-rendered="true"]').count()} of ${n} interactive charts rendered`);
+  }
+  const report = await page.evaluate(() => (window.causalfusionViz ? window.causalfusionViz.report() : []));
+  report.forEach((c, i) => {
+    if (!(c.rendered && c.staticHidden && c.w > 100 && c.h > 60 && (c.inked || c.marks > 10))) problems.push(`chart ${i} (${c.renderer}) drew nothing: ${JSON.stringify(c)}`);
+  });
+  const url = (loc) => loc.evaluate((cv) => cv.toDataURL());
+  for (const chart of await page.locator('.cf-chart[data-renderer="d3-attention"]').all()) {
+    const spec = JSON.parse(await chart.locator('script.cf-spec').textContent()).spec;
+    if (spec.queries.length < 2) continue;
+    const before = await url(chart.locator('.cf-attn-map').first());
+    const k = spec.defaultQuery === 0 ? 1 : 0;
+    const px = (spec.size / spec.grid) * 8;
+    const tok = spec.queries[k].token;
+    await chart.locator('.cf-query-picker').click({ position: { x: (tok % spec.grid) * px + px / 2, y: Math.floor(tok / spec.grid) * px + px / 2 } });
+    if ((await url(chart.locator('.cf-attn-map').first())) === before) problems.push('picking another query token did not change the attention maps');
+  }
+  for (const chart of await page.locator('.cf-chart[data-renderer="d3-order"]').all()) {
+    const before = await url(chart.locator('.cf-order-image'));
+    await chart.locator('.cf-order-slider').fill('1');
+    if ((await url(chart.locator('.cf-order-image'))) === before) problems.push('moving the order slider did not change the image');
+  }
+  return n;
+}
 
 async function checkPage(browser, file) {
   const problems = [];
@@ -27,20 +61,24 @@ async function checkPage(browser, file) {
     return route.abort();
   });
   await page.goto(`file://${file}`, { waitUntil: 'load' });
+  // static figures: outputs outside the interactive charts (whose fallbacks are hidden once they render)
   const figures = await page.evaluate(() =>
-    Array.from(document.querySelectorAll('.jp-OutputArea-output svg, .jp-OutputArea-output img, .output_area svg, .output_area img')).map((el) => {
-      const r = el.getBoundingClientRect();
-      const drawn = el.tagName.toLowerCase() === 'img' ? el.naturalWidth > 0 && el.complete : el.querySelectorAll('rect, path, text, line').length > 1;
-      return { tag: el.tagName.toLowerCase(), w: r.width, h: r.height, drawn };
-    }),
+    Array.from(document.querySelectorAll('.jp-OutputArea-output svg, .jp-OutputArea-output img, .output_area svg, .output_area img'))
+      .filter((el) => !el.closest('.cf-chart') && !el.parentElement.closest('svg'))
+      .map((el) => {
+        const r = el.getBoundingClientRect();
+        const drawn = el.tagName.toLowerCase() === 'img' ? el.naturalWidth > 0 && el.complete : el.querySelectorAll('rect, path, text, line, image').length > 1;
+        return { tag: el.tagName.toLowerCase(), w: r.width, h: r.height, drawn };
+      }),
   );
-  if (figures.length === 0) problems.push('no figures found');
   figures.forEach((f, i) => {
     if (!(f.w > 10 && f.h > 10 && f.drawn)) problems.push(`figure ${i} (${f.tag}) drew nothing (${f.w}x${f.h})`);
   });
+  const charts = await checkCharts(page, problems);
+  if (figures.length + charts === 0) problems.push('no figures found');
   await page.screenshot({ path: file.replace(/\.html$/, '.png'), fullPage: true });
   await page.close();
-  return { figures: figures.length, problems };
+  return { figures: figures.length, charts, problems };
 }
 
 async function main() {
@@ -51,11 +89,11 @@ async function main() {
   let failed = 0;
   try {
     for (const f of files) {
-      const { figures, problems } = await checkPage(browser, path.join(DIR, f));
+      const { figures, charts, problems } = await checkPage(browser, path.join(DIR, f));
       if (problems.length) {
         failed++;
         console.log(`FAIL ${f}\n  ${problems.slice(0, 10).join('\n  ')}`);
-      } else console.log(`ok   ${f}: ${figures} figures drawn, no errors, no network`);
+      } else console.log(`ok   ${f}: ${figures} static figures and ${charts} interactive charts drawn, no errors, no network`);
     }
   } finally {
     await browser.close();

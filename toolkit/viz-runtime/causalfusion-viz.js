@@ -424,5 +424,31 @@
     });
   }
 
-  window.causalfusionViz = { mount: mount, mountAll: mountAll, renderers: renderers };
+  /**
+   * What each chart on the page drew (for tests and debugging): renderer, whether it rendered, whether a
+   * canvas holds more than two colours, how many SVG marks it has, its size, and whether the fallback is hidden.
+   */
+  function report() {
+    return Array.prototype.map.call(document.querySelectorAll('.cf-chart'), function (c) {
+      var live = c.querySelector('.cf-live');
+      var inked = Array.prototype.some.call(live.querySelectorAll('canvas'), function (cv) {
+        var d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;
+        var seen = new Set();
+        for (var i = 0; i < d.length; i += 4 * 97) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        return seen.size > 2;
+      });
+      var box = live.getBoundingClientRect();
+      return {
+        renderer: c.getAttribute('data-renderer'),
+        rendered: c.getAttribute('data-rendered') === 'true',
+        inked: inked,
+        marks: live.querySelectorAll('svg path, svg rect, svg line, svg text').length,
+        w: box.width,
+        h: box.height,
+        staticHidden: c.querySelector('.cf-static').style.display === 'none',
+      };
+    });
+  }
+
+  window.causalfusionViz = { mount: mount, mountAll: mountAll, renderers: renderers, report: report };
 })();

@@ -7,7 +7,7 @@
  * representations of the same SVG: `text/html` (drawn inline by JupyterLab, Notebook, VS Code and HTML exports,
  * which sanitise `image/svg+xml` into bare text) and `image/svg+xml` (what static viewers such as GitHub show).
  * Rasters go out as PNG. `newDisplay()` gives a handle that redraws one output in place (live training charts).
- * Outside a kernel nothing is shown and `display` returns false, so the same code runs in plain Node.
+ * Outside a kernel nothing is shown (`inNotebook()` says which), so the same code runs in plain Node.
  */
 import { encodePng, Raster } from '../io/images';
 import { Chart } from './chart';
@@ -58,27 +58,31 @@ function bundleOf(fig: Figure): Record<string, string> {
   return { 'image/png': encodePng(fig).toString('base64') };
 }
 
-/** Shows a chart, an SVG string or a raster as a new output; false when not inside a notebook kernel. */
-export function display(fig: Figure): boolean {
-  const w = writer();
-  if (!w) return false;
-  w({ data: bundleOf(fig), metadata: {}, transient: {} }, false);
-  return true;
+/** Whether this code runs inside a notebook kernel (where `display` shows something). */
+export function inNotebook(): boolean {
+  return writer() !== null;
+}
+
+/**
+ * Shows a chart, an SVG string or a raster as a new output; does nothing outside a notebook kernel. Returns
+ * nothing, so a `display(...)` at the end of a cell prints no stray value.
+ */
+export function display(fig: Figure): void {
+  writer()?.({ data: bundleOf(fig), metadata: {}, transient: {} }, false);
 }
 
 let displays = 0;
 
 /** A single output that each `show` replaces (live charts and sample grids during training). */
-export function newDisplay(): { show(fig: Figure): boolean } {
+export function newDisplay(): { show(fig: Figure): void } {
   const id = `causalfusion-${process.pid}-${++displays}`;
   let shown = false;
   return {
     show(fig) {
       const w = writer();
-      if (!w) return false;
+      if (!w) return;
       w({ data: bundleOf(fig), metadata: {}, transient: { display_id: id } }, shown);
       shown = true;
-      return true;
     },
   };
 }
