@@ -2,7 +2,8 @@
 /**
  * Executes every notebook headless with the CausalFusion kernel (nbconvert), each under a time limit, fails on
  * any cell error, and writes the executed HTML exports to runs/notebooks/. `--inplace` instead refreshes the
- * committed notebooks' outputs.
+ * committed notebooks' outputs. Notebook 7 (the claims study) runs its reduced setting here and its full
+ * setting (the committed, cached study) with `--inplace`, unless CAUSALFUSION_CLAIMS_SETTING says otherwise.
  *
  *   node notebooks/execute.js [--inplace] [NAME.ipynb ...]
  */
@@ -19,7 +20,8 @@ const chosen = args.filter((a) => a !== '--inplace');
 const notebooks = (chosen.length ? chosen : fs.readdirSync(__dirname).filter((f) => f.endsWith('.ipynb')).sort()).map((f) => path.basename(f));
 const outDir = path.resolve(__dirname, '..', 'runs', 'notebooks');
 
-const failed = withTempKernel((env) => {
+const failed = withTempKernel((kernelEnv) => {
+  const env = { ...kernelEnv, CAUSALFUSION_CLAIMS_SETTING: process.env.CAUSALFUSION_CLAIMS_SETTING || (inplace ? 'full' : 'reduced') };
   const bad = [];
   for (const nb of notebooks) {
     const t0 = Date.now();

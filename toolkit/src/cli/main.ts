@@ -29,6 +29,7 @@ import { buildGallery } from '../viz/gallery';
 import { standalonePage } from '../viz/chart';
 import { writeFileAtomic } from '../io/safetensors';
 import { ABLATIONS, CLAIMS_SETTINGS, runClaims, summarizeClaims } from '../eval/claims';
+import { claimsMarkdown } from '../eval/claims-report';
 
 /** The main job's recipe: recognisable MNIST digits in about 12 minutes on 2 CPU cores (see README). */
 export const QUICK_RECIPE = {
@@ -620,7 +621,9 @@ async function cmdClaims(argv: string[]): Promise<number> {
     const cells = Object.entries(row.fd).map(([S, f]) => `S=${S} ${f.mean.toFixed(1)}±${f.halfRange.toFixed(1)}`);
     console.log(`${row.ablation.id.padEnd(14)} FD ${cells.join('  ')}`);
   }
-  console.log(`results ${path.join(out, 'results.json')}`);
+  const complete = (seeds ?? setting.seeds).length === setting.seeds.length && !only;
+  if (complete) writeFileAtomic(path.join(out, 'report.md'), Buffer.from(claimsMarkdown(r)));
+  console.log(`results ${path.join(out, 'results.json')}${complete ? `, report ${path.join(out, 'report.md')}` : ''}`);
   classifier.dispose();
   return 0;
 }

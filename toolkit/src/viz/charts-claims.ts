@@ -1,0 +1,69 @@
+/**
+ * Charts of the claims study (vega-lite and d3): sample quality against S_eval per training variant with the
+ * seed spread, the held-out loss against the number of AR steps (Fig. 4a), and what each variant draws.
+ */
+import { ClaimsResults } from '../eval/claims';
+import { Chart } from './chart';
+import { imageGridChart } from './charts-diffusion';
+import { vegaLiteChart } from './vega';
+
+const labelOf = (r: ClaimsResults, id: string) => r.ablations.find((a) => a.id === id)?.label ?? id;
+
+/** FD (log scale) and conditional accuracy against S_eval, one line per variant, error bars = min..max over seeds. */
+export function claimsQualityChart(r: ClaimsResults, opts: { title?: string } = {}): Chart {
+  const rows = r.runs.flatMap((run) => run.evals.map((e) => ({ variant: labelOf(r, run.ablation), seed: run.seed, sEval: e.sEval, fd: e.fd, accuracy: e.conditionalAccuracy })));
+  const floor = r.runs[0]?.fdRealVsReal ?? 0;
+  const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 320 } };
+  const x = { field: 'sEval', type: 'ordinal', title: 'AR steps when sampling (S_eval)' };
+  const panel = (field: string, title: string, log: boolean, extra: unknown[] = []) => ({
+    width: 300,
+    height: 240,
+    title,
+    layer: [
+      { mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field, type: 'quantitative', title, scale: log ? { type: 'log' } : { domain: [0, 1] }, axis: log ? {} : { format: '%' } }, color, tooltip: [{ field: 'variant' }, { field: 'sEval' }, { aggregate: 'mean', field, format: log ? '.1f' : '.1%', title: `mean ${field}` }] } },
+      { mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { field, type: 'quantitative', aggregate: 'min', title }, y2: { field, aggregate: 'max' }, color } },
+      ...extra,
+    ],
+  });
+  const floorRule = { data: { values: [{ floor, label: `real vs real: ${floor.toFixed(1)}` }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { y: { field: 'floor', type: 'quantitative' }, tooltip: [{ field: 'label' }] } };
+  return vegaLiteChart(opts.title ?? `Sample quality by training variant (${r.setting.name} setting: ${r.setting.steps} steps, N = ${r.setting.evalN}, seeds ${r.setting.seeds.join(', ')})`, {
+    data: { values: rows },
+    hconcat: [panel('fd', 'Fréchet distance (lower is better)', true, [floorRule]), panel('accuracy', 'conditional accuracy', false)],
+  });
+}
+
+/** Held-out loss against the number of AR steps S next to FD when sampling with S: Fig. 4a vs Table 2. */
+export function claimsLossChart(r: ClaimsResults, opts: { title?: string; variants?: string[] } = {}): Chart {
+  const keep = opts.variants ?? ['causalfusion', 'gamma-1.0', 'fixed-1'];
+  const runs = r.runs.filter((x) => keep.includes(x.ablation));
+  const loss = runs.flatMap((run) => run.heldOutLossByS.map((e) => ({ variant: labelOf(r, run.ablation), S: e.S, mse: e.mse })));
+  const fd = runs.flatMap((run) => run.evals.map((e) => ({ variant: labelOf(r, run.ablation), S: e.sEval, fd: e.fd })));
+  const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 320 } };
+  const x = { field: 'S', type: 'quantitative', title: 'AR steps S', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16] } };
+  return vegaLiteChart(opts.title ?? 'More AR steps: the loss falls, the samples do not get better', {
+    hconcat: [
+      { width: 280, height: 220, title: 'held-out MSE with the image cut into S steps (Fig. 4a)', data: { values: loss }, mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field: 'mse', type: 'quantitative', title: 'MSE', scale: { zero: false } }, color, tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'mse', format: '.4f' }] } },
+      { width: 280, height: 220, title: 'FD when sampling with S steps (Table 2)', data: { values: fd }, mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field: 'fd', type: 'quantitative', title: 'FD (log)', scale: { type: 'log' } }, color, tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'fd', format: '.1f' }] } },
+    ],
+  });
+}
+
+/** The digits 0-3 drawn by each variant (seed `seed`) at each S_eval, as a 2 x 2 tile per cell. */
+export function claimsSamplesChart(r: ClaimsResults, opts: { seed?: number; size?: number } = {}): Chart {
+  const seed = opts.seed ?? r.setting.seeds[0];
+  const size = opts.size ?? 28;
+  const S = r.setting.sEval;
+  const cells = r.ablations.flatMap((a) =>
+    S.map((s) => {
+      const e = r.runs.find((x) => x.ablation === a.id && x.seed === seed)?.evals.find((v) => v.sEval === s);
+      if (!e) return null;
+      const bytes = Buffer.from(e.thumbnails, 'base64');
+      const tile = new Float32Array(4 * size * size);
+      for (let d = 0; d < 4; d++)
+        for (let y = 0; y < size; y++)
+          for (let x = 0; x < size; x++) tile[(Math.floor(d / 2) * size + y) * 2 * size + (d % 2) * size + x] = bytes[d * size * size + y * size + x] / 127.5 - 1;
+      return tile;
+    }),
+  );
+  return imageGridChart(cells, 2 * size, r.ablations.map((a) => a.id), S.map((s) => `S_eval = ${s}`), { title: `Digits 0-3 as each variant draws them (seed ${seed}, no guidance)`, rowTitle: 'variant', colTitle: 'sampling', cellPx: 84 });
+}

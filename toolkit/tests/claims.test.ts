@@ -1,0 +1,95 @@
+/**
+ * The claims study: the committed full-setting results are complete and consistent, reports and charts build
+ * from them, runs are cached and resumed, and the held-out loss by S changes only the split.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { useBackend } from './helpers';
+import { ABLATIONS, CLAIMS_SETTINGS, ClaimRun, ClaimsResults, ClaimsSetting, heldOutLossByS, runClaims } from '../src/eval/claims';
+import { claimReports, claimsMarkdown, compareFd } from '../src/eval/claims-report';
+import { claimsLossChart, claimsQualityChart, claimsSamplesChart } from '../src/viz/charts-claims';
+import { Classifier } from '../src/eval/classifier';
+import { loadMnist, toModelRange } from '../src/data/datasets';
+import { loadModel } from '../src/io/checkpoint';
+import { createDiffusion } from '../src/diffusion/gaussian';
+import { SHIPPED_MODEL } from '../src/cli/main';
+
+const DATA = path.resolve(__dirname, '..', '..', '..', 'data');
+const CLAIMS_DIR = path.join(DATA, 'claims');
+
+test('the committed full study is complete: 7 variants x 2 seeds, same budget, every S_eval scored', () => {
+  const full = CLAIMS_SETTINGS.full;
+  for (const ab of ABLATIONS)
+    for (const seed of full.seeds) {
+      const file = path.join(CLAIMS_DIR, `${ab.id}-seed${seed}.json`);
+      assert.ok(fs.existsSync(file), `${file} missing (run "causalfusion claims")`);
+      const run = JSON.parse(fs.readFileSync(file, 'utf8')) as ClaimRun;
+      assert.equal(run.setting, 'full');
+      assert.equal(run.steps, full.steps);
+      assert.deepEqual(run.evals.map((e) => e.sEval), full.sEval);
+      for (const e of run.evals) {
+        assert.ok(Number.isFinite(e.fd) && e.fd > 0, `${ab.id} seed ${seed} S=${e.sEval}: FD ${e.fd}`);
+        assert.ok(e.conditionalAccuracy >= 0 && e.conditionalAccuracy <= 1);
+        assert.equal(Buffer.from(e.thumbnails, 'base64').length, 10 * 28 * 28);
+      }
+      assert.deepEqual(run.heldOutLossByS.map((x) => x.S), full.lossS);
+    }
+  const results = JSON.parse(fs.readFileSync(path.join(CLAIMS_DIR, 'results.json'), 'utf8')) as ClaimsResults;
+  assert.equal(results.runs.length, ABLATIONS.length * full.seeds.length);
+  // the trained baseline makes digits: far better than chance, FD well below an untrained model's
+  const base = results.runs.filter((r) => r.ablation === 'causalfusion');
+  for (const r of base) assert.ok(r.evals[0].conditionalAccuracy > 0.6, `baseline accuracy ${r.evals[0].conditionalAccuracy}`);
+});
+
+test('reports and charts build from the committed study; verdicts respect the seed spread', () => {
+  const results = JSON.parse(fs.readFileSync(path.join(CLAIMS_DIR, 'results.json'), 'utf8')) as ClaimsResults;
+  const reports = claimReports(results);
+  assert.deepEqual(reports.map((r) => r.id), ['order', 'gamma', 'fixed-s', 'weights', 'loss-vs-quality']);
+  for (const r of reports) {
+    assert.match(r.markdown, /^\| /);
+    assert.match(r.verdict, /^(Agrees|Disagrees|Partly disagrees|Inconclusive)/);
+  }
+  assert.match(claimsMarkdown(results), /# CausalFusion claims at small scale \(full setting\)/);
+  for (const chart of [claimsQualityChart(results), claimsLossChart(results), claimsSamplesChart(results)]) assert.match(chart.svg(), /<svg/);
+  assert.equal(compareFd({ mean: 10, halfRange: 1, n: 2 }, { mean: 11.5, halfRange: 1, n: 2 }), 'inconclusive');
+  assert.equal(compareFd({ mean: 10, halfRange: 1, n: 2 }, { mean: 12.5, halfRange: 1, n: 2 }), 'a');
+  assert.equal(compareFd({ mean: 14, halfRange: 0.5, n: 2 }, { mean: 12, halfRange: 0.5, n: 2 }), 'b');
+});
+
+test('runClaims caches each run and resumes; unknown variants and missing caches are named', async () => {
+  await useBackend('wasm');
+  const tiny: ClaimsSetting = { ...CLAIMS_SETTINGS.reduced, name: 'test', steps: 2, seeds: [0], evalN: 10, evalDiffusionSteps: 2, sEval: [1, 2], lossImages: 8, lossS: [1, 16] };
+  const env = { train: loadMnist('test'), test: loadMnist('test'), classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')) };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-claims-'));
+  assert.throws(() => runClaims(tiny, env, { dir, only: ['nope'] }), /unknown ablation\(s\) nope/);
+  assert.throws(() => runClaims(tiny, env, { dir, only: ['raster'], cachedOnly: true }), /no cached run of "raster" seed 0 for setting test/);
+  const first = runClaims(tiny, env, { dir, only: ['raster'] });
+  assert.equal(first.runs.length, 1);
+  assert.deepEqual(first.runs[0].evals.map((e) => e.sEval), [1, 2]);
+  const t0 = Date.now();
+  const again = runClaims(tiny, env, { dir, only: ['raster'], cachedOnly: true });
+  assert.ok(Date.now() - t0 < 1000);
+  assert.deepEqual(again.runs, first.runs);
+  // a cache made with another budget is not reused
+  assert.throws(() => runClaims({ ...tiny, steps: 3 }, env, { dir, only: ['raster'], cachedOnly: true }), /no cached run/);
+  env.classifier.dispose();
+});
+
+test('held-out loss by S: same noise, t and order for every S; S = L equals S = L again; bad S named', async () => {
+  await useBackend('wasm');
+  const model = loadModel(SHIPPED_MODEL);
+  const test = loadMnist('test');
+  const idx = [0, 1, 2, 3];
+  const x = toModelRange(test, idx);
+  const d = createDiffusion('', { noiseSchedule: model.config.noiseSchedule });
+  const a = heldOutLossByS(model, d, x, idx.map((i) => test.labels[i]), [1, 4, 16], 5);
+  const b = heldOutLossByS(model, d, x, idx.map((i) => test.labels[i]), [16, 1], 5);
+  assert.equal(a[2].mse, b[0].mse);
+  assert.equal(a[0].mse, b[1].mse);
+  assert.notEqual(a[0].mse, a[2].mse);
+  assert.throws(() => heldOutLossByS(model, d, x, idx.map((i) => test.labels[i]), [17]), /S = 17 is outside 1..16/);
+  model.dispose();
+});
