@@ -10,6 +10,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { benchSampling } from './sampling';
+import { benchCharts } from './charts';
 
 interface Case {
   name: string;
@@ -71,6 +72,7 @@ async function main(): Promise<void> {
     );
   }
   results.push(...(await benchSampling(process.env.BENCH_QUICK ? 1 : 3)));
+  results.push(...(await benchCharts(process.env.BENCH_QUICK ? 1 : 3)));
   const out = path.join(ROOT, 'runs');
   fs.mkdirSync(out, { recursive: true });
   fs.writeFileSync(path.join(out, 'bench.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 1));

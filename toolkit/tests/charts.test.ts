@@ -170,7 +170,7 @@ test('bad chart input names the problem', () => {
 });
 
 test('scale: a 64 + 2 x 256 mask and 16-head attention over 576 positions stay small and fast', () => {
-  const split = fromSizes([100, 60, 40, 30, 26], 256);
+  const split = fromSizes([100, 60, 40, 30, 25, 1], 256); // a 1-token last step: 64 + 255 clean + 256 noisy = 575 positions
   const mask = getAttnMask(256, 64, split.splitSizes);
   let t0 = Date.now();
   const m = maskChart(mask, describeSequence(256, 64, split));
