@@ -48,4 +48,5 @@ test('display: nothing is shown (and nothing fails) outside a notebook kernel', 
 test('log-axis ticks: 1-2-5 per decade inside the range', () => {
   assert.deepEqual(logTicks(0.15, 1.2), [0.2, 0.5, 1]);
   assert.deepEqual(logTicks(0.003, 0.05), [0.005, 0.01, 0.02, 0.05]);
+  assert.deepEqual(logTicks(0.6, 1.6), [0.6, 0.8, 1, 1.2, 1.4, 1.6]); // too narrow for 1-2-5: linear round ticks
 });

@@ -36,7 +36,10 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
-/** 1-2-5 ticks per decade inside [lo, hi] (lo > 0), for log axes. */
+/**
+ * 1-2-5 ticks per decade inside [lo, hi] (lo > 0), for log axes; on a range too narrow for three of those
+ * (e.g. a loss between 0.6 and 1.6), linear round ticks instead.
+ */
 export function logTicks(lo: number, hi: number): number[] {
   const out: number[] = [];
   for (let e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++)
@@ -44,7 +47,7 @@ export function logTicks(lo: number, hi: number): number[] {
       const v = Number((m * 10 ** e).toPrecision(12));
       if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
     }
-  return out;
+  return out.length >= 3 ? out : niceTicks(lo, hi, 6).filter((v) => v > 0);
 }
 
 const fmt = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(3))));
