@@ -13,12 +13,12 @@ import { describeSequence, getAttnMask } from '../src/factorization/mask';
 import { fromSizes } from '../src/factorization/steps';
 import { createDiffusion } from '../src/diffusion/gaussian';
 import { samplingDiffusion } from '../src/sample/sampler';
-import { AttentionRecord } from '../src/introspect/recorders';
+import { AttentionRecord, TrajectoryRecord } from '../src/introspect/recorders';
 import { LogEvent } from '../src/train/trainer';
 import { Chart } from '../src/viz/chart';
 import { arStepStatsChart, maskChart, orderChart } from '../src/viz/charts-factorization';
 import { attentionChart, attentionRollout } from '../src/viz/charts-attention';
-import { imageGridChart, scheduleChart } from '../src/viz/charts-diffusion';
+import { denoisingGridChart, imageGridChart, scheduleChart, trajectoryChart } from '../src/viz/charts-diffusion';
 import { lossBreakdownChart, trainingCurvesChart } from '../src/viz/charts-training';
 import { vizSetupHtml, VIZ_LIBRARIES } from '../src/viz/runtime';
 import { Rng } from '../src/rng';
@@ -66,6 +66,21 @@ const history: LogEvent[] = Array.from({ length: 8 }, (_, k) => ({
   tensors: 100,
 }));
 
+/** Trajectories of a 16-token, 7x7-patch image: AR step 0 makes tokens 0 and 5, step 1 the rest, 3 denoising steps each. */
+function trajectories(): TrajectoryRecord[] {
+  const rng = new Rng(4);
+  const out: TrajectoryRecord[] = [];
+  const steps = [[0, 5], Array.from({ length: 16 }, (_, i) => i).filter((i) => i !== 0 && i !== 5)];
+  steps.forEach((positions, arStep) =>
+    [0, 1, 2].forEach((k) => {
+      const n = positions.length * 49;
+      const x0 = Array.from(rng.normalArray(n), (v) => Math.tanh(v));
+      out.push({ arStep, diffusionStep: k, t: 999 - 450 * k, sample: 0, positions, shape: [positions.length, 49], xt: x0.map((v) => v + (2 - k) * 0.5), x0, eps: x0.map(() => 0) });
+    }),
+  );
+  return out;
+}
+
 /** One chart of each kind, from fixed inputs. */
 function charts(): Record<string, Chart> {
   const sizes = [4, 4, 8];
@@ -78,6 +93,8 @@ function charts(): Record<string, Chart> {
     'loss-breakdown': lossBreakdownChart({ byArStep: [0.3, 0.25, 0.2], byNumSteps: [0.3, null, 0.22], byTBin: [0.5, 0.3, 0.1], arStepTokens: [160, 100, 60] }),
     attention: attentionChart(squareRecords(), ring(), 28, 4),
     grid: imageGridChart([ring(), null, ring(), ring()], 28, ['a', 'b'], ['x', 'y'], { title: 'grid' }),
+    trajectories: trajectoryChart(trajectories(), [0, 5], { pixel: 24 }),
+    denoising: denoisingGridChart(trajectories(), new Float32Array(16 * 49).fill(0.5), { channels: 1, size: 28, patch: 7 }, { columns: [0, 2] }),
   };
 }
 
