@@ -184,6 +184,10 @@ test('bad chart input names the problem', () => {
   assert.throws(() => orderChart(ring(), 14, 2, [[0]]), /expects one grey 14x14 image, got 784 values/);
   assert.throws(() => attentionChart([], ring(), 28, 4), /at least one attention record/);
   assert.throws(() => imageGridChart([ring()], 28, ['a', 'b'], ['x'], { title: 't' }), /1 cells for a 2 x 1 grid/);
+  assert.throws(() => denoisingGridChart(trajectories(), new Float32Array(16 * 49), { channels: 1, size: 28, patch: 7 }, { arSteps: [5] }), /no trajectories of AR steps 5 were recorded \(recorded: 0, 1\)/);
+  // one AR step's full denoising row: earlier steps' tokens are final (0.5), this step's are its x0 guesses
+  const one = denoisingGridChart(trajectories(), new Float32Array(16 * 49).fill(0.5), { channels: 1, size: 28, patch: 7 }, { arSteps: [1], columns: [0, 1, 2] });
+  assert.deepEqual((one.spec as { rows: string[] }).rows, ['AR step 2']);
 });
 
 test('scale: a 64 + 2 x 256 mask and 16-head attention over 576 positions stay small and fast', () => {

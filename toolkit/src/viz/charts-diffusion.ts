@@ -104,9 +104,10 @@ export function imageGridChart(cells: readonly (Float32Array | null)[], size: nu
  * The AR step x diffusion step grid of predicted x0 images of one sample: row s shows the whole image while
  * step s is denoised (earlier steps' tokens final, this step's tokens the current x0 prediction, later steps
  * blank). `records` are `SamplingRecorder.trajectories`; `finalTokens` are the sampler's output tokens of that
- * sample in raster order [L * d]; `columns` picks diffusion-step indices (default: 6 evenly spaced).
+ * sample in raster order [L * d]; `columns` picks diffusion-step indices (default: 6 evenly spaced), `arSteps`
+ * the rows (default all: e.g. `[2]` with every column is the full denoising grid of AR step 3).
  */
-export function denoisingGridChart(records: readonly TrajectoryRecord[], finalTokens: Float32Array, cfg: { channels: number; size: number; patch: number }, opts: { sample?: number; columns?: number[]; title?: string } = {}): Chart {
+export function denoisingGridChart(records: readonly TrajectoryRecord[], finalTokens: Float32Array, cfg: { channels: number; size: number; patch: number }, opts: { sample?: number; columns?: number[]; arSteps?: number[]; title?: string } = {}): Chart {
   const sample = opts.sample ?? 0;
   const own = records.filter((r) => r.sample === sample);
   if (!own.length) throw new Error(`no trajectories recorded for sample ${sample}`);
@@ -118,9 +119,12 @@ export function denoisingGridChart(records: readonly TrajectoryRecord[], finalTo
   const L = finalTokens.length / d;
   const done = new Uint8Array(L);
   const cells: (Float32Array | null)[] = [];
+  const rows = steps.filter((s) => !opts.arSteps || opts.arSteps.includes(s));
+  if (!rows.length) throw new Error(`no trajectories of AR steps ${opts.arSteps?.join(', ')} were recorded (recorded: ${steps.join(', ')})`);
   for (const s of steps) {
     const mine = own.filter((r) => r.arStep === s);
-    for (const col of columns) {
+    // earlier steps still complete the image of later rows, even when their own row is not drawn
+    for (const col of rows.includes(s) ? columns : []) {
       const r = mine.find((x) => x.diffusionStep === col);
       if (!r) {
         cells.push(null);
@@ -134,6 +138,6 @@ export function denoisingGridChart(records: readonly TrajectoryRecord[], finalTo
     mine[0]?.positions.forEach((p) => (done[p] = 1));
   }
   const t = (col: number) => own.find((r) => r.diffusionStep === col)?.t;
-  return imageGridChart(cells, size, steps.map((s) => `AR step ${s + 1}`), columns.map((c) => `step ${c} (t=${t(c)})`), { title: opts.title ?? 'Predicted x0 while each AR step is denoised (white = not generated yet)', rowTitle: 'AR step', colTitle: 'diffusion step' });
+  return imageGridChart(cells, size, rows.map((s) => `AR step ${s + 1}`), columns.map((c) => `step ${c} (t=${t(c)})`), { title: opts.title ?? 'Predicted x0 while each AR step is denoised (white = not generated yet)', rowTitle: 'AR step', colTitle: 'diffusion step' });
 }
 
