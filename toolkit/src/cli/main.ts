@@ -156,7 +156,7 @@ Options (defaults in brackets):
   --setting full|reduced [full]  (full: ${CLAIMS_SETTINGS.full.steps} steps per run; reduced: ${CLAIMS_SETTINGS.reduced.steps}, for CI)
   --out DIR [data/claims for full, runs/claims-reduced otherwise]
   --only LIST  ablation ids (${ABLATIONS.map((a) => a.id).join(', ')}) [all]
-  --seeds LIST [0,1]`,
+  --seeds LIST [full: 0,1,2; reduced: 0,1]`,
   charts: `Usage: causalfusion charts [--out DIR] [--checkpoint FILE] [--no-png]
 
 Samples from a model with a recorder attached, traces a training batch and trains a few steps, then writes
