@@ -9,26 +9,29 @@ import { vegaLiteChart } from './vega';
 
 const labelOf = (r: ClaimsResults, id: string) => r.ablations.find((a) => a.id === id)?.label ?? id;
 
-/** FD (log scale) and conditional accuracy against S_eval, one line per variant, error bars = min..max over seeds. */
+/** FD (log scale) and conditional accuracy against S_eval per variant: mean over seeds as a dot, min..max as a bar. */
 export function claimsQualityChart(r: ClaimsResults, opts: { title?: string } = {}): Chart {
   const rows = r.runs.flatMap((run) => run.evals.map((e) => ({ variant: labelOf(r, run.ablation), seed: run.seed, sEval: e.sEval, fd: e.fd, accuracy: e.conditionalAccuracy })));
   const floor = r.runs[0]?.fdRealVsReal ?? 0;
-  const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 320 } };
+  const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 480, orient: 'bottom', columns: 2 } };
   const x = { field: 'sEval', type: 'ordinal', title: 'AR steps when sampling (S_eval)' };
-  const panel = (field: string, title: string, log: boolean, extra: unknown[] = []) => ({
-    width: 300,
+  // variants side by side within each S_eval, so the seed ranges do not hide each other
+  const xOffset = { field: 'variant', type: 'nominal' };
+  const panel = (field: string, title: string, log: boolean) => ({
+    width: 320,
     height: 240,
     title,
     layer: [
-      { mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field, type: 'quantitative', title, scale: log ? { type: 'log' } : { domain: [0, 1] }, axis: log ? {} : { format: '%' } }, color, tooltip: [{ field: 'variant' }, { field: 'sEval' }, { aggregate: 'mean', field, format: log ? '.1f' : '.1%', title: `mean ${field}` }] } },
-      { mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { field, type: 'quantitative', aggregate: 'min', title }, y2: { field, aggregate: 'max' }, color } },
-      ...extra,
+      { mark: { type: 'rule', strokeWidth: 2, opacity: 0.6 }, encoding: { x, xOffset, y: { field, type: 'quantitative', aggregate: 'min', title: null }, y2: { field, aggregate: 'max' }, color } },
+      {
+        mark: { type: 'point', filled: true, size: 40 },
+        encoding: { x, xOffset, y: { aggregate: 'mean', field, type: 'quantitative', title: null, scale: log ? { type: 'log', nice: false, padding: 8 } : { domain: [0, 1] }, axis: log ? {} : { format: '%' } }, color, tooltip: [{ field: 'variant' }, { field: 'sEval', title: 'S_eval' }, { aggregate: 'mean', field, format: log ? '.1f' : '.1%', title: `mean ${field}` }, { aggregate: 'min', field, format: log ? '.1f' : '.1%', title: 'min over seeds' }, { aggregate: 'max', field, format: log ? '.1f' : '.1%', title: 'max over seeds' }] },
+      },
     ],
   });
-  const floorRule = { data: { values: [{ floor, label: `real vs real: ${floor.toFixed(1)}` }] }, mark: { type: 'rule', strokeDash: [4, 3], color: '#888' }, encoding: { y: { field: 'floor', type: 'quantitative' }, tooltip: [{ field: 'label' }] } };
-  return vegaLiteChart(opts.title ?? `Sample quality by training variant (${r.setting.name} setting: ${r.setting.steps} steps, N = ${r.setting.evalN}, seeds ${r.setting.seeds.join(', ')})`, {
+  return vegaLiteChart(opts.title ?? `Sample quality by training variant (${r.setting.name} setting: ${r.setting.steps} steps, N = ${r.setting.evalN}, seeds ${r.setting.seeds.join(', ')}): dot = mean, bar = min..max over seeds`, {
     data: { values: rows },
-    hconcat: [panel('fd', 'Fréchet distance (lower is better)', true, [floorRule]), panel('accuracy', 'conditional accuracy', false)],
+    hconcat: [panel('fd', `Fréchet distance, lower is better (real vs real: ${floor.toFixed(1)})`, true), panel('accuracy', 'conditional accuracy', false)],
   });
 }
 
