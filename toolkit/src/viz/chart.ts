@@ -10,6 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { vizSetupHtml } from './runtime';
+import { escapeXml } from './svg-chart';
 import { writeFileAtomic } from '../io/safetensors';
 
 /** Which renderer of the browser runtime draws the spec. */
@@ -95,9 +96,8 @@ export class Chart {
 
 /** An offline HTML page with several charts. */
 export function standalonePage(title: string, charts: readonly Chart[]): string {
-  const esc = title.replace(/&/g, '&amp;').replace(/</g, '&lt;');
   // charts first, setup last: the setup draws everything already on the page
-  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${esc}</title></head><body style="font-family:sans-serif">${charts.map((c) => c.html()).join('\n')}${vizSetupHtml(charts.map((c) => c.library))}</body></html>`;
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeXml(title)}</title></head><body style="font-family:sans-serif">${charts.map((c) => c.html()).join('\n')}${vizSetupHtml(charts.map((c) => c.library))}</body></html>`;
 }
 
 /** Rasterises an SVG document with resvg (system fonts), `scale` times its size. */

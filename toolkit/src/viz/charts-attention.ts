@@ -7,7 +7,7 @@ import { AttentionRecord } from '../introspect/recorders';
 import { SequencePosition } from '../factorization/mask';
 import { Chart } from './chart';
 import { attentionGridSvg, ROLE_COLORS } from './svg-grids';
-import { hstackSvg } from './svg-compose';
+import { hstackSvg, titleSvg } from './svg-compose';
 import { greyBase64 } from './charts-factorization';
 
 const roleIndex = (p: SequencePosition) => ['cond', 'clean', 'noisy'].indexOf(p.role);
@@ -149,9 +149,7 @@ export function attentionChart(records: readonly AttentionRecord[], image: Float
       const { grid: g } = toGrid(mean.subarray(q.row * Lk, (q.row + 1) * Lk), first.keys, G);
       return attentionGridSvg(image, size, grid, Array.from(g), { title: `layer ${r.layer}, head mean`, query: q.token, scale: Math.max(3, Math.floor(112 / size)) });
     });
-    const text = `${title} — query: ${q.label}`.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-    const w = Math.ceil(16 + 7.5 * text.length);
-    const header = `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="26" viewBox="0 0 ${w} 26" font-family="sans-serif"><text x="8" y="17" font-size="13" font-weight="bold">${text}</text></svg>`;
+    const header = titleSvg(`${title} — query: ${q.label}`);
     return hstackSvg([header, hstackSvg(tiles)], { vertical: true, gap: 0 });
   });
 }

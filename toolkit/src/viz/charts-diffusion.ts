@@ -8,6 +8,7 @@ import { unpatchify } from '../model/patchify';
 import { Chart } from './chart';
 import { greyBase64 } from './charts-factorization';
 import { pngDataUri } from './svg-compose';
+import { escapeXml as esc } from './svg-chart';
 import { vegaLiteChart } from './vega';
 
 /**
@@ -77,7 +78,6 @@ export function imageGridChart(cells: readonly (Float32Array | null)[], size: nu
   const cellPx = opts.cellPx ?? 56;
   const spec = { title: opts.title, size, rows, cols, rowTitle: opts.rowTitle ?? 'row', colTitle: opts.colTitle ?? 'column', cellPx, cells: cells.map((c) => (c ? greyBase64(c) : null)) };
   return new Chart('d3-frames', opts.title, spec, () => {
-    const esc = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
     const scale = Math.max(1, Math.floor(cellPx / size));
     const px = size * scale;
     const colW = Math.max(px, ...cols.map((c) => 7 * c.length)) + 6;

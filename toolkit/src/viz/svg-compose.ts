@@ -3,8 +3,15 @@
  * one rect per pixel) and side-by-side / stacked composition of whole SVG documents.
  */
 import { encodePng, Raster, toByte } from '../io/images';
+import { escapeXml } from './svg-chart';
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const esc = escapeXml;
+
+/** A one-line bold title as its own SVG document, to stack above other pictures. */
+export function titleSvg(text: string): string {
+  const w = Math.ceil(16 + 7.5 * text.length);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="26" viewBox="0 0 ${w} 26" font-family="sans-serif"><text x="8" y="17" font-size="13" font-weight="bold">${esc(text)}</text></svg>`;
+}
 
 /** Width and height of an SVG document from its root element. */
 function sizeOf(svg: string): [number, number] {

@@ -6,10 +6,11 @@
  */
 import { AttnMask, SequencePosition } from '../factorization/mask';
 import { pngDataUri } from './svg-compose';
+import { escapeXml } from './svg-chart';
 
 export const ROLE_COLORS: Record<SequencePosition['role'], string> = { cond: '#7f7f7f', clean: '#1f77b4', noisy: '#ff7f0e' };
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const esc = escapeXml;
 
 /** A colour for AR step s of S on a light-to-dark blue-purple ramp. */
 export function stepColor(s: number, S: number): string {
