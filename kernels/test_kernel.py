@@ -101,6 +101,7 @@ class CausalFusionKernelTests(jkt.KernelTests):
         self.assertEqual(kinds, ["setup", "chart", "chart", "setup", "chart", "chart"])
         self.assertNotIn("if(!window.vegaEmbed)", shown[0]["text/html"])
         self.assertIn("if(!window.vegaEmbed)", shown[3]["text/html"])
+        self.assertNotIn("if(!window.d3)", shown[3]["text/html"])  # d3 and the runtime are not sent again
         for d in (shown[1], shown[2], shown[4], shown[5]):
             self.assertIn('<div class="cf-static"><svg', d["text/html"])
             self.assertTrue(d["image/svg+xml"].startswith("<svg"))

@@ -10,11 +10,11 @@ import * as tf from '@tensorflow/tfjs';
 import { ImageDataset, toModelRange } from '../data/datasets';
 import { GaussianDiffusion } from '../diffusion/gaussian';
 import { CausalDiffusionModel, disposeBatch } from '../model/causalfusion';
-import { makeConfig, PresetName } from '../model/config';
+import { makeConfig, numPatches, PresetName } from '../model/config';
 import { rasterOrder } from '../factorization/orders';
 import { Rng } from '../rng';
 import { sampleImages } from '../sample/sampler';
-import { toByte } from '../io/images';
+import { greyBase64 } from '../io/images';
 import { writeFileAtomic } from '../io/safetensors';
 import { FactorizationConfig, sampleBatch } from '../train/step';
 import { Trainer } from '../train/trainer';
@@ -136,7 +136,7 @@ export interface ClaimsEnv {
 export function runClaim(ab: Ablation, seed: number, s: ClaimsSetting, env: ClaimsEnv): ClaimRun {
   const { train, test, classifier } = env;
   const model = makeConfig(s.preset, { inputSize: train.height, latentChannels: train.channels, numClasses: train.classNames.length, noiseSchedule: 'cosine', prediction: 'v' });
-  const L = (model.inputSize / model.patchSize) ** 2;
+  const L = numPatches(model);
   const order = ab.order === 'raster' ? rasterOrder(L) : undefined;
   const trainer = new Trainer(train, { model, batchSize: s.batchSize, lr: s.lr, warmupSteps: s.warmupSteps, emaDecay: s.emaDecay, seed, factorization: { ...ab.factorization, order } });
   const losses: number[] = [];
@@ -158,11 +158,9 @@ export function runClaim(ab: Ablation, seed: number, s: ClaimsSetting, env: Clai
     const m = scoreSamples(classifier, r.images, labels, test, train, 0);
     fdRealVsReal = m.fdRealVsReal;
     const k = train.classNames.length * train.channels * train.height * train.width;
-    const thumbnails = Buffer.from(Uint8Array.from(r.images.subarray(0, k), toByte)).toString('base64');
-    return { sEval, fd: m.fd, conditionalAccuracy: m.conditionalAccuracy, sampleSeconds, thumbnails };
+    return { sEval, fd: m.fd, conditionalAccuracy: m.conditionalAccuracy, sampleSeconds, thumbnails: greyBase64(r.images.subarray(0, k)) };
   });
-  trainer.model.dispose();
-  ema.dispose();
+  trainer.dispose();
   return { ablation: ab.id, seed, setting: s.name, steps: s.steps, trainSeconds, finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length, heldOutLossByS: heldOut, evals, fdRealVsReal };
 }
 

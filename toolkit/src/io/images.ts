@@ -27,6 +27,9 @@ export interface GridOptions {
 /** Model range [-1, 1] to a byte, as the official `clamp(127.5 * x + 128, 0, 255)`. */
 export const toByte = (v: number): number => Math.max(0, Math.min(255, Math.floor(127.5 * v + 128)));
 
+/** Grey bytes of values in model range, base64: the compact form charts and the claims cache store images in. */
+export const greyBase64 = (image: ArrayLike<number>): string => Buffer.from(Uint8Array.from(image, toByte)).toString('base64');
+
 /** Lays out N images [N, C, H, W] (C = 1 or 3) in a grid. */
 export function imageGrid(images: Float32Array, N: number, C: number, H: number, W: number, opts: GridOptions = {}): Raster {
   if (C !== 1 && C !== 3) throw new Error(`a grid needs 1 or 3 channels, got ${C}`);

@@ -97,7 +97,7 @@ export class Chart {
 /** An offline HTML page with several charts. */
 export function standalonePage(title: string, charts: readonly Chart[]): string {
   // charts first, setup last: the setup draws everything already on the page
-  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeXml(title)}</title></head><body style="font-family:sans-serif">${charts.map((c) => c.html()).join('\n')}${vizSetupHtml(charts.map((c) => c.library))}</body></html>`;
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeXml(title)}</title></head><body style="font-family:sans-serif">${charts.map((c) => c.html()).join('\n')}${vizSetupHtml(['d3', ...charts.map((c) => c.library)])}</body></html>`;
 }
 
 /** Rasterises an SVG document with resvg (system fonts), `scale` times its size. */

@@ -6,12 +6,11 @@
 import { AttentionRecord } from '../introspect/recorders';
 import { SequencePosition } from '../factorization/mask';
 import { Chart } from './chart';
-import { attentionGridSvg, ROLE_COLORS } from './svg-grids';
+import { attentionGridSvg, positionLabel as describe, ROLE_COLORS } from './svg-grids';
 import { hstackSvg, titleSvg } from './svg-compose';
-import { greyBase64 } from './charts-factorization';
+import { greyBase64 } from '../io/images';
 
 const roleIndex = (p: SequencePosition) => ['cond', 'clean', 'noisy'].indexOf(p.role);
-const describe = (p: SequencePosition) => (p.role === 'cond' ? `condition token ${p.token}` : `${p.role} token ${p.token} (AR step ${p.step + 1})`);
 
 /** Mean over heads of one record: [Lq, Lk]. */
 function headMean(r: AttentionRecord): Float32Array {
@@ -106,9 +105,10 @@ export function attentionChart(records: readonly AttentionRecord[], image: Float
     const per = queries.map((q) => toGrid(rowsOf(q.row), first.keys, G));
     return { label, maps: quantise(per.map((x) => x.grid)), cond: per.map((x) => Number(x.cond.toFixed(4))) };
   };
-  const layerViews = layers.map((r) => {
+  const means = layers.map(headMean);
+  const layerViews = layers.map((r, li) => {
     const Lq = r.shape[1];
-    const mean = headMean(r);
+    const mean = means[li];
     const heads = r.heads.map((h, k) => viewOf(`head ${h}`, (row) => r.data.slice(k * Lq * Lk + row * Lk, k * Lq * Lk + (row + 1) * Lk)));
     return { label: `layer ${r.layer}`, heads: [...heads, viewOf('mean', (row) => mean.subarray(row * Lk, (row + 1) * Lk))] };
   });
@@ -122,7 +122,7 @@ export function attentionChart(records: readonly AttentionRecord[], image: Float
   const mLayer = opts.matrixLayer === null ? null : layers.find((r) => r.layer === (opts.matrixLayer ?? layers[layers.length - 1].layer));
   let matrix: Record<string, unknown> | undefined;
   if (mLayer) {
-    const mean = headMean(mLayer);
+    const mean = means[layers.indexOf(mLayer)];
     const [, Lq] = mLayer.shape;
     const rows = Array.from({ length: Lq }, (_, i) => mean.subarray(i * Lk, (i + 1) * Lk));
     matrix = {
@@ -144,9 +144,8 @@ export function attentionChart(records: readonly AttentionRecord[], image: Float
   const spec = { title, grid, size, image: greyBase64(image), queries, defaultQuery, layers: layerViews, matrix };
   return new Chart('d3-attention', title, spec, () => {
     const q = queries[defaultQuery];
-    const tiles = layers.map((r) => {
-      const mean = headMean(r);
-      const { grid: g } = toGrid(mean.subarray(q.row * Lk, (q.row + 1) * Lk), first.keys, G);
+    const tiles = layers.map((r, li) => {
+      const { grid: g } = toGrid(means[li].subarray(q.row * Lk, (q.row + 1) * Lk), first.keys, G);
       return attentionGridSvg(image, size, grid, Array.from(g), { title: `layer ${r.layer}, head mean`, query: q.token, scale: Math.max(3, Math.floor(112 / size)) });
     });
     const header = titleSvg(`${title} — query: ${q.label}`);

@@ -6,7 +6,7 @@ import { GaussianDiffusion } from '../diffusion/gaussian';
 import { TrajectoryRecord } from '../introspect/recorders';
 import { unpatchify } from '../model/patchify';
 import { Chart } from './chart';
-import { greyBase64 } from './charts-factorization';
+import { greyBase64 } from '../io/images';
 import { pngDataUri } from './svg-compose';
 import { escapeXml as esc } from './svg-chart';
 import { vegaLiteChart } from './vega';

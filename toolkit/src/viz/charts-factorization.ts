@@ -4,7 +4,7 @@
  */
 import { AttnMask, SequencePosition, TokenRole } from '../factorization/mask';
 import { splitIntegerExpDecay } from '../factorization/steps';
-import { toByte } from '../io/images';
+import { greyBase64 } from '../io/images';
 import { Rng } from '../rng';
 import { Chart } from './chart';
 import { maskSvg, orderGridSvg, ROLE_COLORS, stepColor } from './svg-grids';
@@ -18,8 +18,6 @@ export function colorScheme(S: number): { roles: string[]; steps: string[] } {
   return { roles: ROLES.map((r) => ROLE_COLORS[r]), steps: Array.from({ length: S }, (_, s) => stepColor(s, S)) };
 }
 
-/** Greyscale bytes of an image in [-1, 1], base64: the compact form the runtime draws. */
-export const greyBase64 = (image: ArrayLike<number>): string => Buffer.from(Uint8Array.from(image, toByte)).toString('base64');
 
 /**
  * The generalized causal mask as an interactive heatmap: rows are queries, columns keys, both with a role

@@ -39,10 +39,11 @@ const sent = new Set<VizLibrary>();
 export function vizSetup(libs: readonly VizLibrary[] = Object.keys(VIZ_LIBRARIES) as VizLibrary[], force = false): boolean {
   const w = writer();
   if (!w) return false;
-  const todo = force ? libs : libs.filter((l) => !sent.has(l));
-  if (!todo.length && sent.has('d3')) return true;
-  w({ data: { 'text/html': vizSetupHtml(todo), 'text/plain': `CausalFusion Lab chart libraries: ${['d3', ...todo].join(', ')}` }, metadata: {}, transient: {} }, false);
-  for (const l of ['d3', ...todo] as VizLibrary[]) sent.add(l);
+  // d3 and the runtime come with any library
+  const todo = [...new Set<VizLibrary>(['d3', ...libs])].filter((l) => force || !sent.has(l));
+  if (!todo.length) return true;
+  w({ data: { 'text/html': vizSetupHtml(todo), 'text/plain': `CausalFusion Lab chart libraries: ${todo.join(', ')}` }, metadata: {}, transient: {} }, false);
+  for (const l of todo) sent.add(l);
   return true;
 }
 

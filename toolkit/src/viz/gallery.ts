@@ -51,8 +51,7 @@ export async function buildGallery(model: CausalDiffusionModel, data: ImageDatas
   await trainer.run({ steps: opts.trainSteps ?? 30, logEvery: 3 });
   const history = trainer.history;
   const breakdown = trainer.stats.breakdown();
-  trainer.model.dispose();
-  trainer.emaModel.dispose();
+  trainer.dispose();
 
   const bigSplit = splitIntegerExpDecay(256, 0.9, new Rng(seed));
   const big = getAttnMask(256, 64, bigSplit.splitSizes);
@@ -64,19 +63,13 @@ export async function buildGallery(model: CausalDiffusionModel, data: ImageDatas
     'mask-576': maskChart(big, describeSequence(256, 64, bigSplit), { title: 'Generalized causal mask at ImageNet scale: 64 condition + 2 x 256 image positions', colorBy: 'step' }),
     'attention-sampling': attentionChart(rec.attention, first, size, grid),
     'attention-training': attentionChart(trace.attention.filter((a) => a.sample === 0), toModelRange(data, [0]), size, grid, { title: 'Attention in a training batch (full sequence: rollout and mask overlay)' }),
-    order: orderChart(first, size, grid, r.orders[0].length ? splitOrder(r.orders[0], r.stepSizes) : [], { title: `Generation order: ${L} tokens in ${S} AR steps (random order)` }),
+    order: orderChart(first, size, grid, rec.generation.map((g) => g.positions[0]), { title: `Generation order: ${L} tokens in ${S} AR steps (random order)` }),
     denoising: denoisingGridChart(rec.trajectories, tokens, { channels: c.latentChannels, size, patch: c.patchSize }),
-    schedule: scheduleChart(createDiffusion('', { noiseSchedule: c.noiseSchedule }), { '50 respaced steps': samplingDiffusion(50, c.noiseSchedule) }),
+    schedule: scheduleChart(diffusion, { '50 respaced steps': samplingDiffusion(50, c.noiseSchedule) }),
     trajectories: trajectoryChart(rec.trajectories, r.orders[0].slice(0, 3)),
     training: trainingCurvesChart(history),
     'loss-breakdown': lossBreakdownChart(breakdown),
     'ar-step-stats': arStepStatsChart(256, [1.0, 0.9, 0.8]),
     samples: imageGridChart(samples, size, ['samples'], ['3', '7', '1', '9'], { title: 'Samples (class label above)', rowTitle: '', colTitle: 'class' }),
   };
-}
-
-/** Cuts one sample's generation order into its AR steps. */
-function splitOrder(order: readonly number[], sizes: readonly number[]): number[][] {
-  let at = 0;
-  return sizes.map((k) => order.slice(at, (at += k)));
 }

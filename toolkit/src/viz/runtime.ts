@@ -74,11 +74,11 @@ function groupScript(lib: VizLibrary): string {
 }
 
 /**
- * The `<script>` that puts the given libraries (d3 and our runtime always) on the page, each at most once,
- * and then draws any chart that was waiting for them.
+ * The `<script>` that puts the given libraries on the page, each at most once (our runtime comes with d3,
+ * which it needs), and then draws any chart that was waiting for them. Callers send d3 first.
  */
 export function vizSetupHtml(libs: Iterable<VizLibrary> = ['d3', 'vega-lite', 'plotly']): string {
-  const want = ['d3', ...new Set(libs)].filter((l, i, a) => a.indexOf(l) === i) as VizLibrary[];
+  const want = [...new Set(libs)];
   const versions = vizLibraryVersions();
   const names = want.flatMap((l) => VIZ_LIBRARIES[l].files.map((f) => `${f.name} ${versions[f.name]}`));
   const note = `CausalFusion Lab charts: ${names.join(', ')} (offline, sent once per page)`;
@@ -87,6 +87,7 @@ export function vizSetupHtml(libs: Iterable<VizLibrary> = ['d3', 'vega-lite', 'p
     // classic Notebook's require.js would make the UMD bundles register as AMD modules and set no globals
     `<script>(function(){var d=window.define;window.define=undefined;try{\n` +
     want.map(groupScript).join('\n;\n') +
-    `\n;\nif(!window.causalfusionViz){\n${safe(fs.readFileSync(RUNTIME_FILE, 'utf8'))}\n}\n}finally{window.define=d}window.causalfusionViz.mountAll()})();</script>`
+    (want.includes('d3') ? `\n;\nif(!window.causalfusionViz){\n${safe(fs.readFileSync(RUNTIME_FILE, 'utf8'))}\n}` : '') +
+    `\n}finally{window.define=d}window.causalfusionViz&&window.causalfusionViz.mountAll()})();</script>`
   );
 }

@@ -2,7 +2,7 @@
  * Small SVG building blocks for static fallbacks: raster images embedded as PNG (compact at any size, unlike
  * one rect per pixel) and side-by-side / stacked composition of whole SVG documents.
  */
-import { encodePng, Raster, toByte } from '../io/images';
+import { encodePng, imageGrid, Raster } from '../io/images';
 import { escapeXml } from './svg-chart';
 
 const esc = escapeXml;
@@ -22,10 +22,7 @@ function sizeOf(svg: string): [number, number] {
 
 /** A PNG data URI of a grey image [h x w] in [-1, 1] or of a raster. */
 export function pngDataUri(image: Float32Array | Raster, size = 0): string {
-  const r: Raster =
-    image instanceof Float32Array
-      ? { width: size, height: image.length / size, data: Uint8Array.from({ length: 4 * image.length }, (_, k) => (k % 4 === 3 ? 255 : toByte(image[k >> 2]))) }
-      : image;
+  const r = image instanceof Float32Array ? imageGrid(image, 1, 1, image.length / size, size, { pad: 0 }) : image;
   return `data:image/png;base64,${encodePng(r).toString('base64')}`;
 }
 

@@ -12,6 +12,9 @@ export const ROLE_COLORS: Record<SequencePosition['role'], string> = { cond: '#7
 
 const esc = escapeXml;
 
+/** How hovers and labels name a sequence position: role, raster token and AR step. */
+export const positionLabel = (p: SequencePosition): string => (p.role === 'cond' ? `condition token ${p.token}` : `${p.role} token ${p.token} (AR step ${p.step + 1})`);
+
 /** A colour for AR step s of S on a light-to-dark blue-purple ramp. */
 export function stepColor(s: number, S: number): string {
   const f = S <= 1 ? 0.5 : s / (S - 1);
@@ -37,7 +40,6 @@ export function maskSvg(mask: AttnMask, positions: readonly SequencePosition[], 
   const top = 28;
   const W = off + n * cell + 150;
   const H = top + off + n * cell + 10;
-  const label = (p: SequencePosition) => (p.role === 'cond' ? `condition ${p.token}` : `${p.role} token ${p.token} (AR step ${p.step + 1})`);
   const parts = [header(W, H, opts.title ?? `Generalized causal mask (${n} positions)`)];
   positions.forEach((p, i) => {
     parts.push(`<rect x="${off - 10}" y="${top + off + i * cell}" width="8" height="${cell}" fill="${ROLE_COLORS[p.role]}"/>`);
@@ -47,7 +49,7 @@ export function maskSvg(mask: AttnMask, positions: readonly SequencePosition[], 
     for (let r = 0; r < n; r++) {
       for (let c = 0; c < n; c++) {
         if (mask.maskedOut[r * n + c]) continue;
-        parts.push(`<rect x="${off + c * cell}" y="${top + off + r * cell}" width="${cell}" height="${cell}" fill="${ROLE_COLORS[positions[c].role]}" fill-opacity="0.75"><title>query: ${esc(label(positions[r]))}&#10;key: ${esc(label(positions[c]))}</title></rect>`);
+        parts.push(`<rect x="${off + c * cell}" y="${top + off + r * cell}" width="${cell}" height="${cell}" fill="${ROLE_COLORS[positions[c].role]}" fill-opacity="0.75"><title>query: ${esc(positionLabel(positions[r]))}&#10;key: ${esc(positionLabel(positions[c]))}</title></rect>`);
       }
     }
   } else {
