@@ -3,7 +3,9 @@
 #   Debian: libopenblas-dev (optional native GEMM: the `nblas` addon builds against it), build tools for node-gyp,
 #           dataset-fashion-mnist (the second dataset); Jupyter (notebook, nbconvert, nbclient) and
 #           jupyter_kernel_test for the CausalFusion kernel and its tests; chromium for the browser checks of the
-#           notebooks' HTML exports;
+#           notebooks' HTML exports; the Vulkan loader and Mesa's CPU Vulkan driver (lavapipe) >= 25, so that every
+#           machine has a WebGPU adapter for the webgpu backend's tests (Debian 12's own Mesa 22.3 is refused by
+#           Dawn: on bookworm they come from bookworm-backports);
 #   npm:    the locked packages (npm ci) when node_modules is absent or older than package-lock.json.
 # Idempotent and quick when everything is there. Needs root (or sudo) only when a Debian package is missing.
 set -euo pipefail
@@ -20,6 +22,26 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# WebGPU adapter on any machine: Dawn (npm `webgpu`) accepts lavapipe from Mesa 25 on.
+mesa_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
+if ! dpkg -s libvulkan1 >/dev/null 2>&1 || ! dpkg --compare-versions "${mesa_version:-0}" ge 25; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  target=()
+  if [ "$codename" = bookworm ]; then
+    echo "[setup] installing Mesa's Vulkan driver (lavapipe) from bookworm-backports for WebGPU"
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+      echo 'deb http://deb.debian.org/debian bookworm-backports main' | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+    fi
+    target=(-t bookworm-backports)
+  else
+    echo "[setup] installing Mesa's Vulkan driver (lavapipe) for WebGPU"
+  fi
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${target[@]}" mesa-vulkan-drivers libvulkan1 >/dev/null
 fi
 
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

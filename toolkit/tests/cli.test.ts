@@ -9,7 +9,7 @@ import { REFERENCE_PATH } from './helpers';
 const CLI = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CAUSALFUSION_BACKEND: 'wasm' } });
 
-test('verify passes on the shared fixture and prints a table of errors', () => {
+test("verify passes on the project's fixture and prints a table of errors", () => {
   const r = run('verify', '--reference', REFERENCE_PATH);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /attn_probs layer 1 .* ok/);
@@ -53,7 +53,10 @@ test('bad input: one clear error each, exit code 2', () => {
     [['bench', '--batch', 'x'], /--batch must be an integer >= 1, got "x"/],
     [['bench', '--nope'], /Unknown option '--nope'/],
     [['verify', '--reference', REFERENCE_PATH, '--backend', 'tpu'], /unknown backend "tpu"/],
-    [['verify'], /verify needs --reference FILE/],
+    [['edit', '--tokens', '99', '--steps', '2'], /--tokens: token 99 is outside the 16 tokens of this model \(0\.\.15\)/],
+    [['edit', '--tokens', '3,3', '--steps', '2'], /--tokens: token 3 is listed twice/],
+    [['edit', '--tokens', '3', '--mode', 'top'], /--tokens and --mode both choose the region to regenerate: give one/],
+    [['edit', '--images', '10000', '--steps', '2'], /--images: 10000 is outside the 10000 test images \(0\.\.9999\)/],
     [['verify', '--reference', '/no/such.json'], /reference fixture not found: \/no\/such.json/],
     [['frobnicate'], /unknown command "frobnicate"/],
   ];
@@ -135,7 +138,7 @@ test('train and sample reject bad flags with a message naming the flag', () => {
 
 test('edit inpaints test digits with the shipped model and writes originals / kept / edits', () => {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-edit-')), 'edits.png');
-  const r = run('edit', '--indices', '0,1', '--mode', 'bottom', '--class', '3', '--steps', '5', '--out', out);
+  const r = run('edit', '--images', '0,1', '--mode', 'bottom', '--class', '3', '--steps', '5', '--out', out);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /bottom of 2 MNIST test images \(as class 3\)/);
   const { PNG } = require('pngjs') as typeof import('pngjs');

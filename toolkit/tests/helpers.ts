@@ -1,14 +1,12 @@
 /** Shared test helpers: where the reference fixture lives, backend switching, array comparison. */
-import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, BackendName } from '../src/backend';
-import { loadReference, ReferenceFixture } from '../src/io/reference';
+import { DEFAULT_REFERENCE, loadReference, ReferenceFixture } from '../src/io/reference';
 import { ImageDataset } from '../src/data/datasets';
 import { Rng } from '../src/rng';
 
-/** The fixture of the official code: $CAUSALFUSION_REFERENCE or ../shared/reference beside the checkout. */
-export const REFERENCE_PATH =
-  process.env.CAUSALFUSION_REFERENCE ?? path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'reference', 'causalfusion-reference.json');
+/** The fixture of the official code: $CAUSALFUSION_REFERENCE or the project's own copy. */
+export const REFERENCE_PATH = process.env.CAUSALFUSION_REFERENCE ?? DEFAULT_REFERENCE;
 
 let cached: ReferenceFixture | null = null;
 export function reference(): ReferenceFixture {

@@ -7,7 +7,7 @@ import { spawn } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
 import { Trainer, TrainSettings, LogEvent } from '../src/train/trainer';
 import { LossStats } from '../src/train/stats';
-import { ProgressBar } from '../src/train/progress';
+import { ProgressBar, formatDuration } from '../src/train/progress';
 import { loadModel, readCheckpoint } from '../src/io/checkpoint';
 import { syntheticDataset, useBackend } from './helpers';
 
@@ -176,4 +176,23 @@ test('the progress bar renders step, loss, speed and ETA', () => {
   assert.equal(chunks.length, 0); // not a TTY: only forced (log) updates print
   bar.update({ step: 1, total: 2, loss: 1, stepsPerSec: 1, elapsedSec: 1 }, true);
   assert.match(chunks[0], /^step 1\/2 \[/);
+});
+
+test('the ETA respects the time budget: the smaller of the step-based and the time-based estimate', () => {
+  // 4181 of 100000 steps at 5 it/s would take 5h19m; a 14-minute budget with 13m elapsed leaves 1 minute
+  const capped = ProgressBar.render({ step: 4181, total: 100000, loss: 0.1, stepsPerSec: 5, elapsedSec: 780, maxSeconds: 840 }, 10);
+  assert.match(capped, /eta 1m00s$/);
+  // steps finish before the budget: the step-based estimate wins
+  const bySteps = ProgressBar.render({ step: 90, total: 100, loss: 0.1, stepsPerSec: 2, elapsedSec: 45, maxSeconds: 840 }, 10);
+  assert.match(bySteps, /eta 5s$/);
+  // past the budget: 0s, never negative
+  assert.match(ProgressBar.render({ step: 9, total: 100, loss: 0.1, stepsPerSec: 1, elapsedSec: 900, maxSeconds: 840 }, 10), /eta 0s$/);
+});
+
+test('durations are rounded before they are split into minutes and seconds', () => {
+  assert.equal(formatDuration(1019.6), '17m00s'); // was "16m60s"
+  assert.equal(formatDuration(59.5), '1m00s');
+  assert.equal(formatDuration(59.4), '59s');
+  assert.equal(formatDuration(3599.9), '60m00s');
+  assert.equal(formatDuration(NaN), '?');
 });

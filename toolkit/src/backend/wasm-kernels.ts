@@ -1,6 +1,5 @@
 /**
- * JS kernels for the tfjs wasm backend that fix what tfjs 4.22 gets wrong or slow there
- * (../shared/docs/tfjs-backends.md §1.3, §5):
+ * JS kernels for the tfjs wasm backend that fix what tfjs 4.22 gets wrong or slow there (measured here):
  *  - `UnsortedSegmentSum` is missing, so the gradient of `tf.gather` fails;
  *  - `GatherV2` with batchDims returns wrong values (tfjs#8658) and is slow per element;
  *  - `Slice`, `SplitV`, `Unpack` copy the whole input on every call (they read it through `readSync`);

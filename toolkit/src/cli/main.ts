@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { BACKENDS, initBackend, parseBackendName } from '../backend';
-import { loadReference } from '../io/reference';
+import { DEFAULT_REFERENCE, loadReference } from '../io/reference';
 import { formatVerifyTable, verifyReference } from '../verify';
 import { BENCH_DEFAULTS, BenchOptions, benchTrainStep } from '../bench';
 import { PRESETS, Prediction, PresetName, makeConfig, numPatches } from '../model/config';
@@ -14,7 +14,7 @@ import { NoiseSchedule } from '../diffusion/gaussian';
 import { countParameters } from '../model/params';
 
 import { ImageDataset, loadFashionMnist, loadMnist, toModelRange } from '../data/datasets';
-import { EDIT_MODES, editImages, editMask, keepToPixels } from '../sample/edit';
+import { EDIT_MODES, editImages, editMask, keepAllBut, keepToPixels } from '../sample/edit';
 import { loadImageFolder } from '../data/folder';
 import { Trainer } from '../train/trainer';
 import { writeTrainingReport } from '../train/report';
@@ -69,9 +69,10 @@ Commands:
 
 Every command takes --backend auto|${BACKENDS.join('|')} (default: auto, or $CAUSALFUSION_BACKEND)
 and --help.`,
-  verify: `Usage: causalfusion verify --reference FILE [--backend NAME] [--json]
+  verify: `Usage: causalfusion verify [--reference FILE] [--backend NAME] [--json]
 
-Loads a fixture of the official code's outputs (masks, AR weights, step law, schedule, one training
+Loads a fixture of the official code's outputs (default: the project's copy,
+toolkit/tests/fixtures/reference/causalfusion-reference.json) (masks, AR weights, step law, schedule, one training
 forward/backward, KV-cache inference with CFG; any model config), recomputes everything here and prints max
 abs / rel errors per item. Exits 1 when anything is outside tolerance:
 masks and AR weights exact; step law, schedule, respacing 1e-12; attention, noise prediction, MSE, loss 1e-4
@@ -125,8 +126,9 @@ Keeps part of each image as clean context and generates the rest (no retraining)
 rows: the originals, the kept part (regenerated region grey), the edits.
 Options (defaults in brackets):
   --checkpoint FILE [the shipped MNIST model]  --config PRESET  --weights ema|model [ema]
-  --dataset mnist|fashion-mnist [mnist] (test split)  --indices LIST [0,1,2,3,4,5,6,7]
+  --dataset mnist|fashion-mnist [mnist]  --images LIST  test-split images to edit [0,1,2,3,4,5,6,7]
   --mode inpaint|outpaint|top|bottom|left|right [inpaint]
+  --tokens LIST  regenerate exactly these tokens (raster indices 0..L-1) instead of a --mode region
   --class K  generate every image as class K (class swap) [each image's own label]
   --ar-steps S [1]  --order random|raster|block-raster|dilated [random]  --steps N [250]
   --sampler ddpm|ddim [ddpm]  --cfg X [1]  --seed N [0]  --out FILE [edits.png]  --scale N [2]`,
@@ -170,6 +172,15 @@ Prints the chosen backend and the model presets with token counts and parameter 
 
 class UsageError extends Error {}
 
+/** Runs a library check on a flag's value; its error becomes a usage error that names the flag. */
+function usage<T>(fn: () => T, flag: string): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new UsageError(`--${flag}: ${(e as Error).message}`);
+  }
+}
+
 function int(name: string, v: string | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
   const n = Number(v);
@@ -206,8 +217,7 @@ async function cmdVerify(argv: string[]): Promise<number> {
   const v = parse(argv, { reference: { type: 'string' }, json: { type: 'boolean' } });
   if (v.help) return console.log(HELP.verify), 0;
   backendName(v);
-  if (typeof v.reference !== 'string') throw new UsageError('verify needs --reference FILE (a fixture of the official code, e.g. ../shared/reference/causalfusion-reference.json)');
-  const ref = loadReference(v.reference);
+  const ref = loadReference(typeof v.reference === 'string' ? v.reference : DEFAULT_REFERENCE);
   const report = await backendFrom(v, !!v.json);
   const rows = verifyReference(ref);
   const failed = rows.filter((r) => !r.pass).length;
@@ -468,14 +478,16 @@ async function cmdSample(argv: string[]): Promise<number> {
 }
 
 async function cmdEdit(argv: string[]): Promise<number> {
-  const strings = ['checkpoint', 'config', 'weights', 'dataset', 'indices', 'mode', 'class', 'ar-steps', 'order', 'steps', 'sampler', 'cfg', 'seed', 'out', 'scale'];
+  const strings = ['checkpoint', 'config', 'weights', 'dataset', 'images', 'tokens', 'mode', 'class', 'ar-steps', 'order', 'steps', 'sampler', 'cfg', 'seed', 'out', 'scale'];
   const v = parse(argv, Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])));
   if (v.help) return console.log(HELP.edit), 0;
   const s = (k: string) => v[k] as string | undefined;
   const { load } = modelFlags(s);
   const mode = oneOf('mode', s('mode'), EDIT_MODES, 'inpaint');
   const dsName = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
-  const indices = intList('indices', s('indices')) ?? [0, 1, 2, 3, 4, 5, 6, 7];
+  const indices = intList('images', s('images')) ?? [0, 1, 2, 3, 4, 5, 6, 7];
+  const tokens = intList('tokens', s('tokens'));
+  if (tokens && s('mode') !== undefined) throw new UsageError('--tokens and --mode both choose the region to regenerate: give one');
   const { sampler, steps, cfg } = samplerFlags(s, '250');
   const out = s('out') ?? 'edits.png';
   const scale = int('scale', s('scale'), 2);
@@ -485,13 +497,13 @@ async function cmdEdit(argv: string[]): Promise<number> {
   const ds = dsName === 'mnist' ? loadMnist('test') : loadFashionMnist('test');
   if (ds.channels !== mc.latentChannels || ds.height !== mc.inputSize) throw new UsageError(`${ds.name} images (${ds.channels}x${ds.height}x${ds.width}) do not fit this model (${mc.latentChannels}x${mc.inputSize}x${mc.inputSize})`);
   const bad = indices.find((i) => i >= ds.count);
-  if (bad !== undefined) throw new UsageError(`--indices: ${bad} is outside the ${ds.count} test images`);
+  if (bad !== undefined) throw new UsageError(`--images: ${bad} is outside the ${ds.count} test images (0..${ds.count - 1})`);
   const cls = s('class') === undefined ? undefined : int('class', s('class'), 0, 0);
   if (cls !== undefined && cls >= mc.numClasses) throw new UsageError(`--class must be < ${mc.numClasses}, got ${cls}`);
   const images = toModelRange(ds, indices);
   const labels = indices.map((i) => cls ?? ds.labels[i]);
   const grid = mc.inputSize / mc.patchSize;
-  const keep = editMask(mode, grid);
+  const keep = tokens ? usage(() => keepAllBut(tokens, grid * grid), 'tokens') : editMask(mode, grid);
   const t0 = Date.now();
   const r = editImages(model, images, labels, keep, {
     arSteps: s('ar-steps') === undefined ? undefined : int('ar-steps', s('ar-steps'), 1),
@@ -511,7 +523,7 @@ async function cmdEdit(argv: string[]): Promise<number> {
   all.set(masked, images.length);
   all.set(r.images, 2 * images.length);
   savePng(out, imageGrid(all, 3 * indices.length, mc.latentChannels, mc.inputSize, mc.inputSize, { cols: indices.length, scale }));
-  console.log(`${mode} of ${indices.length} ${ds.name} images (${cls === undefined ? 'own labels' : `as class ${cls}`}) in ${sec.toFixed(1)} s -> ${out}`);
+  console.log(`${tokens ? `${tokens.length} regenerated tokens` : mode} of ${indices.length} ${ds.name} images (${cls === undefined ? 'own labels' : `as class ${cls}`}) in ${sec.toFixed(1)} s -> ${out}`);
   model.dispose();
   return 0;
 }

@@ -1,8 +1,9 @@
 /**
  * Reader for reference fixtures produced by running the official PyTorch code
- * (`../shared/reference/causalfusion-reference.json` and any file of the same format).
+ * (the project's copy in `toolkit/tests/fixtures/reference/` and any file of the same format).
  */
 import * as fs from 'fs';
+import * as nodePath from 'path';
 import { HostTensor, StateDict } from '../model/params';
 
 interface JsonTensor {
@@ -53,6 +54,13 @@ export interface ReferenceFixture {
     eps1_cfg: HostTensor;
   };
 }
+
+/** The project's own copy of the official code's outputs (resolved from `dist/src/io/` or `src/io/`). */
+export const DEFAULT_REFERENCE = nodePath.resolve(
+  __dirname,
+  __dirname.includes(`${nodePath.sep}dist${nodePath.sep}`) ? '../../..' : '../..',
+  'tests/fixtures/reference/causalfusion-reference.json',
+);
 
 function isJsonTensor(v: unknown): v is JsonTensor {
   return typeof v === 'object' && v !== null && Array.isArray((v as JsonTensor).shape) && Array.isArray((v as JsonTensor).data);

@@ -17,6 +17,18 @@ class Opaque {
   constructor(readonly name: string) {}
 }
 
+/**
+ * Modules whose callables run code or touch the system. A checkpoint never needs them; a pickle that calls one
+ * is an attempt to run code, and is refused with that reason (nothing would be run anyway: see above).
+ */
+const CODE_MODULES = new Set(['os', 'posix', 'nt', 'subprocess', 'sys', 'builtins', '__builtin__', 'shutil', 'socket', 'importlib', 'runpy', 'pty', 'pickle', 'code', 'ctypes', 'marshal', 'types', 'webbrowser', 'functools', 'operator', 'io', 'pathlib', 'tempfile', 'signal', 'multiprocessing', 'threading', 'asyncio']);
+
+/** A short, printable view of a call's arguments for error messages. */
+function previewArgs(args: unknown[]): string {
+  const s = args.map((a) => (typeof a === 'string' || typeof a === 'number' ? JSON.stringify(a) : '…')).join(', ');
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
 /** A storage reference from a persistent id: dtype and the zip entry holding its bytes. */
 interface StorageRef {
   dtype: string;
@@ -173,6 +185,8 @@ function unpickle(pkl: Buffer, files: Map<string, Buffer>, prefix: string, label
       return rebuildTensor(ref, offset, size, stride, files, prefix, label);
     }
     if (g === 'torch._utils._rebuild_parameter' || g === 'torch._utils._rebuild_parameter_with_state') return args[0];
+    if (g && CODE_MODULES.has(g.split('.')[0]))
+      throw new Error(`${label}: refused: the pickle asks to call ${g}(${previewArgs(Array.isArray(args) ? args : [])}), which would run code; a checkpoint only needs torch's tensor rebuilders, and this reader never runs code from a file`);
     return Object.assign(new Opaque(g ?? '?'), { args });
   };
   for (;;) {

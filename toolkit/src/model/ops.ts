@@ -2,7 +2,7 @@
  * The few differentiable building blocks of the model, written so that every backend runs its fast path.
  *
  * On wasm, `BatchMatMul` reaches XNNPACK only for plain 2-D products without transpose flags; anything else
- * falls into a naive loop 10-50x slower (../shared/docs/tfjs-backends.md §2.1). So on wasm: transposes are
+ * falls into a naive loop 10-50x slower (measured: see the README section "Backends"). So on wasm: transposes are
  * explicit, batched products are split into 2-D ones, and linear layers carry hand-written gradients that
  * keep every product on XNNPACK. On other backends the same functions pass transpose flags through.
  */

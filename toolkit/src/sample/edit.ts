@@ -12,6 +12,21 @@ export type EditMode = 'inpaint' | 'outpaint' | 'top' | 'bottom' | 'left' | 'rig
 export const EDIT_MODES: readonly EditMode[] = ['inpaint', 'outpaint', 'top', 'bottom', 'left', 'right'];
 
 /**
+ * keep[raster index] that regenerates exactly `tokens` (raster indices) of an L-token image and keeps the rest.
+ * Out-of-range, repeated or all-token lists are refused: each would edit something else than was asked for.
+ */
+export function keepAllBut(tokens: readonly number[], L: number): boolean[] {
+  const keep = new Array<boolean>(L).fill(true);
+  for (const i of tokens) {
+    if (!Number.isInteger(i) || i < 0 || i >= L) throw new Error(`token ${i} is outside the ${L} tokens of this model (0..${L - 1})`);
+    if (!keep[i]) throw new Error(`token ${i} is listed twice`);
+    keep[i] = false;
+  }
+  if (tokens.length === 0) throw new Error('no token to regenerate');
+  return keep;
+}
+
+/**
  * keep[raster index] for a named edit on a grid x grid token map: 'inpaint' regenerates the centre
  * (half the side), 'outpaint' everything but the centre, 'top' / 'bottom' / 'left' / 'right' that half.
  */

@@ -9,13 +9,25 @@ export interface ProgressInfo {
   loss: number;
   stepsPerSec: number;
   elapsedSec: number;
+  /** The run's time budget in seconds, if any: the run ends at whichever of steps and time comes first. */
+  maxSeconds?: number;
 }
 
-function formatDuration(sec: number): string {
+/** `75` -> `1m15s`, `59.7` -> `1m00s` (rounded to whole seconds before splitting, never `16m60s`). */
+export function formatDuration(sec: number): string {
   if (!Number.isFinite(sec)) return '?';
-  const m = Math.floor(sec / 60);
-  const s = Math.round(sec % 60);
+  const total = Math.max(0, Math.round(sec));
+  const m = Math.floor(total / 60);
+  const s = total % 60;
   return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${s}s`;
+}
+
+/** Seconds left: the smaller of the step-based estimate and what remains of the time budget. */
+export function estimateRemaining(p: ProgressInfo): number {
+  const bySteps = p.stepsPerSec > 0 ? (p.total - p.step) / p.stepsPerSec : Infinity;
+  const byTime = p.maxSeconds !== undefined ? Math.max(0, p.maxSeconds - p.elapsedSec) : Infinity;
+  const eta = Math.min(bySteps, byTime);
+  return Number.isFinite(eta) ? eta : NaN;
 }
 
 export class ProgressBar {
@@ -31,7 +43,7 @@ export class ProgressBar {
     const frac = p.total > 0 ? Math.min(1, p.step / p.total) : 0;
     const filled = Math.round(frac * width);
     const bar = '='.repeat(Math.max(0, filled - 1)) + (filled > 0 ? '>' : '') + ' '.repeat(width - filled);
-    const eta = p.stepsPerSec > 0 ? (p.total - p.step) / p.stepsPerSec : NaN;
+    const eta = estimateRemaining(p);
     return `step ${p.step}/${p.total} [${bar}] loss ${p.loss.toFixed(4)} ${p.stepsPerSec.toFixed(2)} it/s ${formatDuration(p.elapsedSec)} elapsed, eta ${formatDuration(eta)}`;
   }
 

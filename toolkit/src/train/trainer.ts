@@ -276,7 +276,7 @@ export class Trainer {
     let lastLoss = NaN;
     let stoppedBy: RunSummary['stoppedBy'] = 'steps';
     const progress = (force: boolean) =>
-      bar?.update({ step: this.step, total: target, loss: lastLoss, stepsPerSec: (this.step - (target - steps)) / Math.max(1e-9, (Date.now() - t0) / 1000), elapsedSec: (Date.now() - t0) / 1000 }, force);
+      bar?.update({ step: this.step, total: target, loss: lastLoss, stepsPerSec: (this.step - (target - steps)) / Math.max(1e-9, (Date.now() - t0) / 1000), elapsedSec: (Date.now() - t0) / 1000, maxSeconds: opts.maxSeconds }, force);
     const flushLog = async () => {
       if (win.n === 0) return;
       const dt = (Date.now() - win.t) / 1000;
