@@ -42,3 +42,39 @@ test('README quick-start runs through `require("causalfusion")`', async () => {
   model.dispose();
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/** The README's `npx causalfusion ...` lines, as written (comments stripped). */
+function readmeCliLines(): string[] {
+  const readme = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
+  const block = /## Command line\n+```\n([\s\S]*?)```/.exec(readme);
+  assert.ok(block, 'README has a "Command line" code block');
+  return block[1].split('\n').filter((l) => l.startsWith('npx causalfusion ')).map((l) => l.replace(/\s+#.*$/, '').trim());
+}
+
+/** Runs a command line through the shell from the repository root, as a user types it after `npm test`. */
+function shell(line: string) {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  return spawnSync('sh', ['-c', line], { cwd: path.resolve(__dirname, '..', '..', '..'), encoding: 'utf8', env: { ...process.env, CAUSALFUSION_BACKEND: 'wasm' } });
+}
+
+test("the README's CLI lines work from the repository root with npx: info, verify, sample (small sizes)", () => {
+  const lines = readmeCliLines();
+  const pick = (cmd: string) => {
+    const l = lines.find((x) => x.startsWith(`npx causalfusion ${cmd}`));
+    assert.ok(l, `README shows npx causalfusion ${cmd}`);
+    return l;
+  };
+  const info = shell(pick('info'));
+  assert.equal(info.status, 0, info.stderr);
+  assert.match(info.stdout, /preset mnist-small\s+16 tokens/);
+  const verify = shell(pick('verify'));
+  assert.equal(verify.status, 0, verify.stderr);
+  assert.match(verify.stdout, /forward\s+attn_probs layer 0 .* ok/);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-readme-cli-'));
+  const out = path.join(dir, 'grid.png');
+  // the README's sample line, with its output moved to a temp folder and fewer images and steps
+  const sample = shell(`${pick('sample').replace(/--out \S+/, `--out ${out}`).replace(/--per-class \d+/, '--per-class 1')} --steps 4`);
+  assert.equal(sample.status, 0, sample.stderr);
+  assert.ok(fs.statSync(out).size > 100);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

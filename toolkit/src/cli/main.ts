@@ -4,7 +4,6 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { parseArgs } from 'util';
 import { BACKENDS, initBackend, parseBackendName } from '../backend';
 import { DEFAULT_REFERENCE, loadReference } from '../io/reference';
 import { formatVerifyTable, verifyReference } from '../verify';
@@ -21,7 +20,7 @@ import { writeTrainingReport } from '../train/report';
 import { loadModel } from '../io/checkpoint';
 import { imageGrid, savePng } from '../io/images';
 import { classLabels, sampleImages, SampleOptions } from '../sample/sampler';
-import { OrderKind } from '../factorization/orders';
+import { UsageError, Values, int, intList, num, oneOf, parse, parseOrder, probability, usage } from './flags';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { Classifier } from '../eval/classifier';
 import { scoreSamples } from '../eval/metrics';
@@ -170,41 +169,6 @@ gallery.html (interactive, offline: libraries inlined once) and NAME.svg / NAME.
 Prints the chosen backend and the model presets with token counts and parameter counts.`,
 };
 
-class UsageError extends Error {}
-
-/** Runs a library check on a flag's value; its error becomes a usage error that names the flag. */
-function usage<T>(fn: () => T, flag: string): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw new UsageError(`--${flag}: ${(e as Error).message}`);
-  }
-}
-
-function int(name: string, v: string | undefined, dflt: number, min = 1): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return n;
-}
-
-function num(name: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${v}"`);
-  return n;
-}
-
-type Values = Record<string, string | boolean | undefined>;
-
-function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): Values {
-  try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' }, backend: { type: 'string' } }, strict: true, allowPositionals: false }).values as Values;
-  } catch (e) {
-    throw new UsageError((e as Error).message.replace(/^.*?: /, ''));
-  }
-}
-
 function backendName(v: Values) {
   return typeof v.backend === 'string' ? parseBackendName(v.backend) : undefined;
 }
@@ -278,25 +242,6 @@ function loadDataset(spec: string, channels: 1 | 3): ImageDataset {
   if (spec === 'fashion-mnist') return loadFashionMnist('train');
   if (spec.startsWith('folder:')) return loadImageFolder(spec.slice('folder:'.length), { channels });
   throw new UsageError(`--dataset must be mnist, fashion-mnist or folder:PATH, got "${spec}"`);
-}
-
-function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
-  if (v === undefined) return dflt;
-  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
-  return v as T;
-}
-
-function intList(name: string, v: string | undefined): number[] | undefined {
-  if (v === undefined) return undefined;
-  const xs = v.split(',').map((x) => Number(x.trim()));
-  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 0)) throw new UsageError(`--${name} must be a comma-separated list of integers, got "${v}"`);
-  return xs;
-}
-
-function probability(name: string, v: string | undefined, dflt: number): number {
-  const p = num(name, v, dflt);
-  if (p < 0 || p >= 1) throw new UsageError(`--${name} must be in [0, 1), got "${v}"`);
-  return p;
 }
 
 async function cmdTrain(argv: string[]): Promise<number> {
@@ -409,10 +354,6 @@ async function cmdTrain(argv: string[]): Promise<number> {
   console.log(`samples ${path.join(out, 'samples.png')}\nreport  ${file}`);
   trainer.dispose();
   return 0;
-}
-
-function parseOrder(v: string | undefined): OrderKind {
-  return oneOf('order', v, ['random', 'raster', 'block-raster', 'dilated'] as const, 'random');
 }
 
 /** --checkpoint / --config / --weights: validated now, loaded later (after the backend starts). */

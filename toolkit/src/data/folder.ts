@@ -35,6 +35,17 @@ function resizeBilinear(src: Float32Array, w: number, h: number, size: number): 
   return out;
 }
 
+/** The largest side this loader decodes: bigger files are refused before decoding (a 100000 x 100000 header
+ * would ask for 40 GB); datasets of this toolkit are 28-64 px and any user image is resized down anyway. */
+export const MAX_IMAGE_SIDE = 4096;
+
+/** Width and height from a PNG's IHDR chunk, read before decoding. */
+function pngSize(bytes: Buffer, file: string): [number, number] {
+  const SIGNATURE = '89504e470d0a1a0a';
+  if (bytes.length < 24 || bytes.subarray(0, 8).toString('hex') !== SIGNATURE || bytes.toString('latin1', 12, 16) !== 'IHDR') throw new Error(`${file}: not a PNG file (no PNG signature and IHDR header)`);
+  return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+}
+
 /** Loads every `.png` under `root/<class>/`; errors name the offending file. */
 export function loadImageFolder(root: string, opts: Partial<FolderOptions> = {}): ImageDataset {
   const channels = opts.channels ?? 1;
@@ -50,8 +61,11 @@ export function loadImageFolder(root: string, opts: Partial<FolderOptions> = {})
   const planes: Float32Array[] = [];
   for (const [file] of files) {
     let png: PNG;
+    const bytes = fs.readFileSync(file);
+    const [pw, ph] = pngSize(bytes, file);
+    if (pw < 1 || ph < 1 || pw > MAX_IMAGE_SIDE || ph > MAX_IMAGE_SIDE) throw new Error(`${file}: ${pw} x ${ph} pixels; this loader takes 1 to ${MAX_IMAGE_SIDE} pixels a side`);
     try {
-      png = PNG.sync.read(fs.readFileSync(file));
+      png = PNG.sync.read(bytes);
     } catch (e) {
       throw new Error(`${file}: not a readable PNG (${(e as Error).message})`);
     }

@@ -29,17 +29,24 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
   } catch (e) {
     throw new Error(`${label}: header is not valid JSON (${(e as Error).message})`);
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new Error(`${label}: header is not a JSON object of tensors`);
   const dataStart = 8 + headerLen;
   const tensors: Record<string, HostTensor> = {};
   let metadata: Record<string, string> = {};
+  const isIndex = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
+      if (typeof entry !== 'object' || entry === null || Object.values(entry).some((x) => typeof x !== 'string')) throw new Error(`${label}: __metadata__ must map names to strings`);
       metadata = entry as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets: [begin, end] } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    const width = BYTES[dtype];
-    if (!width) throw new Error(`${label}: tensor ${name} has dtype ${dtype}; supported: ${Object.keys(BYTES).join(', ')}`);
+    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (!Array.isArray(shape) || !shape.every(isIndex) || !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
+      throw new Error(`${label}: tensor ${name} needs a shape of non-negative integers and data_offsets [begin, end]`);
+    }
+    const [begin, end] = offsets as [number, number];
+    const width = BYTES[dtype as string];
+    if (!width) throw new Error(`${label}: tensor ${name} has dtype ${String(dtype)}; supported: ${Object.keys(BYTES).join(', ')}`);
     const count = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * width || dataStart + end > buf.length) {
       throw new Error(`${label}: tensor ${name} [${shape}] ${dtype} has byte range [${begin}, ${end}) that does not fit its shape or the file (truncated?)`);
@@ -54,7 +61,7 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
         : dtype === 'F16' ? f16ToF32(view.getUint16(o, true))
         : bf16ToF32(view.getUint16(o, true));
     }
-    tensors[name] = { shape: shape.slice(), data };
+    tensors[name] = { shape: shape.slice() as number[], data };
   }
   return { tensors, metadata };
 }

@@ -97,7 +97,7 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
     const dataStart = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
     const raw = buf.subarray(dataStart, dataStart + csize);
     if (method === 0) out.set(name, raw);
-    else if (method === 8) out.set(name, zlib.inflateRawSync(raw));
+    else if (method === 8) out.set(name, zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) })); // never more than the entry claims
     else throw new Error(`${label}: zip entry ${name} uses unsupported compression ${method}`);
     if (out.get(name)!.length !== usize) throw new Error(`${label}: zip entry ${name} is truncated`);
     p = xEnd + commentLen;
@@ -106,12 +106,12 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
 }
 
 function toFloat32(bytes: Buffer, dtype: string, offset: number, count: number, label: string): Float32Array {
-  const out = new Float32Array(count);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const size: Record<string, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
   const s = size[dtype];
   if (s === undefined) throw new Error(`${label}: unsupported tensor dtype ${dtype}`);
-  if ((offset + count) * s > bytes.length) throw new Error(`${label}: tensor data runs past its storage`);
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(count) || count < 0 || (offset + count) * s > bytes.length) throw new Error(`${label}: tensor data runs past its storage`);
+  const out = new Float32Array(count);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let i = 0; i < count; i++) {
     const o = (offset + i) * s;
     switch (dtype) {
@@ -133,6 +133,8 @@ function toFloat32(bytes: Buffer, dtype: string, offset: number, count: number, 
 function rebuildTensor(ref: StorageRef, offset: number, size: number[], stride: number[], files: Map<string, Buffer>, prefix: string, label: string): HostTensor {
   const bytes = files.get(`${prefix}data/${ref.key}`);
   if (!bytes) throw new Error(`${label}: storage ${ref.key} is missing from the archive`);
+  const dims = (x: unknown): x is number[] => Array.isArray(x) && x.every((n) => Number.isSafeInteger(n) && n >= 0);
+  if (!dims(size) || !dims(stride) || size.length !== stride.length) throw new Error(`${label}: tensor with malformed size ${JSON.stringify(size)} / stride ${JSON.stringify(stride)}`);
   const count = size.reduce((a, b) => a * b, 1);
   let span = 1;
   size.forEach((n, i) => (span += (n - 1) * stride[i]));
@@ -261,11 +263,17 @@ function tensorsOf(v: unknown): StateDict | undefined {
 /** Everything in a `torch.save` file, as plain JS (Maps for dicts, HostTensors for tensors). */
 export function readTorchFile(file: string): unknown {
   if (!fs.existsSync(file)) throw new Error(`${file} not found`);
-  const files = readZip(fs.readFileSync(file), file);
-  const pklName = [...files.keys()].find((n) => n.endsWith('/data.pkl') || n === 'data.pkl');
-  if (!pklName) throw new Error(`${file}: no data.pkl in the archive: not a torch.save file`);
-  const prefix = pklName.slice(0, pklName.length - 'data.pkl'.length);
-  return unpickle(files.get(pklName)!, files, prefix, file);
+  try {
+    const files = readZip(fs.readFileSync(file), file);
+    const pklName = [...files.keys()].find((n) => n.endsWith('/data.pkl') || n === 'data.pkl');
+    if (!pklName) throw new Error(`${file}: no data.pkl in the archive: not a torch.save file`);
+    const prefix = pklName.slice(0, pklName.length - 'data.pkl'.length);
+    return unpickle(files.get(pklName)!, files, prefix, file);
+  } catch (e) {
+    // our own errors name the file; anything else is a read past the end or a malformed structure
+    const m = (e as Error).message;
+    throw m.startsWith(file) ? e : new Error(`${file}: corrupt torch.save file (${m})`);
+  }
 }
 
 /**
