@@ -166,6 +166,38 @@ test('a trainer killed with SIGKILL while saving leaves a resumable checkpoint',
   }
 });
 
+test('a checkpoint save on a full disk (injected ENOSPC after a short write) keeps the previous checkpoint and says so', async () => {
+  await useBackend('wasm');
+  const dir = tmp();
+  const file = path.join(dir, 'ckpt.safetensors');
+  const t = new Trainer(syntheticDataset(), SETTINGS);
+  await t.run({ steps: 2, logEvery: 0, checkpointPath: file });
+  const before = fs.readFileSync(file);
+  const nodeFs = require('fs') as { writeSync: typeof fs.writeSync }; // the module itself, not the import's read-only view
+  const realWrite = nodeFs.writeSync;
+  let calls = 0;
+  // the disk takes half of the next write, then reports ENOSPC: the state a nearly full disk leaves
+  (nodeFs as { writeSync: unknown }).writeSync = (fd: number, buf: Uint8Array, off = 0, len = buf.length - off) => {
+    if (calls++ === 0) return realWrite(fd, buf, off, Math.floor(len / 2));
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
+  try {
+    await assert.rejects(t.run({ steps: 1, logEvery: 0, checkpointPath: file }), (e: Error & { code?: string }) => {
+      assert.match(e.message, /could not write .*ckpt\.safetensors: no space left on device \(\d+\.\d MB\); the previous file is unchanged/);
+      assert.equal(e.code, 'ENOSPC');
+      return true;
+    });
+  } finally {
+    nodeFs.writeSync = realWrite;
+  }
+  assert.ok(calls >= 2, 'the save went through the injected disk');
+  assert.deepEqual(fs.readFileSync(file), before); // bit for bit the step-2 checkpoint
+  assert.deepEqual(fs.readdirSync(dir), ['ckpt.safetensors']); // the partial temp file is gone
+  const again = Trainer.resume(file, syntheticDataset());
+  assert.equal(again.step, 2);
+  [t, again].forEach((x) => x.dispose());
+});
+
 test('the progress bar renders step, loss, speed and ETA', () => {
   const line = ProgressBar.render({ step: 50, total: 100, loss: 0.12345, stepsPerSec: 2, elapsedSec: 25 }, 10);
   assert.equal(line, 'step 50/100 [====>     ] loss 0.1235 2.00 it/s 25s elapsed, eta 25s');

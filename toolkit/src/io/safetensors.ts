@@ -115,17 +115,23 @@ export function writeFileAtomic(file: string, data: Uint8Array): void {
   fs.mkdirSync(dir, { recursive: true });
   removeStaleTemps(dir, path.basename(file));
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
+  let fd: number | undefined;
   try {
-    fs.writeSync(fd, data);
+    fd = fs.openSync(tmp, 'w');
+    // writeSync may write less than asked (a nearly full disk): loop, never rename a short file
+    for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
     fs.fsyncSync(fd);
-  } catch (e) {
     fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw e;
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EDQUOT' ? 'disk quota exceeded' : err.message;
+    const kept = fs.existsSync(file) ? 'the previous file is unchanged' : 'nothing was written';
+    throw Object.assign(new Error(`could not write ${file}: ${why} (${(data.length / 1e6).toFixed(1)} MB); ${kept}`), { code: err.code });
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, file);
   try {
     const dfd = fs.openSync(dir, 'r');
     fs.fsyncSync(dfd);
