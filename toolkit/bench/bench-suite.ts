@@ -5,12 +5,14 @@
  *
  * Then the sampling speed and the cost of introspection hooks (bench/sampling.ts).
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
+ * `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { benchSampling } from './sampling';
 import { benchCharts } from './charts';
+import { benchSoak } from './soak';
 
 interface Case {
   name: string;
@@ -47,7 +49,20 @@ function runJson(cmd: string, args: string[], env: Record<string, string> = {}, 
   return JSON.parse(line);
 }
 
+function writeResults(name: string, results: Record<string, unknown>[]): void {
+  const out = path.join(ROOT, 'runs');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, name), JSON.stringify({ date: new Date().toISOString(), results }, null, 1));
+  console.log(`written ${path.join(out, name)}`);
+}
+
 async function main(): Promise<void> {
+  const soak = process.argv.indexOf('--soak');
+  if (soak >= 0) {
+    const steps = Number(process.argv[soak + 1] ?? 2000);
+    if (!Number.isInteger(steps) || steps < 200) throw new Error(`--soak takes a step count >= 200, got "${process.argv[soak + 1]}"`);
+    return writeResults('soak.json', [await benchSoak(steps)]);
+  }
   const cases = process.env.BENCH_QUICK ? CASES.slice(0, 1) : CASES;
   const python = findPython();
   if (!python) console.log('PyTorch not found (apt-get install python3-torch): ratios are skipped.');
@@ -73,10 +88,7 @@ async function main(): Promise<void> {
   }
   results.push(...(await benchSampling(process.env.BENCH_QUICK ? 1 : 3)));
   results.push(...(await benchCharts(process.env.BENCH_QUICK ? 1 : 3)));
-  const out = path.join(ROOT, 'runs');
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'bench.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 1));
-  console.log(`written ${path.join(out, 'bench.json')}`);
+  writeResults('bench.json', results);
 }
 
 main().catch((e) => {
