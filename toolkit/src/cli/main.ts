@@ -70,9 +70,9 @@ Every command takes --backend auto|${BACKENDS.join('|')} (default: auto, or $CAU
 and --help.`,
   verify: `Usage: causalfusion verify [--reference FILE] [--backend NAME] [--json]
 
-Loads a fixture of the official code's outputs (default: the project's copy,
-toolkit/tests/fixtures/reference/causalfusion-reference.json) (masks, AR weights, step law, schedule, one training
-forward/backward, KV-cache inference with CFG; any model config), recomputes everything here and prints max
+Loads a fixture of the official code's outputs (masks, AR weights, step law, schedule, one training
+forward/backward, KV-cache inference with CFG; any model config; by default the project's copy in
+toolkit/tests/fixtures/reference/), recomputes everything here and prints max
 abs / rel errors per item. Exits 1 when anything is outside tolerance:
 masks and AR weights exact; step law, schedule, respacing 1e-12; attention, noise prediction, MSE, loss 1e-4
 relative; gradients 1e-3 relative (gradients whose true value is ~0 are skipped and marked); inference 1e-4.`,

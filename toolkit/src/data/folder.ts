@@ -42,7 +42,7 @@ export const MAX_IMAGE_SIDE = 4096;
 /** Width and height from a PNG's IHDR chunk, read before decoding. */
 function pngSize(bytes: Buffer, file: string): [number, number] {
   const SIGNATURE = '89504e470d0a1a0a';
-  if (bytes.length < 24 || bytes.subarray(0, 8).toString('hex') !== SIGNATURE || bytes.toString('latin1', 12, 16) !== 'IHDR') throw new Error(`${file}: not a PNG file (no PNG signature and IHDR header)`);
+  if (bytes.length < 24 || bytes.subarray(0, 8).toString('hex') !== SIGNATURE || bytes.toString('latin1', 12, 16) !== 'IHDR') throw new Error(`${file}: not a readable PNG (no PNG signature and IHDR header)`);
   return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
 }
 
