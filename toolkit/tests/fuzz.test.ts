@@ -1,12 +1,15 @@
 /**
  * Property-based fuzzing (fast-check) of every reader of user files and of user-chosen values: each case ends
- * in a result or in one plain `Error` that names the input, with no hang (test timeouts), no crash, no
- * unhandled rejection and no code run from a file. About a minute in all.
+ * in a result or in one plain `Error` that names the input, with no hang, no crash, no unhandled rejection and
+ * no code run from a file. About a minute in all.
  *
- * Replay: each test prints its seed; `FUZZ_SEED=<seed> node --test toolkit/dist/tests/fuzz.test.js` reruns it,
- * and a failure message carries fast-check's `seed` and `path` of the shrunk counterexample.
+ * Each property runs in a child process of this file with a time limit and a 1 GiB heap, so that an endless
+ * loop or a runaway allocation is a failing test that names its seed, not a hung or crashed suite.
+ * Replay: `FUZZ_SEED=<seed> node --test toolkit/dist/tests/fuzz.test.js`; a failure message also carries
+ * fast-check's `seed` and `path` of the shrunk counterexample.
  */
 import { test } from 'node:test';
+import { spawnSync } from 'child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -28,14 +31,48 @@ import { UsageError, int, intList, num, probability } from '../src/cli/flags';
 import { Rng } from '../src/rng';
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
+const CHILD = process.env.FUZZ_CHILD;
+/** Wall-clock limit of one property's child process; its cases stop generating after 12 s. */
+const LIMIT_S = 120;
+const REPLAY = `FUZZ_SEED=${SEED} node --test toolkit/dist/tests/fuzz.test.js`;
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-fuzz-'));
 const rejections: unknown[] = [];
 process.on('unhandledRejection', (e) => rejections.push(e));
 
-/** Runs a property with this file's seed, bounded in cases and time, and says how to replay it. */
-function check<T>(t: { diagnostic(msg: string): void }, arb: fc.Arbitrary<T>, prop: (v: T) => void, numRuns: number): void {
-  t.diagnostic(`seed ${SEED} (replay: FUZZ_SEED=${SEED})`);
+/** Runs a property with this file's seed, bounded in cases and time. */
+function check<T>(arb: fc.Arbitrary<T>, prop: (v: T) => void, numRuns: number): void {
   fc.assert(fc.property(arb, prop), { seed: SEED, numRuns, interruptAfterTimeLimit: 12_000, markInterruptAsFailure: false });
+}
+
+/**
+ * A fuzz property: in the test process, a test that runs `body` in a child process (time limit, 1 GiB heap) and
+ * fails with the seed on any error, hang or crash; in that child, `body` itself.
+ */
+function fuzz(name: string, body: () => void): void {
+  if (CHILD !== undefined) {
+    if (CHILD !== name) return;
+    let code = 0;
+    try {
+      body();
+      if (rejections.length) throw new Error(`unhandled rejection: ${String(rejections[0])}`);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      code = 1;
+    }
+    fs.rmSync(TMP, { recursive: true, force: true });
+    process.exit(code);
+  }
+  test(name, (t) => {
+    t.diagnostic(`seed ${SEED} (replay: ${REPLAY})`);
+    const r = spawnSync(process.execPath, ['--max-old-space-size=1024', __filename], {
+      env: { ...process.env, FUZZ_CHILD: name, FUZZ_SEED: String(SEED), NODE_TEST_CONTEXT: '' },
+      encoding: 'utf8',
+      timeout: LIMIT_S * 1000,
+      maxBuffer: 64 << 20,
+    });
+    const how = r.error ? `hung (killed after ${LIMIT_S} s)` : r.signal ? `crashed (${r.signal})` : `failed (exit ${r.status})`;
+    assert.ok(r.status === 0, `${name} ${how}; replay: ${REPLAY}\n${(r.stderr ?? '').slice(-4000)}`);
+  });
 }
 
 /** The input was either accepted, or refused with one plain Error whose message names it (`label`). */
@@ -72,20 +109,19 @@ function mutations(base: Uint8Array): fc.Arbitrary<Uint8Array> {
 
 const bytesOrMutated = (base: Uint8Array) => fc.oneof(fc.uint8Array({ maxLength: 256 }), mutations(base), mutations(base));
 
-test('safetensors reader: random and mutated bytes', { timeout: 60_000 }, (t) => {
+fuzz('safetensors reader: random and mutated bytes', () => {
   const base = serializeSafetensors(
     { w: { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }, b: { shape: [3], data: Float32Array.from([7, 8, 9]) } },
     { config: JSON.stringify({ hiddenSize: 8 }) },
   );
-  check(t, bytesOrMutated(base), (bytes) => resultOrClearError('fuzz.safetensors', () => parseSafetensors(bytes, 'fuzz.safetensors')), 3000);
+  check(bytesOrMutated(base), (bytes) => resultOrClearError('fuzz.safetensors', () => parseSafetensors(bytes, 'fuzz.safetensors')), 3000);
 });
 
-test('checkpoint reader: mutated metadata and tensors of a real checkpoint layout', { timeout: 60_000 }, (t) => {
+fuzz('checkpoint reader: mutated metadata and tensors of a real checkpoint layout', () => {
   const cfg = makeConfig('tiny');
   const base = serializeSafetensors({ 'x_proj.weight': { shape: [2, 2], data: new Float32Array(4) } }, { config: JSON.stringify(cfg), meta: JSON.stringify({ step: 3 }) });
   const file = path.join(TMP, 'ckpt.safetensors');
   check(
-    t,
     bytesOrMutated(base),
     (bytes) => {
       fs.writeFileSync(file, bytes);
@@ -146,7 +182,13 @@ test('.pt reader: a pickle that calls os.system is refused, names the call, and 
   assert.equal(fs.existsSync(sentinel), false);
 });
 
-test('.pt reader: random and mutated archives and pickles', { timeout: 60_000 }, (t) => {
+test('.pt reader: a pickle cut inside a GLOBAL name is refused (it looped until out of memory)', () => {
+  const file = path.join(TMP, 'cut-global.pt');
+  fs.writeFileSync(file, storedZip([['archive/data.pkl', Buffer.from([0x63, 0xfe, 0x0a])]])); // found by this suite, seed 929594047
+  assert.throws(() => readTorchFile(file), /cut-global\.pt: pickle ends inside a GLOBAL name/);
+});
+
+fuzz('.pt reader: random and mutated archives and pickles', () => {
   const real = fs.readFileSync(path.resolve(__dirname, '..', '..', 'tests', 'fixtures', 'tiny-official.pt'));
   const file = path.join(TMP, 'fuzz.pt');
   const sentinel = path.join(TMP, 'ran');
@@ -160,7 +202,6 @@ test('.pt reader: random and mutated archives and pickles', { timeout: 60_000 },
     fc.oneof(pickles, fc.uint8Array({ maxLength: 128 }).map((b) => Buffer.from(b))).map((pkl) => new Uint8Array(storedZip([['archive/data.pkl', Buffer.from(pkl)]]))),
   );
   check(
-    t,
     archives,
     (bytes) => {
       fs.writeFileSync(file, bytes);
@@ -171,11 +212,10 @@ test('.pt reader: random and mutated archives and pickles', { timeout: 60_000 },
   );
 });
 
-test('IDX reader: random and mutated bytes, plain and gzipped', { timeout: 60_000 }, (t) => {
+fuzz('IDX reader: random and mutated bytes, plain and gzipped', () => {
   const base = Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8]);
   const file = path.join(TMP, 'fuzz-idx.gz');
   check(
-    t,
     fc.tuple(bytesOrMutated(base), fc.boolean()),
     ([bytes, gz]) => {
       resultOrClearError('fuzz.idx', () => parseIdx(bytes, 'fuzz.idx'));
@@ -186,7 +226,7 @@ test('IDX reader: random and mutated bytes, plain and gzipped', { timeout: 60_00
   );
 });
 
-test('PNG folder loader: random and mutated images, huge headers refused before decoding', { timeout: 60_000 }, (t) => {
+fuzz('PNG folder loader: random and mutated images, huge headers refused before decoding', () => {
   const png = new PNG({ width: 6, height: 6 });
   png.data.fill(200);
   const base = PNG.sync.write(png);
@@ -201,7 +241,6 @@ test('PNG folder loader: random and mutated images, huge headers refused before 
   fs.writeFileSync(file, huge);
   assert.throws(() => loadImageFolder(root), /x\.png: 100000 x 100000 pixels; this loader takes 1 to 4096 pixels a side/);
   check(
-    t,
     bytesOrMutated(base),
     (bytes) => {
       fs.writeFileSync(file, bytes);
@@ -211,11 +250,10 @@ test('PNG folder loader: random and mutated images, huge headers refused before 
   );
 });
 
-test('model configs: random shapes give a valid config or a clear error', { timeout: 60_000 }, (t) => {
+fuzz('model configs: random shapes give a valid config or a clear error', () => {
   const field = fc.oneof(fc.integer({ min: -3, max: 70 }), fc.double(), fc.constant(NaN), fc.constant(undefined));
   const configs = fc.record({ inputSize: field, patchSize: field, latentChannels: field, hiddenSize: field, numCondTokens: field, depth: field, numHeads: field, numClasses: field, mlpRatio: fc.oneof(fc.double({ min: -1, max: 8 }), fc.constant(4)), classDropoutProb: fc.double({ min: -1, max: 2 }) }, { requiredKeys: [] });
   check(
-    t,
     configs,
     (over) => {
       const defined = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) as Partial<CausalFusionConfig>;
@@ -234,9 +272,8 @@ test('model configs: random shapes give a valid config or a clear error', { time
   );
 });
 
-test('split sizes, AR-step law, masks, orders and token indices: valid or a clear error', { timeout: 60_000 }, (t) => {
+fuzz('split sizes, AR-step law, masks, orders and token indices: valid or a clear error', () => {
   check(
-    t,
     fc.record({ L: fc.integer({ min: 1, max: 300 }), decay: fc.oneof(fc.double({ min: 0.01, max: 1, noNaN: true }), fc.double()), sizes: fc.array(fc.integer({ min: -2, max: 40 }), { maxLength: 12 }), seed: fc.nat() }),
     ({ L, decay, sizes, seed }) => {
       const rng = new Rng(seed);
@@ -255,7 +292,6 @@ test('split sizes, AR-step law, masks, orders and token indices: valid or a clea
     1500,
   );
   check(
-    t,
     fc.record({ L: fc.integer({ min: 1, max: 64 }), order: fc.array(fc.integer({ min: -2, max: 70 }), { maxLength: 70 }), tokens: fc.array(fc.integer({ min: -2, max: 70 }), { maxLength: 20 }), grid: fc.integer({ min: -1, max: 9 }), block: fc.integer({ min: -1, max: 9 }) }),
     ({ L, order, tokens, grid, block }) => {
       resultOrClearError('order', () => {
@@ -279,10 +315,9 @@ test('split sizes, AR-step law, masks, orders and token indices: valid or a clea
   );
 });
 
-test('CLI flag values: random strings give a checked value or a usage error naming the flag', { timeout: 60_000 }, (t) => {
+fuzz('CLI flag values: random strings give a checked value or a usage error naming the flag', () => {
   const value = fc.oneof(fc.string({ maxLength: 12 }), fc.integer().map(String), fc.double().map(String), fc.constantFrom('', ' ', '0x10', '1e3', '-0', '+7', '1,2,,3', 'NaN', 'Infinity', '4.', '.5'));
   check(
-    t,
     value,
     (v) => {
       const flag = (name: string, fn: () => unknown, ok: (x: never) => boolean) => {
@@ -304,7 +339,10 @@ test('CLI flag values: random strings give a checked value or a usage error nami
   );
 });
 
-test('no unhandled rejection during the fuzz suite', () => {
-  assert.deepEqual(rejections, []);
-  fs.rmSync(TMP, { recursive: true, force: true });
-});
+if (CHILD === undefined) test.after(() => fs.rmSync(TMP, { recursive: true, force: true }));
+
+if (CHILD !== undefined) {
+  // a child that found no property of that name (a matching one exits above)
+  process.stderr.write(`no fuzz property named "${CHILD}"\n`);
+  process.exit(2);
+}

@@ -165,6 +165,8 @@ function unpickle(pkl: Buffer, files: Map<string, Buffer>, prefix: string, label
   const str = (n: number) => ((p += n), pkl.toString('utf8', p - n, p));
   const line = () => {
     const end = pkl.indexOf(0x0a, p);
+    // without this a truncated GLOBAL sent p back to 0: an endless loop growing the stack
+    if (end < 0) throw new Error(`${label}: pickle ends inside a GLOBAL name (truncated or corrupt)`);
     const s = pkl.toString('utf8', p, end);
     p = end + 1;
     return s;
