@@ -160,5 +160,6 @@ test('train runs on Fashion-MNIST from the Debian package', () => {
 test('an out-of-memory abort of the wasm heap is explained', () => {
   const { explainError } = require('../src/cli/main') as typeof import('../src/cli/main');
   assert.match(explainError(new Error('Aborted(). Build with -sASSERTIONS for more info.')), /wasm heap \(4 GiB\) ran out of memory; use a smaller --batch/);
+  assert.match(explainError(new Error('the GPU ran out of memory (Out of memory)')), /ran out of memory \(Out of memory\): use a smaller --batch, or --checkpoint-activations/);
   assert.equal(explainError(new Error('plain')), 'plain');
 });

@@ -7,9 +7,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { patchWasmKernels } from './wasm-kernels';
+import { activateWebgpu } from './webgpu';
+import { Attempt, errMsg, tryRequire } from './attempt';
 import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-gemm';
 
 export { nativeGemmActive } from './native-gemm';
+export { isSoftwareAdapter } from './webgpu';
 
 export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -38,96 +41,8 @@ export function parseBackendName(name: string): BackendName | 'auto' {
   throw new Error(`unknown backend "${name}": use one of auto, ${BACKENDS.join(', ')}`);
 }
 
-type Attempt = { ok: true; detail: string } | { ok: false; why: string };
 
-function tryRequire(id: string): unknown {
-  // Optional packages: resolved at run time so that a missing one is a skip, not a crash.
-  return require(id);
-}
 
-/** What a WebGPU adapter says of itself (Dawn fills these; other implementations may leave some out). */
-interface AdapterInfo {
-  vendor?: string;
-  architecture?: string;
-  description?: string;
-  isFallbackAdapter?: boolean;
-}
-
-/** Software rasterisers (Mesa lavapipe / llvmpipe, SwiftShader, WARP) are for tests, never an automatic choice. */
-export function isSoftwareAdapter(info: AdapterInfo): boolean {
-  return !!info.isFallbackAdapter || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|warp|basic render/i.test(`${info.description ?? ''} ${info.vendor ?? ''}`);
-}
-
-/**
- * WebGPU through Dawn (the `webgpu` package). Automatic choice only on a hardware adapter; a software one
- * (lavapipe in CI) only when forced. Every failure names what is missing: package, loader, driver.
- */
-async function activateWebgpu(forced: boolean): Promise<Attempt> {
-  // Linux without a GPU device node has no hardware adapter: skip the Dawn probe (and its driver chatter).
-  if (!forced && process.platform === 'linux' && !hasGpuDeviceNode()) return { ok: false, why: 'no GPU device (/dev/dri/renderD*, /dev/nvidia*)' };
-  let dawn: DawnModule;
-  let tfwebgpu: { WebGPUBackend: new (device: unknown, info?: unknown) => tf.KernelBackend };
-  try {
-    dawn = tryRequire('webgpu') as DawnModule;
-    tfwebgpu = tryRequire('@tensorflow/tfjs-backend-webgpu') as typeof tfwebgpu;
-  } catch (e) {
-    const missing = (e as { code?: string }).code === 'MODULE_NOT_FOUND';
-    return { ok: false, why: missing ? 'webgpu packages not installed (npm packages webgpu and @tensorflow/tfjs-backend-webgpu: run npm run setup)' : `webgpu failed to load: ${errMsg(e)}` };
-  }
-  Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create([]);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) {
-    const hint = process.platform === 'linux' ? ': no Vulkan driver found (install libvulkan1 and a GPU driver, or mesa-vulkan-drivers >= 25 for the CPU one; $VK_DRIVER_FILES / $VK_ICD_FILENAMES select one)' : '';
-    return { ok: false, why: `webgpu (Dawn) found no GPU adapter${hint}` };
-  }
-  const info = adapter.info ?? {};
-  const name = info.description || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'unknown adapter';
-  if (!forced && isSoftwareAdapter(info)) return { ok: false, why: `only a software adapter (${name}); CAUSALFUSION_BACKEND=webgpu uses it` };
-  try {
-    // our own device: the largest buffers and workgroup memory the adapter allows
-    const want = ['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f));
-    const l = adapter.limits;
-    const device = await adapter.requestDevice({
-      requiredFeatures: want,
-      requiredLimits: {
-        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-        maxBufferSize: l.maxBufferSize,
-        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-      },
-    });
-    // tfjs-webgpu checks navigator.gpu, which Node lacks
-    (globalThis as { navigator?: object }).navigator = { ...(globalThis as { navigator?: object }).navigator, gpu };
-    if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-    tf.registerBackend('webgpu', () => new tfwebgpu.WebGPUBackend(device, info));
-    if (await tf.setBackend('webgpu')) return { ok: true, detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}` };
-    return { ok: false, why: `webgpu backend did not initialise on ${name}` };
-  } catch (e) {
-    return { ok: false, why: `webgpu failed on ${name}: ${errMsg(e)}` };
-  }
-}
-
-interface DawnAdapter {
-  info?: AdapterInfo;
-  features: Set<string>;
-  limits: Record<string, number>;
-  requestDevice(d: object): Promise<unknown>;
-}
-type DawnModule = { create: (flags: string[]) => { requestAdapter: (o?: object) => Promise<DawnAdapter | null> }; globals: object };
-
-function hasGpuDeviceNode(): boolean {
-  const fs = require('fs') as typeof import('fs');
-  const dri = fs.existsSync('/dev/dri') ? fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD')) : false;
-  return dri || fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl');
-}
-
-function errMsg(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return m.split('\n')[0].slice(0, 160);
-}
 
 /** Options of `initBackend`. */
 export interface BackendOptions {

@@ -587,6 +587,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: c
 export function explainError(e: Error): string {
   // emscripten's out-of-memory abort in the wasm backend: the heap is capped at 4 GiB
   if (/^Aborted\(/.test(e.message)) return `${e.message}: the wasm heap (4 GiB) ran out of memory; use a smaller --batch, or --checkpoint (bench) / --checkpoint-activations (train) to recompute activations`;
+  if (/the GPU ran out of memory|GPUOutOfMemoryError|Out of memory/i.test(e.message)) return `${e.message}: use a smaller --batch, or --checkpoint-activations (train) / --checkpoint (bench) to recompute activations instead of keeping them`;
   return e.message;
 }
 

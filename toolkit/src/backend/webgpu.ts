@@ -1,0 +1,195 @@
+/**
+ * The WebGPU backend in Node: Dawn (the `webgpu` package) under `@tensorflow/tfjs-backend-webgpu`.
+ *
+ * - Chosen automatically only on a hardware adapter; a software one (Mesa lavapipe, in CI) only when forced.
+ * - Our own device, with the largest buffers and workgroup memory the adapter allows.
+ * - Synchronous read-back (`dataSync`, used by the trainer and the sampler): tfjs-webgpu implements it with a
+ *   browser `OffscreenCanvas`, which Node lacks. Here it maps a buffer as the asynchronous path does and runs
+ *   the event loop (`deasync`) until Dawn has mapped it, so every engine path runs unchanged on the GPU.
+ */
+import * as fs from 'fs';
+import * as tf from '@tensorflow/tfjs';
+import { Attempt, errMsg, tryRequire } from './attempt';
+
+/** What a WebGPU adapter says of itself (Dawn fills these; other implementations may leave some out). */
+interface AdapterInfo {
+  vendor?: string;
+  architecture?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+}
+
+interface DawnAdapter {
+  info?: AdapterInfo;
+  features: Set<string>;
+  limits: Record<string, number>;
+  requestDevice(d: object): Promise<unknown>;
+}
+
+type DawnModule = { create: (flags: string[]) => { requestAdapter: (o?: object) => Promise<DawnAdapter | null> }; globals: object };
+
+/** The device, as far as error reporting goes. */
+interface GpuDevice {
+  onuncapturederror: ((e: { error: { message: string } }) => void) | null;
+}
+
+/**
+ * tfjs-webgpu's AddN binds every input as a storage buffer, so summing more gradients than the adapter's
+ * per-stage limit (8 on many) makes an invalid pipeline. Sum in chunks of at most `maxInputs` instead.
+ */
+let addNChunked = false;
+function chunkAddN(maxInputs: number): void {
+  const original = tf.getKernel('AddN', 'webgpu');
+  if (!original || maxInputs < 2 || addNChunked) return;
+  addNChunked = true;
+  tf.unregisterKernel('AddN', 'webgpu');
+  tf.registerKernel({
+    kernelName: 'AddN',
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      let terms = inputs as unknown as tf.TensorInfo[];
+      const temps: tf.TensorInfo[] = [];
+      while (terms.length > maxInputs) {
+        const next: tf.TensorInfo[] = [];
+        for (let i = 0; i < terms.length; i += maxInputs) {
+          const chunk = terms.slice(i, i + maxInputs);
+          if (chunk.length === 1) next.push(chunk[0]);
+          else {
+            const sum = original.kernelFunc({ inputs: chunk as unknown as tf.NamedTensorInfoMap, backend, attrs }) as tf.TensorInfo;
+            temps.push(sum);
+            next.push(sum);
+          }
+        }
+        terms = next;
+      }
+      const out = original.kernelFunc({ inputs: terms as unknown as tf.NamedTensorInfoMap, backend, attrs }) as tf.TensorInfo;
+      for (const t of temps) (backend as tf.KernelBackend).disposeData(t.dataId);
+      return out;
+    },
+  });
+}
+
+/** A GPU buffer as Dawn exposes it (only what the read-back uses). */
+interface GpuBuffer {
+  size: number;
+  mapState: 'unmapped' | 'pending' | 'mapped';
+  mapAsync(mode: number): Promise<void>;
+  getMappedRange(): ArrayBuffer;
+  unmap(): void;
+}
+
+/** The parts of tfjs-webgpu's backend that the synchronous read uses. */
+interface WebGPUBackendLike extends tf.KernelBackend {
+  tensorMap: { get(id: object): { values?: tf.backend_util.BackendValues | null; dtype: tf.DataType; resource: GpuBuffer } };
+  bufferManager: { acquireBuffer(size: number, usage: number): GpuBuffer; releaseBuffer(b: GpuBuffer): void };
+  commandEncoder: { copyBufferToBuffer(src: GpuBuffer, so: number, dst: GpuBuffer, d: number, size: number): void };
+  ensureCommandEncoderReady(): void;
+  endComputePassEncoder(): void;
+  submitQueue(): void;
+  convertAndCacheOnCPU(id: object, v: tf.backend_util.BackendValues): tf.backend_util.BackendValues;
+}
+
+/** Software rasterisers (Mesa lavapipe / llvmpipe, SwiftShader, WARP) are for tests, never an automatic choice. */
+export function isSoftwareAdapter(info: AdapterInfo): boolean {
+  return !!info.isFallbackAdapter || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|warp|basic render/i.test(`${info.description ?? ''} ${info.vendor ?? ''}`);
+}
+
+function hasGpuDeviceNode(): boolean {
+  const dri = fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));
+  return dri || fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl');
+}
+
+/**
+ * `readSync` as the asynchronous read does it (copy to a staging buffer, map it), but waiting by polling the
+ * buffer's `mapState` while the event loop runs Dawn's event processing. Waiting for the map promise instead
+ * would hang whenever the caller itself runs inside a microtask (after any `await`): V8 runs no nested
+ * microtask checkpoint, so the promise could never settle there.
+ */
+function installSyncRead(backend: WebGPUBackendLike, runLoopOnce: () => void, gpuError: () => string | undefined): void {
+  const { COPY_DST, MAP_READ } = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage;
+  const READ = (globalThis as unknown as { GPUMapMode: { READ: number } }).GPUMapMode.READ;
+  backend.readSync = (dataId: object) => {
+    const data = backend.tensorMap.get(dataId);
+    if (data.values != null || data.dtype === 'string') return data.values as tf.backend_util.BackendValues;
+    if (data.dtype === 'complex64') throw new Error('synchronous read of complex64 tensors is not supported on webgpu: use await tensor.data()');
+    const src = data.resource;
+    const staging = backend.bufferManager.acquireBuffer(src.size, COPY_DST | MAP_READ);
+    backend.ensureCommandEncoderReady();
+    backend.endComputePassEncoder();
+    backend.commandEncoder.copyBufferToBuffer(src, 0, staging, 0, src.size);
+    backend.submitQueue();
+    let failure: unknown;
+    staging.mapAsync(READ).catch((e) => (failure = e));
+    while (staging.mapState === 'pending') runLoopOnce();
+    if (staging.mapState !== 'mapped') throw new Error(`GPU read-back failed (${failure instanceof Error ? failure.message : 'device lost?'})`);
+    const invalid = gpuError();
+    if (invalid?.startsWith('out of memory')) throw new Error(`the GPU ran out of memory (${invalid.split('\n')[0]})`);
+    if (invalid) throw new Error(`WebGPU validation error earlier in this computation: ${invalid.split('\n')[0]}`);
+    const bytes = staging.getMappedRange().slice(0);
+    staging.unmap();
+    backend.bufferManager.releaseBuffer(staging);
+    return backend.convertAndCacheOnCPU(dataId, tf.util.convertBackendValuesAndArrayBuffer(bytes, data.dtype));
+  };
+}
+
+/**
+ * Activates WebGPU through Dawn. Every failure names what is missing: package, loader, driver, adapter.
+ * `forced` allows a software adapter.
+ */
+export async function activateWebgpu(forced: boolean): Promise<Attempt> {
+  // Linux without a GPU device node has no hardware adapter: skip the Dawn probe (and its driver chatter).
+  if (!forced && process.platform === 'linux' && !hasGpuDeviceNode()) return { ok: false, why: 'no GPU device (/dev/dri/renderD*, /dev/nvidia*)' };
+  let dawn: DawnModule;
+  let tfwebgpu: { WebGPUBackend: new (device: unknown, info?: unknown) => WebGPUBackendLike };
+  let deasync: { runLoopOnce: () => void };
+  try {
+    dawn = tryRequire('webgpu') as DawnModule;
+    tfwebgpu = tryRequire('@tensorflow/tfjs-backend-webgpu') as typeof tfwebgpu;
+    deasync = tryRequire('deasync') as typeof deasync;
+  } catch (e) {
+    const missing = (e as { code?: string }).code === 'MODULE_NOT_FOUND';
+    return { ok: false, why: missing ? `webgpu packages not installed (${errMsg(e).replace(/^Cannot find module '([^']+)'.*/, '$1')} missing: webgpu, @tensorflow/tfjs-backend-webgpu and deasync come with npm run setup)` : `webgpu failed to load: ${errMsg(e)}` };
+  }
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create([]);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    const hint = process.platform === 'linux' ? ': no Vulkan driver found (install libvulkan1 and a GPU driver, or mesa-vulkan-drivers >= 25 for the CPU one; $VK_DRIVER_FILES / $VK_ICD_FILENAMES select one)' : '';
+    return { ok: false, why: `webgpu (Dawn) found no GPU adapter${hint}` };
+  }
+  const info = adapter.info ?? {};
+  let gpuError: string | undefined;
+  const name = info.description || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'unknown adapter';
+  if (!forced && isSoftwareAdapter(info)) return { ok: false, why: `only a software adapter (${name}); CAUSALFUSION_BACKEND=webgpu uses it` };
+  try {
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredFeatures: ['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)),
+      requiredLimits: {
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      },
+    }) as GpuDevice;
+    // A validation error (an invalid pipeline, say) leaves garbage behind without stopping anything: keep the
+    // first one and raise it at the next read-back, so that no wrong number leaves the GPU silently.
+    device.onuncapturederror = (e) => void (gpuError ??= `${e.error.constructor?.name === 'GPUOutOfMemoryError' ? 'out of memory: ' : ''}${e.error.message}`);
+    // tfjs-webgpu checks navigator.gpu, which Node lacks
+    (globalThis as { navigator?: object }).navigator = { ...(globalThis as { navigator?: object }).navigator, gpu };
+    if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+    chunkAddN(l.maxStorageBuffersPerShaderStage - 1);
+    tf.registerBackend('webgpu', () => {
+      const backend = new tfwebgpu.WebGPUBackend(device, info);
+      installSyncRead(backend, deasync.runLoopOnce, () => gpuError);
+      return backend;
+    });
+    if (await tf.setBackend('webgpu')) return { ok: true, detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}` };
+    return { ok: false, why: `webgpu backend did not initialise on ${name}` };
+  } catch (e) {
+    return { ok: false, why: `webgpu failed on ${name}: ${errMsg(e)}` };
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The engine on WebGPU (Dawn), forced onto whatever adapter the machine has: Mesa's lavapipe on a CPU machine
+ * (the setup installs it), so CI checks the GPU path end to end. Parity with the official code, the trainer
+ * (checkpoint, resume, activation checkpointing), KV-cache sampling with CFG, editing and the recorders, each
+ * compared with the wasm backend where the result must not depend on the backend.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs';
+import { backendReport } from '../src/backend';
+import { verifyReference } from '../src/verify';
+import { CausalDiffusionModel } from '../src/model/causalfusion';
+import { configFromOfficial } from '../src/model/config';
+import { sampleImages, SampleOptions } from '../src/sample/sampler';
+import { editImages } from '../src/sample/edit';
+import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
+import { Trainer, TrainSettings } from '../src/train/trainer';
+import { maxAbsDiff, reference, syntheticDataset, useBackend } from './helpers';
+
+const refModel = () => new CausalDiffusionModel(configFromOfficial(reference().model_config), { stateDict: reference().state_dict });
+const SETTINGS: TrainSettings = { model: 'tiny', batchSize: 4, lr: 1e-3, warmupSteps: 2, emaDecay: 0.9, seed: 7 };
+
+/** Runs `f` on wasm and on webgpu; returns both results. */
+async function onBoth<T>(f: () => T): Promise<{ wasm: T; webgpu: T }> {
+  await useBackend('wasm');
+  const wasm = f();
+  await useBackend('webgpu');
+  return { wasm, webgpu: f() };
+}
+
+test('webgpu starts when forced, on the adapter this machine has', async () => {
+  await useBackend('webgpu');
+  assert.equal(tf.getBackend(), 'webgpu');
+  assert.match(backendReport()!.detail, /^adapter /);
+  // a synchronous read of a GPU result (the path tfjs-webgpu leaves to a browser canvas)
+  const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+  assert.deepEqual(Array.from(tf.matMul(x, x, false, true).dataSync()), [14, 32, 32, 77]);
+  tf.dispose(x);
+});
+
+test('every fixture comparison within tolerance on webgpu: forward, attention, every gradient, KV cache + CFG', async () => {
+  await useBackend('webgpu');
+  const rows = verifyReference(reference());
+  const failed = rows.filter((r) => !r.pass);
+  assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
+  for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const) assert.ok(rows.some((r) => r.section === s), s);
+  assert.equal(rows.filter((r) => r.section === 'grads').length, Object.keys(reference().forward.grads).length);
+});
+
+test('KV-cache sampling with CFG gives the same images on webgpu as on wasm (same seed)', async () => {
+  const opts: SampleOptions = { labels: [1, 2, 10], arSteps: 4, diffusionSteps: '10', cfgScale: 2, seed: 3, sampler: 'ddpm' };
+  const { wasm, webgpu } = await onBoth(() => {
+    const m = refModel();
+    const r = sampleImages(m, opts);
+    m.dispose();
+    return r;
+  });
+  assert.deepEqual(webgpu.orders, wasm.orders);
+  assert.ok(maxAbsDiff(webgpu.images, wasm.images) < 1e-3, `max diff ${maxAbsDiff(webgpu.images, wasm.images)}`);
+});
+
+test('editing keeps the kept tokens bit for bit on webgpu; the recorder sees every AR step', async () => {
+  await useBackend('webgpu');
+  const m = refModel();
+  const images = Float32Array.from({ length: 2 * 4 * 16 }, (_, i) => Math.sin(i));
+  const r = editImages(m, images, [3, 4], 'bottom', { diffusionSteps: '5', seed: 2 });
+  for (let n = 0; n < 2; n++)
+    for (let c = 0; c < 4; c++)
+      for (let y = 0; y < 2; y++)
+        for (let x = 0; x < 4; x++) {
+          const i = ((n * 4 + c) * 4 + y) * 4 + x; // the top half is kept
+          assert.equal(r.images[i], images[i]);
+        }
+  const rec = new SamplingRecorder({ attention: { layers: [1], diffusionSteps: [0] }, trajectories: { samples: [0] } });
+  sampleImages(m, { labels: [0], arSteps: 2, diffusionSteps: '4', seed: 1, observer: rec });
+  assert.equal(rec.generation.length, 2);
+  assert.equal(rec.attention.length, 2); // layer 1, first diffusion step of each AR step
+  assert.ok(rec.trajectories.length > 0);
+  // the training recorder's attention equals the official attention probabilities on this backend too
+  const f = reference().forward;
+  const trace = traceTrainingBatch(m, { x: f.x.data, xn: f.x_t.data, noise: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle });
+  const ref = f.attn_probs[trace.attention[0].layer];
+  const got = trace.attention[0].data;
+  assert.ok(maxAbsDiff(got, ref.data.subarray(0, got.length)) < 1e-5);
+  m.dispose();
+});
+
+test('training on webgpu: 2N steps == N, save, resume, N; activation checkpointing gives the same step', async () => {
+  await useBackend('webgpu');
+  const ds = syntheticDataset();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-webgpu-'));
+  const file = path.join(dir, 'run.safetensors');
+  const a = new Trainer(ds, SETTINGS);
+  await a.run({ steps: 6, logEvery: 3 });
+  const b = new Trainer(ds, SETTINGS);
+  await b.run({ steps: 3, logEvery: 3, checkpointPath: file });
+  b.dispose();
+  const c = Trainer.resume(file, ds);
+  assert.equal(c.step, 3);
+  await c.run({ steps: 3, logEvery: 3 });
+  assert.deepEqual(c.history.map((h) => h.loss), a.history.map((h) => h.loss));
+  const ck = new Trainer(ds, { ...SETTINGS, checkpointActivations: true });
+  await ck.run({ steps: 6, logEvery: 3 });
+  ck.history.forEach((h, i) => assert.ok(Math.abs(h.loss - a.history[i].loss) < 1e-5, `step ${h.step}: ${h.loss} vs ${a.history[i].loss}`));
+  assert.ok(a.history.every((h) => Number.isFinite(h.loss)));
+  [a, c, ck].forEach((t) => t.dispose());
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a training step on webgpu matches wasm (same batch, same seed)', async () => {
+  const { wasm, webgpu } = await onBoth(() => {
+    const t = new Trainer(syntheticDataset(), SETTINGS);
+    const e = t.trainOne();
+    t.dispose();
+    return e;
+  });
+  assert.deepEqual(webgpu.splitSizes, wasm.splitSizes);
+  assert.ok(Math.abs(webgpu.loss - wasm.loss) <= 1e-4 * Math.abs(wasm.loss), `${webgpu.loss} vs ${wasm.loss}`);
+  assert.ok(Math.abs(webgpu.gradNorm - wasm.gradNorm) <= 1e-3 * wasm.gradNorm, `${webgpu.gradNorm} vs ${wasm.gradNorm}`);
+});
+
+test('a forced webgpu without a driver is one clear error naming what is missing', () => {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
+  const r = spawnSync(process.execPath, [cli, 'info'], { encoding: 'utf8', env: { ...process.env, CAUSALFUSION_BACKEND: 'webgpu', VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' } });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /causalfusion info: backend webgpu is not available: webgpu \(Dawn\) found no GPU adapter: no Vulkan driver found \(install libvulkan1 and a GPU driver/);
+});
