@@ -6,6 +6,8 @@
  * Then the sampling speed and the cost of introspection hooks (bench/sampling.ts).
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
  * `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
+ * `--gpu` runs only the GPU table: the webgpu backend against the PyTorch twin on CUDA (fp32 eager, TF32, bf16
+ * autocast), W384 D6 B64 on 8x8 tokens and W768 D12 B64 on 16x16 tokens (`runs/bench-gpu.json`).
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -56,7 +58,40 @@ function writeResults(name: string, results: Record<string, unknown>[]): void {
   console.log(`written ${path.join(out, name)}`);
 }
 
+const GPU_CASES: Case[] = [
+  { name: 'W384 D6 H6 B64, 8x8x48', args: [...W384, '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'] },
+  {
+    name: 'W768 D12 H12 B64, 16x16x4',
+    args: ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size', '16', '--patch-size', '1', '--channels', '4', '--cond-tokens', '4', '--classes', '10', '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'],
+  },
+];
+
+/** ours on webgpu vs the twin on CUDA in three precisions, same splits. */
+function benchGpu(python: string | null): Record<string, unknown>[] {
+  const results: Record<string, unknown>[] = [];
+  console.log('GPU case                      | ours webgpu median ms | torch fp32 | torch tf32 | torch bf16 | ratio to fp32 | ratio to tf32');
+  for (const c of GPU_CASES) {
+    const ours = runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], { CAUSALFUSION_BACKEND: 'webgpu' });
+    const twin: Record<string, number> = {};
+    let gpu: unknown = null;
+    if (python) {
+      for (const precision of ['fp32', 'tf32', 'bf16']) {
+        const plan = JSON.stringify({ config: ours.config, batch: ours.batch, splits: ours.splits, threads: 1, warmup: (ours.splits as unknown[]).length - (ours.stepsMs as unknown[]).length, device: 'cuda', precision });
+        const r = runJson(python, [TWIN], {}, plan);
+        twin[precision] = r.medianMs as number;
+        gpu = r.gpu;
+      }
+    }
+    const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
+    const med = ours.medianMs as number;
+    results.push({ case: c.name, ours, torchMs: twin, gpu, ratioToFp32: med / twin.fp32, ratioToTf32: med / twin.tf32 });
+    console.log(`${c.name.padEnd(30)}| ${fmt(med).padStart(21)} | ${fmt(twin.fp32).padStart(10)} | ${fmt(twin.tf32).padStart(10)} | ${fmt(twin.bf16).padStart(10)} | ${(med / twin.fp32).toFixed(1).padStart(12)}x | ${(med / twin.tf32).toFixed(1).padStart(12)}x`);
+  }
+  return results;
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--gpu')) return writeResults('bench-gpu.json', benchGpu(findPython()));
   const soak = process.argv.indexOf('--soak');
   if (soak >= 0) {
     const steps = Number(process.argv[soak + 1] ?? 2000);

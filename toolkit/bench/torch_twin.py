@@ -1,8 +1,9 @@
 """PyTorch twin of one CausalFusion training step, for `npm run bench` ratios only (never used by tests).
 
-Reads a JSON plan on stdin: {"config": {...}, "batch": N, "splits": [[sizes...], ...], "threads": k, "warmup": w}
-and replays exactly those AR-step splits (so both sides do the same work), timing forward + backward +
-clip_grad_norm_(1.0) + AdamW(0.9, 0.95, eps 1e-15) + EMA(0.9999) per step. Prints one JSON line.
+Reads a JSON plan on stdin: {"config": {...}, "batch": N, "splits": [[sizes...], ...], "threads": k, "warmup": w,
+"device": "cpu" | "cuda", "precision": "fp32" | "tf32" | "bf16"} and replays exactly those AR-step splits (so
+both sides do the same work), timing forward + backward + clip_grad_norm_(1.0) + AdamW(0.9, 0.95, eps 1e-15) +
+EMA(0.9999) per step (on CUDA up to a synchronize, eager mode; bf16 is autocast). Prints one JSON line.
 The model follows the official CausalDiffusionModel (pre-LN blocks, QK-norm, GELU-tanh, in-context
 condition tokens, t-embedding on noisy tokens, generalized causal mask)."""
 import json
@@ -60,7 +61,7 @@ class Model(nn.Module):
 
     def t_freq(self, t):
         half = 128
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
         a = t[:, None].float() * freqs[None]
         return torch.cat([torch.cos(a), torch.sin(a)], -1)
 
@@ -79,7 +80,7 @@ class Model(nn.Module):
         return (noise - self.final(h[:, -L:])) ** 2
 
 
-def attn_mask(L, cond, sizes):
+def attn_mask(L, cond, sizes, device):
     cs = [0]
     for s in sizes:
         cs.append(cs[-1] + s)
@@ -92,7 +93,7 @@ def attn_mask(L, cond, sizes):
         m[ctx + cs[i + 1]:ctx + cs[i + 2], cond:cond + cs[i + 1]] = False
     for i in range(len(sizes)):
         m[ctx + cs[i]:ctx + cs[i + 1], ctx + cs[i]:ctx + cs[i + 1]] = False
-    return torch.zeros(m.shape).masked_fill_(m, float("-inf"))
+    return torch.zeros(m.shape).masked_fill_(m, float("-inf")).to(device)
 
 
 def main():
@@ -100,20 +101,25 @@ def main():
     torch.set_num_threads(plan.get("threads", 1))
     torch.manual_seed(0)
     c, N = plan["config"], plan["batch"]
-    model = Model(c)
+    dev, precision = plan.get("device", "cpu"), plan.get("precision", "fp32")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    model = Model(c).to(dev)
     ema = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0)
     L, d = model.L, c["patchSize"] ** 2 * c["latentChannels"]
     times = []
     for i, sizes in enumerate(plan["splits"]):
-        x0, noise = torch.randn(N, L, d), torch.randn(N, L, d)
-        t = torch.randint(0, 1000, (N,))
-        y = torch.randint(0, c["numClasses"], (N,))
-        ids = torch.argsort(torch.rand(N, L), 1)
-        w = torch.ones(1, L, 1)
+        x0, noise = torch.randn(N, L, d, device=dev), torch.randn(N, L, d, device=dev)
+        t = torch.randint(0, 1000, (N,), device=dev)
+        y = torch.randint(0, c["numClasses"], (N,), device=dev)
+        ids = torch.argsort(torch.rand(N, L, device=dev), 1)
+        w = torch.ones(1, L, 1, device=dev)
+        sync()
         start = time.perf_counter()
-        mask = attn_mask(L, c["numCondTokens"], sizes)
-        loss = (model(x0 + noise, t, x0, y, mask, sizes[-1], noise, ids) * w).mean()
+        mask = attn_mask(L, c["numCondTokens"], sizes, dev)
+        with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = (model(x0 + noise, t, x0, y, mask, sizes[-1], noise, ids) * w).float().mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -121,12 +127,14 @@ def main():
         with torch.no_grad():
             for e, p in zip(ema, model.parameters()):
                 e.mul_(0.9999).add_(p, alpha=1 - 0.9999)
+        sync()
         if i >= plan.get("warmup", 1):
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
     print(json.dumps({
         "medianMs": times[len(times) // 2], "minMs": times[0], "maxMs": times[-1], "steps": len(times),
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "device": dev, "precision": precision,
+        "gpu": torch.cuda.get_device_name() if dev == "cuda" else None,
         "peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 

