@@ -7,14 +7,15 @@
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
  * `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  * `--gpu` runs only the GPU table: the webgpu backend against the PyTorch twin on CUDA (fp32 eager, TF32, bf16
- * autocast), W384 D6 B64 on 8x8 tokens and W768 D12 B64 on 16x16 tokens (`runs/bench-gpu.json`).
+ * autocast), W384 D6 B64 on 8x8 tokens and W768 D12 B64 on 16x16 tokens (`runs/bench-gpu.json`);
+ * BENCH_GPU_STEPS sets the timed steps (default 20), BENCH_GPU_ONLY picks cases by name.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { benchSampling } from './sampling';
-import { benchCharts } from './charts';
-import { benchSoak } from './soak';
+// the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
+type Sections = typeof import('./sampling') & typeof import('./charts') & typeof import('./soak');
+const section = <K extends keyof Sections>(file: string, name: K): Sections[K] => require(file)[name];
 
 interface Case {
   name: string;
@@ -61,8 +62,9 @@ function writeResults(name: string, results: Record<string, unknown>[]): void {
 const GPU_CASES: Case[] = [
   { name: 'W384 D6 H6 B64, 8x8x48', args: [...W384, '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'] },
   {
-    name: 'W768 D12 H12 B64, 16x16x4',
-    args: ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size', '16', '--patch-size', '1', '--channels', '4', '--cond-tokens', '4', '--classes', '10', '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'],
+    // checkpointed: without it tfjs-webgpu's unfused attention runs out of device memory at this size
+    name: 'W768 D12 H12 B64, 16x16x4, checkpointed',
+    args: ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size', '16', '--patch-size', '1', '--channels', '4', '--cond-tokens', '4', '--classes', '10', '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3', '--checkpoint'],
   },
 ];
 
@@ -70,7 +72,7 @@ const GPU_CASES: Case[] = [
 function benchGpu(python: string | null): Record<string, unknown>[] {
   const results: Record<string, unknown>[] = [];
   console.log('GPU case                      | ours webgpu median ms | torch fp32 | torch tf32 | torch bf16 | ratio to fp32 | ratio to tf32');
-  for (const c of GPU_CASES) {
+  for (const c of GPU_CASES.filter((g) => g.name.includes(process.env.BENCH_GPU_ONLY ?? ''))) {
     const ours = runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], { CAUSALFUSION_BACKEND: 'webgpu' });
     const twin: Record<string, number> = {};
     let gpu: unknown = null;
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
   if (soak >= 0) {
     const steps = Number(process.argv[soak + 1] ?? 2000);
     if (!Number.isInteger(steps) || steps < 200) throw new Error(`--soak takes a step count >= 200, got "${process.argv[soak + 1]}"`);
-    return writeResults('soak.json', [await benchSoak(steps)]);
+    return writeResults('soak.json', [await section('./soak', 'benchSoak')(steps)]);
   }
   const cases = process.env.BENCH_QUICK ? CASES.slice(0, 1) : CASES;
   const python = findPython();
@@ -121,8 +123,8 @@ async function main(): Promise<void> {
         `| ${fmt(ours.peakRssMb).padStart(5)} MB | ${fmt(twin.t1).padStart(8)} ms | ${fmt(twin.t2).padStart(8)} ms | ${Number.isFinite(ratio) ? ratio.toFixed(2) + 'x' : 'n/a'}`,
     );
   }
-  results.push(...(await benchSampling(process.env.BENCH_QUICK ? 1 : 3)));
-  results.push(...(await benchCharts(process.env.BENCH_QUICK ? 1 : 3)));
+  results.push(...(await section('./sampling', 'benchSampling')(process.env.BENCH_QUICK ? 1 : 3)));
+  results.push(...(await section('./charts', 'benchCharts')(process.env.BENCH_QUICK ? 1 : 3)));
   writeResults('bench.json', results);
 }
 

@@ -80,3 +80,19 @@ test('native GEMM can be switched off and on at run time', async () => {
   setNativeGemm(false);
   assert.equal(nativeGemmActive(), false);
 });
+
+test('the webgpu buffer pool is freed once it outgrows the buffers in use (sizes change with every AR split)', () => {
+  const { trimBufferPool } = require('../src/backend/webgpu') as typeof import('../src/backend/webgpu');
+  const destroyed: number[] = [];
+  const buf = (size: number) => ({ size, destroy: () => void destroyed.push(size) }) as never;
+  const MB = 1 << 20;
+  const pool = { freeBuffers: new Map([['a', [buf(300 * MB), buf(200 * MB)]]]), numFreeBuffers: 2, numBytesUsed: 400 * MB, numBytesAllocated: 900 * MB } as never as Parameters<typeof trimBufferPool>[0];
+  trimBufferPool(pool); // 500 MB free vs 400 MB in use: freed
+  assert.deepEqual(destroyed.sort(), [200 * MB, 300 * MB]);
+  assert.equal(pool.numBytesAllocated, 400 * MB);
+  assert.equal(pool.numFreeBuffers, 0);
+  pool.freeBuffers.set('b', [buf(100 * MB)]);
+  pool.numBytesAllocated += 100 * MB;
+  trimBufferPool(pool); // 100 MB free: kept for reuse
+  assert.equal(destroyed.length, 2);
+});

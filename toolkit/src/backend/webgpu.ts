@@ -81,7 +81,14 @@ interface GpuBuffer {
 /** The parts of tfjs-webgpu's backend that the synchronous read uses. */
 interface WebGPUBackendLike extends tf.KernelBackend {
   tensorMap: { get(id: object): { values?: tf.backend_util.BackendValues | null; dtype: tf.DataType; resource: GpuBuffer } };
-  bufferManager: { acquireBuffer(size: number, usage: number): GpuBuffer; releaseBuffer(b: GpuBuffer): void };
+  bufferManager: {
+    acquireBuffer(size: number, usage: number): GpuBuffer;
+    releaseBuffer(b: GpuBuffer): void;
+    freeBuffers: Map<string, (GpuBuffer & { destroy(): void })[]>;
+    numFreeBuffers: number;
+    numBytesUsed: number;
+    numBytesAllocated: number;
+  };
   commandEncoder: { copyBufferToBuffer(src: GpuBuffer, so: number, dst: GpuBuffer, d: number, size: number): void };
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
@@ -128,8 +135,27 @@ function installSyncRead(backend: WebGPUBackendLike, runLoopOnce: () => void, gp
     const bytes = staging.getMappedRange().slice(0);
     staging.unmap();
     backend.bufferManager.releaseBuffer(staging);
+    trimBufferPool(backend.bufferManager); // the queue is idle here: every submitted use of a free buffer is done
     return backend.convertAndCacheOnCPU(dataId, tf.util.convertBackendValuesAndArrayBuffer(bytes, data.dtype));
   };
+}
+
+/**
+ * tfjs-webgpu keeps every released buffer for reuse by exact size. Training draws a new AR split each step,
+ * so sequence lengths and buffer sizes change every step and that pool grows until the device runs out of
+ * memory (seen on the H200 at W768 D12 B64). When the free pool outgrows the buffers in use, free it.
+ */
+export function trimBufferPool(m: WebGPUBackendLike['bufferManager']): void {
+  const free = m.numBytesAllocated - m.numBytesUsed;
+  if (free <= Math.max(m.numBytesUsed, 256 << 20)) return;
+  for (const list of m.freeBuffers.values()) {
+    for (const b of list) {
+      m.numBytesAllocated -= b.size;
+      b.destroy();
+    }
+    list.length = 0;
+  }
+  m.numFreeBuffers = 0;
 }
 
 /**
