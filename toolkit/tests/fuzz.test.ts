@@ -44,6 +44,19 @@ function check<T>(arb: fc.Arbitrary<T>, prop: (v: T) => void, numRuns: number): 
   fc.assert(fc.property(arb, prop), { seed: SEED, numRuns, interruptAfterTimeLimit: 12_000, markInterruptAsFailure: false });
 }
 
+/** Writes each generated file to `file` and reads it back with `read`: a result or a clear error naming it. */
+function checkFile(arb: fc.Arbitrary<Uint8Array>, file: string, read: (f: string) => unknown, numRuns: number, after?: () => void): void {
+  check(
+    arb,
+    (bytes) => {
+      fs.writeFileSync(file, bytes);
+      resultOrClearError(file, () => read(file));
+      after?.();
+    },
+    numRuns,
+  );
+}
+
 /**
  * A fuzz property: in the test process, a test that runs `body` in a child process (time limit, 1 GiB heap) and
  * fails with the seed on any error, hang or crash; in that child, `body` itself.
@@ -120,15 +133,7 @@ fuzz('safetensors reader: random and mutated bytes', () => {
 fuzz('checkpoint reader: mutated metadata and tensors of a real checkpoint layout', () => {
   const cfg = makeConfig('tiny');
   const base = serializeSafetensors({ 'x_proj.weight': { shape: [2, 2], data: new Float32Array(4) } }, { config: JSON.stringify(cfg), meta: JSON.stringify({ step: 3 }) });
-  const file = path.join(TMP, 'ckpt.safetensors');
-  check(
-    bytesOrMutated(base),
-    (bytes) => {
-      fs.writeFileSync(file, bytes);
-      resultOrClearError(file, () => readCheckpoint(file));
-    },
-    800,
-  );
+  checkFile(bytesOrMutated(base), path.join(TMP, 'ckpt.safetensors'), (f) => readCheckpoint(f), 800);
 });
 
 /** A stored (uncompressed) zip of `entries`, as torch.save writes it. */
@@ -201,15 +206,7 @@ fuzz('.pt reader: random and mutated archives and pickles', () => {
     fc.uint8Array({ maxLength: 256 }),
     fc.oneof(pickles, fc.uint8Array({ maxLength: 128 }).map((b) => Buffer.from(b))).map((pkl) => new Uint8Array(storedZip([['archive/data.pkl', Buffer.from(pkl)]]))),
   );
-  check(
-    archives,
-    (bytes) => {
-      fs.writeFileSync(file, bytes);
-      resultOrClearError(file, () => readTorchFile(file));
-      assert.equal(fs.existsSync(sentinel), false, 'code from the file ran');
-    },
-    400,
-  );
+  checkFile(archives, file, (f) => readTorchFile(f), 400, () => assert.equal(fs.existsSync(sentinel), false, 'code from the file ran'));
 });
 
 fuzz('IDX reader: random and mutated bytes, plain and gzipped', () => {
@@ -240,14 +237,7 @@ fuzz('PNG folder loader: random and mutated images, huge headers refused before 
   huge.writeUInt32BE(zlib.crc32(huge.subarray(12, 29)), 29);
   fs.writeFileSync(file, huge);
   assert.throws(() => loadImageFolder(root), /x\.png: 100000 x 100000 pixels; this loader takes 1 to 4096 pixels a side/);
-  check(
-    bytesOrMutated(base),
-    (bytes) => {
-      fs.writeFileSync(file, bytes);
-      resultOrClearError(file, () => loadImageFolder(root));
-    },
-    400,
-  );
+  checkFile(bytesOrMutated(base), file, () => loadImageFolder(root), 400);
 });
 
 fuzz('model configs: random shapes give a valid config or a clear error', () => {

@@ -1,7 +1,7 @@
 /**
  * Picks the fastest tfjs backend this machine can run, in the order
  *   tensorflow (@tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node) > webgpu (Dawn via the `webgpu`
- *   package, only with an adapter) > wasm (XNNPACK, SIMD) > cpu,
+ *   package, only on a hardware adapter unless forced) > wasm (XNNPACK, SIMD) > cpu,
  * with an override through `initBackend({backend})` or the CAUSALFUSION_BACKEND environment variable, and a
  * one-line report of what was chosen and why the others were skipped.
  */
@@ -40,9 +40,6 @@ export function parseBackendName(name: string): BackendName | 'auto' {
   if (n === 'auto' || (BACKENDS as readonly string[]).includes(n)) return n as BackendName | 'auto';
   throw new Error(`unknown backend "${name}": use one of auto, ${BACKENDS.join(', ')}`);
 }
-
-
-
 
 /** Options of `initBackend`. */
 export interface BackendOptions {

@@ -162,7 +162,11 @@ export function trimBufferPool(m: WebGPUBackendLike['bufferManager']): void {
  * Activates WebGPU through Dawn. Every failure names what is missing: package, loader, driver, adapter.
  * `forced` allows a software adapter.
  */
+let active: { detail: string; software: boolean } | undefined;
+
 export async function activateWebgpu(forced: boolean): Promise<Attempt> {
+  // one Dawn device per process: switching back to webgpu reuses it
+  if (active && (forced || !active.software) && tf.findBackendFactory('webgpu') && (await tf.setBackend('webgpu'))) return { ok: true, detail: active.detail };
   // Linux without a GPU device node has no hardware adapter: skip the Dawn probe (and its driver chatter).
   if (!forced && process.platform === 'linux' && !hasGpuDeviceNode()) return { ok: false, why: 'no GPU device (/dev/dri/renderD*, /dev/nvidia*)' };
   let dawn: DawnModule;
@@ -184,9 +188,9 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     return { ok: false, why: `webgpu (Dawn) found no GPU adapter${hint}` };
   }
   const info = adapter.info ?? {};
-  let gpuError: string | undefined;
   const name = info.description || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'unknown adapter';
   if (!forced && isSoftwareAdapter(info)) return { ok: false, why: `only a software adapter (${name}); CAUSALFUSION_BACKEND=webgpu uses it` };
+  let gpuError: string | undefined;
   try {
     const l = adapter.limits;
     const device = await adapter.requestDevice({
@@ -213,8 +217,9 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
       installSyncRead(backend, deasync.runLoopOnce, () => gpuError);
       return backend;
     });
-    if (await tf.setBackend('webgpu')) return { ok: true, detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}` };
-    return { ok: false, why: `webgpu backend did not initialise on ${name}` };
+    if (!(await tf.setBackend('webgpu'))) return { ok: false, why: `webgpu backend did not initialise on ${name}` };
+    active = { detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}`, software: isSoftwareAdapter(info) };
+    return { ok: true, detail: active.detail };
   } catch (e) {
     return { ok: false, why: `webgpu failed on ${name}: ${errMsg(e)}` };
   }
