@@ -68,6 +68,12 @@ const GPU_CASES: Case[] = [
   },
 ];
 
+/** The PyTorch twin replaying the AR splits of one of our bench runs (its untimed first steps included). */
+function runTwin(python: string, ours: Record<string, unknown>, settings: Record<string, unknown>): Record<string, unknown> {
+  const warmup = (ours.splits as unknown[]).length - (ours.stepsMs as unknown[]).length;
+  return runJson(python, [TWIN], {}, JSON.stringify({ config: ours.config, batch: ours.batch, splits: ours.splits, warmup, ...settings }));
+}
+
 /** ours on webgpu vs the twin on CUDA in three precisions, same splits. */
 function benchGpu(python: string | null): Record<string, unknown>[] {
   const results: Record<string, unknown>[] = [];
@@ -78,8 +84,7 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
     let gpu: unknown = null;
     if (python) {
       for (const precision of ['fp32', 'tf32', 'bf16']) {
-        const plan = JSON.stringify({ config: ours.config, batch: ours.batch, splits: ours.splits, threads: 1, warmup: (ours.splits as unknown[]).length - (ours.stepsMs as unknown[]).length, device: 'cuda', precision });
-        const r = runJson(python, [TWIN], {}, plan);
+        const r = runTwin(python, ours, { threads: 1, device: 'cuda', precision });
         twin[precision] = r.medianMs as number;
         gpu = r.gpu;
       }
@@ -110,8 +115,7 @@ async function main(): Promise<void> {
     const twin: Record<string, number> = {};
     if (python) {
       for (const threads of [1, 2]) {
-        const plan = JSON.stringify({ config: ours.config, batch: ours.batch, splits: ours.splits, threads, warmup: (ours.splits as unknown[]).length - (ours.stepsMs as unknown[]).length });
-        twin[`t${threads}`] = runJson(python, [TWIN], {}, plan).medianMs as number;
+        twin[`t${threads}`] = runTwin(python, ours, { threads }).medianMs as number;
       }
     }
     const best = python ? Math.min(twin.t1, twin.t2) : NaN;

@@ -55,12 +55,8 @@ export interface ReferenceFixture {
   };
 }
 
-/** The project's own copy of the official code's outputs (resolved from `dist/src/io/` or `src/io/`). */
-export const DEFAULT_REFERENCE = nodePath.resolve(
-  __dirname,
-  __dirname.includes(`${nodePath.sep}dist${nodePath.sep}`) ? '../../..' : '../..',
-  'tests/fixtures/reference/causalfusion-reference.json',
-);
+/** The project's own copy of the official code's outputs (this file runs from `toolkit/dist/src/io/`). */
+export const DEFAULT_REFERENCE = nodePath.resolve(__dirname, '..', '..', '..', 'tests', 'fixtures', 'reference', 'causalfusion-reference.json');
 
 function isJsonTensor(v: unknown): v is JsonTensor {
   return typeof v === 'object' && v !== null && Array.isArray((v as JsonTensor).shape) && Array.isArray((v as JsonTensor).data);
