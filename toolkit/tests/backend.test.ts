@@ -81,18 +81,42 @@ test('native GEMM can be switched off and on at run time', async () => {
   assert.equal(nativeGemmActive(), false);
 });
 
-test('the webgpu buffer pool is freed once it outgrows the buffers in use (sizes change with every AR split)', () => {
-  const { trimBufferPool } = require('../src/backend/webgpu') as typeof import('../src/backend/webgpu');
-  const destroyed: number[] = [];
-  const buf = (size: number) => ({ size, destroy: () => void destroyed.push(size) }) as never;
+test('the webgpu buffer pool allocates in size classes and is freed only once it outgrows a step\'s peak (sizes change with every AR split)', () => {
+  const { bucketBufferPool, bucketSize, trimBufferPool } = require('../src/backend/webgpu-pool') as typeof import('../src/backend/webgpu-pool');
   const MB = 1 << 20;
-  const pool = { freeBuffers: new Map([['a', [buf(300 * MB), buf(200 * MB)]]]), numFreeBuffers: 2, numBytesUsed: 400 * MB, numBytesAllocated: 900 * MB } as never as Parameters<typeof trimBufferPool>[0];
-  trimBufferPool(pool); // 500 MB free vs 400 MB in use: freed
-  assert.deepEqual(destroyed.sort(), [200 * MB, 300 * MB]);
-  assert.equal(pool.numBytesAllocated, 400 * MB);
+  // size classes: 256-byte steps up to 4 KiB, then eight per octave, never smaller than asked, at most 12.5 % larger
+  assert.deepEqual([1, 256, 257, 4096, 4097, 5000, 8192, 8193].map(bucketSize), [256, 256, 512, 4096, 4608, 5120, 8192, 9216]);
+  for (const n of [4097, 123457, 7424 * 384 * 4, 3 * MB + 4]) assert.ok(bucketSize(n) >= n && bucketSize(n) <= n * 1.125, `${n}`);
+  const destroyed: number[] = [];
+  const buf = (size: number) => ({ size, usage: 128, destroy: () => void destroyed.push(size) });
+  const pool = {
+    freeBuffers: new Map<string, ReturnType<typeof buf>[]>(),
+    numFreeBuffers: 0,
+    numBytesUsed: 100 * MB,
+    numBytesAllocated: 100 * MB,
+    acquireBuffer(size: number, _usage: number) {
+      this.numBytesUsed += size;
+      this.numBytesAllocated += size;
+      return buf(size);
+    },
+  };
+  bucketBufferPool(pool, 128);
+  assert.equal(pool.acquireBuffer(5000, 128).size, 5120, 'storage buffers come in size classes');
+  assert.equal(pool.acquireBuffer(5000, 1).size, 5000, 'other buffers keep their size');
+  // a step used 1000 MB at its peak and released it: that much stays pooled for the next step
+  pool.numBytesUsed += 1000 * MB;
+  pool.acquireBuffer(0, 1);
+  pool.numBytesUsed -= 1000 * MB;
+  pool.freeBuffers.set('a', [buf(600 * MB), buf(400 * MB)]);
+  pool.numFreeBuffers = 2;
+  pool.numBytesAllocated += 1000 * MB;
+  trimBufferPool(pool);
+  assert.equal(destroyed.length, 0);
+  // the pool grew to 1.8 GB of idle buffers, more than 1.5x the peak's 1000 MB (+256 MB): freed
+  pool.freeBuffers.get('a')!.push(buf(800 * MB));
+  pool.numBytesAllocated += 800 * MB;
+  trimBufferPool(pool);
+  assert.deepEqual(destroyed.sort((x, y) => x - y), [400 * MB, 600 * MB, 800 * MB]);
   assert.equal(pool.numFreeBuffers, 0);
-  pool.freeBuffers.set('b', [buf(100 * MB)]);
-  pool.numBytesAllocated += 100 * MB;
-  trimBufferPool(pool); // 100 MB free: kept for reuse
-  assert.equal(destroyed.length, 2);
+  assert.equal(pool.numBytesAllocated, pool.numBytesUsed);
 });

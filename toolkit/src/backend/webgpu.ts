@@ -10,6 +10,7 @@
 import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { Attempt, errMsg, tryRequire } from './attempt';
+import { BufferPool, bucketBufferPool, PooledBuffer, trimBufferPool } from './webgpu-pool';
 
 /** What a WebGPU adapter says of itself (Dawn fills these; other implementations may leave some out). */
 interface AdapterInfo {
@@ -70,30 +71,43 @@ function chunkAddN(maxInputs: number): void {
 }
 
 /** A GPU buffer as Dawn exposes it (only what the read-back uses). */
-interface GpuBuffer {
-  size: number;
+interface GpuBuffer extends PooledBuffer {
   mapState: 'unmapped' | 'pending' | 'mapped';
   mapAsync(mode: number): Promise<void>;
   getMappedRange(): ArrayBuffer;
   unmap(): void;
 }
 
-/** The parts of tfjs-webgpu's backend that the synchronous read uses. */
-interface WebGPUBackendLike extends tf.KernelBackend {
-  tensorMap: { get(id: object): { values?: tf.backend_util.BackendValues | null; dtype: tf.DataType; resource: GpuBuffer } };
-  bufferManager: {
-    acquireBuffer(size: number, usage: number): GpuBuffer;
-    releaseBuffer(b: GpuBuffer): void;
-    freeBuffers: Map<string, (GpuBuffer & { destroy(): void })[]>;
-    numFreeBuffers: number;
-    numBytesUsed: number;
-    numBytesAllocated: number;
-  };
-  commandEncoder: { copyBufferToBuffer(src: GpuBuffer, so: number, dst: GpuBuffer, d: number, size: number): void };
+/** The parts of tfjs-webgpu's backend that the read-back and the fused kernels use. */
+export interface WebGPUBackendLike extends tf.KernelBackend {
+  device: GpuDeviceLike;
+  queue: { writeBuffer(b: unknown, offset: number, data: ArrayBuffer, dataOffset?: number, size?: number): void };
+  tensorMap: { get(id: object): { values?: tf.backend_util.BackendValues | null; dtype: tf.DataType; shape: number[]; resource: GpuBuffer } };
+  bufferManager: BufferPool<GpuBuffer> & { releaseBuffer(b: GpuBuffer): void };
+  commandEncoder: { copyBufferToBuffer(src: GpuBuffer, so: number, dst: GpuBuffer, d: number, size: number): void; beginComputePass(d: object): ComputePassLike };
+  computePassEncoder: ComputePassLike | null;
+  commandQueueOwnedIds: WeakSet<object>;
+  uniformPendingDisposal: GpuBuffer[];
+  dispatchCountInPass: number;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
+  uploadToGPU(dataId: object): void;
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   convertAndCacheOnCPU(id: object, v: tf.backend_util.BackendValues): tf.backend_util.BackendValues;
+}
+
+/** What the fused kernels need of a Dawn device and compute pass. */
+export interface GpuDeviceLike {
+  createShaderModule(d: { code: string }): unknown;
+  createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
+  createBindGroup(d: object): unknown;
+}
+export interface ComputePassLike {
+  setPipeline(p: unknown): void;
+  setBindGroup(i: number, g: unknown): void;
+  dispatchWorkgroups(x: number, y?: number, z?: number): void;
+  end(): void;
 }
 
 /** Software rasterisers (Mesa lavapipe / llvmpipe, SwiftShader, WARP) are for tests, never an automatic choice. */
@@ -107,27 +121,34 @@ function hasGpuDeviceNode(): boolean {
 }
 
 /**
- * `readSync` as the asynchronous read does it (copy to a staging buffer, map it), but waiting by polling the
- * buffer's `mapState` while the event loop runs Dawn's event processing. Waiting for the map promise instead
- * would hang whenever the caller itself runs inside a microtask (after any `await`): V8 runs no nested
- * microtask checkpoint, so the promise could never settle there.
+ * Read-back of exactly the tensor's bytes (pooled buffers can be larger than their tensor), synchronous and
+ * asynchronous. The synchronous one (tfjs-webgpu's needs a browser `OffscreenCanvas`) maps a buffer as the
+ * asynchronous one does, but waits by polling the buffer's `mapState` while the event loop runs Dawn's
+ * event processing. Waiting for the map promise instead would hang whenever the caller itself runs inside
+ * a microtask (after any `await`): V8 runs no nested microtask checkpoint, so the promise could never settle.
  */
-function installSyncRead(backend: WebGPUBackendLike, runLoopOnce: () => void, gpuError: () => string | undefined): void {
+function installReadBack(backend: WebGPUBackendLike, runLoopOnce: () => void, gpuError: () => string | undefined): void {
   const { COPY_DST, MAP_READ } = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage;
   const READ = (globalThis as unknown as { GPUMapMode: { READ: number } }).GPUMapMode.READ;
-  backend.readSync = (dataId: object) => {
+  const cached = (dataId: object) => {
     const data = backend.tensorMap.get(dataId);
     if (data.values != null || data.dtype === 'string') return data.values as tf.backend_util.BackendValues;
-    if (data.dtype === 'complex64') throw new Error('synchronous read of complex64 tensors is not supported on webgpu: use await tensor.data()');
-    const src = data.resource;
-    const staging = backend.bufferManager.acquireBuffer(src.size, COPY_DST | MAP_READ);
+    if (data.dtype === 'complex64') throw new Error('read-back of complex64 tensors is not supported on webgpu');
+    return null;
+  };
+  const startCopy = (dataId: object) => {
+    const data = backend.tensorMap.get(dataId);
+    const bytes = tf.util.sizeFromShape(data.shape) * 4;
+    const staging = backend.bufferManager.acquireBuffer(bytes, COPY_DST | MAP_READ);
     backend.ensureCommandEncoderReady();
     backend.endComputePassEncoder();
-    backend.commandEncoder.copyBufferToBuffer(src, 0, staging, 0, src.size);
+    backend.commandEncoder.copyBufferToBuffer(data.resource, 0, staging, 0, bytes);
     backend.submitQueue();
     let failure: unknown;
-    staging.mapAsync(READ).catch((e) => (failure = e));
-    while (staging.mapState === 'pending') runLoopOnce();
+    const mapped = staging.mapAsync(READ).catch((e) => void (failure = e));
+    return { staging, mapped, failure: () => failure };
+  };
+  const finish = (dataId: object, staging: GpuBuffer, failure: unknown) => {
     if (staging.mapState !== 'mapped') throw new Error(`GPU read-back failed (${failure instanceof Error ? failure.message : 'device lost?'})`);
     const invalid = gpuError();
     if (invalid?.startsWith('out of memory')) throw new Error(`the GPU ran out of memory (${invalid.split('\n')[0]})`);
@@ -136,26 +157,22 @@ function installSyncRead(backend: WebGPUBackendLike, runLoopOnce: () => void, gp
     staging.unmap();
     backend.bufferManager.releaseBuffer(staging);
     trimBufferPool(backend.bufferManager); // the queue is idle here: every submitted use of a free buffer is done
-    return backend.convertAndCacheOnCPU(dataId, tf.util.convertBackendValuesAndArrayBuffer(bytes, data.dtype));
+    return backend.convertAndCacheOnCPU(dataId, tf.util.convertBackendValuesAndArrayBuffer(bytes, backend.tensorMap.get(dataId).dtype));
   };
-}
-
-/**
- * tfjs-webgpu keeps every released buffer for reuse by exact size. Training draws a new AR split each step,
- * so sequence lengths and buffer sizes change every step and that pool grows until the device runs out of
- * memory (seen on the H200 at W768 D12 B64). When the free pool outgrows the buffers in use, free it.
- */
-export function trimBufferPool(m: WebGPUBackendLike['bufferManager']): void {
-  const free = m.numBytesAllocated - m.numBytesUsed;
-  if (free <= Math.max(m.numBytesUsed, 256 << 20)) return;
-  for (const list of m.freeBuffers.values()) {
-    for (const b of list) {
-      m.numBytesAllocated -= b.size;
-      b.destroy();
-    }
-    list.length = 0;
-  }
-  m.numFreeBuffers = 0;
+  backend.readSync = (dataId: object) => {
+    const hit = cached(dataId);
+    if (hit) return hit;
+    const { staging, failure } = startCopy(dataId);
+    while (staging.mapState === 'pending') runLoopOnce();
+    return finish(dataId, staging, failure());
+  };
+  backend.read = async (dataId: object) => {
+    const hit = cached(dataId);
+    if (hit) return hit;
+    const { staging, mapped, failure } = startCopy(dataId);
+    await mapped;
+    return finish(dataId, staging, failure());
+  };
 }
 
 /**
@@ -214,7 +231,8 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     chunkAddN(l.maxStorageBuffersPerShaderStage - 1);
     tf.registerBackend('webgpu', () => {
       const backend = new tfwebgpu.WebGPUBackend(device, info);
-      installSyncRead(backend, deasync.runLoopOnce, () => gpuError);
+      bucketBufferPool(backend.bufferManager, (globalThis as unknown as { GPUBufferUsage: { STORAGE: number } }).GPUBufferUsage.STORAGE);
+      installReadBack(backend, deasync.runLoopOnce, () => gpuError);
       return backend;
     });
     if (!(await tf.setBackend('webgpu'))) return { ok: false, why: `webgpu backend did not initialise on ${name}` };
