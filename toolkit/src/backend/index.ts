@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { patchWasmKernels } from './wasm-kernels';
-import { activateWebgpu } from './webgpu';
+import { activateWebgpu, WebGPUBackendLike } from './webgpu';
+import { activeWebgpu } from './wgsl/runner';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-gemm';
 
@@ -118,6 +119,21 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
     skipped.push({ name, why: r.why });
   }
   throw new Error(`backend ${wanted} is not available: ${skipped.map((s) => s.why).join('; ')}`);
+}
+
+let fusedOn = process.env.CAUSALFUSION_FUSED !== '0';
+
+/**
+ * Turns the hand-written WGSL kernels (fused optimizer, LayerNorm, attention) on or off; on by default,
+ * off with $CAUSALFUSION_FUSED=0. Off, webgpu runs tfjs's own kernels only: the reference they are tested against.
+ */
+export function setFusedKernels(on: boolean): void {
+  fusedOn = on;
+}
+
+/** The webgpu backend when it is active and the fused kernels are on, else null. */
+export function fusedKernels(): WebGPUBackendLike | null {
+  return fusedOn ? activeWebgpu() : null;
 }
 
 /** True when matmuls must avoid transpose flags and batching to reach XNNPACK (wasm without native GEMM). */

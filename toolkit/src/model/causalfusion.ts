@@ -94,7 +94,7 @@ export class CausalDiffusionModel {
     this.params = {};
     for (const [name] of parameterShapes(config)) {
       const trainable = name !== 'pos_embed' || config.trainablePos;
-      this.params[name] = tf.variable(tf.tensor(sd[name].data, sd[name].shape), trainable);
+      this.params[name] = tf.tidy(() => tf.variable(tf.tensor(sd[name].data, sd[name].shape), trainable));
     }
   }
 

@@ -38,12 +38,7 @@ export class AdamW {
     const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, this.step));
     for (const [name, g] of Object.entries(grads)) {
       const p = params[name];
-      let st = this.moments.get(name);
-      if (!st) {
-        st = { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) };
-        this.moments.set(name, st);
-      }
-      const { m, v } = st;
+      const { m, v } = this.moment(name, p);
       tf.tidy(() => {
         const m1 = tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1));
         const v1 = tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2));
@@ -55,6 +50,16 @@ export class AdamW {
         p.assign(p1);
       });
     }
+  }
+
+  /** The first and second moments of parameter `name`, created as zeros shaped like `like` on first use. */
+  moment(name: string, like: tf.Tensor): { m: tf.Variable; v: tf.Variable } {
+    let st = this.moments.get(name);
+    if (!st) {
+      st = tf.tidy(() => ({ m: tf.variable(tf.zerosLike(like), false), v: tf.variable(tf.zerosLike(like), false) }));
+      this.moments.set(name, st);
+    }
+    return st;
   }
 
   dispose(): void {
@@ -106,7 +111,7 @@ export class Ema {
       this.shadow = shadow;
     } else {
       this.shadow = {};
-      for (const [k, p] of Object.entries(params)) this.shadow[k] = tf.variable(p.clone(), false);
+      for (const [k, p] of Object.entries(params)) this.shadow[k] = tf.tidy(() => tf.variable(p.clone(), false));
     }
   }
 

@@ -16,6 +16,9 @@ import { CausalDiffusionModel, disposeBatch, PreparedBatch, TrainingInputs } fro
 import { Params } from '../model/attention';
 import { weightedLoss } from './loss';
 import { AdamW, clipGradNorm, Ema, warmupLr } from './optim';
+import { fusedKernels } from '../backend';
+import type { WebGPUBackendLike } from '../backend/webgpu';
+import { fusedAdamWUpdate } from '../backend/wgsl/adamw';
 
 /** How the factorization is sampled for each batch. */
 export interface FactorizationConfig {
@@ -180,6 +183,48 @@ export interface StepResult {
   tokenMse: Float32Array;
 }
 
+/** The statistics of a step before its sanity checks. */
+type Update = Omit<StepResult, 'lr'>;
+
+/** clip + AdamW + EMA with tfjs ops; reads the loss first, so a non-finite one stops before any change. */
+function hostUpdate(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, r: LossAndGrads, lr: number, cfg: StepConfig): Update {
+  const loss = r.loss.dataSync()[0];
+  const tokenMse = r.tokenMse.dataSync() as Float32Array;
+  if (!Number.isFinite(loss)) {
+    tf.dispose(Object.values(r.grads));
+    return { loss, gradNorm: NaN, tokenMse };
+  }
+  const clipped = clipGradNorm(r.grads, cfg.gradClip);
+  if (Number.isFinite(clipped.norm)) {
+    opt.apply(model.params, clipped.grads, lr);
+    ema?.update(model.params);
+  }
+  tf.dispose(Object.values(clipped.grads));
+  return { loss, gradNorm: clipped.norm, tokenMse };
+}
+
+/**
+ * The same in fused WebGPU kernels (backend/wgsl/adamw.ts): the GPU itself skips the update when the loss or
+ * the norm is not finite, and loss, norm and token MSE come back in one read at the end of the step.
+ */
+function gpuUpdate(backend: WebGPUBackendLike, model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, r: LossAndGrads, lr: number, cfg: StepConfig): Update {
+  const c = opt.config;
+  opt.step += 1;
+  const clip = fusedAdamWUpdate(backend, model.params, r.grads, (n) => opt.moment(n, model.params[n]), ema?.shadow ?? null, r.loss, {
+    ...c,
+    lr,
+    step: opt.step,
+    maxNorm: cfg.gradClip,
+    emaDecay: ema?.decay,
+  });
+  tf.dispose(Object.values(r.grads));
+  const all = tf.tidy(() => tf.concat([tf.reshape(r.loss, [1]), tf.slice(clip, [0], [1]), tf.reshape(r.tokenMse, [-1])]));
+  const values = all.dataSync() as Float32Array;
+  tf.dispose([all, clip]);
+  if (!Number.isFinite(values[0]) || !Number.isFinite(values[1])) opt.step -= 1; // the GPU skipped the update
+  return { loss: values[0], gradNorm: values[1], tokenMse: values.slice(2) };
+}
+
 /**
  * forward + backward + clip + AdamW + EMA on one sampled batch. Throws, naming the step, when the loss or
  * the gradient norm is not finite (the weights are left untouched then).
@@ -187,24 +232,14 @@ export interface StepResult {
 export function trainStep(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, batch: SampledBatch, cfg: StepConfig = STEP_DEFAULTS): StepResult {
   const b = model.prepareBatch(batch);
   try {
-    const { loss, grads, tokenMse: tm } = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint);
-    const lossValue = loss.dataSync()[0];
-    const tokenMse = tm.dataSync() as Float32Array;
-    tf.dispose([loss, tm]);
-    if (!Number.isFinite(lossValue)) {
-      tf.dispose(Object.values(grads));
-      throw new Error(`loss is ${lossValue} at step ${opt.step + 1}: training stopped`);
-    }
-    const clipped = clipGradNorm(grads, cfg.gradClip);
-    if (!Number.isFinite(clipped.norm)) {
-      tf.dispose(Object.values(clipped.grads));
-      throw new Error(`gradient norm is ${clipped.norm} at step ${opt.step + 1}: training stopped`);
-    }
+    const r = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint);
     const lr = warmupLr(cfg.lr, opt.step, cfg.warmupSteps);
-    opt.apply(model.params, clipped.grads, lr);
-    tf.dispose(Object.values(clipped.grads));
-    ema?.update(model.params);
-    return { loss: lossValue, gradNorm: clipped.norm, lr, tokenMse };
+    const gpu = fusedKernels();
+    const u = gpu ? gpuUpdate(gpu, model, opt, ema, r, lr, cfg) : hostUpdate(model, opt, ema, r, lr, cfg);
+    tf.dispose([r.loss, r.tokenMse]);
+    if (!Number.isFinite(u.loss)) throw new Error(`loss is ${u.loss} at step ${opt.step + 1}: training stopped`);
+    if (!Number.isFinite(u.gradNorm)) throw new Error(`gradient norm is ${u.gradNorm} at step ${opt.step + 1}: training stopped`);
+    return { ...u, lr };
   } finally {
     disposeBatch(b);
   }

@@ -237,7 +237,7 @@ export class Trainer {
     for (const [name, m] of Object.entries(ck.optimizer.expAvg)) {
       const v = ck.optimizer.expAvgSq[name];
       if (!v) throw new Error(`${file}: optimizer state of ${name} is incomplete`);
-      tr.opt.moments.set(name, { m: tf.variable(tf.tensor(m.data, m.shape), false), v: tf.variable(tf.tensor(v.data, v.shape), false) });
+      tr.opt.moments.set(name, tf.tidy(() => ({ m: tf.variable(tf.tensor(m.data, m.shape), false), v: tf.variable(tf.tensor(v.data, v.shape), false) })));
     }
     tr.rng.setState(meta.rng);
     tr.loader.restore(meta.loader);

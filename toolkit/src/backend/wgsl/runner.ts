@@ -1,0 +1,94 @@
+/**
+ * Runs hand-written WGSL kernels inside tfjs-webgpu's own command stream, so they order correctly with its
+ * kernels and share its buffer pool. Unlike a tfjs program, a kernel here may write several outputs and update
+ * tensors in place (the optimizer's parameters and moments), and its WGSL is the whole shader, as written.
+ *
+ * Bindings are the tensors in the order given (`@binding(0)`, `@binding(1)`, ...), then the uniform block.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackendLike } from '../webgpu';
+
+/** The webgpu backend when it is the active one, else null. */
+export function activeWebgpu(): WebGPUBackendLike | null {
+  return tf.getBackend() === 'webgpu' ? (tf.backend() as WebGPUBackendLike) : null;
+}
+
+/** A uniform block of u32 / f32 fields in declaration order (all 4 bytes), padded to 16 bytes. */
+export function uniformBlock(fields: readonly (readonly ['u32' | 'f32', number])[]): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.ceil(Math.max(fields.length, 1) / 4) * 16);
+  const u = new Uint32Array(buf);
+  const f = new Float32Array(buf);
+  fields.forEach(([kind, v], i) => (kind === 'u32' ? (u[i] = v) : (f[i] = v)));
+  return buf;
+}
+
+type Pipeline = { getBindGroupLayout(i: number): unknown };
+
+/** A WGSL compute shader with entry point `main`, compiled once per device. */
+export class WgslKernel {
+  private readonly pipelines = new WeakMap<object, Pipeline>();
+
+  constructor(
+    readonly name: string,
+    readonly code: string,
+  ) {}
+
+  private pipeline(backend: WebGPUBackendLike): Pipeline {
+    let p = this.pipelines.get(backend.device);
+    if (!p) {
+      const module = backend.device.createShaderModule({ code: this.code });
+      p = backend.device.createComputePipeline({ label: this.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set(backend.device, p);
+    }
+    return p;
+  }
+
+  /**
+   * Records one dispatch of `grid` workgroups over `tensors` (read or written in place) and `uniforms`.
+   * Tensors written by the kernel lose any copy tfjs cached on the CPU.
+   */
+  dispatch(backend: WebGPUBackendLike, tensors: readonly tf.TensorInfo[], uniforms: ArrayBuffer, grid: readonly [number, number?, number?], written: readonly tf.TensorInfo[] = []): void {
+    const G = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage;
+    const entries = tensors.map((t, i) => {
+      backend.uploadToGPU(t.dataId);
+      backend.commandQueueOwnedIds.add(t.dataId); // tfjs defers freeing a buffer the queue still uses
+      return { binding: i, resource: { buffer: backend.tensorMap.get(t.dataId).resource } };
+    });
+    const ub = backend.bufferManager.acquireBuffer(uniforms.byteLength, G.UNIFORM | G.COPY_DST);
+    backend.queue.writeBuffer(ub, 0, uniforms);
+    backend.uniformPendingDisposal.push(ub);
+    entries.push({ binding: tensors.length, resource: { buffer: ub } });
+    const pipeline = this.pipeline(backend);
+    const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    backend.ensureCommandEncoderReady();
+    backend.computePassEncoder ??= backend.commandEncoder.beginComputePass({});
+    backend.computePassEncoder.setPipeline(pipeline);
+    backend.computePassEncoder.setBindGroup(0, bindGroup);
+    backend.computePassEncoder.dispatchWorkgroups(grid[0], grid[1] ?? 1, grid[2] ?? 1);
+    for (const t of written) backend.tensorMap.get(t.dataId).values = null;
+    if (++backend.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
+      backend.endComputePassEncoder();
+      backend.submitQueue();
+    }
+  }
+}
+
+/** A new float32 tensor on the GPU, uninitialised, for a kernel to fill. */
+export function emptyTensor(backend: WebGPUBackendLike, shape: number[]): tf.TensorInfo {
+  const info = backend.makeTensorInfo(shape, 'float32');
+  backend.uploadToGPU(info.dataId);
+  return info;
+}
+
+/** Wraps a kernel's output as an engine tensor (tracked by tidy like any other). */
+export function asTensor<T extends tf.Tensor>(info: tf.TensorInfo): T {
+  return tf.engine().makeTensorFromTensorInfo(info) as T;
+}
+
+/** Gives a variable a buffer of its own (clone() and tf.variable share buffers), so it can be updated in place. */
+export function ownBuffer(backend: WebGPUBackendLike, v: tf.Variable): void {
+  if (backend.refCount(v.dataId) <= 1) return;
+  const copy = tf.tidy(() => tf.add(v, 0));
+  v.assign(copy);
+  copy.dispose();
+}

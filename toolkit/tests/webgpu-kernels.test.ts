@@ -1,0 +1,93 @@
+/**
+ * The hand-written WGSL kernels against tfjs's own kernels on the same backend (Mesa lavapipe in CI):
+ * each fused path must give what the plain tfjs path gives, within float32 reordering.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setFusedKernels } from '../src/backend';
+import { createDiffusion } from '../src/diffusion';
+import { CausalDiffusionModel } from '../src/model/causalfusion';
+import { makeConfig } from '../src/model/config';
+import { StateDict } from '../src/model/params';
+import { Rng } from '../src/rng';
+import { AdamW, Ema } from '../src/train/optim';
+import { FACTORIZATION_DEFAULTS, sampleBatch, trainStep } from '../src/train/step';
+import { Trainer, TrainSettings } from '../src/train/trainer';
+import { syntheticDataset, useBackend } from './helpers';
+
+/** Runs `f` with the fused kernels off, then on (webgpu both times). */
+async function plainAndFused<T>(f: () => T): Promise<{ plain: T; fused: T }> {
+  await useBackend('webgpu');
+  setFusedKernels(false);
+  try {
+    const plain = f();
+    setFusedKernels(true);
+    return { plain, fused: f() };
+  } finally {
+    setFusedKernels(true);
+  }
+}
+
+/**
+ * Largest |a - b| / (|b| + floor) over every tensor of two state dicts, but k_norm.bias: it shifts every
+ * score of a query by the same q·b, which softmax ignores, so its gradient is rounding noise, and Adam
+ * turns noise of either sign into full-size steps (both paths agree on every other weight).
+ */
+function maxRelDiff(a: StateDict, b: StateDict, floor = 1e-3): number {
+  let m = 0;
+  for (const [k, t] of Object.entries(b)) {
+    if (k.endsWith('k_norm.bias')) continue;
+    const u = a[k].data;
+    for (let i = 0; i < t.data.length; i++) m = Math.max(m, Math.abs(u[i] - t.data[i]) / (Math.abs(t.data[i]) + floor));
+  }
+  return m;
+}
+
+for (const [what, extra] of [
+  ['clipping active', { gradClip: 0.05 }],
+  ['weight decay, no clipping at 1e3', { gradClip: 1e3, weightDecay: 0.05 }],
+] as const) {
+  test(`fused AdamW + EMA + clip == the tfjs ops over 4 steps (${what}): weights, EMA, loss, gradient norm`, async () => {
+    const settings: TrainSettings = { model: 'tiny', batchSize: 4, lr: 1e-3, warmupSteps: 2, emaDecay: 0.9, seed: 7, ...extra };
+    const { plain, fused } = await plainAndFused(() => {
+      const t = new Trainer(syntheticDataset(), settings);
+      const events = [0, 1, 2, 3].map(() => t.trainOne());
+      const out = { events, weights: t.model.stateDict(), ema: t.emaModel.stateDict() };
+      t.dispose();
+      return out;
+    });
+    fused.events.forEach((e, i) => {
+      const p = plain.events[i];
+      assert.ok(Math.abs(e.loss - p.loss) <= 1e-5 * Math.abs(p.loss), `step ${i + 1} loss ${e.loss} vs ${p.loss}`);
+      assert.ok(Math.abs(e.gradNorm - p.gradNorm) <= 1e-5 * p.gradNorm, `step ${i + 1} norm ${e.gradNorm} vs ${p.gradNorm}`);
+    });
+    if (extra.gradClip < 1) assert.ok(plain.events.every((e) => e.gradNorm > extra.gradClip), 'the test must clip');
+    assert.ok(maxRelDiff(fused.weights, plain.weights) < 1e-4, `weights differ by ${maxRelDiff(fused.weights, plain.weights)}`);
+    assert.ok(maxRelDiff(fused.ema, plain.ema) < 1e-4, `EMA differs by ${maxRelDiff(fused.ema, plain.ema)}`);
+  });
+}
+
+test('fused update: a NaN loss stops the step with the weights, EMA and AdamW step count untouched', async () => {
+  await useBackend('webgpu');
+  const model = new CausalDiffusionModel(makeConfig('tiny'), { seed: 1 });
+  const opt = new AdamW({ lr: 1e-3 });
+  const ema = new Ema(model.params, 0.9);
+  const rng = new Rng(3);
+  const x = new Float32Array(2 * 4 * 16).map(() => rng.normal());
+  const ok = sampleBatch(model, createDiffusion(''), x, [1, 2], rng, FACTORIZATION_DEFAULTS);
+  trainStep(model, opt, ema, ok); // moments exist, buffers are the optimizer's own
+  const before = { w: model.stateDict(), e: stateOf(ema), step: opt.step };
+  x[5] = NaN;
+  const bad = sampleBatch(model, createDiffusion(''), x, [1, 2], rng, FACTORIZATION_DEFAULTS);
+  assert.throws(() => trainStep(model, opt, ema, bad), /^Error: loss is NaN at step 2: training stopped$/);
+  assert.equal(opt.step, before.step);
+  assert.equal(maxRelDiff(model.stateDict(), before.w), 0);
+  assert.equal(maxRelDiff(stateOf(ema), before.e), 0);
+  opt.dispose();
+  ema.dispose();
+  model.dispose();
+});
+
+function stateOf(ema: Ema): StateDict {
+  return Object.fromEntries(Object.entries(ema.shadow).map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+}
