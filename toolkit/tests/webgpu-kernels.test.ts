@@ -4,7 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
 import { setFusedKernels } from '../src/backend';
+import { geluTanh, layerNorm } from '../src/model/ops';
 import { createDiffusion } from '../src/diffusion';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
@@ -13,7 +15,7 @@ import { Rng } from '../src/rng';
 import { AdamW, Ema } from '../src/train/optim';
 import { FACTORIZATION_DEFAULTS, sampleBatch, trainStep } from '../src/train/step';
 import { Trainer, TrainSettings } from '../src/train/trainer';
-import { syntheticDataset, useBackend } from './helpers';
+import { maxAbs, maxAbsDiff, syntheticDataset, useBackend } from './helpers';
 
 /** Runs `f` with the fused kernels off, then on (webgpu both times). */
 async function plainAndFused<T>(f: () => T): Promise<{ plain: T; fused: T }> {
@@ -91,3 +93,61 @@ test('fused update: a NaN loss stops the step with the weights, EMA and AdamW st
 function stateOf(ema: Ema): StateDict {
   return Object.fromEntries(Object.entries(ema.shadow).map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
 }
+
+/** Value and gradients of `f` at `inputs` under the upstream gradient `dy`, on the host. */
+function valueAndGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, inputs: tf.Tensor[], dy: tf.Tensor): Float32Array[] {
+  return tf.tidy(() => {
+    const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) => f(...xs))(inputs, dy);
+    return [value, ...grads].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+/** Every output of `run` fused vs plain: max |difference| <= tol * max |plain|. */
+async function sameFusedAndPlain(run: () => Float32Array[], tol: number, label: string): Promise<void> {
+  const { plain, fused } = await plainAndFused(run);
+  plain.forEach((p, i) => {
+    const d = maxAbsDiff(fused[i], p);
+    assert.ok(d <= tol * maxAbs(p), `${label}, output ${i}: max diff ${d} vs max ${maxAbs(p)}`);
+  });
+}
+
+const LN_SHAPES: number[][] = [
+  [2, 7, 384],
+  [3, 5, 66, 64],
+  [1, 131, 48],
+];
+for (const shape of LN_SHAPES) {
+  test(`fused LayerNorm == tfjs ops on [${shape}]: y, dx, dw, db`, async () => {
+    const rng = new Rng(shape.length);
+    const C = shape[shape.length - 1];
+    const host = (n: number, scale = 1, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * rng.normal());
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = { x: host(size, 3, 0.5), w: host(C, 0.2, 1), b: host(C, 0.1), dy: host(size) };
+    await sameFusedAndPlain(
+      () => {
+        const [x, w, b, dy] = [tf.tensor(data.x, shape), tf.tensor(data.w), tf.tensor(data.b), tf.tensor(data.dy, shape)];
+        const out = valueAndGrads((xs, ws, bs) => layerNorm(xs, ws, bs), [x, w, b], dy);
+        tf.dispose([x, w, b, dy]);
+        return out;
+      },
+      2e-5,
+      'LayerNorm',
+    );
+  });
+}
+
+test('fused GELU (tanh) == tfjs ops: value and gradient, over [-8, 8]', async () => {
+  const n = 70001;
+  const x = Float32Array.from({ length: n }, (_, i) => -8 + (16 * i) / (n - 1));
+  const dy = Float32Array.from({ length: n }, (_, i) => Math.cos(i));
+  await sameFusedAndPlain(
+    () => {
+      const [xt, dyt] = [tf.tensor(x), tf.tensor(dy)];
+      const out = valueAndGrads((v) => geluTanh(v), [xt], dyt);
+      tf.dispose([xt, dyt]);
+      return out;
+    },
+    1e-5,
+    'GELU',
+  );
+});

@@ -89,6 +89,11 @@ export interface WebGPUBackendLike extends tf.KernelBackend {
   commandQueueOwnedIds: WeakSet<object>;
   uniformPendingDisposal: GpuBuffer[];
   dispatchCountInPass: number;
+  activeTimers: { name: string; query: Promise<number> }[] | null;
+  supportTimestampQuery: boolean;
+  querySet: unknown;
+  querySetCount: number;
+  getQueryTime(): Promise<number>;
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
@@ -102,6 +107,7 @@ export interface GpuDeviceLike {
   createShaderModule(d: { code: string }): unknown;
   createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
   createBindGroup(d: object): unknown;
+  createQuerySet(d: object): unknown;
 }
 export interface ComputePassLike {
   setPipeline(p: unknown): void;

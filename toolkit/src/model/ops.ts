@@ -7,7 +7,10 @@
  * keep every product on XNNPACK. On other backends the same functions pass transpose flags through.
  */
 import * as tf from '@tensorflow/tfjs';
-import { prefersPlain2dMatmul } from '../backend';
+import { fusedKernels, prefersPlain2dMatmul } from '../backend';
+import type { WebGPUBackendLike } from '../backend/webgpu';
+import { geluBackward, geluForward } from '../backend/wgsl/gelu';
+import { layerNormBackward, layerNormForward } from '../backend/wgsl/layernorm';
 
 /** 2-D product a·b with optional transposes, the fastest way for the active backend. */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
@@ -79,8 +82,18 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   });
 }
 
+/** LayerNorm in fused WGSL kernels (webgpu): rows of the last axis, statistics kept for the backward. */
+const fusedLayerNorm = (gpu: WebGPUBackendLike, eps: number) =>
+  customOp(([x, w, b], save) => {
+    const [y, stats] = layerNormForward(gpu, x as tf.Tensor2D, w, b, eps);
+    save([x, w, stats]);
+    return { value: y as tf.Tensor, gradFunc: (dy: tf.Tensor, [xs, ws, st]: tf.Tensor[]) => layerNormBackward(gpu, dy as tf.Tensor2D, xs as tf.Tensor2D, ws, st as tf.Tensor1D) };
+  });
+
 /** `nn.LayerNorm` over the last axis (PyTorch's eps 1e-5, biased variance). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor {
+  const gpu = fusedKernels();
+  if (gpu) return tf.tidy(() => tf.reshape(fusedLayerNorm(gpu, eps)(tf.reshape(x, [-1, x.shape[x.rank - 1]]), weight, bias), x.shape));
   return tf.tidy(() => {
     const mean = tf.mean(x, -1, true);
     const xc = tf.sub(x, mean);
@@ -91,11 +104,19 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps 
 
 /** GELU, tanh approximation (`nn.GELU(approximate="tanh")`), written as x·sigmoid(2z): the same function. */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
+  const gpu = fusedKernels();
+  if (gpu) return fusedGelu(gpu)(x);
   return tf.tidy(() => {
     const z = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * Math.sqrt(2 / Math.PI));
     return tf.mul(x, tf.sigmoid(z));
   });
 }
+
+const fusedGelu = (gpu: WebGPUBackendLike) =>
+  customOp(([x], save) => {
+    save([x]);
+    return { value: geluForward(gpu, x), gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [geluBackward(gpu, dy, xs)] };
+  });
 
 /** SiLU, x·sigmoid(x). */
 export function silu(x: tf.Tensor): tf.Tensor {

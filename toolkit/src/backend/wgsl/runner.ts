@@ -61,12 +61,22 @@ export class WgslKernel {
     const pipeline = this.pipeline(backend);
     const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     backend.ensureCommandEncoderReady();
+    // under tf.time / tf.profile each kernel gets its own timed pass, as tfjs-webgpu does for its programs
+    const timed = backend.activeTimers != null && backend.supportTimestampQuery;
+    if (timed) {
+      backend.endComputePassEncoder();
+      backend.querySet ??= backend.device.createQuerySet({ type: 'timestamp', count: backend.querySetCount });
+      backend.computePassEncoder = backend.commandEncoder.beginComputePass({ timestampWrites: { querySet: backend.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+    }
     backend.computePassEncoder ??= backend.commandEncoder.beginComputePass({});
     backend.computePassEncoder.setPipeline(pipeline);
     backend.computePassEncoder.setBindGroup(0, bindGroup);
     backend.computePassEncoder.dispatchWorkgroups(grid[0], grid[1] ?? 1, grid[2] ?? 1);
     for (const t of written) backend.tensorMap.get(t.dataId).values = null;
-    if (++backend.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
+    if (timed) {
+      backend.endComputePassEncoder();
+      backend.activeTimers!.push({ name: this.name, query: backend.getQueryTime() });
+    } else if (++backend.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
       backend.endComputePassEncoder();
       backend.submitQueue();
     }

@@ -1,0 +1,61 @@
+/**
+ * GELU (tanh approximation) as x·sigmoid(2z), z = √(2/π)(x + 0.044715x³), and its derivative
+ * s + x·s·(1 − s)·2√(2/π)(1 + 3·0.044715x²), one elementwise dispatch each (tfjs ops: 7 and ~12).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackendLike } from '../webgpu';
+import { asTensor, emptyTensor, uniformBlock, WgslKernel } from './runner';
+
+const WG = 256;
+const COMMON = /* wgsl */ `
+struct U { n: u32 }
+const K = ${2 * Math.sqrt(2 / Math.PI)};
+fn sig(z: f32) -> f32 { return 1.0 / (1.0 + exp(-z)); }`;
+
+const forward = new WgslKernel(
+  'gelu',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> u: U;
+${COMMON}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
+    let v = x[i];
+    y[i] = v * sig((v + v * v * v * 0.044715) * K);
+  }
+}`,
+);
+
+const backward = new WgslKernel(
+  'geluGrad',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${COMMON}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
+    let v = x[i];
+    let s = sig((v + v * v * v * 0.044715) * K);
+    dx[i] = dy[i] * (s + v * s * (1.0 - s) * K * (1.0 + 3.0 * 0.044715 * v * v));
+  }
+}`,
+);
+
+const groups = (n: number) => Math.max(1, Math.min(Math.ceil(n / WG), 8192));
+
+export function geluForward(backend: WebGPUBackendLike, x: tf.Tensor): tf.Tensor {
+  const y = emptyTensor(backend, x.shape);
+  forward.dispatch(backend, [x, y], uniformBlock([['u32', x.size]]), [groups(x.size)]);
+  return asTensor(y);
+}
+
+export function geluBackward(backend: WebGPUBackendLike, dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
+  const dx = emptyTensor(backend, x.shape);
+  backward.dispatch(backend, [dy, x, dx], uniformBlock([['u32', x.size]]), [groups(x.size)]);
+  return asTensor(dx);
+}
