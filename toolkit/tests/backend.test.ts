@@ -94,7 +94,9 @@ test('the webgpu buffer pool allocates in size classes and is freed only once it
     numFreeBuffers: 0,
     numBytesUsed: 100 * MB,
     numBytesAllocated: 100 * MB,
-    acquireBuffer(size: number, _usage: number) {
+    acquireBuffer(size: number, usage: number) {
+      const free = this.freeBuffers.get(`${size}_${usage}`)?.pop();
+      if (free) return free;
       this.numBytesUsed += size;
       this.numBytesAllocated += size;
       return buf(size);
@@ -103,6 +105,12 @@ test('the webgpu buffer pool allocates in size classes and is freed only once it
   bucketBufferPool(pool, 128);
   assert.equal(pool.acquireBuffer(5000, 128).size, 5120, 'storage buffers come in size classes');
   assert.equal(pool.acquireBuffer(5000, 1).size, 5000, 'other buffers keep their size');
+  // an idle buffer of a larger class (up to twice) serves the request; beyond twice, a new one is made
+  pool.freeBuffers.set('9216_128', [buf(9216)]);
+  assert.equal(pool.acquireBuffer(4200, 128).size, 9216);
+  pool.freeBuffers.set('10240_128', [buf(10240)]);
+  assert.equal(pool.acquireBuffer(4200, 128).size, 4608);
+  pool.freeBuffers.clear();
   // a step used 1000 MB at its peak and released it: that much stays pooled for the next step
   pool.numBytesUsed += 1000 * MB;
   pool.acquireBuffer(0, 1);

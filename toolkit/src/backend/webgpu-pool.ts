@@ -6,8 +6,9 @@
  * until the device runs out of memory (seen on the H200 at W768 D12 B64), and freeing it each step makes
  * every step allocate its ~3000 buffers anew (measured: 1.4 s of host time per step at W384 D6 B64).
  * Instead, storage buffers are allocated in size classes (eight per power of two, at most 12.5 % larger
- * than asked), so steps of different lengths share buffers; the pool is freed only when it holds well more
- * than the busiest moment since the last trim needed.
+ * than asked) and a request takes the smallest idle buffer of up to twice its class, so steps of different
+ * lengths share buffers; the pool is freed only when it holds well more than the busiest moment since the
+ * last trim needed.
  */
 
 /** A GPU buffer as the pool sees it. */
@@ -33,6 +34,17 @@ export function bucketSize(bytes: number): number {
   return Math.ceil(bytes / step) * step;
 }
 
+/**
+ * The size to ask tfjs's pool for: the smallest idle buffer of a class up to twice the request's class, so
+ * that a step of a new length reuses what an earlier step left; the request's own class when none is idle.
+ * (tfjs keys buffers by `${size}_${usage}` and books them by size, so the class is asked for exactly.)
+ */
+function bestFit(pool: BufferPool, size: number, usage: number): number {
+  const cls = bucketSize(size);
+  for (let c = cls; c <= 2 * cls; c = bucketSize(c + 1)) if (pool.freeBuffers.get(`${c}_${usage}`)?.length) return c;
+  return cls;
+}
+
 const peaks = new WeakMap<object, number>();
 
 /** Makes `pool` allocate storage buffers by size class and remember its peak use. Idempotent. */
@@ -41,7 +53,7 @@ export function bucketBufferPool<B extends PooledBuffer>(pool: BufferPool<B>, st
   peaks.set(pool, pool.numBytesUsed);
   const acquire = pool.acquireBuffer.bind(pool);
   pool.acquireBuffer = (size, usage, mappedAtCreation, reuse) => {
-    const b = acquire(usage & storageUsage ? bucketSize(size) : size, usage, mappedAtCreation, reuse);
+    const b = acquire(usage & storageUsage ? bestFit(pool, size, usage) : size, usage, mappedAtCreation, reuse);
     if (pool.numBytesUsed > peaks.get(pool)!) peaks.set(pool, pool.numBytesUsed);
     return b;
   };
