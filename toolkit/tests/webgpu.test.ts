@@ -122,6 +122,16 @@ test('a training step on webgpu matches wasm (same batch, same seed)', async () 
   assert.ok(Math.abs(webgpu.gradNorm - wasm.gradNorm) <= 1e-3 * wasm.gradNorm, `${webgpu.gradNorm} vs ${wasm.gradNorm}`);
 });
 
+test('8 steps of random AR splits on webgpu follow wasm (buffers reused across sequence lengths hold no stale values)', async () => {
+  const { wasm, webgpu } = await onBoth(() => {
+    const t = new Trainer(syntheticDataset(), { ...SETTINGS, batchSize: 8 });
+    const losses = Array.from({ length: 8 }, () => t.trainOne().loss);
+    t.dispose();
+    return losses;
+  });
+  webgpu.forEach((l, i) => assert.ok(Math.abs(l - wasm[i]) <= 1e-4 * Math.abs(wasm[i]), `step ${i + 1}: ${l} vs ${wasm[i]}`));
+});
+
 test('a forced webgpu without a driver is one clear error naming what is missing', () => {
   const { spawnSync } = require('child_process') as typeof import('child_process');
   const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');

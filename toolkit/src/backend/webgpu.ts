@@ -98,6 +98,7 @@ export interface WebGPUBackendLike extends tf.KernelBackend {
   endComputePassEncoder(): void;
   submitQueue(): void;
   uploadToGPU(dataId: object): void;
+  tensorToBinding(t?: tf.TensorInfo): { buffer: GpuBuffer; offset: number; size: number } | null;
   makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   convertAndCacheOnCPU(id: object, v: tf.backend_util.BackendValues): tf.backend_util.BackendValues;
 }
@@ -182,6 +183,19 @@ function installReadBack(backend: WebGPUBackendLike, runLoopOnce: () => void, gp
 }
 
 /**
+ * Binds each tensor as exactly its own bytes, not the whole pooled buffer: some tfjs kernels read past the
+ * end of a tensor and rely on the driver's bounds checks (zero or clamped values) there, which must not see
+ * the stale contents of a larger pooled buffer.
+ */
+function bindExactly(backend: WebGPUBackendLike): void {
+  backend.tensorToBinding = (t?: tf.TensorInfo) => {
+    if (!t) return null;
+    const data = backend.tensorMap.get(t.dataId);
+    return { buffer: data.resource, offset: 0, size: Math.max(4, tf.util.sizeFromShape(data.shape) * 4) };
+  };
+}
+
+/**
  * Activates WebGPU through Dawn. Every failure names what is missing: package, loader, driver, adapter.
  * `forced` allows a software adapter.
  */
@@ -238,6 +252,7 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     tf.registerBackend('webgpu', () => {
       const backend = new tfwebgpu.WebGPUBackend(device, info);
       bucketBufferPool(backend.bufferManager, (globalThis as unknown as { GPUBufferUsage: { STORAGE: number } }).GPUBufferUsage.STORAGE);
+      bindExactly(backend);
       installReadBack(backend, deasync.runLoopOnce, () => gpuError);
       return backend;
     });

@@ -52,12 +52,12 @@ export class WgslKernel {
     const entries = tensors.map((t, i) => {
       backend.uploadToGPU(t.dataId);
       backend.commandQueueOwnedIds.add(t.dataId); // tfjs defers freeing a buffer the queue still uses
-      return { binding: i, resource: { buffer: backend.tensorMap.get(t.dataId).resource } };
+      return { binding: i, resource: backend.tensorToBinding(t)! };
     });
     const ub = backend.bufferManager.acquireBuffer(uniforms.byteLength, G.UNIFORM | G.COPY_DST);
     backend.queue.writeBuffer(ub, 0, uniforms);
     backend.uniformPendingDisposal.push(ub);
-    entries.push({ binding: tensors.length, resource: { buffer: ub } });
+    entries.push({ binding: tensors.length, resource: { buffer: ub, offset: 0, size: uniforms.byteLength } });
     const pipeline = this.pipeline(backend);
     const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     backend.ensureCommandEncoderReady();
