@@ -4,7 +4,8 @@
  * On wasm, `BatchMatMul` reaches XNNPACK only for plain 2-D products without transpose flags; anything else
  * falls into a naive loop 10-50x slower (measured: see the README section "Backends"). So on wasm: transposes are
  * explicit, batched products are split into 2-D ones, and linear layers carry hand-written gradients that
- * keep every product on XNNPACK. On other backends the same functions pass transpose flags through.
+ * keep every product on XNNPACK. On other backends the same functions pass transpose flags through. On webgpu,
+ * LayerNorm and GELU run as fused WGSL kernels (backend/wgsl) unless they are switched off.
  */
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels, prefersPlain2dMatmul } from '../backend';
