@@ -15,6 +15,11 @@ export interface AdamWConfig {
 
 export const ADAMW_DEFAULTS: AdamWConfig = { lr: 8e-4, beta1: 0.9, beta2: 0.95, eps: 1e-15, weightDecay: 0 };
 
+/** AdamW's bias corrections at `step` (counted from 1): 1 - beta1^step and sqrt(1 - beta2^step). */
+export function biasCorrections(c: AdamWConfig, step: number): { bc1: number; bc2Sqrt: number } {
+  return { bc1: 1 - Math.pow(c.beta1, step), bc2Sqrt: Math.sqrt(1 - Math.pow(c.beta2, step)) };
+}
+
 /** `torch.optim.AdamW`, same update order and bias corrections. State is serialisable through `moments`. */
 export class AdamW {
   readonly config: AdamWConfig;
@@ -34,8 +39,7 @@ export class AdamW {
   apply(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr = this.config.lr): void {
     const { beta1, beta2, eps, weightDecay } = this.config;
     this.step += 1;
-    const bc1 = 1 - Math.pow(beta1, this.step);
-    const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, this.step));
+    const { bc1, bc2Sqrt } = biasCorrections(this.config, this.step);
     for (const [name, g] of Object.entries(grads)) {
       const p = params[name];
       const { m, v } = this.moment(name, p);

@@ -15,7 +15,7 @@ import { GaussianDiffusion } from '../diffusion/gaussian';
 import { CausalDiffusionModel, disposeBatch, PreparedBatch, TrainingInputs } from '../model/causalfusion';
 import { Params } from '../model/attention';
 import { weightedLoss } from './loss';
-import { AdamW, clipGradNorm, Ema, warmupLr } from './optim';
+import { AdamW, biasCorrections, clipGradNorm, Ema, warmupLr } from './optim';
 import { fusedKernels } from '../backend';
 import type { WebGPUBackendLike } from '../backend/webgpu';
 import { fusedAdamWUpdate } from '../backend/wgsl/adamw';
@@ -212,8 +212,8 @@ function gpuUpdate(backend: WebGPUBackendLike, model: CausalDiffusionModel, opt:
   opt.step += 1;
   const clip = fusedAdamWUpdate(backend, model.params, r.grads, (n) => opt.moment(n, model.params[n]), ema?.shadow ?? null, r.loss, {
     ...c,
+    ...biasCorrections(c, opt.step),
     lr,
-    step: opt.step,
     maxNorm: cfg.gradClip,
     emaDecay: ema?.decay,
   });

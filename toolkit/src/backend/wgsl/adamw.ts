@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackendLike } from '../webgpu';
-import { asTensor, emptyTensor, ownBuffer, uniformBlock, WgslKernel } from './runner';
+import { asTensor, emptyTensor, gridStrideGroups, ownBuffer, uniformBlock, WgslKernel, workgroupSum } from './runner';
 
 const SLOTS = 64; // partial sums per gradient
 const WG = 256;
@@ -23,18 +23,13 @@ const sumSquares = new WgslKernel(
 @group(0) @binding(1) var<storage, read_write> partials: array<f32>;
 struct U { n: u32, slot: u32 }
 @group(0) @binding(2) var<uniform> u: U;
-var<workgroup> acc: array<f32, ${WG}>;
+${workgroupSum(WG)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   var s = 0.0;
   for (var i = wg.x * ${WG}u + li; i < u.n; i = i + ${SLOTS * WG}u) { let x = g[i]; s = s + x * x; }
-  acc[li] = s;
-  workgroupBarrier();
-  for (var k = ${WG / 2}u; k > 0u; k = k >> 1u) {
-    if (li < k) { acc[li] = acc[li] + acc[li + k]; }
-    workgroupBarrier();
-  }
-  if (li == 0u) { partials[u.slot * ${SLOTS}u + wg.x] = acc[0]; }
+  let total = wgSum(li, s);
+  if (li == 0u) { partials[u.slot * ${SLOTS}u + wg.x] = total; }
 }`,
 );
 
@@ -48,20 +43,15 @@ const clipCoef = new WgslKernel(
 @group(0) @binding(2) var<storage, read_write> clip: array<f32>;
 struct U { count: u32, maxNorm: f32 }
 @group(0) @binding(3) var<uniform> u: U;
-var<workgroup> acc: array<f32, ${WG}>;
+${workgroupSum(WG)}
 ${FINITE}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
   var s = 0.0;
   for (var i = li; i < u.count; i = i + ${WG}u) { s = s + partials[i]; }
-  acc[li] = s;
-  workgroupBarrier();
-  for (var k = ${WG / 2}u; k > 0u; k = k >> 1u) {
-    if (li < k) { acc[li] = acc[li] + acc[li + k]; }
-    workgroupBarrier();
-  }
+  let total = wgSum(li, s);
   if (li == 0u) {
-    let norm = sqrt(acc[0]);
+    let norm = sqrt(total);
     let ok = finite(norm) && finite(loss[0]);
     var coef = 1.0;
     if (ok && u.maxNorm > 0.0) { coef = min(1.0, u.maxNorm / (norm + 1e-6)); }
@@ -117,17 +107,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 );
 
-const groups = (n: number) => Math.max(1, Math.min(Math.ceil(n / WG), 4096));
-
-/** Optimizer settings of one fused update (the AdamW hyper-parameters, bias corrections already applied). */
+/** Optimizer settings of one fused update: the AdamW hyper-parameters and this step's bias corrections. */
 export interface FusedAdamWArgs {
   lr: number;
   beta1: number;
   beta2: number;
   eps: number;
   weightDecay: number;
-  /** AdamW's step count after this update (1 for the first). */
-  step: number;
+  /** 1 - beta1^step, with step counted from 1 (`biasCorrections` in train/optim). */
+  bc1: number;
+  /** sqrt(1 - beta2^step). */
+  bc2Sqrt: number;
   /** `clip_grad_norm_`'s max_norm; 0 or less: no clipping. */
   maxNorm: number;
   /** EMA decay, when an EMA is kept. */
@@ -157,17 +147,16 @@ export function fusedAdamWUpdate(
   clipCoef.dispatch(backend, [partials, loss, clip], uniformBlock([['u32', names.length * SLOTS], ['f32', a.maxNorm]]), [1]);
   backend.disposeData(partials.dataId);
 
-  const f = Math.fround;
   const decay = a.emaDecay ?? 1;
   const common = [
     ['f32', a.beta1],
     ['f32', 1 - a.beta1],
     ['f32', a.beta2],
     ['f32', 1 - a.beta2],
-    ['f32', Math.sqrt(1 - Math.pow(a.beta2, a.step))],
+    ['f32', a.bc2Sqrt],
     ['f32', a.eps],
-    ['f32', a.weightDecay > 0 ? f(1 - a.lr * a.weightDecay) : 1],
-    ['f32', a.lr / (1 - Math.pow(a.beta1, a.step))],
+    ['f32', a.weightDecay > 0 ? 1 - a.lr * a.weightDecay : 1],
+    ['f32', a.lr / a.bc1],
     ['f32', decay],
     ['f32', 1 - decay],
   ] as const;
@@ -178,15 +167,15 @@ export function fusedAdamWUpdate(
     if (e) ownBuffer(backend, e);
     const g = grads[name];
     if (!g) {
-      if (e) emaOnly.dispatch(backend, [p, e, clip], uniformBlock([['u32', p.size], ['f32', decay], ['f32', 1 - decay]]), [groups(p.size)], [e]);
+      if (e) emaOnly.dispatch(backend, [p, e, clip], uniformBlock([['u32', p.size], ['f32', decay], ['f32', 1 - decay]]), [gridStrideGroups(p.size, WG)], [e]);
       continue;
     }
     const { m, v } = moments(name);
     ownBuffer(backend, m);
     ownBuffer(backend, v);
     const u = uniformBlock([['u32', p.size], ...common]);
-    if (e) adamwEma.dispatch(backend, [p, g, m, v, clip, e], u, [groups(p.size)], [p, m, v, e]);
-    else adamw.dispatch(backend, [p, g, m, v, clip], u, [groups(p.size)], [p, m, v]);
+    if (e) adamwEma.dispatch(backend, [p, g, m, v, clip, e], u, [gridStrideGroups(p.size, WG)], [p, m, v, e]);
+    else adamw.dispatch(backend, [p, g, m, v, clip], u, [gridStrideGroups(p.size, WG)], [p, m, v]);
   }
   return asTensor<tf.Tensor1D>(clip);
 }

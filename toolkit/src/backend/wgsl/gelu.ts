@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackendLike } from '../webgpu';
-import { asTensor, emptyTensor, uniformBlock, WgslKernel } from './runner';
+import { asTensor, emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 
 const WG = 256;
 const COMMON = /* wgsl */ `
@@ -46,16 +46,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 );
 
-const groups = (n: number) => Math.max(1, Math.min(Math.ceil(n / WG), 8192));
-
 export function geluForward(backend: WebGPUBackendLike, x: tf.Tensor): tf.Tensor {
   const y = emptyTensor(backend, x.shape);
-  forward.dispatch(backend, [x, y], uniformBlock([['u32', x.size]]), [groups(x.size)]);
+  forward.dispatch(backend, [x, y], uniformBlock([['u32', x.size]]), [gridStrideGroups(x.size, WG)]);
   return asTensor(y);
 }
 
 export function geluBackward(backend: WebGPUBackendLike, dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
   const dx = emptyTensor(backend, x.shape);
-  backward.dispatch(backend, [dy, x, dx], uniformBlock([['u32', x.size]]), [groups(x.size)]);
+  backward.dispatch(backend, [dy, x, dx], uniformBlock([['u32', x.size]]), [gridStrideGroups(x.size, WG)]);
   return asTensor(dx);
 }

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackendLike } from '../webgpu';
-import { asTensor, emptyTensor, uniformBlock, WgslKernel } from './runner';
+import { asTensor, emptyTensor, uniformBlock, WgslKernel, workgroupSum } from './runner';
 
 const WG = 64;
 const CHUNK = 64; // rows per partial sum of dw, db
@@ -21,19 +21,7 @@ const gridFor = (rows: number): [number, number] => {
   return [x, Math.ceil(rows / x)];
 };
 
-/** Workgroup sum of `v` into `red[0]` (all threads call it; the result is read after it returns). */
-const REDUCE = /* wgsl */ `
-var<workgroup> red: array<f32, ${WG}>;
-fn wgSum(li: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = ${WG / 2}u; k > 0u; k = k >> 1u) {
-    if (li < k) { red[li] = red[li] + red[li + k]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}`;
+const REDUCE = workgroupSum(WG);
 
 const forward = new WgslKernel(
   'layerNorm',

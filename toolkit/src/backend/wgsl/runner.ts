@@ -22,6 +22,30 @@ export function uniformBlock(fields: readonly (readonly ['u32' | 'f32', number])
   return buf;
 }
 
+/**
+ * WGSL of `wgSum(li, v)`: the sum of `v` over a workgroup of `size` threads (a power of two), by tree reduction
+ * in workgroup memory. Every thread calls it and gets the total; calls may follow one another.
+ */
+export function workgroupSum(size: number): string {
+  return /* wgsl */ `
+var<workgroup> red: array<f32, ${size}>;
+fn wgSum(li: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  red[li] = v;
+  workgroupBarrier();
+  for (var k = ${size / 2}u; k > 0u; k = k >> 1u) {
+    if (li < k) { red[li] = red[li] + red[li + k]; }
+    workgroupBarrier();
+  }
+  return red[0];
+}`;
+}
+
+/** Workgroups of `size` threads for a grid-stride loop over `n` elements (enough to fill the GPU, no more). */
+export function gridStrideGroups(n: number, size: number): number {
+  return Math.max(1, Math.min(Math.ceil(n / size), 8192));
+}
+
 type Pipeline = { getBindGroupLayout(i: number): unknown };
 
 /** A WGSL compute shader with entry point `main`, compiled once per device. */
