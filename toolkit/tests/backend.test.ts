@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeGemmActive, parseBackendName, setNativeGemm } from '../src/backend';
+import { neededKeyTiles, ROWS_PER_GROUP, withBlockBounds } from '../src/backend/wgsl/attention';
+import { getAttnRanges, splitIntegerExpDecay } from '../src/factorization';
+import { Rng } from '../src/rng';
 import { maxAbsDiff, useBackend } from './helpers';
 
 test('backend names are validated; an unknown one is a clear error', async () => {
@@ -127,4 +130,35 @@ test('the webgpu buffer pool allocates in size classes and is freed only once it
   assert.deepEqual(destroyed.sort((x, y) => x - y), [400 * MB, 600 * MB, 800 * MB]);
   assert.equal(pool.numFreeBuffers, 0);
   assert.equal(pool.numBytesAllocated, pool.numBytesUsed);
+});
+
+test('flash attention tile skipping: every visible (query, key) pair lies in a tile its workgroup loads, and a typical step layout skips over a quarter of the tiles', () => {
+  const G = ROWS_PER_GROUP;
+  const rng = new Rng(4);
+  let loaded = 0;
+  let total = 0;
+  for (let trial = 0; trial < 60; trial++) {
+    const L = [16, 49, 64][trial % 3];
+    const cond = [1, 4][trial % 2];
+    const ranges = getAttnRanges(L, cond, splitIntegerExpDecay(L, 0.9, rng).splitSizes);
+    const rows = ranges.length / 3;
+    for (const tile of [8, 16]) {
+      const bounds = withBlockBounds(ranges, tile);
+      // the forward and dq kernels: a workgroup of G query rows = G / tile blocks
+      for (let first = 0; first * tile < rows; first += G / tile) {
+        const tiles = new Set(neededKeyTiles(bounds, rows, rows, tile, first, G / tile));
+        for (let i = first * tile; i < Math.min(rows, (first + G / tile) * tile); i++) {
+          const [a, b, c] = ranges.subarray(3 * i, 3 * i + 3);
+          for (let j = 0; j < rows; j++) {
+            if (j < a || (j >= b && j < c)) assert.ok(tiles.has(j - (j % tile)), `L ${L}: row ${i} sees key ${j} in a skipped tile`);
+          }
+        }
+        if (L === 64 && tile === 16) {
+          loaded += tiles.size;
+          total += Math.ceil(rows / tile);
+        }
+      }
+    }
+  }
+  assert.ok(loaded / total < 0.75, `loaded ${loaded} of ${total} key tiles`);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../src/rng';
 import {
   arStepCountProbs, blockRasterOrder, describeSequence, dilatedOrder, fromSizes, getArWeights, getAttnMask, invertMask,
-  makeOrder, rasterOrder, splitEqual, splitIntegerExpDecay, splitIntegerRandom, validateOrder, inverseOrder, additiveMask,
+  makeOrder, rasterOrder, getAttnRanges, splitEqual, splitIntegerExpDecay, splitIntegerRandom, validateOrder, inverseOrder, additiveMask,
 } from '../src/factorization';
 import { maxAbsDiff, reference } from './helpers';
 
@@ -38,6 +38,31 @@ test('masks equal the official get_attn_mask exactly (fixture)', () => {
     const m = getAttnMask(ref.sample_len, ref.cond_len, ref.split_sizes);
     assert.equal(m.seqLen, ref.masked_out.length);
     assert.deepEqual(Array.from(m.maskedOut), ref.masked_out.flat(), `split [${ref.split_sizes}]`);
+  }
+});
+
+/** The mask that `getAttnRanges` describes, expanded to rows x keys (1 = masked out). */
+function expandRanges(ranges: Int32Array, keys: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r < ranges.length / 3; r++) {
+    const [a, b, c] = ranges.subarray(3 * r, 3 * r + 3);
+    for (let j = 0; j < keys; j++) out.push(j < a || (j >= b && j < c) ? 0 : 1);
+  }
+  return out;
+}
+
+test('getAttnRanges describes exactly the mask of get_attn_mask (fixture splits and 300 random ones)', () => {
+  for (const ref of reference().masks) {
+    const seq = ref.masked_out.length;
+    assert.deepEqual(expandRanges(getAttnRanges(ref.sample_len, ref.cond_len, ref.split_sizes), seq), ref.masked_out.flat());
+  }
+  const rng = new Rng(11);
+  for (let trial = 0; trial < 300; trial++) {
+    const L = [1, 16, 49, 64][trial % 4];
+    const cond = trial % 5;
+    const { splitSizes } = splitIntegerExpDecay(L, 0.9, rng);
+    const m = getAttnMask(L, cond, splitSizes);
+    assert.deepEqual(expandRanges(getAttnRanges(L, cond, splitSizes), m.seqLen), Array.from(m.maskedOut), `L ${L}, cond ${cond}, split [${splitSizes}]`);
   }
 });
 

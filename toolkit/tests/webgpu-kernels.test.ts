@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { setFusedKernels } from '../src/backend';
 import { geluTanh, layerNorm } from '../src/model/ops';
+import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
+import { rangesTensor } from '../src/backend/wgsl/attention';
+import { additiveMask, getAttnMask, getAttnRanges, sequenceLength } from '../src/factorization/mask';
 import { createDiffusion } from '../src/diffusion';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
@@ -149,5 +152,77 @@ test('fused GELU (tanh) == tfjs ops: value and gradient, over [-8, 8]', async ()
     },
     1e-5,
     'GELU',
+  );
+});
+
+/** Random weights of one `GeneralizedCausalAttention` of width D (official names under prefix `a`). */
+function attentionParams(rng: Rng, D: number, numHeads: number): Params {
+  const hd = D / numHeads;
+  const host = (shape: number[], scale: number, offset = 0) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => offset + scale * rng.normal()), shape);
+  return {
+    'a.qkv.weight': host([3 * D, D], 1 / Math.sqrt(D)),
+    'a.q_norm.weight': host([hd], 0.2, 1),
+    'a.q_norm.bias': host([hd], 0.1),
+    'a.k_norm.weight': host([hd], 0.2, 1),
+    'a.k_norm.bias': host([hd], 0.1),
+    'a.proj.weight': host([D, D], 1 / Math.sqrt(D)),
+    'a.proj.bias': host([D], 0.1),
+  };
+}
+
+// hd 64 and 96 take the two tile sizes; L = 49 with 4 cond tokens and 5 steps spans 2 query workgroups and
+// leaves whole key tiles masked; hd 8 is the fixture's head size.
+const FLASH_CASES: { D: number; H: number; L: number; cond: number; sizes: number[] }[] = [
+  { D: 128, H: 2, L: 49, cond: 4, sizes: [9, 17, 3, 12, 8] },
+  { D: 96, H: 1, L: 16, cond: 1, sizes: [1, 4, 11] },
+  { D: 16, H: 2, L: 16, cond: 4, sizes: [16] },
+];
+
+for (const c of FLASH_CASES) {
+  test(`flash attention == tfjs attention under the generalized mask (D ${c.D}, ${c.H} heads, splits ${c.sizes}): value and every gradient`, async () => {
+    const rng = new Rng(c.D);
+    const N = 2;
+    const seq = sequenceLength(c.L, c.cond, c.sizes);
+    const xHost = Float32Array.from({ length: N * seq * c.D }, () => rng.normal());
+    const dyHost = Float32Array.from({ length: N * seq * c.D }, () => rng.normal());
+    await sameFusedAndPlain(
+      () => {
+        const p = attentionParams(new Rng(7), c.D, c.H);
+        const mask = getAttnMask(c.L, c.cond, c.sizes);
+        const ctx = { mask: tf.tensor2d(additiveMask(mask), [seq, seq]), ranges: rangesTensor(getAttnRanges(c.L, c.cond, c.sizes), c.D / c.H) };
+        const [x, dy] = [tf.tensor3d(xHost, [N, seq, c.D]), tf.tensor3d(dyHost, [N, seq, c.D])];
+        // k_norm.bias shifts all scores of a query alike: its true gradient is 0, both paths give rounding noise
+        const names = Object.keys(p).filter((k) => k !== 'a.k_norm.bias');
+        const f = (xs: tf.Tensor, ...ws: tf.Tensor[]) => {
+          const q = { ...p, ...Object.fromEntries(names.map((k, i) => [k, ws[i]])) };
+          return maskedAttention(q, 'a', xs as tf.Tensor3D, c.H, ctx);
+        };
+        const out = valueAndGrads(f, [x, ...names.map((k) => p[k])], dy);
+        tf.dispose([x, dy, ctx.mask, ctx.ranges, ...Object.values(p)]);
+        return out;
+      },
+      2e-5,
+      'flash attention',
+    );
+  });
+}
+
+test('flash attention on the KV cache (head-major cache, 3 queries over 13 keys, unmasked) == tfjs attention', async () => {
+  const D = 64;
+  const H = 2;
+  const rng = new Rng(3);
+  const host = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+  const [ctxHost, xHost] = [host(2 * 10 * D), host(2 * 3 * D)];
+  await sameFusedAndPlain(
+    () => {
+      const p = attentionParams(new Rng(9), D, H);
+      const cache: LayerCache = { k: null, v: null };
+      tf.tidy(() => cachedAttention(p, 'a', tf.tensor3d(ctxHost, [2, 10, D]), H, cache, true));
+      const out = tf.tidy(() => cachedAttention(p, 'a', tf.tensor3d(xHost, [2, 3, D]), H, cache, false).dataSync() as Float32Array);
+      tf.dispose([cache.k!, cache.v!, ...Object.values(p)]);
+      return [out];
+    },
+    2e-5,
+    'cached flash attention',
   );
 });

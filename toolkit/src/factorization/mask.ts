@@ -40,6 +40,33 @@ export function getAttnMask(L: number, condLen: number, splitSizes: readonly num
   return { seqLen, maskedOut: m };
 }
 
+/**
+ * The same mask as key ranges, 3 numbers per query row: the row may attend to keys [0, prefixEnd) and
+ * [ownStart, ownEnd). Every row of the generalized causal mask has this shape (cond + earlier clean steps, then
+ * its own noisy step), so a fused attention kernel needs O(S) numbers instead of an S x S tensor.
+ */
+export function getAttnRanges(L: number, condLen: number, splitSizes: readonly number[]): Int32Array {
+  const { cumsum } = fromSizes(splitSizes, L);
+  const S = splitSizes.length;
+  const ctxLen = condLen + L - splitSizes[S - 1];
+  const out = new Int32Array(3 * (ctxLen + L));
+  for (let r = 0; r < condLen; r++) out[3 * r] = condLen;
+  for (let i = 0; i < S; i++) {
+    for (let j = cumsum[i]; j < cumsum[i + 1]; j++) {
+      if (i < S - 1) out[3 * (condLen + j)] = condLen + cumsum[i + 1]; // clean row: steps <= i
+      out.set([condLen + cumsum[i], ctxLen + cumsum[i], ctxLen + cumsum[i + 1]], 3 * (ctxLen + j)); // noisy row
+    }
+  }
+  return out;
+}
+
+/** Ranges of unmasked attention (the KV-cache path): each of `rows` queries sees all `keys` keys. */
+export function fullRanges(rows: number, keys: number): Int32Array {
+  const out = new Int32Array(3 * rows);
+  for (let r = 0; r < rows; r++) out[3 * r] = keys;
+  return out;
+}
+
 /** The same mask in the opposite polarity (1 = may attend), as PyTorch's `scaled_dot_product_attention` wants. */
 export function invertMask(mask: AttnMask): AttnMask {
   return { seqLen: mask.seqLen, maskedOut: mask.maskedOut.map((v) => 1 - v) };

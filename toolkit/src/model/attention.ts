@@ -3,8 +3,13 @@
  * and k (QK-norm, before q is scaled), softmax(q·kᵀ·scale + additive mask)·v, then `proj`.
  * Two entry points, as in the official code: a masked full-sequence forward for training, and a KV-cache
  * forward for inference where the current chunk attends, unmasked, to the cache plus itself.
+ * On webgpu both run as flash-style WGSL kernels (backend/wgsl/attention) unless probabilities are recorded.
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedKernels } from '../backend';
+import type { WebGPUBackendLike } from '../backend/webgpu';
+import { flashAttentionBackward, flashAttentionForward, FlashShape, headMajor, MAX_HEAD_DIM, rangesTensor, tokenMajor } from '../backend/wgsl/attention';
+import { fullRanges } from '../factorization/mask';
 import { bmm, customOp, layerNorm, linear } from './ops';
 
 export type Params = Record<string, tf.Tensor>;
@@ -41,34 +46,55 @@ function attentionCore(mask: tf.Tensor2D | null, onProbs: ((p: tf.Tensor3D) => v
   });
 }
 
-/** Splits fused qkv [N, L, 3D] into per-head q (normed, scaled), k (normed) and v, each [N, H, L, hd]. */
-function qkvHeads(p: Params, pre: string, x: tf.Tensor3D, numHeads: number): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+/**
+ * Fused qkv [N, L, 3D] -> q, k (each normed by its per-head LayerNorm, q not yet scaled) and v, each
+ * [N, L, H, hd] (token-major), or [N, H, L, hd] with `headMajor`.
+ */
+function qkvNormed(p: Params, pre: string, x: tf.Tensor3D, numHeads: number, headMajor: boolean): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const [N, L, D] = x.shape;
   const hd = D / numHeads;
   const qkv = linear(x, p[`${pre}.qkv.weight`]);
-  const heads = tf.split(qkv, 3, -1).map((t) => tf.transpose(tf.reshape(t, [N, L, numHeads, hd]), [0, 2, 1, 3]));
-  const q = tf.mul(layerNorm(heads[0], p[`${pre}.q_norm.weight`], p[`${pre}.q_norm.bias`]), Math.pow(hd, -0.5));
-  const k = layerNorm(heads[1], p[`${pre}.k_norm.weight`], p[`${pre}.k_norm.bias`]);
-  return [q as tf.Tensor4D, k as tf.Tensor4D, heads[2] as tf.Tensor4D];
+  const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.reshape(t, [N, L, numHeads, hd]));
+  const heads = [layerNorm(q, p[`${pre}.q_norm.weight`], p[`${pre}.q_norm.bias`]), layerNorm(k, p[`${pre}.k_norm.weight`], p[`${pre}.k_norm.bias`]), v];
+  return heads.map((t) => (headMajor ? tf.transpose(t, [0, 2, 1, 3]) : t)) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 }
 
-/** Attention of q [N,H,Lq,hd] over k, v [N,H,Lk,hd], merged back to [N, Lq, D] and projected. */
-function attend(
-  p: Params,
-  pre: string,
-  q: tf.Tensor4D,
-  k: tf.Tensor4D,
-  v: tf.Tensor4D,
-  mask: tf.Tensor2D | null,
-  onProbs?: ProbsHook,
-): tf.Tensor3D {
+/** The tfjs path: q, k, v [N, H, L, hd], softmax over the additive mask, merged back to [N, Lq, D]. */
+function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D | null, onProbs?: ProbsHook): tf.Tensor3D {
   const [N, H, Lq, hd] = q.shape;
   const Lk = k.shape[2];
   const flat = (t: tf.Tensor4D, len: number) => tf.reshape(t, [N * H, len, hd]) as tf.Tensor3D;
   const hook = onProbs ? (pr: tf.Tensor3D) => onProbs(tf.reshape(pr, [N, H, Lq, Lk]) as tf.Tensor4D) : undefined;
-  const o = attentionCore(mask, hook)(flat(q, Lq), flat(k, Lk), flat(v, Lk));
-  const merged = tf.reshape(tf.transpose(tf.reshape(o, [N, H, Lq, hd]), [0, 2, 1, 3]), [N, Lq, H * hd]);
-  return linear(merged, p[`${pre}.proj.weight`], p[`${pre}.proj.bias`]) as tf.Tensor3D;
+  const o = attentionCore(mask, hook)(flat(tf.mul(q, Math.pow(hd, -0.5)) as tf.Tensor4D, Lq), flat(k, Lk), flat(v, Lk));
+  return tf.reshape(tf.transpose(tf.reshape(o, [N, H, Lq, hd]), [0, 2, 1, 3]), [N, Lq, H * hd]);
+}
+
+/** The fused WGSL kernels when they apply: webgpu, no probabilities requested (they are never formed), hd <= 128. */
+function flashBackend(hd: number, onProbs?: ProbsHook): WebGPUBackendLike | null {
+  return onProbs || hd > MAX_HEAD_DIM ? null : fusedKernels();
+}
+
+/** Flash attention as a differentiable op of (q, k, v) for fixed shapes, layouts and key ranges. */
+const flashAttention = (gpu: WebGPUBackendLike, s: FlashShape, ranges: tf.Tensor1D) =>
+  customOp<tf.Tensor3D>(([q, k, v], save) => {
+    const [o, lse] = flashAttentionForward(gpu, s, q, k, v, ranges);
+    save([q, k, v, o, lse]);
+    return {
+      value: o,
+      gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, os, ls]: tf.Tensor[]) => flashAttentionBackward(gpu, s, qs, ks, vs, ranges, os, ls, dO),
+    };
+  });
+
+/** `proj` of the merged heads [N, L, D]. */
+function project(p: Params, pre: string, o: tf.Tensor3D): tf.Tensor3D {
+  return linear(o, p[`${pre}.proj.weight`], p[`${pre}.proj.bias`]) as tf.Tensor3D;
+}
+
+/** The generalized causal mask in both forms: additive [S, S] for the tfjs path, key ranges for the fused one. */
+export interface MaskedContext {
+  mask: tf.Tensor2D;
+  /** `rangesTensor(getAttnRanges(...))`. */
+  ranges: tf.Tensor1D;
 }
 
 /** Training path (`_forward`): the whole sequence under the additive generalized causal mask [S, S]. */
@@ -77,12 +103,17 @@ export function maskedAttention(
   pre: string,
   x: tf.Tensor3D,
   numHeads: number,
-  mask: tf.Tensor2D,
+  ctx: MaskedContext,
   onProbs?: ProbsHook,
 ): tf.Tensor3D {
   return tf.tidy(() => {
-    const [q, k, v] = qkvHeads(p, pre, x, numHeads);
-    return attend(p, pre, q, k, v, mask, onProbs);
+    const [N, L, D] = x.shape;
+    const hd = D / numHeads;
+    const gpu = flashBackend(hd, onProbs);
+    if (!gpu) return project(p, pre, attend(...qkvNormed(p, pre, x, numHeads, true), ctx.mask, onProbs));
+    const layout = tokenMajor(numHeads, L, hd);
+    const s: FlashShape = { N, H: numHeads, Lq: L, Lk: L, hd, scale: Math.pow(hd, -0.5), q: layout, k: layout, v: layout };
+    return project(p, pre, flashAttention(gpu, s, ctx.ranges)(...qkvNormed(p, pre, x, numHeads, false)));
   });
 }
 
@@ -100,7 +131,10 @@ export function cachedAttention(
   onProbs?: ProbsHook,
 ): tf.Tensor3D {
   return tf.tidy(() => {
-    const [q, curK, curV] = qkvHeads(p, pre, x, numHeads);
+    const [N, Lq, D] = x.shape;
+    const hd = D / numHeads;
+    const gpu = flashBackend(hd, onProbs);
+    const [q, curK, curV] = qkvNormed(p, pre, x, numHeads, true);
     const k = cache.k ? (tf.concat([cache.k, curK], 2) as tf.Tensor4D) : curK;
     const v = cache.v ? (tf.concat([cache.v, curV], 2) as tf.Tensor4D) : curV;
     if (update) {
@@ -109,6 +143,9 @@ export function cachedAttention(
       cache.k = tf.keep(k);
       cache.v = tf.keep(v);
     }
-    return attend(p, pre, q, k, v, null, onProbs);
+    if (!gpu) return project(p, pre, attend(q, k, v, null, onProbs));
+    const Lk = k.shape[2];
+    const s: FlashShape = { N, H: numHeads, Lq, Lk, hd, scale: Math.pow(hd, -0.5), q: headMajor(numHeads, Lq, hd), k: headMajor(numHeads, Lk, hd), v: headMajor(numHeads, Lk, hd) };
+    return project(p, pre, flashAttention(gpu, s, rangesTensor(fullRanges(Lq, Lk), hd))(q, k, v));
   });
 }

@@ -11,9 +11,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../rng';
-import { additiveMask, getAttnMask } from '../factorization/mask';
+import { additiveMask, getAttnMask, getAttnRanges } from '../factorization/mask';
+import { rangesTensor } from '../backend/wgsl/attention';
 import { CausalFusionConfig, numPatches, patchDim, validateConfig } from './config';
-import { cachedAttention, LayerCache, maskedAttention, Params, ProbsHook } from './attention';
+import { cachedAttention, LayerCache, maskedAttention, MaskedContext, Params, ProbsHook } from './attention';
 import { geluTanh, layerNorm, linear, silu } from './ops';
 import { HostTensor, initParameters, parameterShapes, StateDict } from './params';
 import { gatherTokens, patchify } from './patchify';
@@ -61,8 +62,10 @@ export interface PreparedBatch {
   /** Sinusoidal timestep features [N, 256]. */
   tFreq: tf.Tensor2D;
   y: tf.Tensor1D;
-  /** Additive generalized causal mask [S, S]. */
+  /** Additive generalized causal mask [S, S] (tfjs attention). */
   mask: tf.Tensor2D;
+  /** The same mask as key ranges per row (fused attention kernels). */
+  ranges: tf.Tensor1D;
 }
 
 /** `TimestepEmbedder.timestep_embedding`: [cos | sin] features, float32 arithmetic as in PyTorch. */
@@ -154,14 +157,14 @@ export class CausalDiffusionModel {
     p: Params,
     i: number,
     x: tf.Tensor3D,
-    ctx: { mask: tf.Tensor2D } | { cache: LayerCache; update: boolean },
+    ctx: MaskedContext | { cache: LayerCache; update: boolean },
     onProbs?: ProbsHook,
   ): tf.Tensor3D {
     const b = `blocks.${i}`;
     const h = layerNorm(x, p[`${b}.norm1.weight`], p[`${b}.norm1.bias`]) as tf.Tensor3D;
     const a =
       'mask' in ctx
-        ? maskedAttention(p, `${b}.attn`, h, this.config.numHeads, ctx.mask, onProbs)
+        ? maskedAttention(p, `${b}.attn`, h, this.config.numHeads, ctx, onProbs)
         : cachedAttention(p, `${b}.attn`, h, this.config.numHeads, ctx.cache, ctx.update, onProbs);
     const x1 = tf.add(x, a);
     const m = layerNorm(x1, p[`${b}.norm2.weight`], p[`${b}.norm2.bias`]);
@@ -206,6 +209,7 @@ export class CausalDiffusionModel {
       tFreq: tf.tensor2d(timestepFrequencies(inp.t), [N, 256]),
       y: tf.tensor1d(Int32Array.from(inp.y), 'int32'),
       mask: tf.tensor2d(additiveMask(mask), [mask.seqLen, mask.seqLen]),
+      ranges: rangesTensor(getAttnRanges(L, c.numCondTokens, inp.splitSizes), c.hiddenSize / c.numHeads),
     };
   }
 
@@ -236,7 +240,7 @@ export class CausalDiffusionModel {
       let x = this.embed(p, b);
       for (let i = 0; i < this.config.depth; i++) {
         const onProbs = hooks.attention ? (pr: tf.Tensor4D) => hooks.attention!(i, pr) : undefined;
-        x = this.block(p, i, x, { mask: b.mask }, onProbs);
+        x = this.block(p, i, x, b, onProbs);
       }
       return this.head(p, x, b, hooks);
     });
@@ -330,7 +334,7 @@ export class CausalDiffusionModel {
 
 /** Frees the device tensors of a prepared batch. */
 export function disposeBatch(b: PreparedBatch): void {
-  tf.dispose([b.clean, b.noisy, b.target, b.posIndex, b.tFreq, b.y, b.mask]);
+  tf.dispose([b.clean, b.noisy, b.target, b.posIndex, b.tFreq, b.y, b.mask, b.ranges]);
 }
 
 /** Frees a KV cache. */

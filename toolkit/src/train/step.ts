@@ -129,7 +129,7 @@ function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch,
   const inputs: tf.Tensor3D[] = [tf.tidy(() => model.embed(P, b))];
   for (let i = 0; i < model.config.depth; i++) {
     const x = inputs[i];
-    inputs.push(tf.tidy(() => model.block(P, i, x, { mask: b.mask })));
+    inputs.push(tf.tidy(() => model.block(P, i, x, b)));
   }
   const grads: Record<string, tf.Tensor> = {};
   const store = (names: string[], gs: tf.Tensor[]) => names.forEach((n, i) => (grads[n] = gs[i]));
@@ -140,7 +140,7 @@ function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch,
   let dx = hg[0];
   store(headNames, hg.slice(1));
   for (let i = model.config.depth - 1; i >= 0; i--) {
-    const f = tf.grads((x: tf.Tensor, ...ws: tf.Tensor[]) => model.block(withParams(P, blockNames[i], ws), i, x as tf.Tensor3D, { mask: b.mask }));
+    const f = tf.grads((x: tf.Tensor, ...ws: tf.Tensor[]) => model.block(withParams(P, blockNames[i], ws), i, x as tf.Tensor3D, b));
     const g = f([inputs[i], ...pick(P, blockNames[i])], dx);
     tf.dispose([dx, inputs[i + 1]]);
     dx = g[0];
