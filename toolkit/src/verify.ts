@@ -10,6 +10,7 @@ import { configFromOfficial } from './model/config';
 import { CausalDiffusionModel, disposeBatch, disposeCache } from './model/causalfusion';
 import { ReferenceFixture } from './io/reference';
 import { weightedLoss } from './train/loss';
+import { matmulPrecision, setMatmulPrecision } from './backend/wgsl/matmul';
 
 /** Tolerances of the parity contract. `rel` errors are max|ours - ref| / max|ref| over the compared tensor. */
 export const TOLERANCES = {
@@ -155,12 +156,19 @@ function verifyInference(ref: ReferenceFixture, model: CausalDiffusionModel): Ve
   return rows;
 }
 
-/** Runs every comparison on the active backend. The fixture's model config may differ from ours in any way. */
+/**
+ * Runs every comparison on the active backend, with fp32 matmuls: the contract is the official fp32 code's
+ * numbers (tensor cores, when on, are checked against their own fp16 bound instead). The fixture's model
+ * config may differ from ours in any way.
+ */
 export function verifyReference(ref: ReferenceFixture): VerifyRow[] {
   const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: ref.state_dict });
+  const precision = matmulPrecision();
+  setMatmulPrecision('f32');
   try {
     return [...verifyFactorization(ref), ...verifyDiffusion(ref), ...verifyForward(ref, model), ...verifyInference(ref, model)];
   } finally {
+    setMatmulPrecision(precision);
     model.dispose();
   }
 }

@@ -14,6 +14,8 @@ import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-
 
 export { nativeGemmActive } from './native-gemm';
 export { isSoftwareAdapter } from './webgpu';
+export { matmulPrecision, setMatmulPrecision, tensorCoreMatmul, tensorCoresAvailable } from './wgsl/matmul';
+export type { MatmulPrecision } from './wgsl/matmul';
 
 export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];

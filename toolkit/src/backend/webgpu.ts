@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as tf from '@tensorflow/tfjs';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { BufferPool, bucketBufferPool, PooledBuffer, trimBufferPool } from './webgpu-pool';
+import { installTensorCoreMatmul, tensorCoreFeatures } from './wgsl/matmul';
 
 /** What a WebGPU adapter says of itself (Dawn fills these; other implementations may leave some out). */
 interface AdapterInfo {
@@ -18,6 +19,8 @@ interface AdapterInfo {
   architecture?: string;
   description?: string;
   isFallbackAdapter?: boolean;
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
 }
 
 interface DawnAdapter {
@@ -218,7 +221,8 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     return { ok: false, why: missing ? `webgpu packages not installed (${errMsg(e).replace(/^Cannot find module '([^']+)'.*/, '$1')} missing: webgpu, @tensorflow/tfjs-backend-webgpu and deasync come with npm run setup)` : `webgpu failed to load: ${errMsg(e)}` };
   }
   Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create([]);
+  // fp16 in shaders on NVIDIA's Vulkan driver and the experimental subgroup matrices sit behind Dawn toggles
+  const gpu = dawn.create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     const hint = process.platform === 'linux' ? ': no Vulkan driver found (install libvulkan1 and a GPU driver, or mesa-vulkan-drivers >= 25 for the CPU one; $VK_DRIVER_FILES / $VK_ICD_FILENAMES select one)' : '';
@@ -230,8 +234,9 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
   let gpuError: string | undefined;
   try {
     const l = adapter.limits;
+    const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
     const device = await adapter.requestDevice({
-      requiredFeatures: ['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)),
+      requiredFeatures: [...['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)), ...tensorCores],
       requiredLimits: {
         maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
@@ -257,7 +262,8 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
       return backend;
     });
     if (!(await tf.setBackend('webgpu'))) return { ok: false, why: `webgpu backend did not initialise on ${name}` };
-    active = { detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}`, software: isSoftwareAdapter(info) };
+    const matmul = tensorCores.length ? await installTensorCoreMatmul(tf.backend() as unknown as WebGPUBackendLike) : 'fp32 matmul';
+    active = { detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}; ${matmul}`, software: isSoftwareAdapter(info) };
     return { ok: true, detail: active.detail };
   } catch (e) {
     return { ok: false, why: `webgpu failed on ${name}: ${errMsg(e)}` };

@@ -19,6 +19,7 @@ import { AdamW, biasCorrections, clipGradNorm, Ema, warmupLr } from './optim';
 import { fusedKernels } from '../backend';
 import type { WebGPUBackendLike } from '../backend/webgpu';
 import { fusedAdamWUpdate } from '../backend/wgsl/adamw';
+import { lossScaleFor } from '../backend/wgsl/matmul';
 
 /** How the factorization is sampled for each batch. */
 export interface FactorizationConfig {
@@ -99,25 +100,29 @@ const withParams = (p: Params, names: string[], ws: tf.Tensor[]): Params => {
   return q;
 };
 
-/** The weighted loss of a head output; also keeps the unweighted per-token MSE [N, L] for statistics. */
-function lossKeepingTokenMse(mse: tf.Tensor3D, arWeights: Float32Array, keep: { tokenMse?: tf.Tensor2D }): tf.Scalar {
+/**
+ * The weighted loss of a head output times `scale` (the loss scale of fp16 matmuls); also keeps the
+ * unweighted per-token MSE [N, L] for statistics.
+ */
+function lossKeepingTokenMse(mse: tf.Tensor3D, arWeights: Float32Array, keep: { tokenMse?: tf.Tensor2D }, scale: number): tf.Scalar {
   keep.tokenMse = tf.keep(tf.mean(mse, 2) as tf.Tensor2D);
-  return weightedLoss(mse, arWeights);
+  const loss = weightedLoss(mse, arWeights);
+  return scale === 1 ? loss : tf.mul(loss, scale);
 }
 
 /** Loss and gradients of all trainable parameters in one autograd pass. */
-function plainLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array): LossAndGrads {
+function plainLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, scale: number): LossAndGrads {
   const names = model.trainableNames();
   const vars = names.map((n) => model.params[n]);
   const keep: { tokenMse?: tf.Tensor2D } = {};
-  const { value, grads } = tf.variableGrads(() => lossKeepingTokenMse(model.forwardPrepared(b), arWeights, keep), vars);
+  const { value, grads } = tf.variableGrads(() => lossKeepingTokenMse(model.forwardPrepared(b), arWeights, keep, scale), vars);
   const out: Record<string, tf.Tensor> = {};
   names.forEach((n, i) => (out[n] = grads[vars[i].name]));
-  return { loss: value, grads: out, tokenMse: keep.tokenMse! };
+  return { loss: value, grads: out, tokenMse: keep.tokenMse!, scale };
 }
 
 /** The same loss and gradients, recomputing each block during the backward pass. */
-function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array): LossAndGrads {
+function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, scale: number): LossAndGrads {
   const P = model.params as Params;
   const trainable = new Set(model.trainableNames());
   const owned = (prefix: string) => Object.keys(P).filter((n) => n.startsWith(prefix) && trainable.has(n));
@@ -135,7 +140,7 @@ function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch,
   const store = (names: string[], gs: tf.Tensor[]) => names.forEach((n, i) => (grads[n] = gs[i]));
 
   const keep: { tokenMse?: tf.Tensor2D } = {};
-  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) => lossKeepingTokenMse(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights, keep));
+  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) => lossKeepingTokenMse(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights, keep, scale));
   const { value: loss, grads: hg } = head([inputs[model.config.depth], ...pick(P, headNames)]);
   let dx = hg[0];
   store(headNames, hg.slice(1));
@@ -149,19 +154,23 @@ function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch,
   const fe = tf.grads((...ws: tf.Tensor[]) => model.embed(withParams(P, embedNames, ws), b));
   store(embedNames, fe(pick(P, embedNames), dx));
   tf.dispose([dx, inputs[0]]);
-  return { loss: loss as tf.Scalar, grads, tokenMse: keep.tokenMse! };
+  return { loss: loss as tf.Scalar, grads, tokenMse: keep.tokenMse!, scale };
 }
 
-/** The weighted loss, gradients keyed by official parameter name, and the per-token MSE [N, L] (shuffled order). */
+/**
+ * The weighted loss and gradients keyed by official parameter name, both multiplied by `scale`, and the
+ * per-token MSE [N, L] (shuffled order).
+ */
 export interface LossAndGrads {
   loss: tf.Scalar;
   grads: Record<string, tf.Tensor>;
   tokenMse: tf.Tensor2D;
+  scale: number;
 }
 
-/** Weighted loss and gradients keyed by official parameter name. */
-export function lossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, checkpoint = false): LossAndGrads {
-  return checkpoint ? checkpointedLossAndGrads(model, b, arWeights) : plainLossAndGrads(model, b, arWeights);
+/** Weighted loss and gradients keyed by official parameter name, scaled by `scale` (a power of two). */
+export function lossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, checkpoint = false, scale = 1): LossAndGrads {
+  return checkpoint ? checkpointedLossAndGrads(model, b, arWeights, scale) : plainLossAndGrads(model, b, arWeights, scale);
 }
 
 /** Optimisation settings of a step. */
@@ -171,6 +180,8 @@ export interface StepConfig {
   gradClip: number;
   /** Recompute blocks in the backward pass to bound memory. */
   checkpoint: boolean;
+  /** Loss scale, a power of two; by default `lossScaleFor` (1 unless the matmuls run in fp16). */
+  lossScale?: number;
 }
 
 export const STEP_DEFAULTS: StepConfig = { lr: 8e-4, warmupSteps: 0, gradClip: 1.0, checkpoint: false };
@@ -188,11 +199,17 @@ type Update = Omit<StepResult, 'lr'>;
 
 /** clip + AdamW + EMA with tfjs ops; reads the loss first, so a non-finite one stops before any change. */
 function hostUpdate(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, r: LossAndGrads, lr: number, cfg: StepConfig): Update {
-  const loss = r.loss.dataSync()[0];
+  const loss = r.loss.dataSync()[0] / r.scale;
   const tokenMse = r.tokenMse.dataSync() as Float32Array;
   if (!Number.isFinite(loss)) {
     tf.dispose(Object.values(r.grads));
     return { loss, gradNorm: NaN, tokenMse };
+  }
+  if (r.scale !== 1) {
+    for (const [n, g] of Object.entries(r.grads)) {
+      r.grads[n] = tf.mul(g, 1 / r.scale);
+      g.dispose();
+    }
   }
   const clipped = clipGradNorm(r.grads, cfg.gradClip);
   if (Number.isFinite(clipped.norm)) {
@@ -216,13 +233,14 @@ function gpuUpdate(backend: WebGPUBackendLike, model: CausalDiffusionModel, opt:
     lr,
     maxNorm: cfg.gradClip,
     emaDecay: ema?.decay,
+    gradScale: r.scale,
   });
   tf.dispose(Object.values(r.grads));
   const all = tf.tidy(() => tf.concat([tf.reshape(r.loss, [1]), tf.slice(clip, [0], [1]), tf.reshape(r.tokenMse, [-1])]));
   const values = all.dataSync() as Float32Array;
   tf.dispose([all, clip]);
   if (!Number.isFinite(values[0]) || !Number.isFinite(values[1])) opt.step -= 1; // the GPU skipped the update
-  return { loss: values[0], gradNorm: values[1], tokenMse: values.slice(2) };
+  return { loss: values[0] / r.scale, gradNorm: values[1], tokenMse: values.slice(2) };
 }
 
 /**
@@ -232,7 +250,7 @@ function gpuUpdate(backend: WebGPUBackendLike, model: CausalDiffusionModel, opt:
 export function trainStep(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, batch: SampledBatch, cfg: StepConfig = STEP_DEFAULTS): StepResult {
   const b = model.prepareBatch(batch);
   try {
-    const r = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint);
+    const r = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint, cfg.lossScale ?? lossScaleFor(b.N * b.L * model.patchDim));
     const lr = warmupLr(cfg.lr, opt.step, cfg.warmupSteps);
     const gpu = fusedKernels();
     const u = gpu ? gpuUpdate(gpu, model, opt, ema, r, lr, cfg) : hostUpdate(model, opt, ema, r, lr, cfg);

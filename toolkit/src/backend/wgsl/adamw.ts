@@ -3,9 +3,9 @@
  * `clip_grad_norm_` + `torch.optim.AdamW` + the EMA update, all on the GPU, with nothing read back.
  *
  *   1. `sumSquares`, per gradient: 64 partial sums of g² into its slots of one buffer;
- *   2. `clipCoef`, once: norm = sqrt(sum of all partials), coef = min(1, maxNorm / (norm + 1e-6)), and
- *      ok = loss and norm are finite, so that a diverged step leaves the weights as they were;
- *   3. `adamwEma`, per parameter: g·coef, the moments, the parameter and its EMA updated in place;
+ *   2. `clipCoef`, once: norm = sqrt(sum of all partials) / gradScale, coef = min(1, maxNorm / (norm + 1e-6)),
+ *      and ok = loss and norm are finite, so that a diverged step leaves the weights as they were;
+ *   3. `adamwEma`, per parameter: g·coef/gradScale, the moments, the parameter and its EMA updated in place;
  *      `emaOnly` for parameters without a gradient (a frozen pos_embed still has an EMA copy).
  * The arithmetic follows `AdamW.apply` / `Ema.update` operation by operation (same constants in float32).
  */
@@ -41,7 +41,7 @@ const clipCoef = new WgslKernel(
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
 @group(0) @binding(1) var<storage, read> loss: array<f32>;
 @group(0) @binding(2) var<storage, read_write> clip: array<f32>;
-struct U { count: u32, maxNorm: f32 }
+struct U { count: u32, maxNorm: f32, gradScale: f32 }
 @group(0) @binding(3) var<uniform> u: U;
 ${workgroupSum(WG)}
 ${FINITE}
@@ -51,12 +51,12 @@ fn main(@builtin(local_invocation_index) li: u32) {
   for (var i = li; i < u.count; i = i + ${WG}u) { s = s + partials[i]; }
   let total = wgSum(li, s);
   if (li == 0u) {
-    let norm = sqrt(total);
+    let norm = sqrt(total) / u.gradScale;
     let ok = finite(norm) && finite(loss[0]);
     var coef = 1.0;
     if (ok && u.maxNorm > 0.0) { coef = min(1.0, u.maxNorm / (norm + 1e-6)); }
     clip[0] = norm;
-    clip[1] = coef;
+    clip[1] = coef / u.gradScale; // a power of two: exact
     clip[2] = select(0.0, 1.0, ok);
     clip[3] = 0.0;
   }
@@ -77,8 +77,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (clip[2] == 0.0) { return; }
   let coef = clip[1];
   for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
-    var gi = g[i];
-    if (coef < 1.0) { gi = gi * coef; }
+    let gi = g[i] * coef;
     let m1 = m[i] * u.beta1 + gi * u.oneMinusBeta1;
     let v1 = v[i] * u.beta2 + (gi * gi) * u.oneMinusBeta2;
     let denom = sqrt(v1) / u.bc2Sqrt + u.eps;
@@ -122,6 +121,8 @@ export interface FusedAdamWArgs {
   maxNorm: number;
   /** EMA decay, when an EMA is kept. */
   emaDecay?: number;
+  /** The loss scale the gradients carry (a power of two), divided out here. */
+  gradScale?: number;
 }
 
 /**
@@ -144,7 +145,7 @@ export function fusedAdamWUpdate(
     sumSquares.dispatch(backend, [g, partials], uniformBlock([['u32', g.size], ['u32', slot]]), [SLOTS]);
   });
   const clip = emptyTensor(backend, [4]);
-  clipCoef.dispatch(backend, [partials, loss, clip], uniformBlock([['u32', names.length * SLOTS], ['f32', a.maxNorm]]), [1]);
+  clipCoef.dispatch(backend, [partials, loss, clip], uniformBlock([['u32', names.length * SLOTS], ['f32', a.maxNorm], ['f32', a.gradScale ?? 1]]), [1]);
   backend.disposeData(partials.dataId);
 
   const decay = a.emaDecay ?? 1;

@@ -57,7 +57,8 @@ export class WgslKernel {
     readonly code: string,
   ) {}
 
-  private pipeline(backend: WebGPUBackendLike): Pipeline {
+  /** The compute pipeline on this backend's device, created on first use (or now, to surface compile errors). */
+  compile(backend: WebGPUBackendLike): Pipeline {
     let p = this.pipelines.get(backend.device);
     if (!p) {
       const module = backend.device.createShaderModule({ code: this.code });
@@ -82,7 +83,7 @@ export class WgslKernel {
     backend.queue.writeBuffer(ub, 0, uniforms);
     backend.uniformPendingDisposal.push(ub);
     entries.push({ binding: tensors.length, resource: { buffer: ub, offset: 0, size: uniforms.byteLength } });
-    const pipeline = this.pipeline(backend);
+    const pipeline = this.compile(backend);
     const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     backend.ensureCommandEncoderReady();
     // under tf.time / tf.profile each kernel gets its own timed pass, as tfjs-webgpu does for its programs
