@@ -2,12 +2,15 @@
  * Matmul on tensor cores through WebGPU subgroup matrices (`chromium-experimental-subgroup-matrix`): fp32
  * tensors are rounded to fp16 while staged in workgroup memory, multiplied in 16x16x16 tiles and accumulated
  * in fp32, like PyTorch's fp16 autocast. It replaces tfjs's `BatchMatMul` on webgpu when the adapter offers
- * fp16 subgroup matrices with 32-wide subgroups (NVIDIA) and passes a self-test; tfjs's fp32 kernel stays
- * the path everywhere else and with `setMatmulPrecision('f32')` / $CAUSALFUSION_MATMUL=f32.
+ * fp16 subgroup matrices with 32-wide subgroups (NVIDIA), passes a self-test, and is switched on with
+ * `setMatmulPrecision('f16')` / $CAUSALFUSION_MATMUL=f16; tfjs's fp32 kernel is the default (see the README's
+ * H200 table for why).
  *
- * A workgroup of 4 subgroups computes a 64x64 block of C; each subgroup a 32x32 quarter as 2x2 result tiles,
- * over K in steps of 32. Ragged edges are zero-padded when staged and written through a per-subgroup staging
- * tile, so any M, N, K work; transposed operands are read in their stored order (coalesced).
+ * A workgroup of 8 subgroups computes a 128x128 block of C, each subgroup 32x64 of it as 2x4 result tiles,
+ * over K in steps of 32; when the output has too few blocks to fill the GPU (weight gradients, where K is the
+ * token count), K is split across workgroups and a second kernel sums the partials. Ragged edges are
+ * zero-padded when staged and written through a per-subgroup staging tile, so any M, N, K work; transposed
+ * operands are read in their stored order (coalesced). Small products stay on tfjs.
  *
  * Precision: each product of fp16-rounded inputs is within 2^-10 |a||b| of the exact one (two roundings of
  * 2^-11 each), and fp32 accumulation adds far less, so |C16 - C| <= 2^-10 (|A||B|) elementwise (tested).
@@ -16,12 +19,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackendLike } from '../webgpu';
-import { emptyTensor, uniformBlock, WgslKernel } from './runner';
+import { emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 
 /** Matmul precision on webgpu: 'f16' = fp16 inputs, fp32 accumulation on tensor cores (when offered). */
 export type MatmulPrecision = 'f16' | 'f32';
 
-let precision: MatmulPrecision = process.env.CAUSALFUSION_MATMUL === 'f32' ? 'f32' : 'f16';
+let precision: MatmulPrecision = process.env.CAUSALFUSION_MATMUL === 'f16' ? 'f16' : 'f32';
 const ready = new WeakSet<object>(); // devices whose tensor-core kernel passed the self-test
 
 /** Chooses the webgpu matmul; 'f16' takes effect only where the adapter supports it (see `tensorCoreMatmul`). */
@@ -59,84 +62,119 @@ interface MatrixSyntax {
   store(ptr: string, offset: string, value: string, stride: string): string;
 }
 const SYNTAXES: MatrixSyntax[] = [
-  { load: (t, p, o, s) => `subgroupMatrixLoad<${t}>(${p}, ${o}, false, ${s})`, store: (p, o, v, s) => `subgroupMatrixStore(${p}, ${o}, ${v}, false, ${s})` },
   { load: (t, p, o, s) => `subgroupMatrixLoad<${t}, row_major>(${p}, ${o}, ${s})`, store: (p, o, v, s) => `subgroupMatrixStore<row_major>(${p}, ${o}, ${v}, ${s})` },
+  { load: (t, p, o, s) => `subgroupMatrixLoad<${t}>(${p}, ${o}, false, ${s})`, store: (p, o, v, s) => `subgroupMatrixStore(${p}, ${o}, ${v}, false, ${s})` },
 ];
 
-const BM = 64; // block rows
-const BN = 64; // block columns
+const BM = 128; // block rows
+const BN = 128; // block columns
 const BK = 32; // K per stage
 const SA = BK + 8; // padded row strides of the staged tiles (fewer bank conflicts)
 const SB = BN + 8;
+const THREADS = 256; // 8 subgroups of 32: 4 down x 2 across, each 32 x 64 of the block (2 x 4 tiles)
+const LOADS = (BM * BK) / 4 / THREADS; // float4 loads per thread and operand per stage (BM = BN)
+const TILES = [0, 1].flatMap((i) => [0, 1, 2, 3].map((j) => [i, j] as const));
+
+/** Split K across workgroups when the output has too few blocks to fill the GPU (weight gradients: K = tokens). */
+function splitsFor(M: number, N: number, K: number, batch: number): number {
+  const blocks = Math.ceil(M / BM) * Math.ceil(N / BN) * batch;
+  if (batch > 1 || blocks >= 256) return 1;
+  return Math.max(1, Math.min(Math.ceil(256 / blocks), Math.floor(K / 256)));
+}
 
 const code = (x: MatrixSyntax) => {
   const left = 'subgroup_matrix_left<f16, 16, 16>';
   const right = 'subgroup_matrix_right<f16, 16, 16>';
-  const tiles = [0, 1].flatMap((i) => [0, 1].map((j) => [i, j] as const));
   return /* wgsl */ `
 enable f16;
 enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-struct U { M: u32, N: u32, K: u32, tA: u32, tB: u32, strideA: u32, strideB: u32, pad: u32 }
+struct U { M: u32, N: u32, K: u32, tA: u32, tB: u32, strideA: u32, strideB: u32, splits: u32, kChunk: u32 }
 @group(0) @binding(3) var<uniform> u: U;
 var<workgroup> at: array<f16, ${BM * SA}>;
 var<workgroup> bt: array<f16, ${BK * SB}>;
-var<workgroup> stage: array<f32, ${4 * 256}>;
-@compute @workgroup_size(128)
+var<workgroup> stage: array<f32, ${(THREADS / 32) * 256}>;
+// Where the q-th float4 of a stage lies: A is [M, K] (float4 along k) or, transposed, [K, M] (along m);
+// B is [K, N] (along n) or, transposed, [N, K] (along k).
+fn aSlot(q: u32) -> vec2<u32> { // (m, k) of the float4's first element
+  if (u.tA == 1u) { return vec2<u32>((q % ${BM / 4}u) * 4u, q / ${BM / 4}u); }
+  return vec2<u32>(q / ${BK / 4}u, (q % ${BK / 4}u) * 4u);
+}
+fn bSlot(q: u32) -> vec2<u32> { // (k, n)
+  if (u.tB == 1u) { return vec2<u32>((q % ${BK / 4}u) * 4u, q / ${BK / 4}u); }
+  return vec2<u32>(q / ${BN / 4}u, (q % ${BN / 4}u) * 4u);
+}
+fn loadStage(li: u32, k0: u32, kEnd: u32, row0: u32, col0: u32, aOff: u32, bOff: u32, ra: ptr<function, array<vec4<f32>, ${LOADS}>>, rb: ptr<function, array<vec4<f32>, ${LOADS}>>) {
+  for (var r = 0u; r < ${LOADS}u; r = r + 1u) {
+    let q = li + r * ${THREADS}u;
+    let sa = aSlot(q);
+    let gm = row0 + sa.x;
+    let gk = k0 + sa.y;
+    var va = vec4<f32>();
+    if (gm < u.M && gk < kEnd) { va = a[(aOff + select(gm * u.K + gk, gk * u.M + gm, u.tA == 1u)) / 4u]; }
+    (*ra)[r] = va;
+    let sb = bSlot(q);
+    let gk2 = k0 + sb.x;
+    let gn = col0 + sb.y;
+    var vb = vec4<f32>();
+    if (gk2 < kEnd && gn < u.N) { vb = b[(bOff + select(gk2 * u.N + gn, gn * u.K + gk2, u.tB == 1u)) / 4u]; }
+    (*rb)[r] = vb;
+  }
+}
+fn storeStage(li: u32, ra: ptr<function, array<vec4<f32>, ${LOADS}>>, rb: ptr<function, array<vec4<f32>, ${LOADS}>>) {
+  for (var r = 0u; r < ${LOADS}u; r = r + 1u) {
+    let q = li + r * ${THREADS}u;
+    let sa = aSlot(q);
+    let va = vec4<f16>((*ra)[r]);
+    let sb = bSlot(q);
+    let vb = vec4<f16>((*rb)[r]);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+      // a float4 runs along k (A) or n (B) unless that operand is transposed
+      if (u.tA == 1u) { at[(sa.x + i) * ${SA}u + sa.y] = va[i]; } else { at[sa.x * ${SA}u + sa.y + i] = va[i]; }
+      if (u.tB == 1u) { bt[(sb.x + i) * ${SB}u + sb.y] = vb[i]; } else { bt[sb.x * ${SB}u + sb.y + i] = vb[i]; }
+    }
+  }
+}
+@compute @workgroup_size(${THREADS})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let z = wg.z / u.splits; // batch entry; with split K (batch 1) wg.z is the split and c holds partial sums
+  let kBegin = (wg.z % u.splits) * u.kChunk;
+  let kEnd = min(u.K, kBegin + u.kChunk);
   let row0 = wg.y * ${BM}u;
   let col0 = wg.x * ${BN}u;
-  let aOff = wg.z * u.strideA;
-  let bOff = wg.z * u.strideB;
+  let aOff = z * u.strideA;
+  let bOff = z * u.strideB;
   let cOff = wg.z * u.M * u.N;
   let sg = li / 32u;
   let sr = (sg / 2u) * 32u;
-  let sc = (sg % 2u) * 32u;
-  ${tiles.map(([i, j]) => `var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  ')}
-  for (var k0 = 0u; k0 < u.K; k0 = k0 + ${BK}u) {
+  let sc = (sg % 2u) * 64u;
+  ${TILES.map(([i, j]) => `var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  ')}
+  // the next stage's operands are read from global memory into registers while this one multiplies
+  var ra: array<vec4<f32>, ${LOADS}>;
+  var rb: array<vec4<f32>, ${LOADS}>;
+  loadStage(li, kBegin, kEnd, row0, col0, aOff, bOff, &ra, &rb);
+  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${BK}u) {
     workgroupBarrier();
-    for (var e = li; e < ${BM * BK}u; e = e + 128u) {
-      // stored [M, K] (or [K, M] when transposed): consecutive threads read consecutive addresses
-      var m = e / ${BK}u;
-      var k = e % ${BK}u;
-      if (u.tA == 1u) { m = e % ${BM}u; k = e / ${BM}u; }
-      let gm = row0 + m;
-      let gk = k0 + k;
-      var v = 0.0;
-      if (gm < u.M && gk < u.K) { v = a[aOff + select(gm * u.K + gk, gk * u.M + gm, u.tA == 1u)]; }
-      at[m * ${SA}u + k] = f16(v);
-    }
-    for (var e = li; e < ${BK * BN}u; e = e + 128u) {
-      var k = e / ${BN}u;
-      var n = e % ${BN}u;
-      if (u.tB == 1u) { n = e / ${BK}u; k = e % ${BK}u; }
-      let gk = k0 + k;
-      let gn = col0 + n;
-      var v = 0.0;
-      if (gk < u.K && gn < u.N) { v = b[bOff + select(gk * u.N + gn, gn * u.K + gk, u.tB == 1u)]; }
-      bt[k * ${SB}u + n] = f16(v);
-    }
+    storeStage(li, &ra, &rb);
     workgroupBarrier();
+    if (k0 + ${BK}u < kEnd) { loadStage(li, k0 + ${BK}u, kEnd, row0, col0, aOff, bOff, &ra, &rb); }
     for (var kk = 0u; kk < ${BK}u; kk = kk + 16u) {
-      let l0 = ${x.load(left, '&at', `sr * ${SA}u + kk`, `${SA}u`)};
-      let l1 = ${x.load(left, '&at', `(sr + 16u) * ${SA}u + kk`, `${SA}u`)};
-      let r0 = ${x.load(right, '&bt', `kk * ${SB}u + sc`, `${SB}u`)};
-      let r1 = ${x.load(right, '&bt', `kk * ${SB}u + sc + 16u`, `${SB}u`)};
-      ${tiles.map(([i, j]) => `c${i}${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, c${i}${j});`).join('\n      ')}
+      ${[0, 1].map((i) => `let l${i} = ${x.load(left, '&at', `(sr + ${16 * i}u) * ${SA}u + kk`, `${SA}u`)};`).join('\n      ')}
+      ${[0, 1, 2, 3].map((j) => `let r${j} = ${x.load(right, '&bt', `kk * ${SB}u + sc + ${16 * j}u`, `${SB}u`)};`).join('\n      ')}
+      ${TILES.map(([i, j]) => `c${i}${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, c${i}${j});`).join('\n      ')}
     }
   }
   if (row0 + ${BM}u <= u.M && col0 + ${BN}u <= u.N) {
-    ${tiles.map(([i, j]) => x.store('&c', `cOff + (row0 + sr + ${16 * i}u) * u.N + col0 + sc + ${16 * j}u`, `c${i}${j}`, 'u.N') + ';').join('\n    ')}
+    ${TILES.map(([i, j]) => x.store('&c', `cOff + (row0 + sr + ${16 * i}u) * u.N + col0 + sc + ${16 * j}u`, `c${i}${j}`, 'u.N') + ';').join('\n    ')}
     return;
   }
   // a ragged block: each tile goes through this subgroup's staging area, then element by element
   let lane = li % 32u;
-  ${tiles
-    .map(
-      ([i, j]) => `workgroupBarrier();
+  ${TILES.map(
+    ([i, j]) => `workgroupBarrier();
   ${x.store('&stage', 'sg * 256u', `c${i}${j}`, '16u')};
   workgroupBarrier();
   for (var e = lane; e < 256u; e = e + 32u) {
@@ -144,10 +182,27 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     let gn = col0 + sc + ${16 * j}u + e % 16u;
     if (gm < u.M && gn < u.N) { c[cOff + gm * u.N + gn] = stage[sg * 256u + e]; }
   }`,
-    )
-    .join('\n  ')}
+  ).join('\n  ')}
 }`;
 };
+
+// The sum of split-K partials [splits, n] into [n].
+const sumSplits = new WgslKernel(
+  'tensorCoreMatmulSplits',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> partials: array<f32>;
+@group(0) @binding(1) var<storage, read_write> c: array<f32>;
+struct U { n: u32, splits: u32 }
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var i = gid.x; i < u.n; i = i + nwg.x * 256u) {
+    var s = 0.0;
+    for (var k = 0u; k < u.splits; k = k + 1u) { s = s + partials[k * u.n + i]; }
+    c[i] = s;
+  }
+}`,
+);
 
 type ErrorScopes = { pushErrorScope(f: string): void; popErrorScope(): Promise<{ message: string } | null> };
 
@@ -157,6 +212,7 @@ interface BatchMatMulAttrs {
 }
 
 const kernels = new WeakMap<object, WgslKernel>();
+let dispatched = 0; // products run on tensor cores, so that a self-test cannot pass on tfjs's kernel
 
 /** C = op(A)·op(B) on tensor cores for rank >= 2 inputs whose batches agree or one is 1; null if it does not apply. */
 function tensorCoreBatchMatMul(backend: WebGPUBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, attrs: BatchMatMulAttrs): tf.TensorInfo | null {
@@ -171,10 +227,22 @@ function tensorCoreBatchMatMul(backend: WebGPUBackendLike, a: tf.TensorInfo, b: 
   const N = attrs.transposeB ? br : bc;
   if ((attrs.transposeB ? bc : br) !== K) throw new Error(`matMul: inner dimensions ${K} and ${attrs.transposeB ? bc : br} differ`);
   const batch = Math.max(ba, bb);
+  // small products stay on tfjs (and the direct tile store needs an output of >= 16 x 16 floats); operands
+  // are read as float4 along their contiguous axis, so that axis must hold whole float4s
+  if (M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20) return null;
+  if ((attrs.transposeA ? M : K) % 4 !== 0 || (attrs.transposeB ? K : N) % 4 !== 0) return null;
   const batchShape = (ba >= bb ? a.shape : b.shape).slice(0, -2);
   const c = emptyTensor(backend, [...batchShape, M, N]);
-  const u = uniformBlock([['u32', M], ['u32', N], ['u32', K], ['u32', +attrs.transposeA], ['u32', +attrs.transposeB], ['u32', ba > 1 ? M * K : 0], ['u32', bb > 1 ? K * N : 0], ['u32', 0]]);
-  kern.dispatch(backend, [a, b, c], u, [Math.ceil(N / BN), Math.ceil(M / BM), batch], [c]);
+  const splits = splitsFor(M, N, K, batch);
+  const kChunk = Math.ceil(K / splits / BK) * BK;
+  const out = splits > 1 ? emptyTensor(backend, [splits * M * N]) : c;
+  const u = uniformBlock([['u32', M], ['u32', N], ['u32', K], ['u32', +attrs.transposeA], ['u32', +attrs.transposeB], ['u32', ba > 1 ? M * K : 0], ['u32', bb > 1 ? K * N : 0], ['u32', splits], ['u32', kChunk]]);
+  dispatched++;
+  kern.dispatch(backend, [a, b, out], u, [Math.ceil(N / BN), Math.ceil(M / BM), batch * splits], [out]);
+  if (splits > 1) {
+    sumSplits.dispatch(backend, [out, c], uniformBlock([['u32', M * N], ['u32', splits]]), [gridStrideGroups(M * N, 256)], [c]);
+    backend.disposeData(out.dataId);
+  }
   return c;
 }
 
@@ -226,17 +294,20 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
   overrideBatchMatMul();
   const wanted = precision;
   precision = 'f16'; // the self-test must reach the kernel even when the user chose fp32
-  const worst = await selfTest();
+  const worst = await selfTest().catch(() => NaN);
   precision = wanted;
   if (!(worst <= 1)) {
     kernels.delete(backend.device);
     return `fp32 matmul (tensor-core kernel failed its self-test: error ${worst.toFixed(2)} x the fp16 bound)`;
   }
   ready.add(backend.device);
-  return precision === 'f16' ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation)' : 'fp32 matmul (tensor cores available; CAUSALFUSION_MATMUL=f32 keeps them off)';
+  return precision === 'f16' ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation)' : 'fp32 matmul (tensor cores available: CAUSALFUSION_MATMUL=f16)';
 }
 
-/** Largest |C16 - C| / (2^-10 (|A||B|) + 1e-30) over a few awkward shapes (<= 1 passes). */
+/**
+ * Largest |C16 - C| / (2^-10 (|A||B|) + 1e-30) over a few awkward shapes (<= 1 passes); throws if a product
+ * did not run on the kernel.
+ */
 export async function selfTest(cases: [number, number, number, boolean, boolean, number][] = SELF_TEST): Promise<number> {
   let worst = 0;
   for (const [M, N, K, tA, tB, batch] of cases) {
@@ -244,7 +315,9 @@ export async function selfTest(cases: [number, number, number, boolean, boolean,
     const ha = rand(batch * M * K, 1);
     const hb = rand(batch * K * N, 2);
     const [at, bt] = [tf.tensor(ha, tA ? [batch, K, M] : [batch, M, K]), tf.tensor(hb, tB ? [batch, N, K] : [batch, K, N])];
+    const before = dispatched;
     const ct = tf.matMul(at, bt, tA, tB);
+    if (dispatched === before) throw new Error(`matmul ${M}x${K}x${N} did not reach the tensor-core kernel`);
     const hc = (await ct.data()) as Float32Array;
     tf.dispose([at, bt, ct]);
     worst = Math.max(worst, matmulErrorRatio(ha, hb, hc, M, N, K, tA, tB, batch));
@@ -252,11 +325,12 @@ export async function selfTest(cases: [number, number, number, boolean, boolean,
   return worst;
 }
 
+// ragged edges; full blocks, batched; split K (4 chunks, the last one short); both transposes
 const SELF_TEST: [number, number, number, boolean, boolean, number][] = [
-  [70, 33, 45, false, false, 1],
-  [64, 128, 96, false, true, 2],
-  [129, 64, 17, true, false, 1],
-  [16, 80, 200, true, true, 3],
+  [150, 200, 96, false, false, 1],
+  [128, 256, 64, false, true, 2],
+  [160, 136, 1100, true, false, 1],
+  [48, 300, 200, true, true, 1],
 ];
 
 /** max over elements of |c - exact| / (2^-10 Σ|a||b|): the fp16-input bound the kernel must meet. */
