@@ -64,7 +64,10 @@ export function withBlockBounds(ranges: Int32Array, tile: number): Int32Array {
   return out;
 }
 
-/** Key tiles [j0, j0 + tile) out of `keys` that a block needs; what the kernels skip is the rest. */
+/**
+ * Key tiles [j0, j0 + tile) out of `keys` that query blocks [firstBlock, firstBlock + blocks) need: the
+ * kernels' `tileNeeded` rule on the host, to measure how much they skip (the rest).
+ */
 export function neededKeyTiles(bounds: Int32Array, rows: number, keys: number, tile: number, firstBlock: number, blocks: number): number[] {
   const out: number[] = [];
   for (let j0 = 0; j0 < keys; j0 += tile) {
