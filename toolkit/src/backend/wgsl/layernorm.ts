@@ -110,6 +110,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
 }`,
 );
 
+// One workgroup per column: its threads split the chunks, then a tree sum (q/k norms have 64 columns and
+// ~700 chunks, too few columns for a thread each to be fast).
 const backwardTotals = new WgslKernel(
   'layerNormGradWTotals',
   /* wgsl */ `
@@ -118,18 +120,25 @@ const backwardTotals = new WgslKernel(
 @group(0) @binding(2) var<storage, read_write> db: array<f32>;
 struct U { chunks: u32, C: u32 }
 @group(0) @binding(3) var<uniform> u: U;
+${REDUCE}
 @compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let c = gid.x;
-  if (c >= u.C) { return; }
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let c = wg.y * 32768u + wg.x;
+  let live = c < u.C;
   var sw = 0.0;
   var sb = 0.0;
-  for (var k = 0u; k < u.chunks; k = k + 1u) {
-    sw = sw + partials[(k * 2u) * u.C + c];
-    sb = sb + partials[(k * 2u + 1u) * u.C + c];
+  if (live) {
+    for (var k = li; k < u.chunks; k = k + ${WG}u) {
+      sw = sw + partials[(k * 2u) * u.C + c];
+      sb = sb + partials[(k * 2u + 1u) * u.C + c];
+    }
   }
-  dw[c] = sw;
-  db[c] = sb;
+  let tw = wgSum(li, sw);
+  let tb = wgSum(li, sb);
+  if (live && li == 0u) {
+    dw[c] = tw;
+    db[c] = tb;
+  }
 }`,
 );
 
@@ -154,7 +163,7 @@ export function layerNormBackward(backend: WebGPUBackendLike, dy: tf.Tensor2D, x
   backwardPartials.dispatch(backend, [dy, x, stats, partials], uniformBlock([['u32', rows], ['u32', C]]), [Math.ceil(C / WG), chunks]);
   const dw = emptyTensor(backend, [C]);
   const db = emptyTensor(backend, [C]);
-  backwardTotals.dispatch(backend, [partials, dw, db], uniformBlock([['u32', chunks], ['u32', C]]), [Math.ceil(C / WG)]);
+  backwardTotals.dispatch(backend, [partials, dw, db], uniformBlock([['u32', chunks], ['u32', C]]), gridFor(C));
   backend.disposeData(partials.dataId);
   return [asTensor(dx), asTensor(dw), asTensor(db)];
 }
