@@ -62,9 +62,8 @@ function writeResults(name: string, results: Record<string, unknown>[]): void {
 const GPU_CASES: Case[] = [
   { name: 'W384 D6 H6 B64, 8x8x48', args: [...W384, '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'] },
   {
-    // checkpointed: without it tfjs-webgpu's unfused attention runs out of device memory at this size
-    name: 'W768 D12 H12 B64, 16x16x4, checkpointed',
-    args: ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size', '16', '--patch-size', '1', '--channels', '4', '--cond-tokens', '4', '--classes', '10', '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3', '--checkpoint'],
+    name: 'W768 D12 H12 B64, 16x16x4',
+    args: ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size', '16', '--patch-size', '1', '--channels', '4', '--cond-tokens', '4', '--classes', '10', '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'],
   },
 ];
 

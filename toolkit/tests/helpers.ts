@@ -1,6 +1,6 @@
 /** Shared test helpers: where the reference fixture lives, backend switching, array comparison. */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, BackendName } from '../src/backend';
+import { initBackend, BackendName, setMatmulPrecision } from '../src/backend';
 import { DEFAULT_REFERENCE, loadReference, ReferenceFixture } from '../src/io/reference';
 import { ImageDataset } from '../src/data/datasets';
 import { Rng } from '../src/rng';
@@ -14,8 +14,13 @@ export function reference(): ReferenceFixture {
 }
 
 /** Activates a backend quietly; `nativeGemm` only matters for wasm. */
+/**
+ * Activates a backend for a test, with fp32 matmuls: parity with wasm and the official code is an fp32
+ * contract; the tensor-core tests switch to fp16 themselves.
+ */
 export async function useBackend(name: BackendName, nativeGemm = true): Promise<void> {
   await initBackend({ backend: name, nativeGemm, quiet: true });
+  setMatmulPrecision('f32');
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -2,9 +2,8 @@
  * Matmul on tensor cores through WebGPU subgroup matrices (`chromium-experimental-subgroup-matrix`): fp32
  * tensors are rounded to fp16 while staged in workgroup memory, multiplied in 16x16x16 tiles and accumulated
  * in fp32, like PyTorch's fp16 autocast. It replaces tfjs's `BatchMatMul` on webgpu when the adapter offers
- * fp16 subgroup matrices with 32-wide subgroups (NVIDIA), passes a self-test, and is switched on with
- * `setMatmulPrecision('f16')` / $CAUSALFUSION_MATMUL=f16; tfjs's fp32 kernel is the default (see the README's
- * H200 table for why).
+ * fp16 subgroup matrices with 32-wide subgroups (NVIDIA) and the kernel passes its self-test;
+ * `setMatmulPrecision('f32')` / $CAUSALFUSION_MATMUL=f32 keep tfjs's fp32 kernel, the path everywhere else.
  *
  * A workgroup of 8 subgroups computes a 128x128 block of C, each subgroup 32x64 of it as 2x4 result tiles,
  * over K in steps of 32; when the output has too few blocks to fill the GPU (weight gradients, where K is the
@@ -24,10 +23,10 @@ import { emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runne
 /** Matmul precision on webgpu: 'f16' = fp16 inputs, fp32 accumulation on tensor cores (when offered). */
 export type MatmulPrecision = 'f16' | 'f32';
 
-let precision: MatmulPrecision = process.env.CAUSALFUSION_MATMUL === 'f16' ? 'f16' : 'f32';
+let precision: MatmulPrecision = process.env.CAUSALFUSION_MATMUL === 'f32' ? 'f32' : 'f16';
 const ready = new WeakSet<object>(); // devices whose tensor-core kernel passed the self-test
 
-/** Chooses the webgpu matmul; 'f16' takes effect only where the adapter supports it (see `tensorCoreMatmul`). */
+/** Chooses the webgpu matmul; 'f16' (the default) takes effect only where the adapter supports it. */
 export function setMatmulPrecision(p: MatmulPrecision): void {
   precision = p;
 }
@@ -301,7 +300,7 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
     return `fp32 matmul (tensor-core kernel failed its self-test: error ${worst.toFixed(2)} x the fp16 bound)`;
   }
   ready.add(backend.device);
-  return precision === 'f16' ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation)' : 'fp32 matmul (tensor cores available: CAUSALFUSION_MATMUL=f16)';
+  return precision === 'f16' ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation; CAUSALFUSION_MATMUL=f32 for fp32)' : 'fp32 matmul (CAUSALFUSION_MATMUL=f32; tensor cores available)';
 }
 
 /**
