@@ -73,6 +73,24 @@ for (const [what, extra] of [
   });
 }
 
+test('fused AdamW without an EMA == the tfjs ops over 3 steps (grouped kernels, parameter groups of 3 with a remainder)', async () => {
+  const run = () => {
+    const model = new CausalDiffusionModel(makeConfig('tiny'), { seed: 2 });
+    const opt = new AdamW({ lr: 1e-3, weightDecay: 0.01 });
+    const rng = new Rng(5);
+    const x = new Float32Array(2 * 4 * 16).map(() => rng.normal());
+    const norms = [0, 1, 2].map(() => trainStep(model, opt, null, sampleBatch(model, createDiffusion(''), x, [3, 4], rng)).gradNorm);
+    const w = model.stateDict();
+    assert.ok(model.trainableNames().length % 3 !== 0, 'the parameter count must leave a smaller last group');
+    opt.dispose();
+    model.dispose();
+    return { norms, w };
+  };
+  const { plain, fused } = await plainAndFused(run);
+  fused.norms.forEach((n, i) => assert.ok(Math.abs(n - plain.norms[i]) <= 1e-5 * plain.norms[i], `step ${i + 1} norm ${n} vs ${plain.norms[i]}`));
+  assert.ok(maxRelDiff(fused.w, plain.w) < 1e-4, `weights differ by ${maxRelDiff(fused.w, plain.w)}`);
+});
+
 test('fused update: a NaN loss stops the step with the weights, EMA and AdamW step count untouched', async () => {
   await useBackend('webgpu');
   const model = new CausalDiffusionModel(makeConfig('tiny'), { seed: 1 });

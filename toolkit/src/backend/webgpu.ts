@@ -112,6 +112,7 @@ export interface GpuDeviceLike {
   createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
   createBindGroup(d: object): unknown;
   createQuerySet(d: object): unknown;
+  limits: Record<string, number>;
 }
 export interface ComputePassLike {
   setPipeline(p: unknown): void;

@@ -1,11 +1,13 @@
 /**
- * The optimizer tail of a training step in 2 dispatches per parameter, instead of ~20 tfjs kernels:
- * `clip_grad_norm_` + `torch.optim.AdamW` + the EMA update, all on the GPU, with nothing read back.
+ * The optimizer tail of a training step in ~40 dispatches for ~100 parameters, instead of ~20 tfjs kernels per
+ * parameter: `clip_grad_norm_` + `torch.optim.AdamW` + the EMA update, all on the GPU, nothing read back.
+ * Each kernel takes as many tensors as one shader may bind (15 gradients; 3 parameters with gradient, moments
+ * and EMA), generated once per group size:
  *
- *   1. `sumSquares`, per gradient: 64 partial sums of g² into its slots of one buffer;
+ *   1. `sumSquares`, per group of gradients: 64 partial sums of g² each, into their slots of one buffer;
  *   2. `clipCoef`, once: norm = sqrt(sum of all partials) / gradScale, coef = min(1, maxNorm / (norm + 1e-6)),
  *      and ok = loss and norm are finite, so that a diverged step leaves the weights as they were;
- *   3. `adamwEma`, per parameter: g·coef/gradScale, the moments, the parameter and its EMA updated in place;
+ *   3. `adamwEma`, per group of parameters: g·coef/gradScale, the moments, the parameter and its EMA, in place;
  *      `emaOnly` for parameters without a gradient (a frozen pos_embed still has an EMA copy).
  * The arithmetic follows `AdamW.apply` / `Ema.update` operation by operation (same constants in float32).
  */
@@ -16,20 +18,44 @@ import { asTensor, emptyTensor, gridStrideGroups, ownBuffer, uniformBlock, WgslK
 const SLOTS = 64; // partial sums per gradient
 const WG = 256;
 
-const sumSquares = new WgslKernel(
+/** Kernels generated once per group size (the last group of a step is usually smaller). */
+function perSize(name: string, code: (k: number) => string): (k: number) => WgslKernel {
+  const made = new Map<number, WgslKernel>();
+  return (k) => {
+    let kern = made.get(k);
+    if (!kern) made.set(k, (kern = new WgslKernel(`${name}x${k}`, code(k))));
+    return kern;
+  };
+}
+
+const range = (k: number) => Array.from({ length: k }, (_, i) => i);
+
+/** Element counts of a group's tensors, as the uniform array `n` (4 per vec4) after `head` scalar fields. */
+function counts(sizes: number[]): (readonly ['u32', number])[] {
+  return range(Math.ceil(sizes.length / 4) * 4).map((i) => ['u32', sizes[i] ?? 0] as const);
+}
+const nAt = (i: number) => `u.n[${i >> 2}][${i & 3}]`;
+
+// Partial sums of g² for k gradients: SLOTS workgroups each sum a stride of every gradient.
+const sumSquares = perSize(
   'sumSquares',
-  /* wgsl */ `
-@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read_write> partials: array<f32>;
-struct U { n: u32, slot: u32 }
-@group(0) @binding(2) var<uniform> u: U;
+  (k) => /* wgsl */ `
+${range(k).map((i) => `@group(0) @binding(${i}) var<storage, read> g${i}: array<f32>;`).join('\n')}
+@group(0) @binding(${k}) var<storage, read_write> partials: array<f32>;
+struct U { slot: u32, pad1: u32, pad2: u32, pad3: u32, n: array<vec4<u32>, ${Math.ceil(k / 4)}> }
+@group(0) @binding(${k + 1}) var<uniform> u: U;
 ${workgroupSum(WG)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   var s = 0.0;
-  for (var i = wg.x * ${WG}u + li; i < u.n; i = i + ${SLOTS * WG}u) { let x = g[i]; s = s + x * x; }
-  let total = wgSum(li, s);
-  if (li == 0u) { partials[u.slot * ${SLOTS}u + wg.x] = total; }
+${range(k)
+  .map(
+    (i) => `  s = 0.0;
+  for (var j = wg.x * ${WG}u + li; j < ${nAt(i)}; j = j + ${SLOTS * WG}u) { let x = g${i}[j]; s = s + x * x; }
+  s = wgSum(li, s);
+  if (li == 0u) { partials[(u.slot + ${i}u) * ${SLOTS}u + wg.x] = s; }`,
+  )
+  .join('\n')}
 }`,
 );
 
@@ -63,33 +89,44 @@ fn main(@builtin(local_invocation_index) li: u32) {
 }`,
 );
 
-const adamwBody = (withEma: boolean) => /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> p: array<f32>;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<storage, read> clip: array<f32>;
-${withEma ? '@group(0) @binding(5) var<storage, read_write> e: array<f32>;' : ''}
-struct U { n: u32, beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, bc2Sqrt: f32, eps: f32, decayFactor: f32, stepSize: f32, emaDecay: f32, oneMinusEmaDecay: f32 }
-@group(0) @binding(${withEma ? 6 : 5}) var<uniform> u: U;
+// AdamW (+ EMA) for k parameters, each updated in place by a grid-stride loop over its elements.
+const adamwCode = (withEma: boolean) => (k: number) => {
+  const per = withEma ? 5 : 4;
+  const b = (i: number, j: number) => i * per + j;
+  return /* wgsl */ `
+${range(k)
+  .map(
+    (i) => `@group(0) @binding(${b(i, 0)}) var<storage, read_write> p${i}: array<f32>;
+@group(0) @binding(${b(i, 1)}) var<storage, read> g${i}: array<f32>;
+@group(0) @binding(${b(i, 2)}) var<storage, read_write> m${i}: array<f32>;
+@group(0) @binding(${b(i, 3)}) var<storage, read_write> v${i}: array<f32>;${withEma ? `\n@group(0) @binding(${b(i, 4)}) var<storage, read_write> e${i}: array<f32>;` : ''}`,
+  )
+  .join('\n')}
+@group(0) @binding(${k * per}) var<storage, read> clip: array<f32>;
+struct U { beta1: f32, oneMinusBeta1: f32, beta2: f32, oneMinusBeta2: f32, bc2Sqrt: f32, eps: f32, decayFactor: f32, stepSize: f32, emaDecay: f32, oneMinusEmaDecay: f32, pad1: u32, pad2: u32, n: array<vec4<u32>, ${Math.ceil(k / 4)}> }
+@group(0) @binding(${k * per + 1}) var<uniform> u: U;
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   if (clip[2] == 0.0) { return; }
   let coef = clip[1];
-  for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
-    let gi = g[i] * coef;
-    let m1 = m[i] * u.beta1 + gi * u.oneMinusBeta1;
-    let v1 = v[i] * u.beta2 + (gi * gi) * u.oneMinusBeta2;
-    let denom = sqrt(v1) / u.bc2Sqrt + u.eps;
-    let p1 = p[i] * u.decayFactor - (m1 / denom) * u.stepSize;
-    m[i] = m1;
-    v[i] = v1;
-    p[i] = p1;
-    ${withEma ? 'e[i] = e[i] * u.emaDecay + p1 * u.oneMinusEmaDecay;' : ''}
-  }
+${range(k)
+  .map(
+    (i) => `  for (var j = gid.x; j < ${nAt(i)}; j = j + nwg.x * ${WG}u) {
+    let gi = g${i}[j] * coef;
+    let mt = m${i}[j] * u.beta1 + gi * u.oneMinusBeta1;
+    let vt = v${i}[j] * u.beta2 + (gi * gi) * u.oneMinusBeta2;
+    let denom = sqrt(vt) / u.bc2Sqrt + u.eps;
+    let pt = p${i}[j] * u.decayFactor - (mt / denom) * u.stepSize;
+    m${i}[j] = mt;
+    v${i}[j] = vt;
+    p${i}[j] = pt;${withEma ? `\n    e${i}[j] = e${i}[j] * u.emaDecay + pt * u.oneMinusEmaDecay;` : ''}
+  }`,
+  )
+  .join('\n')}
 }`;
-const adamw = new WgslKernel('adamw', adamwBody(false));
-const adamwEma = new WgslKernel('adamwEma', adamwBody(true));
+};
+const adamw = perSize('adamw', adamwCode(false));
+const adamwEma = perSize('adamwEma', adamwCode(true));
 
 const emaOnly = new WgslKernel(
   'emaOnly',
@@ -105,6 +142,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) { e[i] = e[i] * u.emaDecay + p[i] * u.oneMinusEmaDecay; }
 }`,
 );
+
+/** [index of the first, the items] for consecutive runs of at most `size` items. */
+function chunks<T>(items: T[], size: number): [number, T[]][] {
+  const out: [number, T[]][] = [];
+  for (let i = 0; i < items.length; i += size) out.push([i, items.slice(i, i + size)]);
+  return out;
+}
 
 /** Optimizer settings of one fused update: the AdamW hyper-parameters and this step's bias corrections. */
 export interface FusedAdamWArgs {
@@ -138,12 +182,15 @@ export function fusedAdamWUpdate(
   loss: tf.Tensor,
   a: FusedAdamWArgs,
 ): tf.Tensor1D {
+  // as many tensors per dispatch as the adapter lets a shader bind (16 storage buffers: 15 gradients, or
+  // 3 parameters with their gradient, moments and EMA), instead of one dispatch per tensor
+  const maxBindings = backend.device.limits.maxStorageBuffersPerShaderStage;
   const names = Object.keys(grads);
   const partials = emptyTensor(backend, [Math.max(1, names.length) * SLOTS]);
-  names.forEach((name, slot) => {
-    const g = grads[name];
-    sumSquares.dispatch(backend, [g, partials], uniformBlock([['u32', g.size], ['u32', slot]]), [SLOTS]);
-  });
+  for (const [first, group] of chunks(names, Math.min(16, maxBindings - 1))) {
+    const gs = group.map((n) => grads[n]);
+    sumSquares(gs.length).dispatch(backend, [...gs, partials], uniformBlock([['u32', first], ['u32', 0], ['u32', 0], ['u32', 0], ...counts(gs.map((g) => g.size))]), [SLOTS]);
+  }
   const clip = emptyTensor(backend, [4]);
   clipCoef.dispatch(backend, [partials, loss, clip], uniformBlock([['u32', names.length * SLOTS], ['f32', a.maxNorm], ['f32', a.gradScale ?? 1]]), [1]);
   backend.disposeData(partials.dataId);
@@ -160,7 +207,10 @@ export function fusedAdamWUpdate(
     ['f32', a.lr / a.bc1],
     ['f32', decay],
     ['f32', 1 - decay],
+    ['u32', 0],
+    ['u32', 0],
   ] as const;
+  const updated: tf.Tensor[][] = [[], []]; // [without EMA, with EMA]: each entry p, g, m, v (, e)
   for (const name of Object.keys(params)) {
     const p = params[name];
     const e = ema?.[name];
@@ -174,9 +224,19 @@ export function fusedAdamWUpdate(
     const { m, v } = moments(name);
     ownBuffer(backend, m);
     ownBuffer(backend, v);
-    const u = uniformBlock([['u32', p.size], ...common]);
-    if (e) adamwEma.dispatch(backend, [p, g, m, v, clip, e], u, [gridStrideGroups(p.size, WG)], [p, m, v, e]);
-    else adamw.dispatch(backend, [p, g, m, v, clip], u, [gridStrideGroups(p.size, WG)], [p, m, v]);
+    updated[e ? 1 : 0].push(p, g, m, v, ...(e ? [e] : []));
+  }
+  for (const withEma of [false, true]) {
+    const per = withEma ? 5 : 4;
+    const tensors = updated[+withEma];
+    const perDispatch = Math.min(4, Math.floor((maxBindings - 1) / per));
+    for (let i = 0; i < tensors.length; i += per * perDispatch) {
+      const group = tensors.slice(i, i + per * perDispatch);
+      const k = group.length / per;
+      const sizes = range(k).map((j) => group[j * per].size);
+      const written = group.filter((_, j) => j % per !== 1); // all but the gradients
+      (withEma ? adamwEma : adamw)(k).dispatch(backend, [...group, clip], uniformBlock([...common, ...counts(sizes)]), [gridStrideGroups(Math.max(...sizes), WG)], written);
+    }
   }
   return asTensor<tf.Tensor1D>(clip);
 }
