@@ -9,6 +9,8 @@ import { backendReport, setFusedKernels } from '../src/backend';
 import { geluTanh, layerNorm } from '../src/model/ops';
 import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
 import { rangesTensor } from '../src/backend/wgsl/attention';
+import { cachedUniforms } from '../src/backend/wgsl/runner';
+import type { WebGPUBackendLike } from '../src/backend/webgpu';
 import { lossScaleFor, matmulPrecision, selfTest, setMatmulPrecision, tensorCoresAvailable } from '../src/backend/wgsl/matmul';
 import { additiveMask, getAttnMask, getAttnRanges, sequenceLength } from '../src/factorization/mask';
 import { createDiffusion } from '../src/diffusion';
@@ -186,6 +188,19 @@ for (const shape of LN_SHAPES) {
     );
   });
 }
+
+test('WGSL kernels reuse their uniform buffers: repeating a LayerNorm forward + backward adds no uniform block', async () => {
+  await useBackend('webgpu');
+  const gpu = tf.backend() as unknown as WebGPUBackendLike;
+  const [x, w, b, dy] = [tf.randomNormal([5, 3, 48]), tf.ones([48]), tf.zeros([48]), tf.randomNormal([5, 3, 48])];
+  const once = () => valueAndGrads((xs, ws, bs) => layerNorm(xs, ws, bs), [x, w, b], dy);
+  const first = once();
+  const cached = cachedUniforms(gpu);
+  const again = once();
+  assert.equal(cachedUniforms(gpu), cached);
+  first.forEach((f, i) => assert.deepEqual(again[i], f));
+  tf.dispose([x, w, b, dy]);
+});
 
 test('fused GELU (tanh) == tfjs ops: value and gradient, over [-8, 8]', async () => {
   const n = 70001;

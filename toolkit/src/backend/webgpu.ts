@@ -74,7 +74,7 @@ function chunkAddN(maxInputs: number): void {
 }
 
 /** A GPU buffer as Dawn exposes it (only what the read-back uses). */
-interface GpuBuffer extends PooledBuffer {
+export interface GpuBuffer extends PooledBuffer {
   mapState: 'unmapped' | 'pending' | 'mapped';
   mapAsync(mode: number): Promise<void>;
   getMappedRange(): ArrayBuffer;

@@ -6,7 +6,7 @@
  * Bindings are the tensors in the order given (`@binding(0)`, `@binding(1)`, ...), then the uniform block.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackendLike } from '../webgpu';
+import type { GpuBuffer, WebGPUBackendLike } from '../webgpu';
 
 /** The webgpu backend when it is the active one, else null. */
 export function activeWebgpu(): WebGPUBackendLike | null {
@@ -79,9 +79,7 @@ export class WgslKernel {
       backend.commandQueueOwnedIds.add(t.dataId); // tfjs defers freeing a buffer the queue still uses
       return { binding: i, resource: backend.tensorToBinding(t)! };
     });
-    const ub = backend.bufferManager.acquireBuffer(uniforms.byteLength, G.UNIFORM | G.COPY_DST);
-    backend.queue.writeBuffer(ub, 0, uniforms);
-    backend.uniformPendingDisposal.push(ub);
+    const ub = uniformBuffer(backend, uniforms, G.UNIFORM | G.COPY_DST);
     entries.push({ binding: tensors.length, resource: { buffer: ub, offset: 0, size: uniforms.byteLength } });
     const pipeline = this.compile(backend);
     const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
@@ -106,6 +104,37 @@ export class WgslKernel {
       backend.submitQueue();
     }
   }
+}
+
+/** Uniform buffers by content, per device: a step repeats the same few hundred blocks (sizes, constants). */
+const uniformCaches = new WeakMap<object, Map<string, GpuBuffer>>();
+const UNIFORM_CACHE_SIZE = 2048;
+
+/**
+ * A uniform buffer holding `data`, written once and reused by every later dispatch with the same bytes (no
+ * allocation and no queue write: part of the host cost of a dispatch). A full cache is handed to tfjs's
+ * pending-disposal list, which returns the buffers to its pool after the next submit.
+ */
+function uniformBuffer(backend: WebGPUBackendLike, data: ArrayBuffer, usage: number): GpuBuffer {
+  let cache = uniformCaches.get(backend.device);
+  if (!cache) uniformCaches.set(backend.device, (cache = new Map()));
+  const key = Buffer.from(data).toString('base64');
+  let ub = cache.get(key);
+  if (!ub) {
+    if (cache.size >= UNIFORM_CACHE_SIZE) {
+      backend.uniformPendingDisposal.push(...cache.values());
+      cache.clear();
+    }
+    ub = backend.bufferManager.acquireBuffer(data.byteLength, usage);
+    backend.queue.writeBuffer(ub, 0, data);
+    cache.set(key, ub);
+  }
+  return ub;
+}
+
+/** How many uniform blocks are cached on this device (for tests). */
+export function cachedUniforms(backend: WebGPUBackendLike): number {
+  return uniformCaches.get(backend.device)?.size ?? 0;
 }
 
 /** A new float32 tensor on the GPU, uninitialised, for a kernel to fill. */
