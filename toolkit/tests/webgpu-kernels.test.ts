@@ -9,7 +9,8 @@ import { backendReport, setFusedKernels } from '../src/backend';
 import { geluTanh, layerNorm } from '../src/model/ops';
 import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
 import { rangesTensor } from '../src/backend/wgsl/attention';
-import { cachedUniforms } from '../src/backend/wgsl/runner';
+import { bindGroupReuses, cachedUniforms, WgslKernel } from '../src/backend/wgsl/runner';
+import { sampleImages } from '../src/sample/sampler';
 import type { WebGPUBackendLike } from '../src/backend/webgpu';
 import { lossScaleFor, matmulPrecision, selfTest, setMatmulPrecision, tensorCoresAvailable } from '../src/backend/wgsl/matmul';
 import { additiveMask, getAttnMask, getAttnRanges, sequenceLength } from '../src/factorization/mask';
@@ -189,7 +190,7 @@ for (const shape of LN_SHAPES) {
   });
 }
 
-test('WGSL kernels reuse their uniform buffers: repeating a LayerNorm forward + backward adds no uniform block', async () => {
+test('WGSL kernels reuse uniform buffers (a repeated LayerNorm adds none) and, while sampling, bind groups', async () => {
   await useBackend('webgpu');
   const gpu = tf.backend() as unknown as WebGPUBackendLike;
   const [x, w, b, dy] = [tf.randomNormal([5, 3, 48]), tf.ones([48]), tf.zeros([48]), tf.randomNormal([5, 3, 48])];
@@ -200,6 +201,22 @@ test('WGSL kernels reuse their uniform buffers: repeating a LayerNorm forward + 
   assert.equal(cachedUniforms(gpu), cached);
   first.forEach((f, i) => assert.deepEqual(again[i], f));
   tf.dispose([x, w, b, dy]);
+  // every diffusion step of a sampler repeats the same kernels on buffers the pool hands out again
+  const model = new CausalDiffusionModel(makeConfig('tiny'), { seed: 1 });
+  let dispatches = 0;
+  const dispatch = WgslKernel.prototype.dispatch;
+  WgslKernel.prototype.dispatch = function (...args) {
+    dispatches++;
+    return dispatch.apply(this, args);
+  };
+  const reused = bindGroupReuses();
+  try {
+    sampleImages(model, { labels: [1, 2], diffusionSteps: 10, arSteps: 2, seed: 1 });
+  } finally {
+    WgslKernel.prototype.dispatch = dispatch;
+    model.dispose();
+  }
+  assert.ok(bindGroupReuses() - reused > 0.1 * dispatches, `${bindGroupReuses() - reused} of ${dispatches} dispatches reused a bind group`);
 });
 
 test('fused GELU (tanh) == tfjs ops: value and gradient, over [-8, 8]', async () => {

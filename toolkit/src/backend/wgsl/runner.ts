@@ -68,6 +68,28 @@ export class WgslKernel {
     return p;
   }
 
+  private readonly bindGroups = new WeakMap<object, Map<string, unknown>>();
+
+  /**
+   * The bind group of `entries`, made once per distinct set of (buffer, size): the pool hands the same buffers
+   * out again, so repeated work (every diffusion step of a sampler; the persistent weights, moments and EMA of
+   * the optimizer) binds without creating anything.
+   */
+  private bindGroup(backend: WebGPUBackendLike, pipeline: Pipeline, entries: { binding: number; resource: { buffer: GpuBuffer; offset: number; size: number } }[]): unknown {
+    let cache = this.bindGroups.get(pipeline);
+    if (!cache) this.bindGroups.set(pipeline, (cache = new Map()));
+    const key = entries.map((e) => `${bufferId(e.resource.buffer)}:${e.resource.size}`).join(',');
+    let group = cache.get(key);
+    if (group) {
+      bindGroupHits++;
+      return group;
+    }
+    if (cache.size >= BIND_GROUP_CACHE_SIZE) cache.clear(); // entries of destroyed (trimmed) buffers go too
+    group = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    cache.set(key, group);
+    return group;
+  }
+
   /**
    * Records one dispatch of `grid` workgroups over `tensors` (read or written in place) and `uniforms`.
    * Tensors written by the kernel lose any copy tfjs cached on the CPU.
@@ -82,7 +104,7 @@ export class WgslKernel {
     const ub = uniformBuffer(backend, uniforms, G.UNIFORM | G.COPY_DST);
     entries.push({ binding: tensors.length, resource: { buffer: ub, offset: 0, size: uniforms.byteLength } });
     const pipeline = this.compile(backend);
-    const bindGroup = backend.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = this.bindGroup(backend, pipeline, entries);
     backend.ensureCommandEncoderReady();
     // under tf.time / tf.profile each kernel gets its own timed pass, as tfjs-webgpu does for its programs
     const timed = backend.activeTimers != null && backend.supportTimestampQuery;
@@ -104,6 +126,21 @@ export class WgslKernel {
       backend.submitQueue();
     }
   }
+}
+
+const BIND_GROUP_CACHE_SIZE = 4096;
+let bindGroupHits = 0;
+const bufferIds = new WeakMap<object, number>();
+let nextBufferId = 0;
+function bufferId(b: object): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
+  return id;
+}
+
+/** Dispatches so far that reused a bind group (for tests). */
+export function bindGroupReuses(): number {
+  return bindGroupHits;
 }
 
 /** Uniform buffers by content, per device: a step repeats the same few hundred blocks (sizes, constants). */
