@@ -184,10 +184,11 @@ export function fusedAdamWUpdate(
 ): tf.Tensor1D {
   // as many tensors per dispatch as the adapter lets a shader bind (16 storage buffers: 15 gradients, or
   // 3 parameters with their gradient, moments and EMA), instead of one dispatch per tensor
-  const maxBindings = backend.device.limits.maxStorageBuffersPerShaderStage;
+  // (at most 16 even where more are allowed: the group sizes stay the ones tested on lavapipe in CI)
+  const maxBindings = Math.min(16, backend.device.limits.maxStorageBuffersPerShaderStage);
   const names = Object.keys(grads);
   const partials = emptyTensor(backend, [Math.max(1, names.length) * SLOTS]);
-  for (const [first, group] of chunks(names, Math.min(16, maxBindings - 1))) {
+  for (const [first, group] of chunks(names, maxBindings - 1)) {
     const gs = group.map((n) => grads[n]);
     sumSquares(gs.length).dispatch(backend, [...gs, partials], uniformBlock([['u32', first], ['u32', 0], ['u32', 0], ['u32', 0], ...counts(gs.map((g) => g.size))]), [SLOTS]);
   }
@@ -229,7 +230,7 @@ export function fusedAdamWUpdate(
   for (const withEma of [false, true]) {
     const per = withEma ? 5 : 4;
     const tensors = updated[+withEma];
-    const perDispatch = Math.min(4, Math.floor((maxBindings - 1) / per));
+    const perDispatch = Math.floor((maxBindings - 1) / per);
     for (let i = 0; i < tensors.length; i += per * perDispatch) {
       const group = tensors.slice(i, i + per * perDispatch);
       const k = group.length / per;
