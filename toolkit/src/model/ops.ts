@@ -83,13 +83,26 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   });
 }
 
+/** `make(gpu)` built once per webgpu backend and key (a customGrad wrapper, not rebuilt at every call). */
+function perBackend<F>(make: (gpu: WebGPUBackendLike, key: number) => F): (gpu: WebGPUBackendLike, key?: number) => F {
+  const made = new WeakMap<WebGPUBackendLike, Map<number, F>>();
+  return (gpu, key = 0) => {
+    let m = made.get(gpu);
+    if (!m) made.set(gpu, (m = new Map()));
+    let f = m.get(key);
+    if (!f) m.set(key, (f = make(gpu, key)));
+    return f;
+  };
+}
+
 /** LayerNorm in fused WGSL kernels (webgpu): rows of the last axis, statistics kept for the backward. */
-const fusedLayerNorm = (gpu: WebGPUBackendLike, eps: number) =>
+const fusedLayerNorm = perBackend((gpu, eps) =>
   customOp(([x, w, b], save) => {
     const [y, stats] = layerNormForward(gpu, x as tf.Tensor2D, w, b, eps);
     save([x, w, stats]);
     return { value: y as tf.Tensor, gradFunc: (dy: tf.Tensor, [xs, ws, st]: tf.Tensor[]) => layerNormBackward(gpu, dy as tf.Tensor2D, xs as tf.Tensor2D, ws, st as tf.Tensor1D) };
-  });
+  }),
+);
 
 /** `nn.LayerNorm` over the last axis (PyTorch's eps 1e-5, biased variance). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor {
@@ -113,11 +126,12 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
   });
 }
 
-const fusedGelu = (gpu: WebGPUBackendLike) =>
+const fusedGelu = perBackend((gpu) =>
   customOp(([x], save) => {
     save([x]);
     return { value: geluForward(gpu, x), gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [geluBackward(gpu, dy, xs)] };
-  });
+  }),
+);
 
 /** SiLU, x·sigmoid(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
