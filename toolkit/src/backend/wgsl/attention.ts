@@ -111,19 +111,35 @@ fn tileNeeded(blk0: u32, blk1: u32, j0: u32, j1: u32) -> bool {
 }
 fn queryBlocks() -> u32 { return (u.Lq + T - 1u) / T; }`;
 
-// Forward: one thread per query row; K and V tiles staged; online softmax; writes o and the row's log-sum-exp.
-const forwardCode = (hd: number, tile: number) => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
+/** Bindings 0-3 of all three kernels. */
+const INPUTS = /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> ranges: array<i32>;
+@group(0) @binding(3) var<storage, read> ranges: array<i32>;`;
+
+/** The K and V tiles of the query-side kernels, and their staging (every thread calls it; it synchronises). */
+const keyTiles = (hd: number, tile: number) => /* wgsl */ `
+var<workgroup> kt: array<f32, ${tile * hd}>;
+var<workgroup> vt: array<f32, ${tile * hd}>;
+fn stageKeyTile(li: u32, n: u32, h: u32, j0: u32) {
+  workgroupBarrier();
+  for (var e = li; e < T * HD; e = e + ${WG}u) {
+    let j = min(j0 + e / HD, u.Lk - 1u);
+    kt[e] = k[n * u.kN + h * u.kH + j * u.kL + e % HD];
+    vt[e] = v[n * u.vN + h * u.vH + j * u.vL + e % HD];
+  }
+  workgroupBarrier();
+}`;
+
+// Forward: one thread per query row; K and V tiles staged; online softmax; writes o and the row's log-sum-exp.
+const forwardCode = (hd: number, tile: number) => /* wgsl */ `
+${INPUTS}
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 ${UNIFORMS}
 @group(0) @binding(6) var<uniform> u: U;
 ${common(hd, tile)}
-var<workgroup> kt: array<f32, ${tile * hd}>;
-var<workgroup> vt: array<f32, ${tile * hd}>;
+${keyTiles(hd, tile)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let n = wg.y / u.H;
@@ -135,17 +151,11 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   for (var d = 0u; d < HD; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = 0.0; }
   var m = -1e30;
   var l = 0.0;
-  let blk0 = wg.x * ${WG / tile}u;
+  let blk0 = wg.x * ${WG / tile}u; // this workgroup's query blocks [blk0, blk1)
   let blk1 = min(blk0 + ${WG / tile}u, queryBlocks());
   for (var j0 = 0u; j0 < u.Lk; j0 = j0 + T) {
     if (!tileNeeded(blk0, blk1, j0, j0 + T)) { continue; }
-    workgroupBarrier();
-    for (var e = li; e < T * HD; e = e + ${WG}u) {
-      let j = min(j0 + e / HD, u.Lk - 1u);
-      kt[e] = k[n * u.kN + h * u.kH + j * u.kL + e % HD];
-      vt[e] = v[n * u.vN + h * u.vH + j * u.vL + e % HD];
-    }
-    workgroupBarrier();
+    stageKeyTile(li, n, h, j0);
     var sc: array<f32, ${tile}>;
     var tmax = -1e30;
     for (var r = 0u; r < T; r = r + 1u) {
@@ -182,10 +192,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 
 // Backward, query side: δ_i = dO_i·o_i, then dq_i = scale·Σ_j p_ij (dO_i·v_j − δ_i) k_j. Writes δ for the key side.
 const gradQCode = (hd: number, tile: number) => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> ranges: array<i32>;
+${INPUTS}
 @group(0) @binding(4) var<storage, read> o: array<f32>;
 @group(0) @binding(5) var<storage, read> dO: array<f32>;
 @group(0) @binding(6) var<storage, read> lse: array<f32>;
@@ -194,8 +201,7 @@ const gradQCode = (hd: number, tile: number) => /* wgsl */ `
 ${UNIFORMS}
 @group(0) @binding(9) var<uniform> u: U;
 ${common(hd, tile)}
-var<workgroup> kt: array<f32, ${tile * hd}>;
-var<workgroup> vt: array<f32, ${tile * hd}>;
+${keyTiles(hd, tile)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let n = wg.y / u.H;
@@ -218,13 +224,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let blk1 = min(blk0 + ${WG / tile}u, queryBlocks());
   for (var j0 = 0u; j0 < u.Lk; j0 = j0 + T) {
     if (!tileNeeded(blk0, blk1, j0, j0 + T)) { continue; }
-    workgroupBarrier();
-    for (var e = li; e < T * HD; e = e + ${WG}u) {
-      let j = min(j0 + e / HD, u.Lk - 1u);
-      kt[e] = k[n * u.kN + h * u.kH + j * u.kL + e % HD];
-      vt[e] = v[n * u.vN + h * u.vH + j * u.vL + e % HD];
-    }
-    workgroupBarrier();
+    stageKeyTile(li, n, h, j0);
     for (var r = 0u; r < T; r = r + 1u) {
       if (j0 + r < u.Lk && sees(i, j0 + r)) {
         var s = 0.0;
@@ -247,10 +247,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 // Backward, key side: one thread per key j; Q and dO tiles staged with their rows' lse, δ and ranges.
 // dv_j = Σ_i p_ij dO_i, dk_j = Σ_i p_ij (dO_i·v_j − δ_i) · scale·q_i.
 const gradKVCode = (hd: number, tile: number) => /* wgsl */ `
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> ranges: array<i32>;
+${INPUTS}
 @group(0) @binding(4) var<storage, read> dO: array<f32>;
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> delta: array<f32>;
