@@ -8,9 +8,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { useBackend } from './helpers';
-import { ABLATIONS, CLAIMS_SETTINGS, ClaimRun, ClaimsResults, ClaimsSetting, heldOutLossByS, runClaims } from '../src/eval/claims';
+import { ABLATIONS, CLAIMS_SETTINGS, ClaimRun, ClaimsResults, ClaimsSetting, heldOutLossByS, runClaims, summarizeClaims } from '../src/eval/claims';
 import { claimReports, claimsMarkdown, compareFd } from '../src/eval/claims-report';
-import { claimsLossChart, claimsQualityChart, claimsSamplesChart } from '../src/viz/charts-claims';
+import { claimsLossChart, claimsOrderChart, claimsQualityChart, claimsSamplesChart } from '../src/viz/charts-claims';
 import { Classifier } from '../src/eval/classifier';
 import { loadMnist, toModelRange } from '../src/data/datasets';
 import { loadModel } from '../src/io/checkpoint';
@@ -20,7 +20,7 @@ import { SHIPPED_MODEL } from '../src/cli/main';
 const DATA = path.resolve(__dirname, '..', '..', '..', 'data');
 const CLAIMS_DIR = path.join(DATA, 'claims');
 
-test('the committed full study is complete: 7 variants x 2 seeds, same budget, every S_eval scored', () => {
+test('the committed full study is complete: 7 variants x 3 seeds, same budget, every S_eval scored', () => {
   const full = CLAIMS_SETTINGS.full;
   for (const ab of ABLATIONS)
     for (const seed of full.seeds) {
@@ -52,7 +52,7 @@ test('reports and charts build from the committed study; verdicts respect the se
     assert.match(r.markdown, /^\| /);
     assert.match(r.verdict, /^(Agrees|Disagrees|Partly disagrees|Inconclusive)/);
   }
-  assert.match(claimsMarkdown(results), /# CausalFusion claims at small scale \(full setting\)/);
+  assert.match(claimsMarkdown(results), /# CausalFusion claims at small scale \(full setting, 16 tokens\)/);
   for (const chart of [claimsQualityChart(results), claimsLossChart(results), claimsSamplesChart(results)]) assert.match(chart.svg(), /<svg/);
   assert.equal(compareFd({ mean: 10, halfRange: 1, n: 2 }, { mean: 11.5, halfRange: 1, n: 2 }), 'inconclusive');
   assert.equal(compareFd({ mean: 10, halfRange: 1, n: 2 }, { mean: 12.5, halfRange: 1, n: 2 }), 'a');
@@ -92,4 +92,28 @@ test('held-out loss by S: same noise, t and order for every S; S = L equals S = 
   assert.notEqual(a[0].mse, a[2].mse);
   assert.throws(() => heldOutLossByS(model, d, x, idx.map((i) => test.labels[i]), [17]), /S = 17 is outside 1..16/);
   model.dispose();
+});
+
+test('a study with evalOrders samples every model in each order up to S = L; summaries and the order table keep them apart', async () => {
+  await useBackend('wasm');
+  const tiny: ClaimsSetting = { ...CLAIMS_SETTINGS['gpu-49'], name: 'test-49', steps: 2, warmupSteps: 1, batchSize: 4, seeds: [0], evalN: 10, evalDiffusionSteps: 2, sEval: [1, 4, 49], lossImages: 4, lossS: [1, 49] };
+  const env = { train: loadMnist('test'), test: loadMnist('test'), classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')) };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-claims49-'));
+  try {
+    const r = runClaims(tiny, env, { dir, only: ['causalfusion', 'raster'] });
+    for (const run of r.runs) assert.deepEqual(run.evals.map((e) => `${e.order} ${e.sEval}`), ['random 1', 'random 4', 'random 49', 'raster 1', 'raster 4', 'raster 49']);
+    const [random, raster] = summarizeClaims(r);
+    // each model's headline numbers are those of its own training order
+    assert.equal(random.fd[49].mean, r.runs[0].evals[2].fd);
+    assert.equal(raster.fd[49].mean, r.runs[1].evals[5].fd);
+    assert.equal(raster.fdByOrder.random?.[49].mean, r.runs[1].evals[2].fd);
+    const order = claimReports({ ...r, ablations: ABLATIONS, runs: ABLATIONS.flatMap((a) => r.runs.map((x) => ({ ...x, ablation: a.id }))) })[0];
+    assert.match(order.markdown, /\| raster, sampled random \| /);
+    assert.match(order.verdict, /^S_eval = 1: .* S_eval = 49: /);
+    assert.match(claimsOrderChart(r).svg(), /<svg/);
+    assert.throws(() => claimsOrderChart({ ...r, setting: CLAIMS_SETTINGS.full }), /sampled each model in its training order only/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+    env.classifier.dispose();
+  }
 });

@@ -154,8 +154,10 @@ conditional accuracy at the same N, real-vs-real floor beside it) and measures h
 Finished runs are cached in --out, so an interrupted study resumes; several processes may share one --out
 with different --seeds. Writes <out>/results.json; notebook 07 turns it into tables and charts.
 Options (defaults in brackets):
-  --setting full|reduced [full]  (full: ${CLAIMS_SETTINGS.full.steps} steps per run; reduced: ${CLAIMS_SETTINGS.reduced.steps}, for CI)
-  --out DIR [data/claims for full, runs/claims-reduced otherwise]
+  --setting full|gpu-49|reduced [full]  full: 16 tokens, ${CLAIMS_SETTINGS.full.steps} steps per run; gpu-49: 49 tokens,
+      sampled in random and raster order at S_eval up to 49 (for a GPU); reduced: ${CLAIMS_SETTINGS.reduced.steps} steps, for CI
+  --steps N  training steps per run [the setting's]; cached runs are reused only at the same N
+  --out DIR [data/claims for full, data/claims-49 for gpu-49, runs/claims-reduced otherwise]
   --only LIST  ablation ids (${ABLATIONS.map((a) => a.id).join(', ')}) [all]
   --seeds LIST [full: 0,1,2; reduced: 0,1]`,
   charts: `Usage: causalfusion charts [--out DIR] [--checkpoint FILE] [--no-png]
@@ -558,11 +560,13 @@ async function cmdCharts(argv: string[]): Promise<number> {
 }
 
 async function cmdClaims(argv: string[]): Promise<number> {
-  const v = parse(argv, Object.fromEntries(['setting', 'out', 'only', 'seeds'].map((n) => [n, { type: 'string' as const }])));
+  const v = parse(argv, Object.fromEntries(['setting', 'out', 'only', 'seeds', 'steps'].map((n) => [n, { type: 'string' as const }])));
   if (v.help) return console.log(HELP.claims), 0;
   const s = (k: string) => v[k] as string | undefined;
-  const setting = CLAIMS_SETTINGS[oneOf('setting', s('setting'), ['full', 'reduced'] as const, 'full')];
-  const out = path.resolve(s('out') ?? (setting.name === 'full' ? path.join(DATA_DIR, 'claims') : path.join('runs', `claims-${setting.name}`)));
+  const base = CLAIMS_SETTINGS[oneOf('setting', s('setting'), ['full', 'gpu-49', 'reduced'] as const, 'full')];
+  const setting = { ...base, steps: int('steps', s('steps'), base.steps, 1) };
+  const committed: Record<string, string> = { full: 'claims', 'gpu-49': 'claims-49' };
+  const out = path.resolve(s('out') ?? (committed[setting.name] ? path.join(DATA_DIR, committed[setting.name]) : path.join('runs', `claims-${setting.name}`)));
   const seeds = s('seeds')?.split(',').map((x) => int('seeds', x, 0, 0));
   const only = s('only')?.split(',');
   const report = await backendFrom(v, true);

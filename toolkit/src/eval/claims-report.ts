@@ -3,7 +3,8 @@
  * run-to-run spread into account: a difference no larger than the seeds' spread is called inconclusive.
  */
 import { ClaimsResults, ClaimsSummaryRow, Spread, summarizeClaims } from './claims';
-import { PAPER_TABLE2, PAPER_TABLE3A, PAPER_TABLE3B, PAPER_TABLE3C } from './paper';
+import { makeConfig, numPatches } from '../model/config';
+import { PAPER_S_EVAL, PAPER_TABLE2, PAPER_TABLE3A, PAPER_TABLE3B, PAPER_TABLE3C } from './paper';
 
 /** One claim: its table (markdown) and what our numbers say about it. */
 export interface ClaimReport {
@@ -25,6 +26,9 @@ export function compareFd(a: Spread, b: Spread): 'a' | 'b' | 'inconclusive' {
   if (Math.abs(d) <= a.halfRange + b.halfRange) return 'inconclusive';
   return d > 0 ? 'a' : 'b';
 }
+
+/** The paper's number at S_eval = `s` in a row of Table 2 / 3a / 3c ('–' where the paper has none). */
+const paperAt = (row: number[] | undefined, s: number) => String(row?.[PAPER_S_EVAL.indexOf(s as (typeof PAPER_S_EVAL)[number])] ?? '–');
 
 function table(header: string[], rows: string[][]): string {
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -48,18 +52,33 @@ export function claimReports(results: ClaimsResults): ClaimReport[] {
 
   // 1. random vs raster order (Table 3b)
   const raster = by('raster');
-  out.push({
-    id: 'order',
-    title: 'Random vs raster order (Table 3b), S_eval = 1',
-    markdown: table(
-      ['order', 'FD (ours)', 'accuracy (ours)', 'FID-10k (paper)'],
-      [
-        ['random', fmt(base.fd[1]), pct(base.accuracy[1]), String(PAPER_TABLE3B.random)],
-        ['raster', fmt(raster.fd[1]), pct(raster.accuracy[1]), String(PAPER_TABLE3B.raster)],
-      ],
-    ),
-    verdict: say(compareFd(base.fd[1], raster.fd[1]), 'random order', 'raster order', 'a', `FD ${base.fd[1].mean.toFixed(1)} vs ${raster.fd[1].mean.toFixed(1)}`),
-  });
+  const orderVerdict = say(compareFd(base.fd[1], raster.fd[1]), 'random order', 'raster order', 'a', `FD ${base.fd[1].mean.toFixed(1)} vs ${raster.fd[1].mean.toFixed(1)}`);
+  const sampledIn = results.setting.evalOrders;
+  if (sampledIn) {
+    // every model sampled in both orders: training order x sampling order, across S_eval
+    const L = S[S.length - 1];
+    const rowsOf = (name: string, r: ClaimsSummaryRow) => sampledIn.map((o) => [`${name}, sampled ${o}`, ...S.map((s) => `${fmt(r.fdByOrder[o]?.[s])} / ${pct(r.accuracyByOrder[o]?.[s])}`)]);
+    const atL = say(compareFd(base.fd[L], raster.fd[L]), 'random order', 'raster order', 'a', `each in its own order at S_eval = ${L}: FD ${base.fd[L].mean.toFixed(1)} vs ${raster.fd[L].mean.toFixed(1)}`);
+    out.push({
+      id: 'order',
+      title: 'Random vs raster order (Table 3b): FD / accuracy by training order, sampling order and S_eval',
+      markdown: table(['trained', ...S.map((s) => `S_eval = ${s}`)], [...rowsOf('random', base), ...rowsOf('raster', raster)]) + `\n\nPaper (S_eval = 1, FID-10k): random ${PAPER_TABLE3B.random}, raster ${PAPER_TABLE3B.raster}.`,
+      verdict: `S_eval = 1: ${orderVerdict} S_eval = ${L}: ${atL}`,
+    });
+  } else {
+    out.push({
+      id: 'order',
+      title: 'Random vs raster order (Table 3b), S_eval = 1',
+      markdown: table(
+        ['order', 'FD (ours)', 'accuracy (ours)', 'FID-10k (paper)'],
+        [
+          ['random', fmt(base.fd[1]), pct(base.accuracy[1]), String(PAPER_TABLE3B.random)],
+          ['raster', fmt(raster.fd[1]), pct(raster.accuracy[1]), String(PAPER_TABLE3B.raster)],
+        ],
+      ),
+      verdict: orderVerdict,
+    });
+  }
 
   // 2. gamma (Table 3a)
   const gammas: [string, ClaimsSummaryRow][] = [['1.0', by('gamma-1.0')], ['0.9', base], ['0.8', by('gamma-0.8')]];
@@ -70,7 +89,7 @@ export function claimReports(results: ClaimsResults): ClaimReport[] {
     title: 'AR-step decay γ across S_eval (Table 3a): FD ours / FID paper',
     markdown: table(
       ['γ', ...S.map((s) => `S_eval = ${s}`)],
-      gammas.map(([g, r]) => [g, ...S.map((s, k) => `${fmt(r.fd[s])} / ${PAPER_TABLE3A[g]?.[k] ?? '–'}`)]),
+      gammas.map(([g, r]) => [g, ...S.map((s) => `${fmt(r.fd[s])} / ${paperAt(PAPER_TABLE3A[g], s)}`)]),
     ),
     verdict:
       say(compareFd(base.fd[1], g1[1]), 'γ = 0.9', 'γ = 1.0', 'a', `S_eval = 1: ${base.fd[1].mean.toFixed(1)} vs ${g1[1].mean.toFixed(1)}`) +
@@ -92,7 +111,7 @@ export function claimReports(results: ClaimsResults): ClaimReport[] {
     title: 'Fixed S_train vs random S across S_eval (Table 2 in miniature): FD ours / FID paper',
     markdown: table(
       ['S_train', ...S.map((s) => `S_eval = ${s}`)],
-      t2.map(([name, key, r]) => [name, ...S.map((s, k) => `${fmt(r.fd[s])} / ${key ? (PAPER_TABLE2[key]?.[k] ?? '–') : '–'}`)]),
+      t2.map(([name, key, r]) => [name, ...S.map((s) => `${fmt(r.fd[s])} / ${key ? paperAt(PAPER_TABLE2[key], s) : '–'}`)]),
     ),
     verdict:
       (offDiag ? 'Agrees with the paper: a model trained only with S = 1 breaks down at every other S_eval' : 'Disagrees with the paper: the S_train = 1 model does not clearly break down off its diagonal') +
@@ -108,8 +127,8 @@ export function claimReports(results: ClaimsResults): ClaimReport[] {
     markdown: table(
       ['weights', ...s3.map((s) => `S_eval = ${s}`)],
       [
-        ['1 → 1', ...s3.map((s, k) => `${fmt(w11.fd[s])} / ${PAPER_TABLE3C['1 -> 1'][k]}`)],
-        ['2 → 1', ...s3.map((s, k) => `${fmt(base.fd[s])} / ${PAPER_TABLE3C['2 -> 1'][k]}`)],
+        ['1 → 1', ...s3.map((s) => `${fmt(w11.fd[s])} / ${paperAt(PAPER_TABLE3C['1 -> 1'], s)}`)],
+        ['2 → 1', ...s3.map((s) => `${fmt(base.fd[s])} / ${paperAt(PAPER_TABLE3C['2 -> 1'], s)}`)],
       ],
     ),
     verdict: say(compareFd(base.fd[1], w11.fd[1]), '2 → 1', '1 → 1', 'a', `S_eval = 1: ${base.fd[1].mean.toFixed(1)} vs ${w11.fd[1].mean.toFixed(1)}`),
@@ -134,6 +153,8 @@ export function claimReports(results: ClaimsResults): ClaimReport[] {
 /** The whole study as one markdown document (what `causalfusion claims` writes next to results.json). */
 export function claimsMarkdown(results: ClaimsResults): string {
   const s = results.setting;
-  const head = `# CausalFusion claims at small scale (${s.name} setting)\n\n${results.ablations.length} variants x ${s.seeds.length} seeds, each trained ${s.steps} steps (batch ${s.batchSize}, lr ${s.lr}, ${s.preset}), scored with ${s.evalN} samples per S_eval (${s.evalDiffusionSteps} DDPM steps, no guidance).\n`;
+  const tokens = numPatches(makeConfig(s.preset));
+  const orders = s.evalOrders ? `, in ${s.evalOrders.join(' and ')} order` : ', in its training order';
+  const head = `# CausalFusion claims at small scale (${s.name} setting, ${tokens} tokens)\n\n${results.ablations.length} variants x ${s.seeds.length} seeds, each trained ${s.steps} steps (batch ${s.batchSize}, lr ${s.lr}, ${s.preset}), scored with ${s.evalN} samples per S_eval${orders} (${s.evalDiffusionSteps} DDPM steps, no guidance).\n`;
   return [head, ...claimReports(results).map((c, i) => `## ${i + 1}. ${c.title}\n\n${c.markdown}\n\n**${c.verdict}**\n`)].join('\n');
 }

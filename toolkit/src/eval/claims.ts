@@ -36,16 +36,29 @@ export interface ClaimsSetting {
   /** DDPM steps per AR step when sampling for evaluation. */
   evalDiffusionSteps: number;
   sEval: number[];
+  /** Orders every model is sampled in; absent: each model in its own training order. */
+  evalOrders?: SampleOrder[];
   /** Held-out test images for the loss-by-S measurement (Fig. 4a). */
   lossImages: number;
   lossS: number[];
 }
 
+/** Token orders a study samples in. */
+export type SampleOrder = 'random' | 'raster';
+
 const SHARED = { preset: 'mnist-small' as PresetName, batchSize: 32, lr: 2e-3, warmupSteps: 200, emaDecay: 0.998, seeds: [0, 1, 2], sEval: [1, 2, 4, 8], lossS: [1, 2, 4, 8, 16] };
 
-/** `full`: the committed study (~7.5 CPU-minutes of training per run here, 21 runs); `reduced`: the same pipeline in about a minute, for CI. */
-export const CLAIMS_SETTINGS: Record<'full' | 'reduced', ClaimsSetting> = {
+/** Names of the studies in `CLAIMS_SETTINGS`. */
+export type ClaimsSettingName = 'full' | 'gpu-49' | 'reduced';
+
+/**
+ * `full`: the committed 16-token study (~7.5 CPU-minutes of training per run, 21 runs); `gpu-49`: the same
+ * ablations at 49 tokens, trained side by side on one GPU (its step count is set per machine with `--steps`) and
+ * sampled in both orders up to token-by-token AR; `reduced`: the 16-token pipeline in about a minute, for CI.
+ */
+export const CLAIMS_SETTINGS: Record<ClaimsSettingName, ClaimsSetting> = {
   full: { ...SHARED, name: 'full', steps: 3000, evalN: 200, evalDiffusionSteps: 50, lossImages: 256 },
+  'gpu-49': { ...SHARED, name: 'gpu-49', preset: 'mnist-small-49', batchSize: 64, steps: 4000, evalN: 500, evalDiffusionSteps: 50, sEval: [1, 2, 4, 8, 16, 49], evalOrders: ['random', 'raster'], lossImages: 256, lossS: [1, 2, 4, 8, 16, 49] },
   reduced: { ...SHARED, name: 'reduced', seeds: [0, 1], steps: 30, warmupSteps: 10, batchSize: 16, evalN: 20, evalDiffusionSteps: 10, lossImages: 32 },
 };
 
@@ -54,8 +67,8 @@ export interface Ablation {
   id: string;
   label: string;
   factorization: Partial<FactorizationConfig>;
-  /** Token order for training and sampling. */
-  order: 'random' | 'raster';
+  /** Token order for training (and for sampling, unless the setting names `evalOrders`). */
+  order: SampleOrder;
 }
 
 /** The baseline (CausalFusion's selected recipe) and the variants of Tables 2, 3a, 3b and 3c. */
@@ -72,6 +85,8 @@ export const ABLATIONS: Ablation[] = [
 /** Quality of one trained model sampled with S_eval AR steps. */
 export interface EvalPoint {
   sEval: number;
+  /** Order the AR steps were generated in; absent in studies that sample each model in its training order. */
+  order?: SampleOrder;
   fd: number;
   conditionalAccuracy: number;
   sampleSeconds: number;
@@ -151,15 +166,18 @@ export function runClaim(ab: Ablation, seed: number, s: ClaimsSetting, env: Clai
 
   const labels = Array.from({ length: s.evalN }, (_, i) => i % train.classNames.length);
   let fdRealVsReal = NaN;
-  const evals = s.sEval.map((sEval) => {
-    const t1 = Date.now();
-    const r = sampleImages(ema, { labels, arSteps: sEval, order: ab.order, diffusionSteps: s.evalDiffusionSteps, clipDenoised: true, seed: 777 });
-    const sampleSeconds = (Date.now() - t1) / 1000;
-    const m = scoreSamples(classifier, r.images, labels, test, train, 0);
-    fdRealVsReal = m.fdRealVsReal;
-    const k = train.classNames.length * train.channels * train.height * train.width;
-    return { sEval, fd: m.fd, conditionalAccuracy: m.conditionalAccuracy, sampleSeconds, thumbnails: greyBase64(r.images.subarray(0, k)) };
-  });
+  const evals = (s.evalOrders ?? [ab.order]).flatMap((order) =>
+    s.sEval.map((sEval) => {
+      const t1 = Date.now();
+      const r = sampleImages(ema, { labels, arSteps: sEval, order, diffusionSteps: s.evalDiffusionSteps, clipDenoised: true, seed: 777 });
+      const sampleSeconds = (Date.now() - t1) / 1000;
+      const m = scoreSamples(classifier, r.images, labels, test, train, 0);
+      fdRealVsReal = m.fdRealVsReal;
+      const k = train.classNames.length * train.channels * train.height * train.width;
+      const point: EvalPoint = { sEval, fd: m.fd, conditionalAccuracy: m.conditionalAccuracy, sampleSeconds, thumbnails: greyBase64(r.images.subarray(0, k)) };
+      return s.evalOrders ? { ...point, order } : point;
+    }),
+  );
   trainer.dispose();
   return { ablation: ab.id, seed, setting: s.name, steps: s.steps, trainSeconds, finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length, heldOutLossByS: heldOut, evals, fdRealVsReal };
 }
@@ -223,10 +241,26 @@ function spread(values: number[]): Spread {
 /** Per ablation: FD and accuracy per S_eval and held-out loss per S, each as mean ± half-range over seeds. */
 export interface ClaimsSummaryRow {
   ablation: Ablation;
+  /** FD per S_eval when sampling in the model's training order. */
   fd: Record<number, Spread>;
   accuracy: Record<number, Spread>;
+  /** FD and accuracy per S_eval for every order the study sampled in. */
+  fdByOrder: Partial<Record<SampleOrder, Record<number, Spread>>>;
+  accuracyByOrder: Partial<Record<SampleOrder, Record<number, Spread>>>;
   heldOutLoss: Record<number, Spread>;
   trainSeconds: Spread;
+}
+
+/** The order an evaluation sampled in: its own, or (in studies that sample each model once) the model's training order. */
+export function evalOrder(e: EvalPoint, ab: Ablation): SampleOrder {
+  return e.order ?? ab.order;
+}
+
+/** The evaluations of `run` made in the order its model was trained in. */
+export function ownOrderEvals(r: ClaimsResults, run: ClaimRun): EvalPoint[] {
+  const ab = r.ablations.find((a) => a.id === run.ablation);
+  if (!ab) throw new Error(`run of unknown ablation "${run.ablation}"`);
+  return run.evals.filter((e) => evalOrder(e, ab) === ab.order);
 }
 
 export function summarizeClaims(r: ClaimsResults): ClaimsSummaryRow[] {
@@ -238,10 +272,17 @@ export function summarizeClaims(r: ClaimsResults): ClaimsSummaryRow[] {
       for (const k of pick(runs[0]).map(key)) out[k] = spread(runs.map((run) => val(pick(run).find((t) => key(t) === k)!)));
       return out;
     };
+    const orders = [...new Set(runs[0].evals.map((e) => evalOrder(e, ablation)))];
+    const inOrder = (o: SampleOrder) => (run: ClaimRun) => run.evals.filter((e) => evalOrder(e, ablation) === o);
+    const perOrder = (val: (e: EvalPoint) => number) => Object.fromEntries(orders.map((o) => [o, by(inOrder(o), (e) => e.sEval, val)]));
+    const fdByOrder = perOrder((e) => e.fd);
+    const accuracyByOrder = perOrder((e) => e.conditionalAccuracy);
     return {
       ablation,
-      fd: by((x) => x.evals, (e) => e.sEval, (e) => e.fd),
-      accuracy: by((x) => x.evals, (e) => e.sEval, (e) => e.conditionalAccuracy),
+      fd: fdByOrder[ablation.order],
+      accuracy: accuracyByOrder[ablation.order],
+      fdByOrder,
+      accuracyByOrder,
       heldOutLoss: by((x) => x.heldOutLossByS, (e) => e.S, (e) => e.mse),
       trainSeconds: spread(runs.map((x) => x.trainSeconds)),
     };

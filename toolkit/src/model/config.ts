@@ -56,6 +56,8 @@ export const PRESETS = {
   tiny: { inputSize: 4, patchSize: 1, latentChannels: 4, hiddenSize: 64, numCondTokens: 4, depth: 2, numHeads: 4, numClasses: 10, trainablePos: true },
   /** MNIST in pixel space, 28x28 in 7x7 patches = 16 tokens of 49 values: the 15-minute model on 2 cores. */
   'mnist-small': { inputSize: 28, patchSize: 7, latentChannels: 1, hiddenSize: 128, numCondTokens: 4, depth: 4, numHeads: 4, numClasses: 10, trainablePos: true },
+  /** mnist-small's width and depth on 4x4 patches = 49 tokens: the claims study at 49 tokens (21 runs share one GPU). */
+  'mnist-small-49': { inputSize: 28, patchSize: 4, latentChannels: 1, hiddenSize: 128, numCondTokens: 4, depth: 4, numHeads: 4, numClasses: 10, trainablePos: true },
   /** MNIST with 4x4 patches = 49 tokens of 16 values, wider and deeper: for longer runs and finer attention maps. */
   'mnist-base': { inputSize: 28, patchSize: 4, latentChannels: 1, hiddenSize: 256, numCondTokens: 4, depth: 6, numHeads: 4, numClasses: 10, trainablePos: true },
   /** Paper ablation model (Table 9): SD-VAE latents 32x32x4, patch 2, 4 class tokens, fixed sin-cos positions. */

@@ -2,7 +2,7 @@
  * Charts of the claims study (vega-lite and d3): sample quality against S_eval per training variant with the
  * seed spread, the held-out loss against the number of AR steps (Fig. 4a), and what each variant draws.
  */
-import { ClaimsResults } from '../eval/claims';
+import { ClaimsResults, ownOrderEvals } from '../eval/claims';
 import { Chart } from './chart';
 import { imageGridChart } from './charts-diffusion';
 import { vegaLiteChart } from './vega';
@@ -11,7 +11,7 @@ const labelOf = (r: ClaimsResults, id: string) => r.ablations.find((a) => a.id =
 
 /** FD (log scale) and conditional accuracy against S_eval per variant: mean over seeds as a dot, min..max as a bar. */
 export function claimsQualityChart(r: ClaimsResults, opts: { title?: string } = {}): Chart {
-  const rows = r.runs.flatMap((run) => run.evals.map((e) => ({ variant: labelOf(r, run.ablation), seed: run.seed, sEval: e.sEval, fd: e.fd, accuracy: e.conditionalAccuracy })));
+  const rows = r.runs.flatMap((run) => ownOrderEvals(r, run).map((e) => ({ variant: labelOf(r, run.ablation), seed: run.seed, sEval: e.sEval, fd: e.fd, accuracy: e.conditionalAccuracy })));
   const floor = r.runs[0]?.fdRealVsReal ?? 0;
   const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 480, orient: 'bottom', columns: 2 } };
   const x = { field: 'sEval', type: 'ordinal', title: 'AR steps when sampling (S_eval)' };
@@ -40,9 +40,9 @@ export function claimsLossChart(r: ClaimsResults, opts: { title?: string; varian
   const keep = opts.variants ?? ['causalfusion', 'gamma-1.0', 'fixed-1'];
   const runs = r.runs.filter((x) => keep.includes(x.ablation));
   const loss = runs.flatMap((run) => run.heldOutLossByS.map((e) => ({ variant: labelOf(r, run.ablation), S: e.S, mse: e.mse })));
-  const fd = runs.flatMap((run) => run.evals.map((e) => ({ variant: labelOf(r, run.ablation), S: e.sEval, fd: e.fd })));
+  const fd = runs.flatMap((run) => ownOrderEvals(r, run).map((e) => ({ variant: labelOf(r, run.ablation), S: e.sEval, fd: e.fd })));
   const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 320 } };
-  const x = { field: 'S', type: 'quantitative', title: 'AR steps S', scale: { type: 'log', base: 2 }, axis: { values: [1, 2, 4, 8, 16] } };
+  const x = { field: 'S', type: 'quantitative', title: 'AR steps S', scale: { type: 'log', base: 2 }, axis: { values: r.setting.lossS } };
   return vegaLiteChart(opts.title ?? 'More AR steps: the loss falls, the samples do not get better', {
     hconcat: [
       { width: 280, height: 220, title: 'held-out MSE with the image cut into S steps (Fig. 4a)', data: { values: loss }, mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field: 'mse', type: 'quantitative', title: 'MSE', scale: { zero: false } }, color, tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'mse', format: '.4f' }] } },
@@ -58,7 +58,8 @@ export function claimsSamplesChart(r: ClaimsResults, opts: { seed?: number; size
   const S = r.setting.sEval;
   const cells = r.ablations.flatMap((a) =>
     S.map((s) => {
-      const e = r.runs.find((x) => x.ablation === a.id && x.seed === seed)?.evals.find((v) => v.sEval === s);
+      const run = r.runs.find((x) => x.ablation === a.id && x.seed === seed);
+      const e = run && ownOrderEvals(r, run).find((v) => v.sEval === s);
       if (!e) return null;
       const bytes = Buffer.from(e.thumbnails, 'base64');
       const tile = new Float32Array(4 * size * size);
@@ -69,4 +70,26 @@ export function claimsSamplesChart(r: ClaimsResults, opts: { seed?: number; size
     }),
   );
   return imageGridChart(cells, 2 * size, r.ablations.map((a) => a.id), S.map((s) => `S_eval = ${s}`), { title: `Digits 0-3 as each variant draws them (seed ${seed}, no guidance)`, rowTitle: 'variant', colTitle: 'sampling', cellPx: 84 });
+}
+
+/**
+ * Random- vs raster-trained models, each sampled in both orders, FD against S_eval (mean over seeds, min..max
+ * as a band): Table 3b across S_eval. Needs a study that samples in several orders (`evalOrders`).
+ */
+export function claimsOrderChart(r: ClaimsResults, opts: { title?: string } = {}): Chart {
+  if (!r.setting.evalOrders) throw new Error(`the ${r.setting.name} study sampled each model in its training order only: no order chart`);
+  const rows = r.runs
+    .filter((run) => run.ablation === 'causalfusion' || run.ablation === 'raster')
+    .flatMap((run) => run.evals.map((e) => ({ model: `trained ${run.ablation === 'raster' ? 'raster' : 'random'}, sampled ${e.order}`, sEval: e.sEval, fd: e.fd, seed: run.seed })));
+  const x = { field: 'sEval', type: 'quantitative', title: 'AR steps when sampling (S_eval)', scale: { type: 'log', base: 2 }, axis: { values: r.setting.sEval } };
+  const color = { field: 'model', type: 'nominal', title: 'token order', scale: { scheme: 'category10' }, legend: { labelLimit: 320 } };
+  return vegaLiteChart(opts.title ?? `Random vs raster order across S_eval (${r.setting.name}: seeds ${r.setting.seeds.join(', ')}; line = mean, band = min..max)`, {
+    width: 420,
+    height: 260,
+    data: { values: rows },
+    layer: [
+      { mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { aggregate: 'min', field: 'fd', type: 'quantitative' }, y2: { aggregate: 'max', field: 'fd' }, color } },
+      { mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field: 'fd', type: 'quantitative', title: 'FD (log), lower is better', scale: { type: 'log' } }, color, tooltip: [{ field: 'model' }, { field: 'sEval', title: 'S_eval' }, { aggregate: 'mean', field: 'fd', format: '.1f', title: 'mean FD' }] } },
+    ],
+  });
 }
