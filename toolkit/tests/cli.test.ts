@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { REFERENCE_PATH } from './helpers';
+import { readCheckpoint } from '../src/io/checkpoint';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CAUSALFUSION_BACKEND: 'wasm' } });
@@ -162,4 +163,26 @@ test('an out-of-memory abort of the wasm heap is explained', () => {
   assert.match(explainError(new Error('Aborted(). Build with -sASSERTIONS for more info.')), /wasm heap \(4 GiB\) ran out of memory; use a smaller --batch/);
   assert.match(explainError(new Error('the GPU ran out of memory (Out of memory)')), /ran out of memory \(Out of memory\): use a smaller --batch, or --checkpoint-activations/);
   assert.equal(explainError(new Error('plain')), 'plain');
+});
+
+test('export writes the EMA weights alone, as F16 at half the size, and sampling reads them back', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-export-'));
+  try {
+    const shipped = path.resolve(__dirname, '..', '..', '..', 'data', 'mnist-small.safetensors');
+    const out = path.join(dir, 'half.safetensors');
+    const r = run('export', '--checkpoint', shipped, '--out', out, '--dtype', 'f16');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /wrote .*half\.safetensors \(1\.7 MiB, f16\)/);
+    assert.ok(Math.abs(fs.statSync(out).size / fs.statSync(shipped).size - 0.5) < 0.01);
+    const full = readCheckpoint(shipped);
+    const half = readCheckpoint(out);
+    assert.deepEqual(half.config, full.config);
+    assert.equal(half.ema, undefined);
+    for (const [k, t] of Object.entries(full.model)) for (let i = 0; i < t.data.length; i += 97) assert.ok(Math.abs(half.model[k].data[i] - t.data[i]) <= Math.abs(t.data[i]) * 2 ** -11 + 2 ** -24, k);
+    const s = run('sample', '--checkpoint', out, '--out', path.join(dir, 's.png'), '--per-class', '1', '--steps', '2');
+    assert.equal(s.status, 0, s.stderr);
+    assert.match(run('export', '--checkpoint', shipped, '--out', out, '--dtype', 'f8').stderr, /--dtype/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

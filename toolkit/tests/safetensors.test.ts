@@ -8,6 +8,7 @@ import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensor
 import { configFromOfficial } from '../src/model/config';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { reference, useBackend } from './helpers';
+import { f16ToF32, f32ToF16 } from '../src/io/half';
 
 const tmpdir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'st-'));
 
@@ -79,4 +80,25 @@ test('a writer killed with SIGKILL in the middle of saving never leaves a corrup
     const f = loadSafetensors(file); // must parse: the old or a complete new version
     assert.ok(f.metadata.version === 'old' || (f.metadata.version === 'new' && f.tensors.v.data.length === 16 << 20));
   }
+});
+
+test('F16 storage: every half value survives f16 -> f32 -> f16, rounding is to nearest even, overflow is Infinity', () => {
+  for (let h = 0; h < 0x10000; h++) {
+    const x = f16ToF32(h);
+    if (Number.isNaN(x)) assert.ok(Number.isNaN(f16ToF32(f32ToF16(x))), `NaN ${h}`);
+    else assert.equal(f32ToF16(x), h, `half 0x${h.toString(16)} = ${x}`);
+  }
+  // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: ties go to the even mantissa (1); 1 + 3 * 2^-11 goes up
+  assert.equal(f32ToF16(1 + 2 ** -11), 0x3c00);
+  assert.equal(f32ToF16(1 + 3 * 2 ** -11), 0x3c02);
+  assert.equal(f32ToF16(2 ** -25), 0); // half the smallest subnormal, a tie: to even (zero)
+  assert.equal(f32ToF16(1.5 * 2 ** -25), 1);
+  assert.equal(f32ToF16(65520), 0x7c00); // rounds past the largest half (65504)
+  assert.equal(f32ToF16(-1e9), 0xfc00);
+  const file = path.join(tmpdir(), 'half.safetensors');
+  const data = new Float32Array([0.1, -2.5, 3e-6, 60000]);
+  saveSafetensors(file, { w: { shape: [4], data } }, {}, 'F16');
+  assert.equal(fs.statSync(file).size, 8 + (fs.readFileSync(file).readUInt32LE(0)) + 8);
+  const back = loadSafetensors(file).tensors.w.data;
+  for (let i = 0; i < 4; i++) assert.ok(Math.abs(back[i] - data[i]) <= Math.abs(data[i]) * 2 ** -11 + 2 ** -25, `${data[i]} -> ${back[i]}`);
 });

@@ -17,7 +17,7 @@ import { EDIT_MODES, editImages, editMask, keepAllBut, keepToPixels } from '../s
 import { loadImageFolder } from '../data/folder';
 import { Trainer } from '../train/trainer';
 import { writeTrainingReport } from '../train/report';
-import { loadModel } from '../io/checkpoint';
+import { exportWeights, loadModel } from '../io/checkpoint';
 import { imageGrid, savePng } from '../io/images';
 import { classLabels, sampleImages, SampleOptions } from '../sample/sampler';
 import { UsageError, Values, int, intList, num, oneOf, parse, parseOrder, probability, usage } from './flags';
@@ -62,6 +62,7 @@ Commands:
   classifier  train the evaluator classifier of a dataset (what data/classifier-*.safetensors holds)
   charts   every interactive chart from the shipped model: offline gallery.html plus .svg / .png per chart
   claims   the paper's ablations in miniature (order, gamma, fixed S, loss weights): train, score, report
+  export   write a checkpoint's weights alone (EMA by default), in float32 or float16
   verify   compare this install with a reference fixture of the official PyTorch code
   bench    time one training step (forward, backward, clip, AdamW, EMA)
   info     backend, presets and their sizes
@@ -166,6 +167,12 @@ Samples from a model with a recorder attached, traces a training batch and train
 every chart of the toolkit (mask, attention explorer, generation order, denoising grid, schedule,
 trajectories, training curves, Fig. 4 breakdowns, AR-step statistics, sample grid) to DIR [runs/charts]:
 gallery.html (interactive, offline: libraries inlined once) and NAME.svg / NAME.png (static) per chart.`,
+  export: `Usage: causalfusion export --checkpoint FILE --out FILE [--weights ema|model] [--dtype f32|f16] [--config PRESET]
+
+Writes the weights of a checkpoint (ours, an official safetensors state_dict or a PyTorch .pt) as a
+weights-only safetensors file with the model config: what sample / eval / the notebooks load. --dtype f16
+halves the file (how data/mnist-base.safetensors ships); sampling reads it back as float32.
+Options (defaults in brackets): --weights ema|model [ema]  --dtype f32|f16 [f32]`,
   info: `Usage: causalfusion info [--backend NAME]
 
 Prints the chosen backend and the model presets with token counts and parameter counts.`,
@@ -224,6 +231,21 @@ async function cmdBench(argv: string[]): Promise<number> {
     console.log(`backend ${r.backend}: ${r.params.toLocaleString()} params, batch ${r.batch}${r.checkpoint ? ', checkpointed' : ''}`);
     console.log(`median step ${r.medianMs.toFixed(0)} ms (min ${r.minMs.toFixed(0)}, max ${r.maxMs.toFixed(0)}, ${r.stepsMs.length} steps), peak RSS ${r.peakRssMb.toFixed(0)} MB, leaked tensors/step ${r.tensorsLeakedPerStep}`);
   }
+  return 0;
+}
+
+async function cmdExport(argv: string[]): Promise<number> {
+  const v = parse(argv, Object.fromEntries(['checkpoint', 'out', 'weights', 'dtype', 'config'].map((n) => [n, { type: 'string' as const }])));
+  if (v.help) return console.log(HELP.export), 0;
+  const s = (k: string) => v[k] as string | undefined;
+  const src = s('checkpoint');
+  const dst = s('out');
+  if (!src || !dst) throw new UsageError('export needs --checkpoint FILE and --out FILE');
+  const preset = s('config');
+  const config = preset ? makeConfig(oneOf('config', preset, Object.keys(PRESETS) as PresetName[], preset as PresetName)) : undefined;
+  const dtype = oneOf('dtype', s('dtype'), ['f32', 'f16'] as const, 'f32');
+  exportWeights(src, path.resolve(dst), { weights: oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema'), dtype: dtype === 'f16' ? 'F16' : 'F32', config });
+  console.log(`wrote ${dst} (${(fs.statSync(dst).size / 2 ** 20).toFixed(1)} MiB, ${dtype})`);
   return 0;
 }
 
@@ -585,7 +607,7 @@ async function cmdClaims(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, claims: cmdClaims, charts: cmdCharts, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, claims: cmdClaims, charts: cmdCharts, export: cmdExport, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
 
 /** The error's message, with what to do about it where the raw message says nothing useful. */
 export function explainError(e: Error): string {

@@ -11,7 +11,7 @@ import * as path from 'path';
 import { CausalFusionConfig, makeConfig, validateConfig } from '../model/config';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { StateDict } from '../model/params';
-import { loadSafetensors, saveSafetensors } from './safetensors';
+import { loadSafetensors, saveSafetensors, StoredDtype } from './safetensors';
 import { readTorchStateDict } from './torch-pickle';
 
 export const CHECKPOINT_FORMAT = 'causalfusion-checkpoint/1';
@@ -42,8 +42,8 @@ function takePrefix(all: StateDict, prefix: string): StateDict | undefined {
   return any ? out : undefined;
 }
 
-/** Writes a checkpoint atomically. */
-export function saveCheckpoint(file: string, ck: Checkpoint): void {
+/** Writes a checkpoint atomically (F16 halves the file; training state belongs in F32). */
+export function saveCheckpoint(file: string, ck: Checkpoint, dtype: StoredDtype = 'F32'): void {
   const tensors: StateDict = { ...ck.model };
   if (ck.ema) withPrefix(ck.ema, 'ema.', tensors);
   if (ck.optimizer) {
@@ -56,7 +56,20 @@ export function saveCheckpoint(file: string, ck: Checkpoint): void {
     meta: JSON.stringify(ck.meta),
   };
   if (ck.optimizer) metadata.optimizer_step = String(ck.optimizer.step);
-  saveSafetensors(file, tensors, metadata);
+  saveSafetensors(file, tensors, metadata, dtype);
+}
+
+/**
+ * Writes the weights of any checkpoint `readCheckpoint` accepts as a weights-only file (EMA weights by default,
+ * as sampling uses), optionally as F16: what a model is shipped or shared as.
+ */
+export function exportWeights(src: string, dst: string, opts: { weights?: 'ema' | 'model'; dtype?: StoredDtype; config?: CausalFusionConfig } = {}): void {
+  const ck = readCheckpoint(src, opts.config);
+  const which = opts.weights ?? 'ema';
+  if (which === 'ema' && !ck.ema && ck.optimizer) throw new Error(`${src}: a training checkpoint without EMA weights; export --weights model`);
+  const model = which === 'ema' && ck.ema ? ck.ema : ck.model;
+  if (Object.keys(model).length === 0) throw new Error(`${src}: holds no model weights`);
+  saveCheckpoint(dst, { config: ck.config, model, meta: { ...ck.meta, weights: which, exportedFrom: path.basename(src) } }, opts.dtype);
 }
 
 /**

@@ -1,14 +1,14 @@
 /**
  * safetensors files (the Hugging Face format): an 8-byte little-endian header length, a JSON header of
  * `{name: {dtype, shape, data_offsets}}` plus string `__metadata__`, then the raw little-endian values.
- * Reading accepts F32, F64, F16 and BF16 (converted to float32); writing is F32. Files are written
+ * Reading accepts F32, F64, F16 and BF16 (converted to float32); writing is F32 or F16. Files are written
  * atomically: a temporary file in the same folder, flushed, then renamed over the target, so a crash or a
  * kill never leaves a half-written checkpoint under the real name.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { HostTensor } from '../model/params';
-import { bf16ToF32, f16ToF32 } from './half';
+import { bf16ToF32, f16ToF32, f32ToF16 } from './half';
 
 export interface SafetensorsFile {
   tensors: Record<string, HostTensor>;
@@ -66,16 +66,20 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
   return { tensors, metadata };
 }
 
-/** Serialises tensors (as F32, in the given order) and string metadata. */
-export function serializeSafetensors(tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}): Buffer {
+/** Storage types `serializeSafetensors` writes: float32, or IEEE half (half the size, ~3 significant digits). */
+export type StoredDtype = 'F32' | 'F16';
+
+/** Serialises tensors (in the given order, as `dtype`) and string metadata. */
+export function serializeSafetensors(tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}, dtype: StoredDtype = 'F32'): Buffer {
+  const width = BYTES[dtype];
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) throw new Error(`tensor ${name}: ${t.data.length} values for shape [${t.shape}]`);
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * n] };
-    offset += 4 * n;
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + width * n] };
+    offset += width * n;
   }
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data to 8 bytes
@@ -85,9 +89,8 @@ export function serializeSafetensors(tensors: Record<string, HostTensor>, metada
   head.copy(out, 8);
   let at = 8 + head.length;
   for (const t of Object.values(tensors)) {
-    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    bytes.copy(out, at);
-    at += bytes.length;
+    if (dtype === 'F16') for (let i = 0; i < t.data.length; i++, at += 2) out.writeUInt16LE(f32ToF16(t.data[i]), at);
+    else at += Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, at);
   }
   return out;
 }
@@ -141,8 +144,8 @@ export function writeFileAtomic(file: string, data: Uint8Array): void {
   }
 }
 
-export function saveSafetensors(file: string, tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}): void {
-  writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+export function saveSafetensors(file: string, tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}, dtype: StoredDtype = 'F32'): void {
+  writeFileAtomic(file, serializeSafetensors(tensors, metadata, dtype));
 }
 
 export function loadSafetensors(file: string): SafetensorsFile {
