@@ -109,7 +109,7 @@ test('a study with evalOrders samples every model in each order up to S = L; sum
     assert.equal(raster.fdByOrder.random?.[49].mean, r.runs[1].evals[2].fd);
     const order = claimReports({ ...r, ablations: ABLATIONS, runs: ABLATIONS.flatMap((a) => r.runs.map((x) => ({ ...x, ablation: a.id }))) })[0];
     assert.match(order.markdown, /\| raster, sampled random \| /);
-    assert.match(order.verdict, /^S_eval = 1: .* S_eval = 49: /);
+    assert.match(order.verdict, /^Provisional \(1 seed of 1, no spread measured\): S_eval = 1: .* S_eval = 49: /);
     assert.match(claimsOrderChart(r).svg(), /<svg/);
     assert.throws(() => claimsOrderChart({ ...r, setting: CLAIMS_SETTINGS.full }), /sampled each model in its training order only/);
   } finally {

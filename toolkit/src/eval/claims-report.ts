@@ -44,7 +44,8 @@ export function claimReports(results: ClaimsResults): ClaimReport[] {
   };
   const S = results.setting.sEval;
   const floor = results.runs[0].fdRealVsReal;
-  const note = `FD at N = ${results.setting.evalN} (real-vs-real floor ${floor.toFixed(1)}); mean ± half-range over seeds ${results.setting.seeds.join(', ')}; paper: FID-10k on ImageNet 256.`;
+  const seeds = seedsOf(results);
+  const note = `FD at N = ${results.setting.evalN} (real-vs-real floor ${floor.toFixed(1)}); mean ± half-range over seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}; paper: FID-10k on ImageNet 256.`;
   const base = by('causalfusion');
   const out: ClaimReport[] = [];
   const say = (c: 'a' | 'b' | 'inconclusive', a: string, b: string, paperWinner: 'a' | 'b', what: string) =>
@@ -147,7 +148,14 @@ export function claimReports(results: ClaimsResults): ClaimReport[] {
     ),
     verdict: `${lossFalls ? 'Agrees with the paper: the held-out loss falls monotonically' : 'Partly disagrees: the held-out loss does not fall monotonically'} as the same images are cut into more AR steps (${Ls.map((s) => base.heldOutLoss[s].mean.toFixed(3)).join(' → ')}), ${fdRises ? 'while FD rises' : 'and FD does not rise'} (${S.map((s) => base.fd[s].mean.toFixed(0)).join(' → ')}).`,
   });
-  return out.map((c) => ({ ...c, markdown: `${c.markdown}\n\n${note}` }));
+  // one seed has no spread, so no difference can be told from seed noise yet
+  const provisional = seeds.length < 2 ? `Provisional (${seeds.length} seed of ${results.setting.seeds.length}, no spread measured): ` : '';
+  return out.map((c) => ({ ...c, markdown: `${c.markdown}\n\n${note}`, verdict: provisional + c.verdict }));
+}
+
+/** The seeds a study's results actually hold (a study may be committed before all its seeds ran). */
+function seedsOf(results: ClaimsResults): number[] {
+  return [...new Set(results.runs.map((r) => r.seed))].sort((a, b) => a - b);
 }
 
 /** The whole study as one markdown document (what `causalfusion claims` writes next to results.json). */
@@ -155,6 +163,6 @@ export function claimsMarkdown(results: ClaimsResults): string {
   const s = results.setting;
   const tokens = numPatches(makeConfig(s.preset));
   const orders = s.evalOrders ? `, in ${s.evalOrders.join(' and ')} order` : ', in its training order';
-  const head = `# CausalFusion claims at small scale (${s.name} setting, ${tokens} tokens)\n\n${results.ablations.length} variants x ${s.seeds.length} seeds, each trained ${s.steps} steps (batch ${s.batchSize}, lr ${s.lr}, ${s.preset}), scored with ${s.evalN} samples per S_eval${orders} (${s.evalDiffusionSteps} DDPM steps, no guidance).\n`;
+  const head = `# CausalFusion claims at small scale (${s.name} setting, ${tokens} tokens)\n\n${results.ablations.length} variants x ${seedsOf(results).length} seed${seedsOf(results).length > 1 ? 's' : ''} (of ${s.seeds.length} planned), each trained ${s.steps} steps (batch ${s.batchSize}, lr ${s.lr}, ${s.preset}), scored with ${s.evalN} samples per S_eval${orders} (${s.evalDiffusionSteps} DDPM steps, no guidance).\n`;
   return [head, ...claimReports(results).map((c, i) => `## ${i + 1}. ${c.title}\n\n${c.markdown}\n\n**${c.verdict}**\n`)].join('\n');
 }

@@ -58,7 +58,7 @@ export type ClaimsSettingName = 'full' | 'gpu-49' | 'reduced';
  */
 export const CLAIMS_SETTINGS: Record<ClaimsSettingName, ClaimsSetting> = {
   full: { ...SHARED, name: 'full', steps: 3000, evalN: 200, evalDiffusionSteps: 50, lossImages: 256 },
-  'gpu-49': { ...SHARED, name: 'gpu-49', preset: 'mnist-small-49', batchSize: 64, steps: 4000, evalN: 500, evalDiffusionSteps: 50, sEval: [1, 2, 4, 8, 16, 49], evalOrders: ['random', 'raster'], lossImages: 256, lossS: [1, 2, 4, 8, 16, 49] },
+  'gpu-49': { ...SHARED, name: 'gpu-49', preset: 'mnist-small-49', batchSize: 64, steps: 5000, evalN: 500, evalDiffusionSteps: 50, sEval: [1, 2, 4, 8, 16, 49], evalOrders: ['random', 'raster'], lossImages: 256, lossS: [1, 2, 4, 8, 16, 49] },
   reduced: { ...SHARED, name: 'reduced', seeds: [0, 1], steps: 30, warmupSteps: 10, batchSize: 16, evalN: 20, evalDiffusionSteps: 10, lossImages: 32 },
 };
 
