@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { useBackend } from './helpers';
-import { ABLATIONS, CLAIMS_SETTINGS, ClaimRun, ClaimsResults, ClaimsSetting, heldOutLossByS, runClaims, summarizeClaims } from '../src/eval/claims';
+import { ABLATIONS, CLAIMS_SETTINGS, ClaimRun, ClaimsResults, ClaimsSetting, heldOutLossByS, loadClaims, runClaims, summarizeClaims } from '../src/eval/claims';
 import { claimReports, claimsMarkdown, compareFd } from '../src/eval/claims-report';
 import { claimsLossChart, claimsOrderChart, claimsQualityChart, claimsSamplesChart } from '../src/viz/charts-claims';
 import { Classifier } from '../src/eval/classifier';
@@ -65,16 +65,17 @@ test('runClaims caches each run and resumes; unknown variants and missing caches
   const env = { train: loadMnist('test'), test: loadMnist('test'), classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')) };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-claims-'));
   assert.throws(() => runClaims(tiny, env, { dir, only: ['nope'] }), /unknown ablation\(s\) nope/);
-  assert.throws(() => runClaims(tiny, env, { dir, only: ['raster'], cachedOnly: true }), /no cached run of "raster" seed 0 for setting test/);
+  assert.throws(() => loadClaims(tiny, { dir, only: ['raster'] }), /no cached run of "raster" seed 0 for setting test/);
+  assert.throws(() => loadClaims(tiny, { dir, seeds: 'available' }), /no seed of the test study has all its runs cached/);
   const first = runClaims(tiny, env, { dir, only: ['raster'] });
   assert.equal(first.runs.length, 1);
   assert.deepEqual(first.runs[0].evals.map((e) => e.sEval), [1, 2]);
   const t0 = Date.now();
-  const again = runClaims(tiny, env, { dir, only: ['raster'], cachedOnly: true });
+  const again = loadClaims(tiny, { dir, only: ['raster'] });
   assert.ok(Date.now() - t0 < 1000);
   assert.deepEqual(again.runs, first.runs);
   // a cache made with another budget is not reused
-  assert.throws(() => runClaims({ ...tiny, steps: 3 }, env, { dir, only: ['raster'], cachedOnly: true }), /no cached run/);
+  assert.throws(() => loadClaims({ ...tiny, steps: 3 }, { dir, only: ['raster'] }), /no cached run/);
   env.classifier.dispose();
 });
 
@@ -116,4 +117,20 @@ test('a study with evalOrders samples every model in each order up to S = L; sum
     fs.rmSync(dir, { recursive: true, force: true });
     env.classifier.dispose();
   }
+});
+
+test('the committed 49-token study: same budget, both orders at every S_eval up to 49, and the baseline is good', () => {
+  const s = CLAIMS_SETTINGS['gpu-49'];
+  const dir = path.join(DATA, 'claims-49');
+  const results = loadClaims(s, { dir, seeds: 'available' });
+  const seeds = [...new Set(results.runs.map((r) => r.seed))];
+  assert.equal(results.runs.length, ABLATIONS.length * seeds.length);
+  for (const run of results.runs) {
+    assert.equal(run.setting, 'gpu-49');
+    assert.equal(run.steps, s.steps);
+    assert.deepEqual(run.evals.map((e) => `${e.order} ${e.sEval}`), ['random', 'raster'].flatMap((o) => s.sEval.map((S) => `${o} ${S}`)));
+    for (const e of run.evals) assert.ok(Number.isFinite(e.fd) && e.fd > 0 && e.conditionalAccuracy >= 0 && e.conditionalAccuracy <= 1);
+  }
+  // "good" as the issue defines it: the baseline within about 3x the real-vs-real FD at S_eval = 1, in each seed
+  for (const run of results.runs.filter((r) => r.ablation === 'causalfusion')) assert.ok(run.evals[0].fd <= 3 * run.fdRealVsReal, `seed ${run.seed}: FD ${run.evals[0].fd} vs floor ${run.fdRealVsReal}`);
 });

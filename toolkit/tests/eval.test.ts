@@ -8,6 +8,8 @@ import { nearestDistances, scoreSamples } from '../src/eval/metrics';
 import { loadFashionMnist, loadMnist, toModelRange } from '../src/data/datasets';
 import { useBackend } from './helpers';
 import { median } from '../src/median';
+import { loadModel } from '../src/io/checkpoint';
+import { sampleImages } from '../src/sample/sampler';
 
 const DATA = path.resolve(__dirname, '..', '..', '..', 'data');
 
@@ -80,4 +82,20 @@ test('median: middle value, mean of the middle pair, error on empty', () => {
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median(new Float32Array([4, 1, 3, 2])), 2.5);
   assert.throws(() => median([]), /median of an empty list/);
+});
+
+test('the shipped 49-token model (F16) draws digits its classifier recognises, at S = 1 and token by token', async () => {
+  await useBackend('wasm');
+  const model = loadModel(path.join(DATA, 'mnist-base.safetensors'));
+  assert.equal(model.numPatches, 49);
+  const classifier = Classifier.load(path.join(DATA, 'classifier-mnist.safetensors'));
+  const labels = Array.from({ length: 20 }, (_, i) => i % 10);
+  for (const arSteps of [1, 49]) {
+    const { images } = sampleImages(model, { labels, arSteps, order: 'random', diffusionSteps: 'ddim10', sampler: 'ddim', clipDenoised: true, seed: 3 });
+    const predicted = Array.from(classifier.embed(images).predictions);
+    const correct = predicted.filter((p, i) => p === labels[i]).length;
+    assert.ok(correct >= 17, `S = ${arSteps}: ${correct} of 20 samples classified as their class`);
+  }
+  classifier.dispose();
+  model.dispose();
 });

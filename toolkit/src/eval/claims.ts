@@ -182,41 +182,50 @@ export function runClaim(ab: Ablation, seed: number, s: ClaimsSetting, env: Clai
   return { ablation: ab.id, seed, setting: s.name, steps: s.steps, trainSeconds, finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length, heldOutLossByS: heldOut, evals, fdRealVsReal };
 }
 
-/** Options of `runClaims`. */
-export interface RunClaimsOptions {
+/** Which runs of a study: the cache folder, the ablations and the seeds. */
+export interface ClaimsSelection {
   /** Folder of the per-run cache (one JSON per ablation and seed) and `results.json`. */
   dir: string;
-  /** Ablation ids to run (default all). */
+  /** Ablation ids (default all). */
   only?: string[];
-  /** Seeds to run (default the setting's). */
+  /** Seeds (default the setting's). */
   seeds?: number[];
-  /** Only read what is cached; never train. */
-  cachedOnly?: boolean;
+}
+
+function chosenAblations(only?: string[]): Ablation[] {
+  const unknown = (only ?? []).filter((id) => !ABLATIONS.some((a) => a.id === id));
+  if (unknown.length) throw new Error(`unknown ablation(s) ${unknown.join(', ')} (known: ${ABLATIONS.map((a) => a.id).join(', ')})`);
+  return ABLATIONS.filter((a) => !only || only.includes(a.id));
+}
+
+const runFile = (dir: string, ab: Ablation, seed: number) => path.join(dir, `${ab.id}-seed${seed}.json`);
+
+/** The cached run of (ab, seed), if one was made under the same setting name and step count. */
+function cachedRun(setting: ClaimsSetting, dir: string, ab: Ablation, seed: number): ClaimRun | null {
+  const file = runFile(dir, ab, seed);
+  const run = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as ClaimRun) : null;
+  return run && run.setting === setting.name && run.steps === setting.steps ? run : null;
 }
 
 /**
  * Runs (or loads from `dir`) every chosen ablation for every seed and writes `dir/results.json`. A cached run is
  * reused only when it was made under the same setting name and step count.
  */
-export function runClaims(setting: ClaimsSetting, env: ClaimsEnv, opts: RunClaimsOptions): ClaimsResults {
+export function runClaims(setting: ClaimsSetting, env: ClaimsEnv, opts: ClaimsSelection): ClaimsResults {
   const log = env.log ?? (() => undefined);
-  const unknown = (opts.only ?? []).filter((id) => !ABLATIONS.some((a) => a.id === id));
-  if (unknown.length) throw new Error(`unknown ablation(s) ${unknown.join(', ')} (known: ${ABLATIONS.map((a) => a.id).join(', ')})`);
-  const chosen = ABLATIONS.filter((a) => !opts.only || opts.only.includes(a.id));
+  const chosen = chosenAblations(opts.only);
   fs.mkdirSync(opts.dir, { recursive: true });
   const runs: ClaimRun[] = [];
   for (const seed of opts.seeds ?? setting.seeds) {
     for (const ab of chosen) {
-      const file = path.join(opts.dir, `${ab.id}-seed${seed}.json`);
-      const cached = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as ClaimRun) : null;
-      if (cached && cached.setting === setting.name && cached.steps === setting.steps) {
+      const cached = cachedRun(setting, opts.dir, ab, seed);
+      if (cached) {
         runs.push(cached);
         continue;
       }
-      if (opts.cachedOnly) throw new Error(`${file}: no cached run of "${ab.id}" seed ${seed} for setting ${setting.name} (run "causalfusion claims --setting ${setting.name}")`);
       log(`training ${ab.id} seed ${seed} (${setting.steps} steps) ...`);
       const run = runClaim(ab, seed, setting, env);
-      writeFileAtomic(file, Buffer.from(JSON.stringify(run, null, 1)));
+      writeFileAtomic(runFile(opts.dir, ab, seed), Buffer.from(JSON.stringify(run, null, 1)));
       log(`  ${ab.id} seed ${seed}: ${run.trainSeconds.toFixed(0)} s, FD@S=1 ${run.evals[0].fd.toFixed(1)}, acc@S=1 ${(100 * run.evals[0].conditionalAccuracy).toFixed(1)}%`);
       runs.push(run);
     }
@@ -224,6 +233,24 @@ export function runClaims(setting: ClaimsSetting, env: ClaimsEnv, opts: RunClaim
   const results: ClaimsResults = { setting, ablations: chosen, runs };
   fs.writeFileSync(path.join(opts.dir, 'results.json'), JSON.stringify(results, null, 1));
   return results;
+}
+
+/**
+ * Reads a study from its cache without training or writing anything. `seeds: 'available'` takes the setting's
+ * seeds whose runs are all cached (a study committed before all its seeds ran); a missing run is an error naming it.
+ */
+export function loadClaims(setting: ClaimsSetting, opts: Omit<ClaimsSelection, 'seeds'> & { seeds?: number[] | 'available' }): ClaimsResults {
+  const chosen = chosenAblations(opts.only);
+  const seeds = opts.seeds === 'available' ? setting.seeds.filter((seed) => chosen.every((ab) => cachedRun(setting, opts.dir, ab, seed))) : (opts.seeds ?? setting.seeds);
+  if (!seeds.length) throw new Error(`${opts.dir}: no seed of the ${setting.name} study has all its runs cached (run "causalfusion claims --setting ${setting.name}")`);
+  const runs = seeds.flatMap((seed) =>
+    chosen.map((ab) => {
+      const run = cachedRun(setting, opts.dir, ab, seed);
+      if (!run) throw new Error(`${runFile(opts.dir, ab, seed)}: no cached run of "${ab.id}" seed ${seed} for setting ${setting.name} (run "causalfusion claims --setting ${setting.name}")`);
+      return run;
+    }),
+  );
+  return { setting, ablations: chosen, runs };
 }
 
 /** Mean and spread (half the min-max range) of one metric over seeds. */
