@@ -150,8 +150,9 @@ Trains the evaluator CNN on the dataset's training split, prints test accuracy a
   claims: `Usage: causalfusion claims [options]
 
 Trains one small MNIST model per ablation and seed with identical budgets (random vs raster order, gamma 1.0 /
-0.9 / 0.8, fixed S_train 1 and 4, AR loss weights 1->1 vs 2->1), scores each with S_eval = 1, 2, 4, 8 (FD and
-conditional accuracy at the same N, real-vs-real floor beside it) and measures held-out loss by S (Fig. 4a).
+0.9 / 0.8, fixed S_train 1 and 4, AR loss weights 1->1 vs 2->1), scores each with S_eval = 1, 2, 4, 8 (gpu-49:
+also 16 and 49, in random and raster order; FD and conditional accuracy at the same N, real-vs-real floor beside
+it) and measures held-out loss by S (Fig. 4a).
 Finished runs are cached in --out, so an interrupted study resumes; several processes may share one --out
 with different --seeds. Writes <out>/results.json; notebook 07 turns it into tables and charts.
 Options (defaults in brackets):
