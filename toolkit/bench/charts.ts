@@ -13,7 +13,7 @@ import { AttentionRecord } from '../src/introspect/recorders';
 import { Chart, standalonePage } from '../src/viz/chart';
 import { maskChart } from '../src/viz/charts-factorization';
 import { attentionChart } from '../src/viz/charts-attention';
-import { median } from '../src/median';
+import { median } from '../src/util/median';
 import { Rng } from '../src/rng';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));

@@ -10,7 +10,7 @@ import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { SamplingRecorder } from '../src/introspect/recorders';
 import { SHIPPED_MODEL } from '../src/cli/main';
 import { numPatches } from '../src/model/config';
-import { median } from '../src/median';
+import { median } from '../src/util/median';
 
 export async function benchSampling(repeats = 3): Promise<Record<string, unknown>[]> {
   await initBackend({ backend: 'wasm', quiet: true });

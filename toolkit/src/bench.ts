@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { backendReport } from './backend';
-import { median } from './median';
+import { median } from './util/median';
 import { Rng } from './rng';
 import { createDiffusion } from './diffusion';
 import { splitIntegerExpDecay } from './factorization/steps';

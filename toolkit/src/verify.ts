@@ -94,7 +94,7 @@ function verifyForward(ref: ReferenceFixture, model: CausalDiffusionModel): Veri
   const rows: VerifyRow[] = [];
   const probs: Float32Array[] = [];
   let eps: Float32Array | null = null;
-  const batch = model.prepareBatch({ x: f.x.data, xn: f.x_t.data, noise: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle });
+  const batch = model.prepareBatch({ x: f.x.data, xn: f.x_t.data, target: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle });
   const arW = getArWeights(f.split_sizes);
   rows.push(row('forward', 'AR weights of the step', arW, f.ar_weights, 'exact', TOLERANCES.exact));
   const names = model.trainableNames();

@@ -7,7 +7,7 @@ import { Classifier } from '../src/eval/classifier';
 import { nearestDistances, scoreSamples } from '../src/eval/metrics';
 import { loadFashionMnist, loadMnist, toModelRange } from '../src/data/datasets';
 import { useBackend } from './helpers';
-import { median } from '../src/median';
+import { median } from '../src/util/median';
 import { loadModel } from '../src/io/checkpoint';
 import { sampleImages } from '../src/sample/sampler';
 

@@ -97,7 +97,7 @@ test('KV-cache inference equals the masked full-sequence forward (two AR steps, 
   const split = [6, 10];
   const t = 321;
   let full: Float32Array = new Float32Array();
-  tf.dispose(model.forward({ x, xn, noise: xn, t: [t, t], y: [1, 2], splitSizes: split, idsShuffle: order }, { prediction: (e) => (full = e.dataSync() as Float32Array) }));
+  tf.dispose(model.forward({ x, xn, target: xn, t: [t, t], y: [1, 2], splitSizes: split, idsShuffle: order }, { prediction: (e) => (full = e.dataSync() as Float32Array) }));
   const tokX = gatherTokens(patchify(x, N, C, S, S, 1), N, L, d, order);
   const tokN = gatherTokens(patchify(xn, N, C, S, S, 1), N, L, d, order);
   const part = (a: Float32Array, from: number, to: number) => {

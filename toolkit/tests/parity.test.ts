@@ -43,7 +43,7 @@ test('recorded attention is exactly zero where the generalized causal mask forbi
   const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: ref.state_dict });
   const probs: Float32Array[] = [];
   const mse = model.forward(
-    { x: f.x.data, xn: f.x_t.data, noise: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle },
+    { x: f.x.data, xn: f.x_t.data, target: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle },
     { attention: (_l, p) => probs.push(p.dataSync() as Float32Array) },
   );
   const mask = getAttnMask(16, ref.model_config.num_cond_tokens as number, f.split_sizes);

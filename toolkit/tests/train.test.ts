@@ -130,3 +130,17 @@ test('sampleBatch is reproducible from the seed and validates inputs', async () 
   assert.throws(() => model.forward({ ...a, y: [0, 1, 2, 99] }), /label 99 is outside \[0, 11\)/);
   model.dispose();
 });
+
+test('sampleBatch at a fixed t: x_t and the target are those of that t; bad times are named', async () => {
+  await useBackend('wasm');
+  const { model, x, y, diffusion } = setup(4);
+  const b = sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: 300 });
+  assert.deepEqual(b.t, [300, 300, 300, 300]);
+  // the same noise drawn first, so x_t follows from it at t = 300
+  const noise = new Rng(3).normalArray(x.length);
+  assert.deepEqual(Array.from(b.xn), Array.from(diffusion.qSampleArray(x, b.t, noise)));
+  assert.deepEqual(sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: [1, 2, 3, 4] }).t, [1, 2, 3, 4]);
+  assert.throws(() => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: [1, 2] }), /2 diffusion times for a batch of 4/);
+  assert.throws(() => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: diffusion.numTimesteps }), /diffusion time 1000 is not an integer in 0\.\.999/);
+  model.dispose();
+});

@@ -26,7 +26,7 @@ import { Classifier } from '../eval/classifier';
 import { scoreSamples } from '../eval/metrics';
 import { buildGallery } from '../viz/gallery';
 import { standalonePage } from '../viz/chart';
-import { writeFileAtomic } from '../io/safetensors';
+import { writeFileAtomic } from '../util/atomic-write';
 import { ABLATIONS, CLAIMS_SETTINGS, runClaims, summarizeClaims } from '../eval/claims';
 import { claimsMarkdown } from '../eval/claims-report';
 

@@ -15,7 +15,7 @@ import { rasterOrder } from '../factorization/orders';
 import { Rng } from '../rng';
 import { sampleImages } from '../sample/sampler';
 import { greyBase64 } from '../io/images';
-import { writeFileAtomic } from '../io/safetensors';
+import { writeFileAtomic } from '../util/atomic-write';
 import { FactorizationConfig, sampleBatch } from '../train/step';
 import { Trainer } from '../train/trainer';
 import { Classifier } from './classifier';

@@ -10,7 +10,7 @@ import { ImageDataset, toModelRange } from '../data/datasets';
 import { Rng } from '../rng';
 import { Classifier } from './classifier';
 import { frechetDistance } from './frechet';
-import { median } from '../median';
+import { median } from '../util/median';
 
 export interface SampleMetrics {
   n: number;

@@ -3,7 +3,7 @@
  * a grid lays them out row by row with a gap, upscaled by an integer factor so 28-pixel digits are visible.
  */
 import { PNG } from 'pngjs';
-import { writeFileAtomic } from './safetensors';
+import { writeFileAtomic } from '../util/atomic-write';
 
 /** An RGBA raster. */
 export interface Raster {

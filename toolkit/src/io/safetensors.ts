@@ -6,16 +6,18 @@
  * kill never leaves a half-written checkpoint under the real name.
  */
 import * as fs from 'fs';
-import * as path from 'path';
 import { HostTensor } from '../model/params';
-import { bf16ToF32, f16ToF32, f32ToF16 } from './half';
+import { f32ToF16 } from './half';
+import { DTYPE_BYTES, Dtype, decodeToFloat32 } from './dtypes';
+import { writeFileAtomic } from '../util/atomic-write';
 
 export interface SafetensorsFile {
   tensors: Record<string, HostTensor>;
   metadata: Record<string, string>;
 }
 
-const BYTES: Record<string, number> = { F32: 4, F64: 8, F16: 2, BF16: 2 };
+/** safetensors' names of the element types read here (floats; what checkpoints hold). */
+const SAFETENSORS_DTYPES: Record<string, Dtype> = { F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16' };
 
 /** Parses safetensors bytes; errors name `label` and what is wrong. */
 export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): SafetensorsFile {
@@ -45,23 +47,14 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
       throw new Error(`${label}: tensor ${name} needs a shape of non-negative integers and data_offsets [begin, end]`);
     }
     const [begin, end] = offsets as [number, number];
-    const width = BYTES[dtype as string];
-    if (!width) throw new Error(`${label}: tensor ${name} has dtype ${String(dtype)}; supported: ${Object.keys(BYTES).join(', ')}`);
+    const type = SAFETENSORS_DTYPES[dtype as string];
+    if (!type) throw new Error(`${label}: tensor ${name} has dtype ${String(dtype)}; supported: ${Object.keys(SAFETENSORS_DTYPES).join(', ')}`);
+    const width = DTYPE_BYTES[type];
     const count = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * width || dataStart + end > buf.length) {
       throw new Error(`${label}: tensor ${name} [${shape}] ${dtype} has byte range [${begin}, ${end}) that does not fit its shape or the file (truncated?)`);
     }
-    const data = new Float32Array(count);
-    const at = dataStart + begin;
-    for (let i = 0; i < count; i++) {
-      const o = at + i * width;
-      data[i] =
-        dtype === 'F32' ? view.getFloat32(o, true)
-        : dtype === 'F64' ? view.getFloat64(o, true)
-        : dtype === 'F16' ? f16ToF32(view.getUint16(o, true))
-        : bf16ToF32(view.getUint16(o, true));
-    }
-    tensors[name] = { shape: shape.slice() as number[], data };
+    tensors[name] = { shape: shape.slice() as number[], data: decodeToFloat32(view, dataStart + begin, count, type) };
   }
   return { tensors, metadata };
 }
@@ -71,7 +64,7 @@ export type StoredDtype = 'F32' | 'F16';
 
 /** Serialises tensors (in the given order, as `dtype`) and string metadata. */
 export function serializeSafetensors(tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}, dtype: StoredDtype = 'F32'): Buffer {
-  const width = BYTES[dtype];
+  const width = DTYPE_BYTES[SAFETENSORS_DTYPES[dtype]];
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -93,55 +86,6 @@ export function serializeSafetensors(tensors: Record<string, HostTensor>, metada
     else at += Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, at);
   }
   return out;
-}
-
-/** Removes temp files of `base` left by writers that were killed (their process no longer exists). */
-function removeStaleTemps(dir: string, base: string): void {
-  const pattern = /^\.(.+)\.(\d+)\.\d+\.tmp$/;
-  for (const name of fs.readdirSync(dir)) {
-    const m = pattern.exec(name);
-    if (!m || m[1] !== base || Number(m[2]) === process.pid) continue;
-    try {
-      process.kill(Number(m[2]), 0);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') fs.rmSync(path.join(dir, name), { force: true });
-    }
-  }
-}
-
-/**
- * Writes `data` to `file` atomically (temp file in the same folder, fsync, rename, fsync the folder), first
- * clearing temp files that killed writers left behind.
- */
-export function writeFileAtomic(file: string, data: Uint8Array): void {
-  const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
-  removeStaleTemps(dir, path.basename(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'w');
-    // writeSync may write less than asked (a nearly full disk): loop, never rename a short file
-    for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    if (fd !== undefined) fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EDQUOT' ? 'disk quota exceeded' : err.message;
-    const kept = fs.existsSync(file) ? 'the previous file is unchanged' : 'nothing was written';
-    throw Object.assign(new Error(`could not write ${file}: ${why} (${(data.length / 1e6).toFixed(1)} MB); ${kept}`), { code: err.code });
-  }
-  try {
-    const dfd = fs.openSync(dir, 'r');
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
-  } catch {
-    // some filesystems cannot fsync a directory; the rename itself is still atomic
-  }
 }
 
 export function saveSafetensors(file: string, tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}, dtype: StoredDtype = 'F32'): void {

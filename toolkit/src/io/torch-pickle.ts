@@ -8,7 +8,7 @@
 import * as fs from 'fs';
 import * as zlib from 'zlib';
 import { HostTensor, StateDict } from '../model/params';
-import { bf16ToF32, f16ToF32 } from './half';
+import { DTYPE_BYTES, decodeToFloat32, isDtype } from './dtypes';
 
 /** A global the reader does not execute, kept as a named placeholder. */
 class Opaque {
@@ -106,27 +106,10 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
 }
 
 function toFloat32(bytes: Buffer, dtype: string, offset: number, count: number, label: string): Float32Array {
-  const size: Record<string, number> = { float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, int16: 2, int8: 1, uint8: 1, bool: 1 };
-  const s = size[dtype];
-  if (s === undefined) throw new Error(`${label}: unsupported tensor dtype ${dtype}`);
+  if (!isDtype(dtype)) throw new Error(`${label}: unsupported tensor dtype ${dtype}`);
+  const s = DTYPE_BYTES[dtype];
   if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(count) || count < 0 || (offset + count) * s > bytes.length) throw new Error(`${label}: tensor data runs past its storage`);
-  const out = new Float32Array(count);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < count; i++) {
-    const o = (offset + i) * s;
-    switch (dtype) {
-      case 'float32': out[i] = view.getFloat32(o, true); break;
-      case 'float64': out[i] = view.getFloat64(o, true); break;
-      case 'float16': out[i] = f16ToF32(view.getUint16(o, true)); break;
-      case 'bfloat16': out[i] = bf16ToF32(view.getUint16(o, true)); break;
-      case 'int64': out[i] = Number(view.getBigInt64(o, true)); break;
-      case 'int32': out[i] = view.getInt32(o, true); break;
-      case 'int16': out[i] = view.getInt16(o, true); break;
-      case 'int8': out[i] = view.getInt8(o); break;
-      default: out[i] = view.getUint8(o);
-    }
-  }
-  return out;
+  return decodeToFloat32(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset * s, count, dtype);
 }
 
 /** `_rebuild_tensor_v2(storage, offset, size, stride, ...)` as a host float32 tensor (strides honoured). */

@@ -25,8 +25,8 @@ export interface TrainingInputs {
   x: Float32Array;
   /** Its noised version q_sample(x, t, noise) [N, C, H, W]. */
   xn: Float32Array;
-  /** The regression target [N, C, H, W]: the noise (official), or v for `prediction: 'v'` models. */
-  noise: Float32Array;
+  /** The regression target [N, C, H, W]: the noise (the official `noise` argument), or v for `prediction: 'v'` models. */
+  target: Float32Array;
   /** One original timestep (0..T-1) per sample. */
   t: readonly number[];
   /** Class labels (after label dropout: the null class is `numClasses`). */
@@ -188,7 +188,7 @@ export class CausalDiffusionModel {
     const d = this.patchDim;
     const S = c.inputSize;
     const size = N * c.latentChannels * S * S;
-    for (const key of ['x', 'xn', 'noise'] as const) {
+    for (const key of ['x', 'xn', 'target'] as const) {
       if (inp[key].length !== size) throw new Error(`${key} has ${inp[key].length} values, expected [${N}, ${c.latentChannels}, ${S}, ${S}] = ${size}`);
     }
     if (inp.y.length !== N) throw new Error(`y has ${inp.y.length} labels for a batch of ${N}`);
@@ -204,7 +204,7 @@ export class CausalDiffusionModel {
       Lc,
       clean: tf.tensor2d(gatherTokens(tok(inp.x), N, L, d, inp.idsShuffle, Lc), [N * Lc, d]),
       noisy: tf.tensor2d(gatherTokens(tok(inp.xn), N, L, d, inp.idsShuffle), [N * L, d]),
-      target: tf.tensor3d(gatherTokens(tok(inp.noise), N, L, d, inp.idsShuffle), [N, L, d]),
+      target: tf.tensor3d(gatherTokens(tok(inp.target), N, L, d, inp.idsShuffle), [N, L, d]),
       posIndex: tf.tensor1d(Int32Array.from(inp.idsShuffle.flat()), 'int32'),
       tFreq: tf.tensor2d(timestepFrequencies(inp.t), [N, 256]),
       y: tf.tensor1d(Int32Array.from(inp.y), 'int32'),

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { lineChartSvg } from '../viz/svg-chart';
 import { countParameters } from '../model/params';
-import { writeFileAtomic } from '../io/safetensors';
+import { writeFileAtomic } from '../util/atomic-write';
 import { Trainer, RunSummary } from './trainer';
 
 export interface ReportInputs {

@@ -52,9 +52,15 @@ export interface SampledBatch extends TrainingInputs {
   arWeights: Float32Array;
 }
 
+/** What `sampleBatch` may be told instead of drawing it. */
+export interface SampleBatchOptions {
+  /** Diffusion time (0..T-1): one for the whole batch, or one per sample (to look at one noise level, say). */
+  t?: number | readonly number[];
+}
+
 /**
- * Draws everything random about one batch from `rng`: noise, t, x_t = q_sample(x, t, noise), label dropout,
- * the split (shared by the batch) and a token order per sample.
+ * Draws everything random about one batch from `rng`: noise, t (unless given), x_t = q_sample(x, t, noise), label
+ * dropout, the split (shared by the batch) and a token order per sample.
  */
 export function sampleBatch(
   model: CausalDiffusionModel,
@@ -63,12 +69,13 @@ export function sampleBatch(
   y: readonly number[],
   rng: Rng,
   f: FactorizationConfig = FACTORIZATION_DEFAULTS,
+  opts: SampleBatchOptions = {},
 ): SampledBatch {
   const N = y.length;
   const L = model.numPatches;
   if (N === 0 || x.length % N !== 0) throw new Error(`${x.length} pixel values do not split into ${N} images`);
   const noise = rng.normalArray(x.length);
-  const t = Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1));
+  const t = opts.t === undefined ? Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1)) : fixedTimes(opts.t, N, diffusion.numTimesteps);
   const xn = diffusion.qSampleArray(x, t, noise);
   // the regression target: the noise (official) or v for v-prediction models
   const target = model.config.prediction === 'v' ? diffusion.vTargetArray(x, t, noise) : noise;
@@ -83,7 +90,7 @@ export function sampleBatch(
   return {
     x,
     xn,
-    noise: target,
+    target,
     t,
     y: yd,
     splitSizes: split.splitSizes,
@@ -91,6 +98,14 @@ export function sampleBatch(
     split,
     arWeights: getArWeights(split.splitSizes, f.maxArWeight, f.minArWeight, f.arWeightSchedule),
   };
+}
+
+function fixedTimes(t: number | readonly number[], N: number, T: number): number[] {
+  const ts = typeof t === 'number' ? new Array<number>(N).fill(t) : t.slice();
+  if (ts.length !== N) throw new Error(`sampleBatch: ${ts.length} diffusion times for a batch of ${N}`);
+  const bad = ts.find((v) => !Number.isInteger(v) || v < 0 || v >= T);
+  if (bad !== undefined) throw new Error(`sampleBatch: diffusion time ${bad} is not an integer in 0..${T - 1}`);
+  return ts;
 }
 
 const pick = (p: Params, names: string[]) => names.map((n) => p[n]);

@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { vizSetupHtml } from './runtime';
 import { escapeXml } from './svg-chart';
-import { writeFileAtomic } from '../io/safetensors';
+import { writeFileAtomic } from '../util/atomic-write';
 
 /** Which renderer of the browser runtime draws the spec. */
 export type ChartRenderer = 'vega-lite' | 'plotly' | 'd3-mask' | 'd3-attention' | 'd3-order' | 'd3-frames';
