@@ -17,7 +17,6 @@ export * from './train/optim';
 export * from './train/step';
 export * from './io/reference';
 export * from './verify';
-export * from './bench';
 export * from './data';
 export * from './io/safetensors';
 export * from './train/stats';

@@ -7,7 +7,7 @@ import * as path from 'path';
 import { BACKENDS, initBackend, parseBackendName } from '../backend';
 import { DEFAULT_REFERENCE, loadReference } from '../io/reference';
 import { formatVerifyTable, verifyReference } from '../verify';
-import { BENCH_DEFAULTS, BenchOptions, benchTrainStep } from '../bench';
+import { BENCH_DEFAULTS, BenchOptions, benchTrainStep } from '../../bench/train-step';
 import { PRESETS, Prediction, PresetName, makeConfig, numPatches } from '../model/config';
 import { NoiseSchedule } from '../diffusion/gaussian';
 import { countParameters } from '../model/params';

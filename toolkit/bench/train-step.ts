@@ -4,16 +4,16 @@
  * exact same sequence lengths.
  */
 import * as tf from '@tensorflow/tfjs';
-import { backendReport } from './backend';
-import { median } from './util/median';
-import { Rng } from './rng';
-import { createDiffusion } from './diffusion';
-import { splitIntegerExpDecay } from './factorization/steps';
-import { CausalFusionConfig, makeConfig } from './model/config';
-import { CausalDiffusionModel } from './model/causalfusion';
-import { countParameters } from './model/params';
-import { FACTORIZATION_DEFAULTS, sampleBatch, trainStep } from './train/step';
-import { AdamW, Ema } from './train/optim';
+import { backendReport } from '../src/backend';
+import { median } from '../src/util/median';
+import { Rng } from '../src/rng';
+import { createDiffusion } from '../src/diffusion';
+import { splitIntegerExpDecay } from '../src/factorization/steps';
+import { CausalFusionConfig, makeConfig } from '../src/model/config';
+import { CausalDiffusionModel } from '../src/model/causalfusion';
+import { countParameters } from '../src/model/params';
+import { FACTORIZATION_DEFAULTS, sampleBatch, trainStep } from '../src/train/step';
+import { AdamW, Ema } from '../src/train/optim';
 
 export interface BenchOptions {
   hidden: number;
