@@ -1,7 +1,7 @@
 /** Shared test helpers: where the reference fixture lives, backend switching, array comparison. */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, BackendName, setMatmulPrecision } from '../src/backend';
-import { DEFAULT_REFERENCE, loadReference, ReferenceFixture } from '../src/io/reference';
+import { DEFAULT_REFERENCE, loadReference, ReferenceFixture } from '../src/parity';
 import { ImageDataset } from '../src/data/datasets';
 import { Rng } from '../src/rng';
 

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { nativeGemmActive } from '../src/backend';
-import { verifyReference, TOLERANCES } from '../src/verify';
+import { verifyReference, TOLERANCES } from '../src/parity';
 import { configFromOfficial } from '../src/model/config';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { getAttnMask } from '../src/factorization';

@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport } from '../src/backend';
-import { verifyReference } from '../src/verify';
+import { verifyReference } from '../src/parity';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { configFromOfficial } from '../src/model/config';
 import { sampleImages, SampleOptions } from '../src/sample/sampler';

@@ -5,8 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { BACKENDS, initBackend, parseBackendName } from '../backend';
-import { DEFAULT_REFERENCE, loadReference } from '../io/reference';
-import { formatVerifyTable, verifyReference } from '../verify';
+import { DEFAULT_REFERENCE, formatVerifyTable, loadReference, verifyReference } from '../parity';
 import { BENCH_DEFAULTS, BenchOptions, benchTrainStep } from '../../bench/train-step';
 import { PRESETS, Prediction, PresetName, makeConfig, numPatches } from '../model/config';
 import { NoiseSchedule } from '../diffusion/gaussian';
