@@ -144,3 +144,28 @@ test('sampleBatch at a fixed t: x_t and the target are those of that t; bad time
   assert.throws(() => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: diffusion.numTimesteps }), /diffusion time 1000 is not an integer in 0\.\.999/);
   model.dispose();
 });
+
+test('AdamW state() / load(): a restored optimizer continues exactly; incomplete state is named', async () => {
+  await useBackend('wasm');
+  const p = { w: tf.variable(tf.tensor([1, -2, 3])), b: tf.variable(tf.tensor([0.5])) };
+  const q = { w: tf.variable(tf.tensor([1, -2, 3])), b: tf.variable(tf.tensor([0.5])) };
+  const grads = () => ({ w: tf.tensor([0.1, 0.2, -0.3]), b: tf.tensor([1]) });
+  const a = new AdamW({ lr: 0.1 });
+  const g1 = grads();
+  a.apply(p, g1);
+  a.apply(q, g1); // q now equals p; a has taken two steps
+  const st = a.state();
+  assert.equal(st.step, 2);
+  assert.deepEqual(Object.keys(st.expAvg).sort(), ['b', 'w']);
+  const b = new AdamW({ lr: 0.1 });
+  b.load(st);
+  const g2 = grads();
+  a.apply(p, g2);
+  b.apply(q, g2);
+  assert.deepEqual(Array.from(p.w.dataSync()), Array.from(q.w.dataSync()));
+  assert.deepEqual(Array.from(p.b.dataSync()), Array.from(q.b.dataSync()));
+  assert.throws(() => b.load({ ...st, expAvgSq: { w: st.expAvgSq.w } }, 'ck.safetensors'), /ck\.safetensors: optimizer state of b is incomplete/);
+  tf.dispose([p.w, p.b, q.w, q.b, g1.w, g1.b, g2.w, g2.b]);
+  a.dispose();
+  b.dispose();
+});

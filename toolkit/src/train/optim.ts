@@ -4,6 +4,7 @@
  * (`get_constant_schedule_with_warmup`) and an EMA of all parameters (decay 0.9999).
  */
 import * as tf from '@tensorflow/tfjs';
+import { StateDict } from '../model/params';
 
 export interface AdamWConfig {
   lr: number;
@@ -20,7 +21,14 @@ export function biasCorrections(c: AdamWConfig, step: number): { bc1: number; bc
   return { bc1: 1 - Math.pow(c.beta1, step), bc2Sqrt: Math.sqrt(1 - Math.pow(c.beta2, step)) };
 }
 
-/** `torch.optim.AdamW`, same update order and bias corrections. State is serialisable through `moments`. */
+/** AdamW's serialisable state: the step count and both moments per parameter. */
+export interface AdamWState {
+  step: number;
+  expAvg: StateDict;
+  expAvgSq: StateDict;
+}
+
+/** `torch.optim.AdamW`, same update order and bias corrections; `state()` / `load()` save and restore it. */
 export class AdamW {
   readonly config: AdamWConfig;
   step = 0;
@@ -53,6 +61,31 @@ export class AdamW {
         v.assign(v1);
         p.assign(p1);
       });
+    }
+  }
+
+  /** The step count and both moments as host arrays: the official checkpoint's `opt` entry (`exp_avg`, `exp_avg_sq`). */
+  state(): AdamWState {
+    const expAvg: StateDict = {};
+    const expAvgSq: StateDict = {};
+    for (const [name, { m, v }] of this.moments) {
+      expAvg[name] = { shape: m.shape.slice(), data: m.dataSync() as Float32Array };
+      expAvgSq[name] = { shape: v.shape.slice(), data: v.dataSync() as Float32Array };
+    }
+    return { step: this.step, expAvg, expAvgSq };
+  }
+
+  /** Restores what `state` returned (replacing any moments held); `label` names the source in errors. */
+  load(s: AdamWState, label = 'optimizer state'): void {
+    const names = Object.keys(s.expAvg);
+    const incomplete = names.find((n) => !s.expAvgSq[n] || s.expAvgSq[n].data.length !== s.expAvg[n].data.length);
+    if (incomplete !== undefined) throw new Error(`${label}: optimizer state of ${incomplete} is incomplete`);
+    this.dispose();
+    this.step = s.step;
+    for (const name of names) {
+      const m = s.expAvg[name];
+      const v = s.expAvgSq[name];
+      this.moments.set(name, tf.tidy(() => ({ m: tf.variable(tf.tensor(m.data, m.shape), false), v: tf.variable(tf.tensor(v.data, v.shape), false) })));
     }
   }
 

@@ -13,7 +13,6 @@ import { Rng, RngState } from '../rng';
 import { createDiffusion, GaussianDiffusion } from '../diffusion/gaussian';
 import { CausalFusionConfig, makeConfig, PresetName } from '../model/config';
 import { CausalDiffusionModel } from '../model/causalfusion';
-import { StateDict } from '../model/params';
 import { BatchLoader, LoaderState } from '../data/loader';
 import { ImageDataset } from '../data/datasets';
 import { Checkpoint, readCheckpoint, saveCheckpoint } from '../io/checkpoint';
@@ -141,6 +140,22 @@ export interface RunSummary {
   lastLoss: number;
 }
 
+/** Running sums over the steps since the last log line. */
+class LogWindow {
+  loss = 0;
+  gradNorm = 0;
+  n = 0;
+  readonly t = Date.now();
+
+  constructor(readonly stats: LossStats) {}
+
+  add(e: StepEvent): void {
+    this.loss += e.loss;
+    this.gradNorm += e.gradNorm;
+    this.n += 1;
+  }
+}
+
 /** Training state beyond the tensors, as stored in a checkpoint's metadata. */
 interface TrainerMeta {
   train: Omit<TrainConfig, 'model'>;
@@ -233,12 +248,7 @@ export class Trainer {
     const tr = new Trainer(dataset, { ...meta.train, model: ck.config });
     tr.model.loadStateDict(ck.model);
     tr.emaModel.loadStateDict(ck.ema);
-    tr.opt.step = ck.optimizer.step;
-    for (const [name, m] of Object.entries(ck.optimizer.expAvg)) {
-      const v = ck.optimizer.expAvgSq[name];
-      if (!v) throw new Error(`${file}: optimizer state of ${name} is incomplete`);
-      tr.opt.moments.set(name, tf.tidy(() => ({ m: tf.variable(tf.tensor(m.data, m.shape), false), v: tf.variable(tf.tensor(v.data, v.shape), false) })));
-    }
+    tr.opt.load(ck.optimizer, file);
     tr.rng.setState(meta.rng);
     tr.loader.restore(meta.loader);
     tr.step = meta.step;
@@ -272,72 +282,67 @@ export class Trainer {
     const target = this.step + steps;
     const t0 = Date.now();
     const base = this.elapsedSec;
-    let win = { loss: 0, gradNorm: 0, n: 0, t: Date.now(), stats: this.newStats() };
+    let win = new LogWindow(this.newStats());
     let lastLoss = NaN;
-    let stoppedBy: RunSummary['stoppedBy'] = 'steps';
     const progress = (force: boolean) =>
       bar?.update({ step: this.step, total: target, loss: lastLoss, stepsPerSec: (this.step - (target - steps)) / Math.max(1e-9, (Date.now() - t0) / 1000), elapsedSec: (Date.now() - t0) / 1000, maxSeconds: opts.maxSeconds }, force);
     const flushLog = async () => {
       if (win.n === 0) return;
-      const dt = (Date.now() - win.t) / 1000;
-      const bd = win.stats.breakdown();
-      const tokens = bd.arStepTokens.reduce((a, b) => a + b, 0);
-      const mse = bd.byArStep.reduce<number>((a, m, i) => a + (m ?? 0) * bd.arStepTokens[i], 0) / Math.max(1, tokens);
-      const e: LogEvent = {
-        step: this.step,
-        epoch: this.loader.state().epoch,
-        loss: win.loss / win.n,
-        mse,
-        lr: this.lastLr,
-        gradNorm: win.gradNorm / win.n,
-        stepsPerSec: win.n / dt,
-        imagesPerSec: (win.n * this.config.batchSize) / dt,
-        elapsedSec: this.elapsedSec,
-        breakdown: bd,
-        tensors: tf.memory().numTensors,
-      };
+      const e = this.logEvent(win);
       this.history.push(e);
-      win = { loss: 0, gradNorm: 0, n: 0, t: Date.now(), stats: this.newStats() };
+      win = new LogWindow(this.newStats());
       progress(true);
       await cb.onLog?.(e);
     };
+    const checkpoint = async () => {
+      this.save(opts.checkpointPath!);
+      await cb.onCheckpoint?.({ step: this.step, path: opts.checkpointPath! });
+    };
+    const stopReason = (): RunSummary['stoppedBy'] | null =>
+      this.step >= target ? 'steps' : signal?.aborted ? 'signal' : opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds ? 'time' : null;
+    let stoppedBy: RunSummary['stoppedBy'] | null;
     try {
-      while (this.step < target) {
-        if (signal?.aborted) {
-          stoppedBy = 'signal';
-          break;
-        }
-        if (opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds) {
-          stoppedBy = 'time';
-          break;
-        }
+      while (!(stoppedBy = stopReason())) {
         const e = this.trainOne(win.stats);
         this.elapsedSec = base + (Date.now() - t0) / 1000;
         this.lastLr = e.lr;
         lastLoss = e.loss;
-        win.loss += e.loss;
-        win.gradNorm += e.gradNorm;
-        win.n += 1;
+        win.add(e);
         progress(false);
         await cb.onStep?.(e);
         if (logEvery > 0 && this.step % logEvery === 0) await flushLog();
         if (sampleEvery > 0 && this.step % sampleEvery === 0) await cb.onSample?.(this.preview(opts.sample));
-        if (ckEvery > 0 && this.step % ckEvery === 0) {
-          this.save(opts.checkpointPath!);
-          await cb.onCheckpoint?.({ step: this.step, path: opts.checkpointPath! });
-        }
+        if (ckEvery > 0 && this.step % ckEvery === 0) await checkpoint();
         await sleep0(); // lets an abort (button, signal handler) be delivered between steps
       }
       await flushLog();
-      if (opts.checkpointPath && (ckEvery === 0 || this.step % ckEvery !== 0)) {
-        this.save(opts.checkpointPath);
-        await cb.onCheckpoint?.({ step: this.step, path: opts.checkpointPath });
-      }
+      if (opts.checkpointPath && (ckEvery === 0 || this.step % ckEvery !== 0)) await checkpoint();
     } finally {
       progress(true);
       bar?.done();
     }
     return { steps: this.step, stoppedBy, elapsedSec: (Date.now() - t0) / 1000, lastLoss };
+  }
+
+  /** The log line of the steps in `win`. */
+  private logEvent(win: LogWindow): LogEvent {
+    const dt = (Date.now() - win.t) / 1000;
+    const bd = win.stats.breakdown();
+    const tokens = bd.arStepTokens.reduce((a, b) => a + b, 0);
+    const mse = bd.byArStep.reduce<number>((a, m, i) => a + (m ?? 0) * bd.arStepTokens[i], 0) / Math.max(1, tokens);
+    return {
+      step: this.step,
+      epoch: this.loader.state().epoch,
+      loss: win.loss / win.n,
+      mse,
+      lr: this.lastLr,
+      gradNorm: win.gradNorm / win.n,
+      stepsPerSec: win.n / dt,
+      imagesPerSec: (win.n * this.config.batchSize) / dt,
+      elapsedSec: this.elapsedSec,
+      breakdown: bd,
+      tensors: tf.memory().numTensors,
+    };
   }
 
   /** An empty loss breakdown with this run's t bins. */
@@ -358,12 +363,6 @@ export class Trainer {
 
   /** Everything needed to resume, as a host-side checkpoint. */
   checkpoint(): Checkpoint {
-    const expAvg: StateDict = {};
-    const expAvgSq: StateDict = {};
-    for (const [name, { m, v }] of this.opt.moments) {
-      expAvg[name] = { shape: m.shape.slice(), data: m.dataSync() as Float32Array };
-      expAvgSq[name] = { shape: v.shape.slice(), data: v.dataSync() as Float32Array };
-    }
     const { model: _m, ...train } = this.config;
     void _m;
     const meta: TrainerMeta = {
@@ -380,7 +379,7 @@ export class Trainer {
       config: this.config.model,
       model: this.model.stateDict(),
       ema: this.emaModel.stateDict(),
-      optimizer: { step: this.opt.step, expAvg, expAvgSq },
+      optimizer: this.opt.state(),
       meta: meta as unknown as Record<string, unknown>,
     };
   }
