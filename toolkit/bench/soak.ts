@@ -6,7 +6,7 @@
 import { initBackend } from '../src/backend';
 import { loadMnist } from '../src/data/datasets';
 import { Trainer } from '../src/train/trainer';
-import { QUICK_RECIPE } from '../src/cli/main';
+import { QUICK_RECIPE } from '../src/train/recipes';
 import { makeConfig } from '../src/model/config';
 import * as tf from '@tensorflow/tfjs';
 

@@ -12,7 +12,8 @@ import { splitIntegerExpDecay } from '../src/factorization/steps';
 import { CausalFusionConfig, makeConfig } from '../src/model/config';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { countParameters } from '../src/model/params';
-import { FACTORIZATION_DEFAULTS, sampleBatch, trainStep } from '../src/train/step';
+import { FACTORIZATION_DEFAULTS, sampleBatch, STEP_DEFAULTS, trainStep } from '../src/train/step';
+import { OFFICIAL_RECIPE } from '../src/train/recipes';
 import { AdamW, Ema } from '../src/train/optim';
 
 export interface BenchOptions {
@@ -85,7 +86,7 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
   const rng = new Rng(o.seed);
   const model = new CausalDiffusionModel(config, { seed: o.seed });
   const diffusion = createDiffusion('');
-  const opt = new AdamW({ lr: 1e-4 });
+  const opt = new AdamW({ lr: OFFICIAL_RECIPE.lr });
   const ema = new Ema(model.params);
   const L = model.numPatches;
   const total = o.warmup + o.steps;
@@ -99,7 +100,7 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
     for (let s = 0; s < total; s++) {
       const batch = sampleBatch(model, diffusion, x, y, rng, { ...FACTORIZATION_DEFAULTS, splitSizes: splits[s] });
       const start = performance.now();
-      trainStep(model, opt, ema, batch, { lr: 1e-4, warmupSteps: 0, gradClip: 1.0, checkpoint: o.checkpoint });
+      trainStep(model, opt, ema, batch, { ...STEP_DEFAULTS, checkpoint: o.checkpoint });
       const ms = performance.now() - start;
       if (s === 0) tensorsAfterFirst = tf.memory().numTensors;
       if (s >= o.warmup) times.push(ms);

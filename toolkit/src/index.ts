@@ -15,6 +15,7 @@ export type { LayerCache, ProbsHook, Params } from './model/attention';
 export * from './train/loss';
 export * from './train/optim';
 export * from './train/step';
+export * from './train/recipes';
 export * from './parity';
 export * from './data';
 export * from './io/safetensors';

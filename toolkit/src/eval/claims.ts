@@ -20,6 +20,7 @@ import { FactorizationConfig, sampleBatch } from '../train/step';
 import { Trainer } from '../train/trainer';
 import { Classifier } from './classifier';
 import { scoreSamples } from './metrics';
+import { QUICK_RECIPE } from '../train/recipes';
 
 /** Budget and evaluation of one study; every ablation gets exactly the same. */
 export interface ClaimsSetting {
@@ -46,7 +47,8 @@ export interface ClaimsSetting {
 /** Token orders a study samples in. */
 export type SampleOrder = 'random' | 'raster';
 
-const SHARED = { preset: 'mnist-small' as PresetName, batchSize: 32, lr: 2e-3, warmupSteps: 200, emaDecay: 0.998, seeds: [0, 1, 2], sEval: [1, 2, 4, 8], lossS: [1, 2, 4, 8, 16] };
+// every study trains with the main job's recipe
+const SHARED = { preset: QUICK_RECIPE.preset, batchSize: QUICK_RECIPE.batch, lr: QUICK_RECIPE.lr, warmupSteps: QUICK_RECIPE.warmup, emaDecay: QUICK_RECIPE.ema, seeds: [0, 1, 2], sEval: [1, 2, 4, 8], lossS: [1, 2, 4, 8, 16] };
 
 /** Names of the studies in `CLAIMS_SETTINGS`. */
 export type ClaimsSettingName = 'full' | 'gpu-49' | 'reduced';

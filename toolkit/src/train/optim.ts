@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { StateDict } from '../model/params';
+import { OFFICIAL_RECIPE } from './recipes';
 
 export interface AdamWConfig {
   lr: number;
@@ -14,7 +15,7 @@ export interface AdamWConfig {
   weightDecay: number;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { lr: 8e-4, beta1: 0.9, beta2: 0.95, eps: 1e-15, weightDecay: 0 };
+export const ADAMW_DEFAULTS: AdamWConfig = { lr: OFFICIAL_RECIPE.lr, beta1: OFFICIAL_RECIPE.beta1, beta2: OFFICIAL_RECIPE.beta2, eps: OFFICIAL_RECIPE.eps, weightDecay: OFFICIAL_RECIPE.weightDecay };
 
 /** AdamW's bias corrections at `step` (counted from 1): 1 - beta1^step and sqrt(1 - beta2^step). */
 export function biasCorrections(c: AdamWConfig, step: number): { bc1: number; bc2Sqrt: number } {

@@ -20,6 +20,7 @@ import { fusedKernels } from '../backend';
 import type { WebGPUBackendLike } from '../backend/webgpu';
 import { fusedAdamWUpdate } from '../backend/wgsl/adamw';
 import { lossScaleFor } from '../backend/wgsl/matmul';
+import { OFFICIAL_RECIPE } from './recipes';
 
 /** How the factorization is sampled for each batch. */
 export interface FactorizationConfig {
@@ -199,7 +200,7 @@ export interface StepConfig {
   lossScale?: number;
 }
 
-export const STEP_DEFAULTS: StepConfig = { lr: 8e-4, warmupSteps: 0, gradClip: 1.0, checkpoint: false };
+export const STEP_DEFAULTS: StepConfig = { lr: OFFICIAL_RECIPE.lr, warmupSteps: OFFICIAL_RECIPE.warmupSteps, gradClip: OFFICIAL_RECIPE.gradClip, checkpoint: false };
 
 export interface StepResult {
   loss: number;

@@ -21,6 +21,7 @@ import { AdamW, Ema } from './optim';
 import { FACTORIZATION_DEFAULTS, FactorizationConfig, sampleBatch, trainStep } from './step';
 import { LossBreakdown, LossStats, LossStatsState } from './stats';
 import { ProgressBar } from './progress';
+import { OFFICIAL_RECIPE } from './recipes';
 
 /** Every training choice; all have defaults from the official recipe except where a small run needs others. */
 export interface TrainConfig {
@@ -50,14 +51,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model'> = {
   seed: 0,
   flip: false,
   factorization: FACTORIZATION_DEFAULTS,
-  lr: 1e-4,
-  warmupSteps: 0,
-  gradClip: 1.0,
-  beta1: 0.9,
-  beta2: 0.95,
-  eps: 1e-15,
-  weightDecay: 0,
-  emaDecay: 0.9999,
+  ...OFFICIAL_RECIPE,
   checkpointActivations: false,
   tBins: 10,
 };

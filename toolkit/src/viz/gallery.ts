@@ -19,6 +19,7 @@ import { arStepStatsChart, maskChart, orderChart } from './charts-factorization'
 import { attentionChart } from './charts-attention';
 import { denoisingGridChart, imageGridChart, scheduleChart, trajectoryChart } from './charts-diffusion';
 import { lossBreakdownChart, trainingCurvesChart } from './charts-training';
+import { QUICK_RECIPE } from '../train/recipes';
 
 /** Chart name -> chart, in display order. */
 export type Gallery = Record<string, Chart>;
@@ -47,7 +48,7 @@ export async function buildGallery(model: CausalDiffusionModel, data: ImageDatas
   const sb = sampleBatch(model, diffusion, x, idx.map((i) => data.labels[i]), rng, { arStepDecay: 0.9, fixedArSteps: S, maxArWeight: 2, minArWeight: 1, arWeightSchedule: 'linear', classDropoutProb: 0 });
   const trace = traceTrainingBatch(model, sb);
 
-  const trainer = new Trainer(data, { model: makeConfig(null, { ...c }), batchSize: 8, lr: 2e-3, warmupSteps: 5, seed });
+  const trainer = new Trainer(data, { model: makeConfig(null, { ...c }), batchSize: 8, lr: QUICK_RECIPE.lr, warmupSteps: 5, seed });
   await trainer.run({ steps: opts.trainSteps ?? 30, logEvery: 3 });
   const history = trainer.history;
   const breakdown = trainer.stats.breakdown();
