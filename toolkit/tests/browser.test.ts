@@ -8,10 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { chromium, Page } from 'playwright-core';
-import { useBackend } from './helpers';
+import { useBackend, tempDir } from './helpers';
 import { loadModel } from '../src/io/checkpoint';
 import { loadMnist } from '../src/data/datasets';
 import { buildGallery } from '../src/viz/gallery';
@@ -45,7 +44,7 @@ test('every chart renders offline in Chromium without errors, and its interactio
   const gallery = await buildGallery(model, loadMnist('test'));
   model.dispose();
   const names = Object.keys(gallery);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-browser-'));
+  const dir = tempDir('cf-browser-');
   const file = path.join(dir, 'gallery.html');
   fs.writeFileSync(file, standalonePage('gallery', Object.values(gallery)));
 

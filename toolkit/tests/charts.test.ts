@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { PNG } from 'pngjs';
 import { describeSequence, getAttnMask } from '../src/factorization/mask';
@@ -22,6 +21,7 @@ import { denoisingGridChart, imageGridChart, scheduleChart, trajectoryChart } fr
 import { lossBreakdownChart, trainingCurvesChart } from '../src/viz/charts-training';
 import { vizSetupHtml, VIZ_LIBRARIES } from '../src/viz/runtime';
 import { Rng } from '../src/rng';
+import { tempDir } from './helpers';
 
 const SNAPSHOTS = path.resolve(__dirname, '..', '..', 'tests', 'fixtures', 'chart-specs');
 
@@ -136,7 +136,7 @@ test('static rendering in Node: vega draws the vega-lite charts, every chart ras
 });
 
 test('charts save as .html (offline, libraries inline), .svg and .png, atomically; other extensions are refused', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-charts-'));
+  const dir = tempDir('cf-charts-');
   const c = charts().order;
   const html = fs.readFileSync(c.save(path.join(dir, 'order.html')), 'utf8');
   assert.ok(html.includes('window.causalfusionViz') && html.includes('cf-chart'));

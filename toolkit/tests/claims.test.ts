@@ -5,9 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { useBackend } from './helpers';
+import { useBackend, tempDir } from './helpers';
 import { ABLATIONS, CLAIMS_SETTINGS, ClaimRun, ClaimsResults, ClaimsSetting, heldOutLossByS, loadClaims, runClaims, summarizeClaims } from '../src/eval/claims';
 import { claimReports, claimsMarkdown, compareFd } from '../src/eval/claims-report';
 import { claimsLossChart, claimsOrderChart, claimsQualityChart, claimsSamplesChart } from '../src/viz/charts-claims';
@@ -63,7 +62,7 @@ test('runClaims caches each run and resumes; unknown variants and missing caches
   await useBackend('wasm');
   const tiny: ClaimsSetting = { ...CLAIMS_SETTINGS.reduced, name: 'test', steps: 2, seeds: [0], evalN: 10, evalDiffusionSteps: 2, sEval: [1, 2], lossImages: 8, lossS: [1, 16] };
   const env = { train: loadMnist('test'), test: loadMnist('test'), classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')) };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-claims-'));
+  const dir = tempDir('cf-claims-');
   assert.throws(() => runClaims(tiny, env, { dir, only: ['nope'] }), /unknown ablation\(s\) nope/);
   assert.throws(() => loadClaims(tiny, { dir, only: ['raster'] }), /no cached run of "raster" seed 0 for setting test/);
   assert.throws(() => loadClaims(tiny, { dir, seeds: 'available' }), /no seed of the test study has all its runs cached/);
@@ -99,24 +98,20 @@ test('a study with evalOrders samples every model in each order up to S = L; sum
   await useBackend('wasm');
   const tiny: ClaimsSetting = { ...CLAIMS_SETTINGS['gpu-49'], name: 'test-49', steps: 2, warmupSteps: 1, batchSize: 4, seeds: [0], evalN: 10, evalDiffusionSteps: 2, sEval: [1, 4, 49], lossImages: 4, lossS: [1, 49] };
   const env = { train: loadMnist('test'), test: loadMnist('test'), classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')) };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-claims49-'));
-  try {
-    const r = runClaims(tiny, env, { dir, only: ['causalfusion', 'raster'] });
-    for (const run of r.runs) assert.deepEqual(run.evals.map((e) => `${e.order} ${e.sEval}`), ['random 1', 'random 4', 'random 49', 'raster 1', 'raster 4', 'raster 49']);
-    const [random, raster] = summarizeClaims(r);
-    // each model's headline numbers are those of its own training order
-    assert.equal(random.fd[49].mean, r.runs[0].evals[2].fd);
-    assert.equal(raster.fd[49].mean, r.runs[1].evals[5].fd);
-    assert.equal(raster.fdByOrder.random?.[49].mean, r.runs[1].evals[2].fd);
-    const order = claimReports({ ...r, ablations: ABLATIONS, runs: ABLATIONS.flatMap((a) => r.runs.map((x) => ({ ...x, ablation: a.id }))) })[0];
-    assert.match(order.markdown, /\| raster, sampled random \| /);
-    assert.match(order.verdict, /^Provisional \(1 seed of 1, no spread measured\): S_eval = 1: .* S_eval = 49: /);
-    assert.match(claimsOrderChart(r).svg(), /<svg/);
-    assert.throws(() => claimsOrderChart({ ...r, setting: CLAIMS_SETTINGS.full }), /sampled each model in its training order only/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-    env.classifier.dispose();
-  }
+  const dir = tempDir('cf-claims49-');
+  const r = runClaims(tiny, env, { dir, only: ['causalfusion', 'raster'] });
+  for (const run of r.runs) assert.deepEqual(run.evals.map((e) => `${e.order} ${e.sEval}`), ['random 1', 'random 4', 'random 49', 'raster 1', 'raster 4', 'raster 49']);
+  const [random, raster] = summarizeClaims(r);
+  // each model's headline numbers are those of its own training order
+  assert.equal(random.fd[49].mean, r.runs[0].evals[2].fd);
+  assert.equal(raster.fd[49].mean, r.runs[1].evals[5].fd);
+  assert.equal(raster.fdByOrder.random?.[49].mean, r.runs[1].evals[2].fd);
+  const order = claimReports({ ...r, ablations: ABLATIONS, runs: ABLATIONS.flatMap((a) => r.runs.map((x) => ({ ...x, ablation: a.id }))) })[0];
+  assert.match(order.markdown, /\| raster, sampled random \| /);
+  assert.match(order.verdict, /^Provisional \(1 seed of 1, no spread measured\): S_eval = 1: .* S_eval = 49: /);
+  assert.match(claimsOrderChart(r).svg(), /<svg/);
+  assert.throws(() => claimsOrderChart({ ...r, setting: CLAIMS_SETTINGS.full }), /sampled each model in its training order only/);
+  env.classifier.dispose();
 });
 
 test('the committed 49-token study: same budget, both orders at every S_eval up to 49, and the baseline is good', () => {

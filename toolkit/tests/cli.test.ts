@@ -2,9 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { REFERENCE_PATH } from './helpers';
+import { REFERENCE_PATH, tempDir } from './helpers';
 import { readCheckpoint } from '../src/io/checkpoint';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
@@ -22,7 +21,7 @@ test('verify exits non-zero on a fixture whose values disagree, naming the items
   ref.forward.loss *= 1.01;
   ref.inference.eps2.data[0] += 0.5;
   ref.masks[1].masked_out[5][0] = 1;
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-')), 'bad.json');
+  const file = path.join(tempDir('cf-'), 'bad.json');
   fs.writeFileSync(file, JSON.stringify(ref));
   const r = run('verify', '--reference', file, '--json');
   assert.equal(r.status, 1);
@@ -74,7 +73,7 @@ test('bad input: one clear error each, exit code 2', () => {
 /** A folder dataset of 8x8 grey PNGs in 2 classes (bright top / bright bottom). */
 function pngFolder(): string {
   const { PNG } = require('pngjs') as typeof import('pngjs');
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-folder-'));
+  const root = tempDir('cf-folder-');
   for (const [cls, top] of [['top', true], ['bottom', false]] as const) {
     fs.mkdirSync(path.join(root, cls));
     for (let i = 0; i < 6; i++) {
@@ -90,7 +89,7 @@ function pngFolder(): string {
 }
 
 test('train runs end to end on a PNG folder: checkpoint, weights, sample grid, report; resume continues', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-train-'));
+  const out = tempDir('cf-train-');
   const common = ['--dataset', `folder:${pngFolder()}`, '--preset', 'tiny', '--batch', '4', '--per-class', '2', '--log-every', '2', '--out', out, '--no-progress'];
   const r = run('train', ...common, '--steps', '4');
   assert.equal(r.status, 0, r.stderr);
@@ -109,7 +108,7 @@ test('train runs end to end on a PNG folder: checkpoint, weights, sample grid, r
 });
 
 test('sample draws a grid from the shipped MNIST model', () => {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-sample-')), 'grid.png');
+  const out = path.join(tempDir('cf-sample-'), 'grid.png');
   const r = run('sample', '--per-class', '1', '--classes', '3,7', '--steps', '10', '--ar-steps', '2', '--order', 'raster', '--out', out, '--json');
   assert.equal(r.status, 0, r.stderr);
   const info = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -138,7 +137,7 @@ test('train and sample reject bad flags with a message naming the flag', () => {
 });
 
 test('edit inpaints test digits with the shipped model and writes originals / kept / edits', () => {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-edit-')), 'edits.png');
+  const out = path.join(tempDir('cf-edit-'), 'edits.png');
   const r = run('edit', '--images', '0,1', '--mode', 'bottom', '--class', '3', '--steps', '5', '--out', out);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /bottom of 2 MNIST test images \(as class 3\)/);
@@ -151,7 +150,7 @@ test('edit inpaints test digits with the shipped model and writes originals / ke
 });
 
 test('train runs on Fashion-MNIST from the Debian package', () => {
-  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-fashion-'));
+  const out = tempDir('cf-fashion-');
   const r = run('train', '--dataset', 'fashion-mnist', '--steps', '2', '--batch', '8', '--per-class', '1', '--log-every', '1', '--out', out, '--no-progress');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /training on Fashion-MNIST train \(60000 images\)/);
@@ -166,23 +165,19 @@ test('an out-of-memory abort of the wasm heap is explained', () => {
 });
 
 test('export writes the EMA weights alone, as F16 at half the size, and sampling reads them back', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-export-'));
-  try {
-    const shipped = path.resolve(__dirname, '..', '..', '..', 'data', 'mnist-small.safetensors');
-    const out = path.join(dir, 'half.safetensors');
-    const r = run('export', '--checkpoint', shipped, '--out', out, '--dtype', 'f16');
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /wrote .*half\.safetensors \(1\.7 MiB, f16\)/);
-    assert.ok(Math.abs(fs.statSync(out).size / fs.statSync(shipped).size - 0.5) < 0.01);
-    const full = readCheckpoint(shipped);
-    const half = readCheckpoint(out);
-    assert.deepEqual(half.config, full.config);
-    assert.equal(half.ema, undefined);
-    for (const [k, t] of Object.entries(full.model)) for (let i = 0; i < t.data.length; i += 97) assert.ok(Math.abs(half.model[k].data[i] - t.data[i]) <= Math.abs(t.data[i]) * 2 ** -11 + 2 ** -24, k);
-    const s = run('sample', '--checkpoint', out, '--out', path.join(dir, 's.png'), '--per-class', '1', '--steps', '2');
-    assert.equal(s.status, 0, s.stderr);
-    assert.match(run('export', '--checkpoint', shipped, '--out', out, '--dtype', 'f8').stderr, /--dtype/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const dir = tempDir('cf-export-');
+  const shipped = path.resolve(__dirname, '..', '..', '..', 'data', 'mnist-small.safetensors');
+  const out = path.join(dir, 'half.safetensors');
+  const r = run('export', '--checkpoint', shipped, '--out', out, '--dtype', 'f16');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /wrote .*half\.safetensors \(1\.7 MiB, f16\)/);
+  assert.ok(Math.abs(fs.statSync(out).size / fs.statSync(shipped).size - 0.5) < 0.01);
+  const full = readCheckpoint(shipped);
+  const half = readCheckpoint(out);
+  assert.deepEqual(half.config, full.config);
+  assert.equal(half.ema, undefined);
+  for (const [k, t] of Object.entries(full.model)) for (let i = 0; i < t.data.length; i += 97) assert.ok(Math.abs(half.model[k].data[i] - t.data[i]) <= Math.abs(t.data[i]) * 2 ** -11 + 2 ** -24, k);
+  const s = run('sample', '--checkpoint', out, '--out', path.join(dir, 's.png'), '--per-class', '1', '--steps', '2');
+  assert.equal(s.status, 0, s.stderr);
+  assert.match(run('export', '--checkpoint', shipped, '--out', out, '--dtype', 'f8').stderr, /--dtype/);
 });

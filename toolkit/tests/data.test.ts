@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { BatchLoader, loadFashionMnist, loadIdxPair, loadMnist, parseIdx, readIdxFile, toModelRange } from '../src/data';
+import { tempDir } from './helpers';
 
 const counts = (labels: Uint8Array) => Array.from({ length: 10 }, (_, c) => labels.reduce((n, v) => n + (v === c ? 1 : 0), 0));
 const meanPixel = (images: Uint8Array) => images.reduce((s, v) => s + v, 0) / images.length / 255;
@@ -33,7 +33,7 @@ test('Fashion-MNIST from Debian: 6000 / 1000 per class, canonical first labels a
 });
 
 test('corrupt or truncated IDX files get errors that name the file and the problem', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idx-'));
+  const dir = tempDir('idx-');
   const good = new Uint8Array([0, 0, 8, 1, 0, 0, 0, 3, 1, 2, 3]);
   assert.deepEqual(parseIdx(good), { shape: [3], data: good.subarray(8) });
   assert.throws(() => parseIdx(good.subarray(0, 10), 'x.idx'), /x.idx: header says \[3\] = 3 values but the file holds 2/);
@@ -75,7 +75,7 @@ test('a folder of PNGs with one sub-folder per class: labels by sorted class nam
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { PNG } = require('pngjs') as typeof import('pngjs');
   const { loadImageFolder } = require('../src/data') as typeof import('../src/data');
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'folder-'));
+  const root = tempDir('folder-');
   const write = (cls: string, name: string, w: number, rgba: [number, number, number, number]) => {
     fs.mkdirSync(path.join(root, cls), { recursive: true });
     const png = new PNG({ width: w, height: w });

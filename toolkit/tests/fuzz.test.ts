@@ -12,7 +12,6 @@ import { test } from 'node:test';
 import { spawnSync } from 'child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import fc from 'fast-check';
@@ -29,13 +28,14 @@ import { validateOrder, makeOrder } from '../src/factorization/orders';
 import { keepAllBut } from '../src/sample/edit';
 import { UsageError, int, intList, num, probability } from '../src/cli/flags';
 import { Rng } from '../src/rng';
+import { tempDir } from './helpers';
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
 const CHILD = process.env.FUZZ_CHILD;
 /** Wall-clock limit of one property's child process; its cases stop generating after 12 s. */
 const LIMIT_S = 120;
 const REPLAY = `FUZZ_SEED=${SEED} node --test toolkit/dist/tests/fuzz.test.js`;
-const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-fuzz-'));
+const TMP = tempDir('cf-fuzz-');
 const rejections: unknown[] = [];
 process.on('unhandledRejection', (e) => rejections.push(e));
 
@@ -72,7 +72,6 @@ function fuzz(name: string, body: () => void): void {
       process.stderr.write(`${(e as Error).message}\n`);
       code = 1;
     }
-    fs.rmSync(TMP, { recursive: true, force: true });
     process.exit(code);
   }
   test(name, (t) => {
@@ -328,8 +327,6 @@ fuzz('CLI flag values: random strings give a checked value or a usage error nami
     5000,
   );
 });
-
-if (CHILD === undefined) test.after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
 if (CHILD !== undefined) {
   // a child that found no property of that name (a matching one exits above)

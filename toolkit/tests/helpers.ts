@@ -1,4 +1,7 @@
 /** Shared test helpers: where the reference fixture lives, backend switching, array comparison. */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, BackendName, setMatmulPrecision } from '../src/backend';
 import { DEFAULT_REFERENCE, loadReference, ReferenceFixture } from '../src/parity';
@@ -46,3 +49,13 @@ export function syntheticDataset(count = 40, seed = 5): ImageDataset {
   return { name: 'synthetic', images, labels, count, channels: 4, height: 4, width: 4, classNames: Array.from({ length: 10 }, (_, i) => `c${i}`) };
 }
 
+
+const tempDirs: string[] = [];
+process.on('exit', () => tempDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
+/** A fresh temporary folder, removed when the test file's process exits (each test file runs in its own). */
+export function tempDir(prefix = 'cf-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}

@@ -5,13 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
+import { tempDir } from './helpers';
 
 test('README quick-start runs through `require("causalfusion")`', async () => {
   const cf = require('causalfusion') as typeof import('../src');
   await cf.initBackend({ quiet: true });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-readme-'));
+  const dir = tempDir('cf-readme-');
   const mnist = cf.loadMnist('train');
   const trainer = new cf.Trainer(mnist, { model: 'mnist-small', batchSize: 8, lr: 2e-3, warmupSteps: 100, emaDecay: 0.995 });
   const stop = new AbortController();
@@ -70,7 +70,7 @@ test("the README's CLI lines work from the repository root with npx: info, verif
   const verify = shell(pick('verify'));
   assert.equal(verify.status, 0, verify.stderr);
   assert.match(verify.stdout, /forward\s+attn_probs layer 0 .* ok/);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-readme-cli-'));
+  const dir = tempDir('cf-readme-cli-');
   const out = path.join(dir, 'grid.png');
   // the README's sample line, with its output moved to a temp folder and fewer images and steps
   const sample = shell(`${pick('sample').replace(/--out \S+/, `--out ${out}`).replace(/--per-class \d+/, '--per-class 1')} --steps 4`);

@@ -2,15 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors } from '../src/io/safetensors';
 import { configFromOfficial } from '../src/model/config';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
-import { reference, useBackend } from './helpers';
+import { reference, useBackend, tempDir } from './helpers';
 import { f16ToF32, f32ToF16 } from '../src/io/half';
 
-const tmpdir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'st-'));
+const tmpdir = () => tempDir('st-');
 
 test('round trip of a state dict under the official names, with metadata; it loads into the model', async () => {
   await useBackend('wasm');

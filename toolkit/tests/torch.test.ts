@@ -1,14 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { readTorchFile, readTorchStateDict } from '../src/io/torch-pickle';
 import { loadModel, readCheckpoint } from '../src/io/checkpoint';
 import { saveSafetensors } from '../src/io/safetensors';
 import { configFromOfficial } from '../src/model/config';
 import { HostTensor } from '../src/model/params';
-import { reference, useBackend } from './helpers';
+import { reference, useBackend, tempDir } from './helpers';
 
 /** Written by real PyTorch (tests/fixtures/make_torch_fixture.py) in the official training-checkpoint layout. */
 const FIXTURE = path.resolve(__dirname, '..', '..', 'tests', 'fixtures', 'tiny-official.pt');
@@ -45,7 +44,7 @@ test('loadModel reads an official .pt with a config and prefers its EMA weights'
 });
 
 test('legacy, truncated and foreign files are refused with a reason', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-torch-'));
+  const dir = tempDir('cf-torch-');
   const legacy = path.join(dir, 'old.pt');
   fs.writeFileSync(legacy, Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]));
   assert.throws(() => readTorchFile(legacy), /not a zip archive \(legacy torch.save format\?\).*safetensors/);
@@ -58,7 +57,7 @@ test('legacy, truncated and foreign files are refused with a reason', () => {
 
 test('an official-format safetensors state_dict (no metadata) loads with a config', async () => {
   await useBackend('wasm');
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-st-')), 'official.safetensors');
+  const file = path.join(tempDir('cf-st-'), 'official.safetensors');
   saveSafetensors(file, reference().state_dict);
   assert.throws(() => loadModel(file), /no model config in the metadata; pass one/);
   const m = loadModel(file, { config: configFromOfficial(reference().model_config) });

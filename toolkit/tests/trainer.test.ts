@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
@@ -9,10 +8,10 @@ import { Trainer, TrainSettings, LogEvent } from '../src/train/trainer';
 import { LossStats } from '../src/train/stats';
 import { ProgressBar, formatDuration } from '../src/train/progress';
 import { loadModel, readCheckpoint } from '../src/io/checkpoint';
-import { syntheticDataset, useBackend } from './helpers';
+import { syntheticDataset, useBackend, tempDir } from './helpers';
 
 const SETTINGS: TrainSettings = { model: 'tiny', batchSize: 8, lr: 1e-3, warmupSteps: 2, emaDecay: 0.9, seed: 3 };
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'cf-trainer-'));
+const tmp = () => tempDir('cf-trainer-');
 const params = (t: Trainer) => ({ ...t.model.stateDict(), ...Object.fromEntries(Object.entries(t.emaModel.stateDict()).map(([k, v]) => [`ema.${k}`, v])) });
 
 test('train 2N steps == train N, save, resume, train N (bit for bit)', async () => {

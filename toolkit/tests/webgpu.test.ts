@@ -6,8 +6,6 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport } from '../src/backend';
@@ -18,7 +16,7 @@ import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { editImages } from '../src/sample/edit';
 import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
 import { Trainer, TrainSettings } from '../src/train/trainer';
-import { maxAbsDiff, reference, syntheticDataset, useBackend } from './helpers';
+import { maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
 
 const refModel = () => new CausalDiffusionModel(configFromOfficial(reference().model_config), { stateDict: reference().state_dict });
 const SETTINGS: TrainSettings = { model: 'tiny', batchSize: 4, lr: 1e-3, warmupSteps: 2, emaDecay: 0.9, seed: 7 };
@@ -91,7 +89,7 @@ test('editing keeps the kept tokens bit for bit on webgpu; the recorder sees eve
 test('training on webgpu: 2N steps == N, save, resume, N; activation checkpointing gives the same step', async () => {
   await useBackend('webgpu');
   const ds = syntheticDataset();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cf-webgpu-'));
+  const dir = tempDir('cf-webgpu-');
   const file = path.join(dir, 'run.safetensors');
   const a = new Trainer(ds, SETTINGS);
   await a.run({ steps: 6, logEvery: 3 });
@@ -107,7 +105,6 @@ test('training on webgpu: 2N steps == N, save, resume, N; activation checkpointi
   ck.history.forEach((h, i) => assert.ok(Math.abs(h.loss - a.history[i].loss) < 1e-5, `step ${h.step}: ${h.loss} vs ${a.history[i].loss}`));
   assert.ok(a.history.every((h) => Number.isFinite(h.loss)));
   [a, c, ck].forEach((t) => t.dispose());
-  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('a training step on webgpu matches wasm (same batch, same seed)', async () => {
