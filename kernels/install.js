@@ -33,17 +33,30 @@ function parse(argv) {
 /** Where Jupyter looks for kernel specs: {prefix}/share/jupyter/kernels or the per-user data dir. */
 function kernelsDir(prefix) {
   if (prefix) return path.join(prefix, 'share', 'jupyter', 'kernels');
-  const data = process.env.JUPYTER_DATA_DIR || path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'jupyter');
+  const data =
+    process.env.JUPYTER_DATA_DIR ||
+    path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'jupyter');
   return path.join(data, 'kernels');
 }
 
 function kernelSpec() {
   const tslab = path.join(ROOT, 'node_modules', 'tslab', 'bin', 'tslab');
-  if (!fs.existsSync(tslab)) throw new Error(`tslab is not installed (${tslab} missing): run "npm install" at the repository root first`);
+  if (!fs.existsSync(tslab))
+    throw new Error(`tslab is not installed (${tslab} missing): run "npm install" at the repository root first`);
   const toolkit = path.join(ROOT, 'toolkit', 'dist', 'src', 'index.js');
-  if (!fs.existsSync(toolkit)) throw new Error(`the toolkit is not built (${toolkit} missing): run "npm run build" first`);
+  if (!fs.existsSync(toolkit))
+    throw new Error(`the toolkit is not built (${toolkit} missing): run "npm run build" first`);
   return {
-    argv: [process.execPath, '--max-old-space-size=8192', '--require', path.join(__dirname, 'startup.js'), tslab, 'kernel', '--config-path', '{connection_file}'],
+    argv: [
+      process.execPath,
+      '--max-old-space-size=8192',
+      '--require',
+      path.join(__dirname, 'startup.js'),
+      tslab,
+      'kernel',
+      '--config-path',
+      '{connection_file}',
+    ],
     display_name: 'CausalFusion (TypeScript)',
     language: 'typescript',
     env: { NODE_PATH: path.join(ROOT, 'node_modules'), CAUSALFUSION_KERNEL: '1' },

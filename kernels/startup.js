@@ -80,7 +80,9 @@ function completeReplies() {
     const lines = stderr.split('\n').filter((l) => l.trim() !== '');
     // a runtime error prints "RangeError: boom" among its stack lines; a type error prints "1:7 - message"
     const thrown = lines.map((l) => /^\s*(?:Uncaught\s+)?([A-Za-z]*Error)(?::\s*(.*))?$/.exec(l)).find((m) => m);
-    const m = thrown ? [thrown[0], thrown[1], thrown[2] || ''] : [null, 'TSError', (lines[0] || 'execution failed').replace(/^\d+:\d+ - /, '')];
+    const m = thrown
+      ? [thrown[0], thrown[1], thrown[2] || '']
+      : [null, 'TSError', (lines[0] || 'execution failed').replace(/^\d+:\d+ - /, '')];
     return { ...reply, ename: m[1], evalue: m[2], traceback: lines };
   };
 }

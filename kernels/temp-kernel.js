@@ -11,7 +11,9 @@ const path = require('path');
 function withTempKernel(fn) {
   const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'causalfusion-kernel-'));
   try {
-    const r = spawnSync(process.execPath, [path.join(__dirname, 'install.js'), '--prefix', prefix], { stdio: 'inherit' });
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'install.js'), '--prefix', prefix], {
+      stdio: 'inherit',
+    });
     if (r.status !== 0) throw new Error('kernel install failed');
     return fn({ ...process.env, JUPYTER_PATH: path.join(prefix, 'share', 'jupyter') });
   } finally {

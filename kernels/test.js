@@ -4,4 +4,7 @@
 const { spawnSync } = require('child_process');
 const { withTempKernel, PYTHON } = require('./temp-kernel');
 
-process.exitCode = withTempKernel((env) => spawnSync(PYTHON, ['-m', 'unittest', '-v', 'test_kernel'], { stdio: 'inherit', cwd: __dirname, env }).status ?? 1);
+process.exitCode = withTempKernel(
+  (env) =>
+    spawnSync(PYTHON, ['-m', 'unittest', '-v', 'test_kernel'], { stdio: 'inherit', cwd: __dirname, env }).status ?? 1,
+);

@@ -15,20 +15,26 @@ const path = require('path');
 const { chromium } = require('playwright-core');
 
 const DIR = path.resolve(process.argv[2] || path.join(__dirname, '..', 'runs', 'notebooks'));
-const CHROMIUM = process.env.CHROMIUM_PATH || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+const CHROMIUM =
+  process.env.CHROMIUM_PATH || ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 
 /** Interactive charts: all rendered and drawn; the attention picker and the order slider respond. */
 async function checkCharts(page, problems) {
   const n = await page.locator('.cf-chart').count();
   if (n === 0) return 0;
   try {
-    await page.waitForFunction((k) => document.querySelectorAll('.cf-chart[data-rendered="true"]').length === k, n, { timeout: 30000 });
+    await page.waitForFunction((k) => document.querySelectorAll('.cf-chart[data-rendered="true"]').length === k, n, {
+      timeout: 30000,
+    });
   } catch {
-    problems.push(`only ${await page.locator('.cf-chart[data-rendered="true"]').count()} of ${n} interactive charts rendered`);
+    problems.push(
+      `only ${await page.locator('.cf-chart[data-rendered="true"]').count()} of ${n} interactive charts rendered`,
+    );
   }
   const report = await page.evaluate(() => (window.causalfusionViz ? window.causalfusionViz.report() : []));
   report.forEach((c, i) => {
-    if (!(c.rendered && c.staticHidden && c.w > 100 && c.h > 60 && (c.inked || c.marks > 10))) problems.push(`chart ${i} (${c.renderer}) drew nothing: ${JSON.stringify(c)}`);
+    if (!(c.rendered && c.staticHidden && c.w > 100 && c.h > 60 && (c.inked || c.marks > 10)))
+      problems.push(`chart ${i} (${c.renderer}) drew nothing: ${JSON.stringify(c)}`);
   });
   const url = (loc) => loc.evaluate((cv) => cv.toDataURL());
   for (const chart of await page.locator('.cf-chart[data-renderer="d3-attention"]').all()) {
@@ -38,13 +44,17 @@ async function checkCharts(page, problems) {
     const k = spec.defaultQuery === 0 ? 1 : 0;
     const px = (spec.size / spec.grid) * 8;
     const tok = spec.queries[k].token;
-    await chart.locator('.cf-query-picker').click({ position: { x: (tok % spec.grid) * px + px / 2, y: Math.floor(tok / spec.grid) * px + px / 2 } });
-    if ((await url(chart.locator('.cf-attn-map').first())) === before) problems.push('picking another query token did not change the attention maps');
+    await chart
+      .locator('.cf-query-picker')
+      .click({ position: { x: (tok % spec.grid) * px + px / 2, y: Math.floor(tok / spec.grid) * px + px / 2 } });
+    if ((await url(chart.locator('.cf-attn-map').first())) === before)
+      problems.push('picking another query token did not change the attention maps');
   }
   for (const chart of await page.locator('.cf-chart[data-renderer="d3-order"]').all()) {
     const before = await url(chart.locator('.cf-order-image'));
     await chart.locator('.cf-order-slider').fill('1');
-    if ((await url(chart.locator('.cf-order-image'))) === before) problems.push('moving the order slider did not change the image');
+    if ((await url(chart.locator('.cf-order-image'))) === before)
+      problems.push('moving the order slider did not change the image');
   }
   return n;
 }
@@ -63,11 +73,18 @@ async function checkPage(browser, file) {
   await page.goto(`file://${file}`, { waitUntil: 'load' });
   // static figures: outputs outside the interactive charts (whose fallbacks are hidden once they render)
   const figures = await page.evaluate(() =>
-    Array.from(document.querySelectorAll('.jp-OutputArea-output svg, .jp-OutputArea-output img, .output_area svg, .output_area img'))
+    Array.from(
+      document.querySelectorAll(
+        '.jp-OutputArea-output svg, .jp-OutputArea-output img, .output_area svg, .output_area img',
+      ),
+    )
       .filter((el) => !el.closest('.cf-chart') && !el.parentElement.closest('svg'))
       .map((el) => {
         const r = el.getBoundingClientRect();
-        const drawn = el.tagName.toLowerCase() === 'img' ? el.naturalWidth > 0 && el.complete : el.querySelectorAll('rect, path, text, line, image').length > 1;
+        const drawn =
+          el.tagName.toLowerCase() === 'img'
+            ? el.naturalWidth > 0 && el.complete
+            : el.querySelectorAll('rect, path, text, line, image').length > 1;
         return { tag: el.tagName.toLowerCase(), w: r.width, h: r.height, drawn };
       }),
   );
@@ -82,10 +99,18 @@ async function checkPage(browser, file) {
 }
 
 async function main() {
-  if (!CHROMIUM) throw new Error('Chromium not found (install Debian\'s chromium, or set CHROMIUM_PATH)');
-  const files = fs.existsSync(DIR) ? fs.readdirSync(DIR).filter((f) => f.endsWith('.html')).sort() : [];
+  if (!CHROMIUM) throw new Error("Chromium not found (install Debian's chromium, or set CHROMIUM_PATH)");
+  const files = fs.existsSync(DIR)
+    ? fs
+        .readdirSync(DIR)
+        .filter((f) => f.endsWith('.html'))
+        .sort()
+    : [];
   if (files.length === 0) throw new Error(`no HTML exports in ${DIR}: run node notebooks/execute.js first`);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--allow-file-access-from-files'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--allow-file-access-from-files'],
+  });
   let failed = 0;
   try {
     for (const f of files) {
@@ -93,7 +118,10 @@ async function main() {
       if (problems.length) {
         failed++;
         console.log(`FAIL ${f}\n  ${problems.slice(0, 10).join('\n  ')}`);
-      } else console.log(`ok   ${f}: ${figures} static figures and ${charts} interactive charts drawn, no errors, no network`);
+      } else
+        console.log(
+          `ok   ${f}: ${figures} static figures and ${charts} interactive charts drawn, no errors, no network`,
+        );
     }
   } finally {
     await browser.close();

@@ -17,26 +17,53 @@ const LIMIT_S = Number(process.env.NOTEBOOK_TIMEOUT_S || 600);
 const args = process.argv.slice(2);
 const inplace = args.includes('--inplace');
 const chosen = args.filter((a) => a !== '--inplace');
-const notebooks = (chosen.length ? chosen : fs.readdirSync(__dirname).filter((f) => f.endsWith('.ipynb')).sort()).map((f) => path.basename(f));
+const notebooks = (
+  chosen.length
+    ? chosen
+    : fs
+        .readdirSync(__dirname)
+        .filter((f) => f.endsWith('.ipynb'))
+        .sort()
+).map((f) => path.basename(f));
 const outDir = path.resolve(__dirname, '..', 'runs', 'notebooks');
 
 const failed = withTempKernel((kernelEnv) => {
-  const env = { ...kernelEnv, CAUSALFUSION_CLAIMS_SETTING: process.env.CAUSALFUSION_CLAIMS_SETTING || (inplace ? 'full' : 'reduced') };
+  const env = {
+    ...kernelEnv,
+    CAUSALFUSION_CLAIMS_SETTING: process.env.CAUSALFUSION_CLAIMS_SETTING || (inplace ? 'full' : 'reduced'),
+  };
   const bad = [];
   for (const nb of notebooks) {
     const t0 = Date.now();
     const to = inplace ? ['--to', 'notebook', '--inplace'] : ['--to', 'html', '--output-dir', outDir];
-    const r = spawnSync('jupyter', ['nbconvert', '--execute', ...to, `--ExecutePreprocessor.timeout=${LIMIT_S}`, '--ExecutePreprocessor.kernel_name=causalfusion', nb], {
-      cwd: __dirname,
-      env,
-      encoding: 'utf8',
-      timeout: LIMIT_S * 1000,
-    });
+    const r = spawnSync(
+      'jupyter',
+      [
+        'nbconvert',
+        '--execute',
+        ...to,
+        `--ExecutePreprocessor.timeout=${LIMIT_S}`,
+        '--ExecutePreprocessor.kernel_name=causalfusion',
+        nb,
+      ],
+      {
+        cwd: __dirname,
+        env,
+        encoding: 'utf8',
+        timeout: LIMIT_S * 1000,
+      },
+    );
     const sec = ((Date.now() - t0) / 1000).toFixed(1);
     if (r.status === 0) console.log(`ok   ${nb} (${sec} s)`);
     else {
       bad.push(nb);
-      console.log(`FAIL ${nb} (${sec} s${r.error ? `, ${r.error.message}` : ''})\n${(r.stderr || '').split('\n').filter((l) => !l.startsWith('[causalfusion kernel]')).slice(-30).join('\n')}`);
+      console.log(
+        `FAIL ${nb} (${sec} s${r.error ? `, ${r.error.message}` : ''})\n${(r.stderr || '')
+          .split('\n')
+          .filter((l) => !l.startsWith('[causalfusion kernel]'))
+          .slice(-30)
+          .join('\n')}`,
+      );
     }
   }
   return bad;

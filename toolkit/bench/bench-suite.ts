@@ -32,7 +32,11 @@ const W256 = ['--hidden', '256', '--depth', '4', '--heads', '4', ...base];
 const W384 = ['--hidden', '384', '--depth', '6', '--heads', '6', ...base];
 const CASES: Case[] = [
   { name: 'W256 D4 B16 (target)', args: [...W256, '--batch', '16', '--steps', '12'] },
-  { name: 'W256 D4 B16, XNNPACK only', args: [...W256, '--batch', '16', '--steps', '12'], env: { CAUSALFUSION_NATIVE_GEMM: '0' } },
+  {
+    name: 'W256 D4 B16, XNNPACK only',
+    args: [...W256, '--batch', '16', '--steps', '12'],
+    env: { CAUSALFUSION_NATIVE_GEMM: '0' },
+  },
   { name: 'W256 D4 B64 checkpointed', args: [...W256, '--batch', '64', '--steps', '6', '--checkpoint'] },
   { name: 'W384 D6 B16', args: [...W384, '--batch', '16', '--steps', '8'] },
   { name: 'W384 D6 B64 checkpointed', args: [...W384, '--batch', '64', '--steps', '4', '--checkpoint'] },
@@ -45,7 +49,12 @@ function findPython(): string | null {
   return null;
 }
 
-function runJson(cmd: string, args: string[], env: Record<string, string> = {}, input?: string): Record<string, unknown> {
+function runJson(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  input?: string,
+): Record<string, unknown> {
   const r = spawnSync(cmd, args, { encoding: 'utf8', input, env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
   const line = r.stdout.trim().split('\n').pop()!;
@@ -60,23 +69,60 @@ function writeResults(name: string, results: Record<string, unknown>[]): void {
 }
 
 const GPU_CASES: Case[] = [
-  { name: 'W384 D6 H6 B64, 8x8x48', args: [...W384, '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'] },
+  {
+    name: 'W384 D6 H6 B64, 8x8x48',
+    args: [...W384, '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'],
+  },
   {
     name: 'W768 D12 H12 B64, 16x16x4',
-    args: ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size', '16', '--patch-size', '1', '--channels', '4', '--cond-tokens', '4', '--classes', '10', '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'],
+    args: [
+      '--hidden',
+      '768',
+      '--depth',
+      '12',
+      '--heads',
+      '12',
+      '--image-size',
+      '16',
+      '--patch-size',
+      '1',
+      '--channels',
+      '4',
+      '--cond-tokens',
+      '4',
+      '--classes',
+      '10',
+      '--batch',
+      '64',
+      '--steps',
+      process.env.BENCH_GPU_STEPS ?? '20',
+      '--warmup',
+      '3',
+    ],
   },
 ];
 
 /** The PyTorch twin replaying the AR splits of one of our bench runs (its untimed first steps included). */
-function runTwin(python: string, ours: Record<string, unknown>, settings: Record<string, unknown>): Record<string, unknown> {
+function runTwin(
+  python: string,
+  ours: Record<string, unknown>,
+  settings: Record<string, unknown>,
+): Record<string, unknown> {
   const warmup = (ours.splits as unknown[]).length - (ours.stepsMs as unknown[]).length;
-  return runJson(python, [TWIN], {}, JSON.stringify({ config: ours.config, batch: ours.batch, splits: ours.splits, warmup, ...settings }));
+  return runJson(
+    python,
+    [TWIN],
+    {},
+    JSON.stringify({ config: ours.config, batch: ours.batch, splits: ours.splits, warmup, ...settings }),
+  );
 }
 
 /** ours on webgpu vs the twin on CUDA in three precisions, same splits. */
 function benchGpu(python: string | null): Record<string, unknown>[] {
   const results: Record<string, unknown>[] = [];
-  console.log('GPU case                      | ours webgpu median ms | torch fp32 | torch tf32 | torch bf16 | ratio to fp32 | ratio to tf32');
+  console.log(
+    'GPU case                      | ours webgpu median ms | torch fp32 | torch tf32 | torch bf16 | ratio to fp32 | ratio to tf32',
+  );
   for (const c of GPU_CASES.filter((g) => g.name.includes(process.env.BENCH_GPU_ONLY ?? ''))) {
     const ours = runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], { CAUSALFUSION_BACKEND: 'webgpu' });
     const twin: Record<string, number> = {};
@@ -90,8 +136,17 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
     }
     const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
     const med = ours.medianMs as number;
-    results.push({ case: c.name, ours, torchMs: twin, gpu, ratioToFp32: med / twin.fp32, ratioToTf32: med / twin.tf32 });
-    console.log(`${c.name.padEnd(30)}| ${fmt(med).padStart(21)} | ${fmt(twin.fp32).padStart(10)} | ${fmt(twin.tf32).padStart(10)} | ${fmt(twin.bf16).padStart(10)} | ${(med / twin.fp32).toFixed(1).padStart(12)}x | ${(med / twin.tf32).toFixed(1).padStart(12)}x`);
+    results.push({
+      case: c.name,
+      ours,
+      torchMs: twin,
+      gpu,
+      ratioToFp32: med / twin.fp32,
+      ratioToTf32: med / twin.tf32,
+    });
+    console.log(
+      `${c.name.padEnd(30)}| ${fmt(med).padStart(21)} | ${fmt(twin.fp32).padStart(10)} | ${fmt(twin.tf32).padStart(10)} | ${fmt(twin.bf16).padStart(10)} | ${(med / twin.fp32).toFixed(1).padStart(12)}x | ${(med / twin.tf32).toFixed(1).padStart(12)}x`,
+    );
   }
   return results;
 }
@@ -101,16 +156,22 @@ async function main(): Promise<void> {
   const soak = process.argv.indexOf('--soak');
   if (soak >= 0) {
     const steps = Number(process.argv[soak + 1] ?? 2000);
-    if (!Number.isInteger(steps) || steps < 200) throw new Error(`--soak takes a step count >= 200, got "${process.argv[soak + 1]}"`);
+    if (!Number.isInteger(steps) || steps < 200)
+      throw new Error(`--soak takes a step count >= 200, got "${process.argv[soak + 1]}"`);
     return writeResults('soak.json', [await section('./soak', 'benchSoak')(steps)]);
   }
   const cases = process.env.BENCH_QUICK ? CASES.slice(0, 1) : CASES;
   const python = findPython();
   if (!python) console.log('PyTorch not found (apt-get install python3-torch): ratios are skipped.');
   const results: Record<string, unknown>[] = [];
-  console.log('case                          | ours median (min-max) ms | peak RSS | torch 1 thr | torch 2 thr | ratio to best torch');
+  console.log(
+    'case                          | ours median (min-max) ms | peak RSS | torch 1 thr | torch 2 thr | ratio to best torch',
+  );
   for (const c of cases) {
-    const ours = runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], { CAUSALFUSION_BACKEND: 'wasm', ...(c.env ?? {}) });
+    const ours = runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], {
+      CAUSALFUSION_BACKEND: 'wasm',
+      ...(c.env ?? {}),
+    });
     const twin: Record<string, number> = {};
     if (python) {
       for (const threads of [1, 2]) {

@@ -16,7 +16,8 @@ import { attentionChart } from '../src/viz/charts-attention';
 import { median } from '../src/util/median';
 import { Rng } from '../src/rng';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 
 function time<T>(f: () => T, repeats: number): { value: T; ms: number } {
   const ms: number[] = [];
@@ -37,7 +38,19 @@ export async function benchCharts(repeats = 3): Promise<Record<string, unknown>[
   const rng = new Rng(1);
   const data = new Array<number>(16 * n * n);
   for (let i = 0; i < data.length; i++) data[i] = mask.maskedOut[i % (n * n)] ? 0 : rng.random() / n;
-  const rec: AttentionRecord = { arStep: -1, diffusionStep: -1, t: 0, layer: 0, sample: 0, unconditional: false, heads: Array.from({ length: 16 }, (_, h) => h), shape: [16, n, n], data, queries: pos, keys: pos };
+  const rec: AttentionRecord = {
+    arStep: -1,
+    diffusionStep: -1,
+    t: 0,
+    layer: 0,
+    sample: 0,
+    unconditional: false,
+    heads: Array.from({ length: 16 }, (_, h) => h),
+    shape: [16, n, n],
+    data,
+    queries: pos,
+    keys: pos,
+  };
   const image = new Float32Array(32 * 32).map((_, i) => Math.sin(i / 7));
   const build: [string, () => Chart][] = [
     [`mask, ${n} positions`, () => maskChart(mask, pos)],
@@ -52,11 +65,20 @@ export async function benchCharts(repeats = 3): Promise<Record<string, unknown>[
     const chart = make();
     const png = time(() => chart.png(1), repeats);
     charts.push(chart);
-    rows.push({ chart: name, buildMs: html.ms, outputBytes: html.value.length, svgBytes: chart.svg().length, pngMs: png.ms });
+    rows.push({
+      chart: name,
+      buildMs: html.ms,
+      outputBytes: html.value.length,
+      svgBytes: chart.svg().length,
+      pngMs: png.ms,
+    });
   }
   if (CHROMIUM) {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cf-bench-')), 'page.html');
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--allow-file-access-from-files'] });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--allow-file-access-from-files'],
+    });
     try {
       for (let k = 0; k < charts.length; k++) {
         fs.writeFileSync(file, standalonePage('bench', [charts[k]]));
@@ -77,6 +99,9 @@ export async function benchCharts(repeats = 3): Promise<Record<string, unknown>[
   }
   const kb = (b: unknown) => `${((b as number) / 1024).toFixed(0)} kB`;
   for (const r of rows)
-    console.log(`${String(r.chart).padEnd(38)}| ${(r.buildMs as number).toFixed(0).padStart(6)} ms    | ${kb(r.outputBytes).padStart(8)} | ${kb(r.svgBytes).padStart(9)}  | ${(r.pngMs as number).toFixed(0).padStart(4)} ms | ${r.browserMs === undefined ? 'no chromium' : `${r.browserMs} ms (page load incl. libraries)`}`);
+    console.log(
+      `${String(r.chart).padEnd(38)}| ${(r.buildMs as number).toFixed(0).padStart(6)} ms    | ${kb(r.outputBytes).padStart(8)} | ${kb(r.svgBytes).padStart(9)}  | ${(r.pngMs as number).toFixed(0).padStart(4)} ms | ` +
+        `${r.browserMs === undefined ? 'no chromium' : `${r.browserMs} ms (page load incl. libraries)`}`,
+    );
   return rows.map((r) => ({ bench: 'charts', ...r }));
 }

@@ -37,9 +37,17 @@ export async function benchSampling(repeats = 3): Promise<Record<string, unknown
   }
   const plain = time({ arSteps: 4 });
   const empty = time({ arSteps: 4, observer: {} });
-  const recorded = time({ arSteps: 4, observer: new SamplingRecorder({ attention: { layers: [0], diffusionSteps: [25] }, trajectories: { samples: [0] } }) });
+  const recorded = time({
+    arSteps: 4,
+    observer: new SamplingRecorder({
+      attention: { layers: [0], diffusionSteps: [25] },
+      trajectories: { samples: [0] },
+    }),
+  });
   rows.push({ kind: 'hook-cost', arSteps: 4, noObserverMs: plain, emptyObserverMs: empty, recorderMs: recorded });
-  console.log(`hook cost (S = 4): no observer ${plain.toFixed(0)} ms, empty observer ${empty.toFixed(0)} ms (${((empty / plain - 1) * 100).toFixed(1)}%), recorder ${recorded.toFixed(0)} ms (${((recorded / plain - 1) * 100).toFixed(1)}%)`);
+  console.log(
+    `hook cost (S = 4): no observer ${plain.toFixed(0)} ms, empty observer ${empty.toFixed(0)} ms (${((empty / plain - 1) * 100).toFixed(1)}%), recorder ${recorded.toFixed(0)} ms (${((recorded / plain - 1) * 100).toFixed(1)}%)`,
+  );
   model.dispose();
   return rows;
 }

@@ -35,19 +35,39 @@ export async function benchSoak(steps = 2000, every = 100): Promise<Record<strin
   const backend = await initBackend({ quiet: true });
   const Q = QUICK_RECIPE;
   const model = makeConfig(Q.preset, { noiseSchedule: Q.schedule, prediction: Q.prediction });
-  const trainer = new Trainer(loadMnist('train'), { model, batchSize: Q.batch, lr: Q.lr, warmupSteps: Q.warmup, emaDecay: Q.ema });
+  const trainer = new Trainer(loadMnist('train'), {
+    model,
+    batchSize: Q.batch,
+    lr: Q.lr,
+    warmupSteps: Q.warmup,
+    emaDecay: Q.ema,
+  });
   const samples: SoakSample[] = [];
   const take = (step: number) => {
     const m = tf.memory();
-    samples.push({ step, rssMb: process.memoryUsage().rss / 2 ** 20, tensors: m.numTensors, tensorMb: m.numBytes / 2 ** 20 });
+    samples.push({
+      step,
+      rssMb: process.memoryUsage().rss / 2 ** 20,
+      tensors: m.numTensors,
+      tensorMb: m.numBytes / 2 ** 20,
+    });
   };
   take(0);
   const t0 = Date.now();
-  await trainer.run({ steps, logEvery: every, callbacks: { onStep: (e) => void (e.step % every === 0 && take(e.step)) } });
+  await trainer.run({
+    steps,
+    logEvery: every,
+    callbacks: { onStep: (e) => void (e.step % every === 0 && take(e.step)) },
+  });
   const sec = (Date.now() - t0) / 1000;
   trainer.dispose();
   const late = samples.filter((s) => s.step >= steps / 2);
-  const per1000 = (k: keyof SoakSample) => 1000 * slope(late.map((s) => s.step), late.map((s) => s[k]));
+  const per1000 = (k: keyof SoakSample) =>
+    1000 *
+    slope(
+      late.map((s) => s.step),
+      late.map((s) => s[k]),
+    );
   const result = {
     bench: 'soak',
     backend: backend.chosen,
@@ -59,7 +79,10 @@ export async function benchSoak(steps = 2000, every = 100): Promise<Record<strin
     samples,
   };
   console.log('step  | RSS MB | tensors | tensor MB');
-  for (const s of samples) console.log(`${String(s.step).padStart(5)} | ${s.rssMb.toFixed(0).padStart(6)} | ${String(s.tensors).padStart(7)} | ${s.tensorMb.toFixed(1).padStart(9)}`);
+  for (const s of samples)
+    console.log(
+      `${String(s.step).padStart(5)} | ${s.rssMb.toFixed(0).padStart(6)} | ${String(s.tensors).padStart(7)} | ${s.tensorMb.toFixed(1).padStart(9)}`,
+    );
   console.log(
     `soak: ${steps} steps in ${sec.toFixed(0)} s on ${backend.chosen}; growth per 1000 steps over steps ${steps / 2}-${steps}: ` +
       `RSS ${result.rssGrowthMbPer1000Steps.toFixed(2)} MB, tensors ${result.tensorGrowthPer1000Steps.toFixed(2)}, tensor bytes ${result.tensorMbGrowthPer1000Steps.toFixed(3)} MB`,

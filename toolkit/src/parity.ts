@@ -24,7 +24,14 @@ export interface ReferenceFixture {
   source: string;
   seed: number;
   masks: { sample_len: number; cond_len: number; split_sizes: number[]; cumsum: number[]; masked_out: number[][] }[];
-  ar_weights: { split_sizes: number[]; cumsum: number[]; schedule: 'linear' | 'cosine'; max: number; min: number; weights: number[] | number }[];
+  ar_weights: {
+    split_sizes: number[];
+    cumsum: number[];
+    schedule: 'linear' | 'cosine';
+    max: number;
+    min: number;
+    weights: number[] | number;
+  }[];
   ar_step_count_probs: { L: number; decay: number; p_num_steps: number[] }[];
   diffusion: { num_timesteps: number; betas: number[]; alphas_cumprod: number[] };
   respaced: Record<string, { timestep_map: number[]; betas: number[] }>;
@@ -65,10 +72,23 @@ export interface ReferenceFixture {
 }
 
 /** The project's own copy of the official code's outputs (this file runs from `toolkit/dist/src/io/`). */
-export const DEFAULT_REFERENCE = nodePath.resolve(__dirname, '..', '..', 'tests', 'fixtures', 'reference', 'causalfusion-reference.json');
+export const DEFAULT_REFERENCE = nodePath.resolve(
+  __dirname,
+  '..',
+  '..',
+  'tests',
+  'fixtures',
+  'reference',
+  'causalfusion-reference.json',
+);
 
 function isJsonTensor(v: unknown): v is JsonTensor {
-  return typeof v === 'object' && v !== null && Array.isArray((v as JsonTensor).shape) && Array.isArray((v as JsonTensor).data);
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Array.isArray((v as JsonTensor).shape) &&
+    Array.isArray((v as JsonTensor).data)
+  );
 }
 
 /** Turns every {shape, data} leaf into a HostTensor with a Float32Array. */
@@ -79,11 +99,22 @@ function convert(v: unknown): unknown {
     return { shape: v.shape, data: Float32Array.from(v.data) };
   }
   if (Array.isArray(v)) return v.map(convert);
-  if (typeof v === 'object' && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, convert(x)]));
+  if (typeof v === 'object' && v !== null)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, convert(x)]));
   return v;
 }
 
-const REQUIRED = ['masks', 'ar_weights', 'ar_step_count_probs', 'diffusion', 'respaced', 'model_config', 'state_dict', 'forward', 'inference'];
+const REQUIRED = [
+  'masks',
+  'ar_weights',
+  'ar_step_count_probs',
+  'diffusion',
+  'respaced',
+  'model_config',
+  'state_dict',
+  'forward',
+  'inference',
+];
 
 /** Loads and checks a fixture; a missing file or section gets an error naming it. */
 export function loadReference(path: string): ReferenceFixture {
@@ -136,7 +167,15 @@ function errors(ours: ArrayLike<number>, ref: ArrayLike<number>): { maxAbs: numb
   return { maxAbs, maxRel: maxAbs / Math.max(scale, 1e-30) };
 }
 
-function row(section: VerifyRow['section'], item: string, ours: ArrayLike<number>, ref: ArrayLike<number>, metric: VerifyRow['metric'], tol: number, note?: string): VerifyRow {
+function row(
+  section: VerifyRow['section'],
+  item: string,
+  ours: ArrayLike<number>,
+  ref: ArrayLike<number>,
+  metric: VerifyRow['metric'],
+  tol: number,
+  note?: string,
+): VerifyRow {
   const e = errors(ours, ref);
   const value = metric === 'rel' ? e.maxRel : e.maxAbs;
   return { section, item, ...e, metric, tol, pass: value <= tol, ...(note ? { note } : {}) };
@@ -146,15 +185,42 @@ function verifyFactorization(ref: ReferenceFixture): VerifyRow[] {
   const rows: VerifyRow[] = [];
   for (const m of ref.masks) {
     const ours = getAttnMask(m.sample_len, m.cond_len, m.split_sizes);
-    rows.push(row('factorization', `mask L=${m.sample_len} cond=${m.cond_len} split=[${m.split_sizes}]`, ours.maskedOut, m.masked_out.flat(), 'exact', TOLERANCES.exact));
+    rows.push(
+      row(
+        'factorization',
+        `mask L=${m.sample_len} cond=${m.cond_len} split=[${m.split_sizes}]`,
+        ours.maskedOut,
+        m.masked_out.flat(),
+        'exact',
+        TOLERANCES.exact,
+      ),
+    );
   }
   for (const w of ref.ar_weights) {
     const ours = getArWeights(w.split_sizes, w.max, w.min, w.schedule);
     const want = typeof w.weights === 'number' ? new Array(ours.length).fill(w.weights) : w.weights;
-    rows.push(row('factorization', `AR weights ${w.schedule} ${w.max}->${w.min} split=[${w.split_sizes}]`, ours, want, 'exact', TOLERANCES.exact));
+    rows.push(
+      row(
+        'factorization',
+        `AR weights ${w.schedule} ${w.max}->${w.min} split=[${w.split_sizes}]`,
+        ours,
+        want,
+        'exact',
+        TOLERANCES.exact,
+      ),
+    );
   }
   for (const p of ref.ar_step_count_probs) {
-    rows.push(row('factorization', `P(#AR steps) L=${p.L} decay=${p.decay}`, arStepCountProbs(p.L, p.decay), p.p_num_steps, 'abs', TOLERANCES.stepProbs));
+    rows.push(
+      row(
+        'factorization',
+        `P(#AR steps) L=${p.L} decay=${p.decay}`,
+        arStepCountProbs(p.L, p.decay),
+        p.p_num_steps,
+        'abs',
+        TOLERANCES.stepProbs,
+      ),
+    );
   }
   return rows;
 }
@@ -167,11 +233,15 @@ function verifyDiffusion(ref: ReferenceFixture): VerifyRow[] {
   ];
   for (const [spec, r] of Object.entries(ref.respaced)) {
     const d = createDiffusion(spec, { diffusionSteps: ref.diffusion.num_timesteps });
-    rows.push(row('diffusion', `respaced "${spec}" timestep_map`, d.timestepMap, r.timestep_map, 'exact', TOLERANCES.exact));
+    rows.push(
+      row('diffusion', `respaced "${spec}" timestep_map`, d.timestepMap, r.timestep_map, 'exact', TOLERANCES.exact),
+    );
     rows.push(row('diffusion', `respaced "${spec}" betas`, d.betas, r.betas, 'abs', TOLERANCES.schedule));
   }
   const f = ref.forward;
-  const xt = tf.tidy(() => full.qSample(tf.tensor(f.x.data, f.x.shape), f.t, tf.tensor(f.noise.data, f.noise.shape)).dataSync());
+  const xt = tf.tidy(() =>
+    full.qSample(tf.tensor(f.x.data, f.x.shape), f.t, tf.tensor(f.noise.data, f.noise.shape)).dataSync(),
+  );
   rows.push(row('diffusion', 'qSample x_t', xt, f.x_t.data, 'rel', TOLERANCES.forward));
   return rows;
 }
@@ -181,7 +251,15 @@ function verifyForward(ref: ReferenceFixture, model: CausalDiffusionModel): Veri
   const rows: VerifyRow[] = [];
   const probs: Float32Array[] = [];
   let eps: Float32Array | null = null;
-  const batch = model.prepareBatch({ x: f.x.data, xn: f.x_t.data, target: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle });
+  const batch = model.prepareBatch({
+    x: f.x.data,
+    xn: f.x_t.data,
+    target: f.noise.data,
+    t: f.t,
+    y: f.y,
+    splitSizes: f.split_sizes,
+    idsShuffle: f.ids_shuffle,
+  });
   const arW = getArWeights(f.split_sizes);
   rows.push(row('forward', 'AR weights of the step', arW, f.ar_weights, 'exact', TOLERANCES.exact));
   const names = model.trainableNames();
@@ -194,7 +272,9 @@ function verifyForward(ref: ReferenceFixture, model: CausalDiffusionModel): Veri
     rows.push(row('forward', 'mse_per_element', mse.dataSync(), f.mse_per_element.data, 'rel', TOLERANCES.forward));
     return weightedLoss(mse, arW);
   }, vars);
-  f.attn_probs.forEach((ref_, i) => rows.push(row('forward', `attn_probs layer ${i}`, probs[i] ?? [], ref_.data, 'rel', TOLERANCES.forward)));
+  f.attn_probs.forEach((ref_, i) =>
+    rows.push(row('forward', `attn_probs layer ${i}`, probs[i] ?? [], ref_.data, 'rel', TOLERANCES.forward)),
+  );
   rows.push(row('forward', 'final_out (predicted noise)', eps ?? [], f.final_out.data, 'rel', TOLERANCES.forward));
   rows.push(row('forward', 'loss', [value.dataSync()[0]], [f.loss], 'rel', TOLERANCES.forward));
   const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -203,11 +283,29 @@ function verifyForward(ref: ReferenceFixture, model: CausalDiffusionModel): Veri
     const want = f.grads[name];
     const ours = grads[vars[i].name].dataSync();
     const tiny = maxAbs(want.data) < ZERO_GRAD_FRACTION * scale;
-    const r = row('grads', name, ours, want.data, 'rel', TOLERANCES.grads, tiny ? 'true gradient ~0 (skipped)' : undefined);
+    const r = row(
+      'grads',
+      name,
+      ours,
+      want.data,
+      'rel',
+      TOLERANCES.grads,
+      tiny ? 'true gradient ~0 (skipped)' : undefined,
+    );
     rows.push(tiny ? { ...r, pass: true } : r);
   });
   for (const name of Object.keys(f.grads)) {
-    if (!names.includes(name)) rows.push({ section: 'grads', item: name, maxAbs: NaN, maxRel: NaN, metric: 'rel', tol: TOLERANCES.grads, pass: false, note: 'reference has a gradient for a frozen parameter' });
+    if (!names.includes(name))
+      rows.push({
+        section: 'grads',
+        item: name,
+        maxAbs: NaN,
+        maxRel: NaN,
+        metric: 'rel',
+        tol: TOLERANCES.grads,
+        pass: false,
+        note: 'reference has a gradient for a frozen parameter',
+      });
   }
   tf.dispose([value, ...Object.values(grads)]);
   disposeBatch(batch);
@@ -230,14 +328,40 @@ function verifyInference(ref: ReferenceFixture, model: CausalDiffusionModel): Ve
   tf.tidy(() => {
     const cache = cachedCondition(inf.labels);
     const eps1 = model.forwardInference(t3(inf.z1), inf.t1, cache, model.posEmbedAt(rep(inf.step1_tokens)));
-    rows.push(row('inference', 'AR step 1 eps (KV cache: cond)', eps1.dataSync(), inf.eps1.data, 'rel', TOLERANCES.inference));
+    rows.push(
+      row('inference', 'AR step 1 eps (KV cache: cond)', eps1.dataSync(), inf.eps1.data, 'rel', TOLERANCES.inference),
+    );
     model.forwardCacheUpdate(model.embedClean(t3(inf.clean1), rep(inf.step1_tokens)), cache);
     const eps2 = model.forwardInference(t3(inf.z2), inf.t2, cache, model.posEmbedAt(rep(inf.step2_tokens)));
-    rows.push(row('inference', 'AR step 2 eps (KV cache: cond + clean step 1)', eps2.dataSync(), inf.eps2.data, 'rel', TOLERANCES.inference));
+    rows.push(
+      row(
+        'inference',
+        'AR step 2 eps (KV cache: cond + clean step 1)',
+        eps2.dataSync(),
+        inf.eps2.data,
+        'rel',
+        TOLERANCES.inference,
+      ),
+    );
     disposeCache(cache);
     const cfgCache = cachedCondition([...inf.labels, ...new Array(N).fill(inf.null_label)]);
-    const eps1c = model.forwardInference(t3(inf.z1), inf.t1, cfgCache, model.posEmbedAt(rep(inf.step1_tokens)), inf.cfg_scale);
-    rows.push(row('inference', `AR step 1 eps with CFG ${inf.cfg_scale} (cache [cond; null])`, eps1c.dataSync(), inf.eps1_cfg.data, 'rel', TOLERANCES.inference));
+    const eps1c = model.forwardInference(
+      t3(inf.z1),
+      inf.t1,
+      cfgCache,
+      model.posEmbedAt(rep(inf.step1_tokens)),
+      inf.cfg_scale,
+    );
+    rows.push(
+      row(
+        'inference',
+        `AR step 1 eps with CFG ${inf.cfg_scale} (cache [cond; null])`,
+        eps1c.dataSync(),
+        inf.eps1_cfg.data,
+        'rel',
+        TOLERANCES.inference,
+      ),
+    );
     disposeCache(cfgCache);
   });
   return rows;
@@ -253,7 +377,12 @@ export function verifyReference(ref: ReferenceFixture): VerifyRow[] {
   const precision = matmulPrecision();
   setMatmulPrecision('f32');
   try {
-    return [...verifyFactorization(ref), ...verifyDiffusion(ref), ...verifyForward(ref, model), ...verifyInference(ref, model)];
+    return [
+      ...verifyFactorization(ref),
+      ...verifyDiffusion(ref),
+      ...verifyForward(ref, model),
+      ...verifyInference(ref, model),
+    ];
   } finally {
     setMatmulPrecision(precision);
     model.dispose();
@@ -264,12 +393,18 @@ export function verifyReference(ref: ReferenceFixture): VerifyRow[] {
 export function formatVerifyTable(rows: VerifyRow[]): string {
   const fmt = (v: number) => (Number.isNaN(v) ? 'n/a' : v === 0 ? '0' : v.toExponential(2));
   const width = Math.max(...rows.map((r) => r.item.length), 4);
-  const lines = [`${'section'.padEnd(14)}${'item'.padEnd(width + 2)}${'max abs'.padStart(10)}${'max rel'.padStart(10)}  ${'check'.padEnd(12)}result`];
+  const lines = [
+    `${'section'.padEnd(14)}${'item'.padEnd(width + 2)}${'max abs'.padStart(10)}${'max rel'.padStart(10)}  ${'check'.padEnd(12)}result`,
+  ];
   for (const r of rows) {
     const check = r.metric === 'exact' ? 'exact' : `${r.metric} <= ${r.tol.toExponential(0)}`;
-    lines.push(`${r.section.padEnd(14)}${r.item.padEnd(width + 2)}${fmt(r.maxAbs).padStart(10)}${fmt(r.maxRel).padStart(10)}  ${check.padEnd(12)}${r.pass ? 'ok' : 'FAIL'}${r.note ? ` (${r.note})` : ''}`);
+    lines.push(
+      `${r.section.padEnd(14)}${r.item.padEnd(width + 2)}${fmt(r.maxAbs).padStart(10)}${fmt(r.maxRel).padStart(10)}  ${check.padEnd(12)}${r.pass ? 'ok' : 'FAIL'}${r.note ? ` (${r.note})` : ''}`,
+    );
   }
   const failed = rows.filter((r) => !r.pass).length;
-  lines.push(`verify: ${rows.length - failed} of ${rows.length} checks within tolerance${failed ? `, ${failed} FAILED` : ''}`);
+  lines.push(
+    `verify: ${rows.length - failed} of ${rows.length} checks within tolerance${failed ? `, ${failed} FAILED` : ''}`,
+  );
   return lines.join('\n');
 }

@@ -35,7 +35,7 @@ export class Rng {
       this.setState(seed);
     } else {
       if (!Number.isFinite(seed)) throw new Error(`Rng seed must be a finite number, got ${seed}`);
-      const sm = splitmix32(Math.floor(seed) >>> 0 ^ Math.floor(seed / 2 ** 32));
+      const sm = splitmix32((Math.floor(seed) >>> 0) ^ Math.floor(seed / 2 ** 32));
       for (let i = 0; i < 4; i++) this.s[i] = sm();
       if (this.s.every((v) => v === 0)) this.s[0] = 1;
     }

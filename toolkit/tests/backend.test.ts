@@ -10,7 +10,10 @@ import { maxAbsDiff, useBackend } from './helpers';
 test('backend names are validated; an unknown one is a clear error', async () => {
   assert.equal(parseBackendName(' WASM '), 'wasm');
   assert.throws(() => parseBackendName('gpu'), /unknown backend "gpu": use one of auto, tensorflow, webgpu, wasm, cpu/);
-  await assert.rejects(initBackend({ backend: 'tensorflow', quiet: true }), /backend tensorflow is not available: .*tfjs-node/);
+  await assert.rejects(
+    initBackend({ backend: 'tensorflow', quiet: true }),
+    /backend tensorflow is not available: .*tfjs-node/,
+  );
 });
 
 test('auto picks the fastest available backend and reports why the others were skipped', async () => {
@@ -18,13 +21,21 @@ test('auto picks the fastest available backend and reports why the others were s
   assert.equal(r.chosen, tf.getBackend());
   assert.match(r.line, /^\[causalfusion\] backend \w+ \(auto; /);
   for (const s of r.skipped) assert.ok(s.why.length > 0);
-  if (r.chosen === 'wasm') assert.deepEqual(r.skipped.map((s) => s.name), ['tensorflow', 'webgpu']);
+  if (r.chosen === 'wasm')
+    assert.deepEqual(
+      r.skipped.map((s) => s.name),
+      ['tensorflow', 'webgpu'],
+    );
 });
 
 /** Runs `f` on cpu and on wasm (both matmul paths) and returns the flat results. */
 async function onEveryPath(f: () => tf.Tensor | tf.Tensor[]): Promise<number[][][]> {
   const out: number[][][] = [];
-  for (const [b, g] of [['cpu', false], ['wasm', false], ['wasm', true]] as const) {
+  for (const [b, g] of [
+    ['cpu', false],
+    ['wasm', false],
+    ['wasm', true],
+  ] as const) {
     await useBackend(b, g);
     const r = tf.tidy(() => [f()].flat().map((t) => Array.from(t.dataSync())));
     out.push(r);
@@ -34,11 +45,16 @@ async function onEveryPath(f: () => tf.Tensor | tf.Tensor[]): Promise<number[][]
 
 test('patched wasm kernels agree with cpu: gather (batchDims) and its gradient, slices, splits, unstack, cast', async () => {
   const x = Array.from({ length: 2 * 3 * 4 }, (_, i) => i * 0.5 - 3);
-  const idx = [[2, 0, 1], [1, 2, 0]];
+  const idx = [
+    [2, 0, 1],
+    [1, 2, 0],
+  ];
   const [cpu, ...wasm] = await onEveryPath(() => {
     const t = tf.tensor3d(x, [2, 3, 4]);
     const i = tf.tensor2d(idx, [2, 3], 'int32');
-    const g = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.gather(a, tf.tensor1d([2, 0, 2], 'int32'), 1), tf.range(0, 24).reshape([2, 3, 4]))));
+    const g = tf.grad((a: tf.Tensor) =>
+      tf.sum(tf.mul(tf.gather(a, tf.tensor1d([2, 0, 2], 'int32'), 1), tf.range(0, 24).reshape([2, 3, 4]))),
+    );
     return [
       tf.gather(t, i, 1, 1),
       tf.gather(t, tf.tensor1d([1, 1, 0], 'int32'), 2),
@@ -84,12 +100,17 @@ test('native GEMM can be switched off and on at run time', async () => {
   assert.equal(nativeGemmActive(), false);
 });
 
-test('the webgpu buffer pool allocates in size classes and is freed only once it outgrows a step\'s peak (sizes change with every AR split)', () => {
-  const { bucketBufferPool, bucketSize, trimBufferPool } = require('../src/backend/webgpu-pool') as typeof import('../src/backend/webgpu-pool');
+test("the webgpu buffer pool allocates in size classes and is freed only once it outgrows a step's peak (sizes change with every AR split)", () => {
+  const { bucketBufferPool, bucketSize, trimBufferPool } =
+    require('../src/backend/webgpu-pool') as typeof import('../src/backend/webgpu-pool');
   const MB = 1 << 20;
   // size classes: 256-byte steps up to 4 KiB, then eight per octave, never smaller than asked, at most 12.5 % larger
-  assert.deepEqual([1, 256, 257, 4096, 4097, 5000, 8192, 8193].map(bucketSize), [256, 256, 512, 4096, 4608, 5120, 8192, 9216]);
-  for (const n of [4097, 123457, 7424 * 384 * 4, 3 * MB + 4]) assert.ok(bucketSize(n) >= n && bucketSize(n) <= n * 1.125, `${n}`);
+  assert.deepEqual(
+    [1, 256, 257, 4096, 4097, 5000, 8192, 8193].map(bucketSize),
+    [256, 256, 512, 4096, 4608, 5120, 8192, 9216],
+  );
+  for (const n of [4097, 123457, 7424 * 384 * 4, 3 * MB + 4])
+    assert.ok(bucketSize(n) >= n && bucketSize(n) <= n * 1.125, `${n}`);
   const destroyed: number[] = [];
   const buf = (size: number) => ({ size, usage: 128, destroy: () => void destroyed.push(size) });
   const pool = {
@@ -127,7 +148,10 @@ test('the webgpu buffer pool allocates in size classes and is freed only once it
   pool.freeBuffers.get('a')!.push(buf(800 * MB));
   pool.numBytesAllocated += 800 * MB;
   trimBufferPool(pool);
-  assert.deepEqual(destroyed.sort((x, y) => x - y), [400 * MB, 600 * MB, 800 * MB]);
+  assert.deepEqual(
+    destroyed.sort((x, y) => x - y),
+    [400 * MB, 600 * MB, 800 * MB],
+  );
   assert.equal(pool.numFreeBuffers, 0);
   assert.equal(pool.numBytesAllocated, pool.numBytesUsed);
 });
@@ -150,7 +174,8 @@ test('flash attention tile skipping: every visible (query, key) pair lies in a t
         for (let i = first * tile; i < Math.min(rows, (first + G / tile) * tile); i++) {
           const [a, b, c] = ranges.subarray(3 * i, 3 * i + 3);
           for (let j = 0; j < rows; j++) {
-            if (j < a || (j >= b && j < c)) assert.ok(tiles.has(j - (j % tile)), `L ${L}: row ${i} sees key ${j} in a skipped tile`);
+            if (j < a || (j >= b && j < c))
+              assert.ok(tiles.has(j - (j % tile)), `L ${L}: row ${i} sees key ${j} in a skipped tile`);
           }
         }
         if (L === 64 && tile === 16) {

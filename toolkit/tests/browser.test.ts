@@ -17,14 +17,17 @@ import { buildGallery } from '../src/viz/gallery';
 import { standalonePage } from '../src/viz/chart';
 import { SHIPPED_MODEL } from '../src/cli/main';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
+const CHROMIUM =
+  process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 const SCREENSHOT = path.resolve(__dirname, '..', '..', '..', 'runs', 'charts', 'browser-gallery.png');
 
 // code run in the page is plain JavaScript text: the toolkit compiles without DOM types
 
 /** The pixels of the first canvas matching `selector` inside chart `chart`, as a data URL. */
 const canvasUrl = (page: Page, chart: number, selector: string) =>
-  page.evaluate(`document.querySelectorAll('.cf-chart')[${chart}].querySelector(${JSON.stringify(selector)}).toDataURL()`) as Promise<string>;
+  page.evaluate(
+    `document.querySelectorAll('.cf-chart')[${chart}].querySelector(${JSON.stringify(selector)}).toDataURL()`,
+  ) as Promise<string>;
 
 /** What `causalfusionViz.report()` says about one chart. */
 interface Drawn {
@@ -37,73 +40,108 @@ interface Drawn {
   staticHidden: boolean;
 }
 
-test('every chart renders offline in Chromium without errors, and its interactions work', { timeout: 240_000 }, async () => {
-  assert.ok(CHROMIUM, "Chromium not found: install Debian's chromium (npm test's setup does) or set CHROMIUM_PATH");
-  await useBackend('wasm');
-  const model = loadModel(SHIPPED_MODEL);
-  const gallery = await buildGallery(model, loadMnist('test'));
-  model.dispose();
-  const names = Object.keys(gallery);
-  const dir = tempDir('cf-browser-');
-  const file = path.join(dir, 'gallery.html');
-  fs.writeFileSync(file, standalonePage('gallery', Object.values(gallery)));
+test(
+  'every chart renders offline in Chromium without errors, and its interactions work',
+  { timeout: 240_000 },
+  async () => {
+    assert.ok(CHROMIUM, "Chromium not found: install Debian's chromium (npm test's setup does) or set CHROMIUM_PATH");
+    await useBackend('wasm');
+    const model = loadModel(SHIPPED_MODEL);
+    const gallery = await buildGallery(model, loadMnist('test'));
+    model.dispose();
+    const names = Object.keys(gallery);
+    const dir = tempDir('cf-browser-');
+    const file = path.join(dir, 'gallery.html');
+    fs.writeFileSync(file, standalonePage('gallery', Object.values(gallery)));
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--allow-file-access-from-files'] });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
-    const problems: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console error: ${m.text()}`));
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    await page.route('**/*', (route) => {
-      const url = route.request().url();
-      if (url.startsWith('file://') || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
-      problems.push(`network request: ${url}`);
-      return route.abort();
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--allow-file-access-from-files'],
     });
-    const t0 = Date.now();
-    await page.goto(`file://${file}`, { waitUntil: 'load' });
-    await page.waitForFunction(`document.querySelectorAll('.cf-chart[data-rendered="true"]').length === ${names.length}`, undefined, { timeout: 30_000 });
-    const renderMs = Date.now() - t0;
+    try {
+      const page = await browser.newPage({ viewport: { width: 1300, height: 900 } });
+      const problems: string[] = [];
+      page.on('console', (m) => m.type() === 'error' && problems.push(`console error: ${m.text()}`));
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      await page.route('**/*', (route) => {
+        const url = route.request().url();
+        if (url.startsWith('file://') || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+        problems.push(`network request: ${url}`);
+        return route.abort();
+      });
+      const t0 = Date.now();
+      await page.goto(`file://${file}`, { waitUntil: 'load' });
+      await page.waitForFunction(
+        `document.querySelectorAll('.cf-chart[data-rendered="true"]').length === ${names.length}`,
+        undefined,
+        { timeout: 30_000 },
+      );
+      const renderMs = Date.now() - t0;
 
-    // each chart drew something: non-blank canvases, SVG marks, plotly traces; the static fallback is hidden
-    const drawn = (await page.evaluate('window.causalfusionViz.report()')) as Drawn[];
-    drawn.forEach((d, i) => {
-      assert.ok(d.staticHidden, `${names[i]}: static fallback still shown`);
-      assert.ok(d.w > 100 && d.h > 60, `${names[i]}: ${d.w}x${d.h}`);
-      assert.ok(d.inked || d.marks > 10, `${names[i]} (${d.renderer}) drew nothing`);
-    });
+      // each chart drew something: non-blank canvases, SVG marks, plotly traces; the static fallback is hidden
+      const drawn = (await page.evaluate('window.causalfusionViz.report()')) as Drawn[];
+      drawn.forEach((d, i) => {
+        assert.ok(d.staticHidden, `${names[i]}: static fallback still shown`);
+        assert.ok(d.w > 100 && d.h > 60, `${names[i]}: ${d.w}x${d.h}`);
+        assert.ok(d.inked || d.marks > 10, `${names[i]} (${d.renderer}) drew nothing`);
+      });
 
-    // picking a query token changes the attention maps
-    const att = names.indexOf('attention-sampling');
-    const spec = gallery['attention-sampling'].spec as { queries: { token: number }[]; defaultQuery: number; grid: number; size: number };
-    const before = await canvasUrl(page, att, '.cf-attn-map');
-    const other = spec.queries.findIndex((_, k) => k !== spec.defaultQuery);
-    assert.ok(other >= 0, 'the sampling attention needs two query tokens');
-    const tokenPx = (spec.size / spec.grid) * 8;
-    const picker = page.locator('.cf-chart').nth(att).locator('.cf-query-picker');
-    const tok = spec.queries[other].token;
-    await picker.click({ position: { x: (tok % spec.grid) * tokenPx + tokenPx / 2, y: Math.floor(tok / spec.grid) * tokenPx + tokenPx / 2 } });
-    assert.equal(await page.locator('.cf-chart').nth(att).locator('.cf-live').getAttribute('data-query'), String(other));
-    assert.notEqual(await canvasUrl(page, att, '.cf-attn-map'), before, 'attention maps unchanged after picking another query');
+      // picking a query token changes the attention maps
+      const att = names.indexOf('attention-sampling');
+      const spec = gallery['attention-sampling'].spec as {
+        queries: { token: number }[];
+        defaultQuery: number;
+        grid: number;
+        size: number;
+      };
+      const before = await canvasUrl(page, att, '.cf-attn-map');
+      const other = spec.queries.findIndex((_, k) => k !== spec.defaultQuery);
+      assert.ok(other >= 0, 'the sampling attention needs two query tokens');
+      const tokenPx = (spec.size / spec.grid) * 8;
+      const picker = page.locator('.cf-chart').nth(att).locator('.cf-query-picker');
+      const tok = spec.queries[other].token;
+      await picker.click({
+        position: {
+          x: (tok % spec.grid) * tokenPx + tokenPx / 2,
+          y: Math.floor(tok / spec.grid) * tokenPx + tokenPx / 2,
+        },
+      });
+      assert.equal(
+        await page.locator('.cf-chart').nth(att).locator('.cf-live').getAttribute('data-query'),
+        String(other),
+      );
+      assert.notEqual(
+        await canvasUrl(page, att, '.cf-attn-map'),
+        before,
+        'attention maps unchanged after picking another query',
+      );
 
-    // moving the order slider changes the image
-    const ord = names.indexOf('order');
-    const full = await canvasUrl(page, ord, '.cf-order-image');
-    await page.locator('.cf-chart').nth(ord).locator('.cf-order-slider').fill('1');
-    assert.equal(await page.locator('.cf-chart').nth(ord).locator('.cf-live').getAttribute('data-step'), '1');
-    assert.notEqual(await canvasUrl(page, ord, '.cf-order-image'), full, 'image unchanged after moving the order slider');
+      // moving the order slider changes the image
+      const ord = names.indexOf('order');
+      const full = await canvasUrl(page, ord, '.cf-order-image');
+      await page.locator('.cf-chart').nth(ord).locator('.cf-order-slider').fill('1');
+      assert.equal(await page.locator('.cf-chart').nth(ord).locator('.cf-live').getAttribute('data-step'), '1');
+      assert.notEqual(
+        await canvasUrl(page, ord, '.cf-order-image'),
+        full,
+        'image unchanged after moving the order slider',
+      );
 
-    // hovering the mask names query and key
-    const mask = page.locator('.cf-chart').nth(names.indexOf('mask')).locator('canvas');
-    const box = (await mask.boundingBox())!;
-    await mask.hover({ position: { x: box.width - 5, y: box.height - 5 } });
-    assert.match((await page.locator('.cf-chart').nth(names.indexOf('mask')).locator('.cf-tooltip').textContent()) ?? '', /query \d+: noisy token \d+ \(AR step \d\)\nkey \d+: noisy token/);
+      // hovering the mask names query and key
+      const mask = page.locator('.cf-chart').nth(names.indexOf('mask')).locator('canvas');
+      const box = (await mask.boundingBox())!;
+      await mask.hover({ position: { x: box.width - 5, y: box.height - 5 } });
+      assert.match(
+        (await page.locator('.cf-chart').nth(names.indexOf('mask')).locator('.cf-tooltip').textContent()) ?? '',
+        /query \d+: noisy token \d+ \(AR step \d\)\nkey \d+: noisy token/,
+      );
 
-    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    assert.deepEqual(problems, []);
-    console.log(`# ${names.length} charts rendered in ${renderMs} ms`);
-  } finally {
-    await browser.close();
-  }
-});
+      fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: true });
+      assert.deepEqual(problems, []);
+      console.log(`# ${names.length} charts rendered in ${renderMs} ms`);
+    } finally {
+      await browser.close();
+    }
+  },
+);

@@ -37,7 +37,12 @@ function ring(size = 28): Float32Array {
 function squareRecords(): AttentionRecord[] {
   const sizes = [4, 4, 8];
   const mask = getAttnMask(16, 1, sizes);
-  const positions = describeSequence(16, 1, fromSizes(sizes, 16), Array.from({ length: 16 }, (_, i) => (i * 5) % 16));
+  const positions = describeSequence(
+    16,
+    1,
+    fromSizes(sizes, 16),
+    Array.from({ length: 16 }, (_, i) => (i * 5) % 16),
+  );
   const n = mask.seqLen;
   const rng = new Rng(3);
   return [0, 1].map((layer) => {
@@ -48,7 +53,19 @@ function squareRecords(): AttentionRecord[] {
         const s = row.reduce((a, b) => a + b, 0);
         data.push(...row.map((v) => v / s));
       }
-    return { arStep: -1, diffusionStep: -1, t: 500, layer, sample: 0, unconditional: false, heads: [0, 1], shape: [2, n, n] as [number, number, number], data, queries: positions, keys: positions };
+    return {
+      arStep: -1,
+      diffusionStep: -1,
+      t: 500,
+      layer,
+      sample: 0,
+      unconditional: false,
+      heads: [0, 1],
+      shape: [2, n, n] as [number, number, number],
+      data,
+      queries: positions,
+      keys: positions,
+    };
   });
 }
 
@@ -75,7 +92,17 @@ function trajectories(): TrajectoryRecord[] {
     [0, 1, 2].forEach((k) => {
       const n = positions.length * 49;
       const x0 = Array.from(rng.normalArray(n), (v) => Math.tanh(v));
-      out.push({ arStep, diffusionStep: k, t: 999 - 450 * k, sample: 0, positions, shape: [positions.length, 49], xt: x0.map((v) => v + (2 - k) * 0.5), x0, eps: x0.map(() => 0) });
+      out.push({
+        arStep,
+        diffusionStep: k,
+        t: 999 - 450 * k,
+        sample: 0,
+        positions,
+        shape: [positions.length, 49],
+        xt: x0.map((v) => v + (2 - k) * 0.5),
+        x0,
+        eps: x0.map(() => 0),
+      });
     }),
   );
   return out;
@@ -86,15 +113,29 @@ function charts(): Record<string, Chart> {
   const sizes = [4, 4, 8];
   return {
     mask: maskChart(getAttnMask(16, 1, sizes), describeSequence(16, 1, fromSizes(sizes, 16))),
-    order: orderChart(ring(), 28, 4, [[0, 5, 10, 15], [1, 2, 3], [4, 6, 7, 8, 9, 11, 12, 13, 14]]),
+    order: orderChart(ring(), 28, 4, [
+      [0, 5, 10, 15],
+      [1, 2, 3],
+      [4, 6, 7, 8, 9, 11, 12, 13, 14],
+    ]),
     'ar-step-stats': arStepStatsChart(16, [1.0, 0.9], { draws: 2000 }),
     schedule: scheduleChart(createDiffusion(''), { '10 respaced steps': samplingDiffusion(10) }),
     training: trainingCurvesChart(history),
-    'loss-breakdown': lossBreakdownChart({ byArStep: [0.3, 0.25, 0.2], byNumSteps: [0.3, null, 0.22], byTBin: [0.5, 0.3, 0.1], arStepTokens: [160, 100, 60] }),
+    'loss-breakdown': lossBreakdownChart({
+      byArStep: [0.3, 0.25, 0.2],
+      byNumSteps: [0.3, null, 0.22],
+      byTBin: [0.5, 0.3, 0.1],
+      arStepTokens: [160, 100, 60],
+    }),
     attention: attentionChart(squareRecords(), ring(), 28, 4),
     grid: imageGridChart([ring(), null, ring(), ring()], 28, ['a', 'b'], ['x', 'y'], { title: 'grid' }),
     trajectories: trajectoryChart(trajectories(), [0, 5], { pixel: 24 }),
-    denoising: denoisingGridChart(trajectories(), new Float32Array(16 * 49).fill(0.5), { channels: 1, size: 28, patch: 7 }, { columns: [0, 2] }),
+    denoising: denoisingGridChart(
+      trajectories(),
+      new Float32Array(16 * 49).fill(0.5),
+      { channels: 1, size: 28, patch: 7 },
+      { columns: [0, 2] },
+    ),
   };
 }
 
@@ -105,7 +146,11 @@ test('chart specs match their snapshots', () => {
     const file = path.join(SNAPSHOTS, `${name}.json`);
     const now = JSON.parse(JSON.stringify({ renderer: chart.renderer, title: chart.title, spec: chart.spec }));
     if (update || !fs.existsSync(file)) fs.writeFileSync(file, JSON.stringify(now, null, 1) + '\n');
-    assert.deepEqual(now, JSON.parse(fs.readFileSync(file, 'utf8')), `${name}: spec differs from ${file} (UPDATE_SNAPSHOTS=1 to accept)`);
+    assert.deepEqual(
+      now,
+      JSON.parse(fs.readFileSync(file, 'utf8')),
+      `${name}: spec differs from ${file} (UPDATE_SNAPSHOTS=1 to accept)`,
+    );
   }
 });
 
@@ -118,7 +163,8 @@ test('every library is used: vega-lite, plotly and d3 renderers', () => {
 function inked(png: Buffer): { width: number; height: number; ink: number } {
   const img = PNG.sync.read(png);
   let ink = 0;
-  for (let i = 0; i < img.width * img.height; i++) if (img.data[4 * i] + img.data[4 * i + 1] + img.data[4 * i + 2] < 600) ink++;
+  for (let i = 0; i < img.width * img.height; i++)
+    if (img.data[4 * i] + img.data[4 * i + 1] + img.data[4 * i + 2] < 600) ink++;
   return { width: img.width, height: img.height, ink: ink / (img.width * img.height) };
 }
 
@@ -126,7 +172,8 @@ test('static rendering in Node: vega draws the vega-lite charts, every chart ras
   const all = charts();
   const vl = all['ar-step-stats'].svg();
   assert.match(vl, /^<svg[^>]*class="marks"/); // vega's own SVG renderer
-  for (const text of ['AR-step statistics of the training law', 'AR steps S', 'cumulative share', 'γ = 0.9']) assert.ok(vl.includes(text), `vega SVG lacks "${text}"`);
+  for (const text of ['AR-step statistics of the training law', 'AR steps S', 'cumulative share', 'γ = 0.9'])
+    assert.ok(vl.includes(text), `vega SVG lacks "${text}"`);
   assert.ok(all.schedule.svg().includes('SNR'));
   for (const [name, chart] of Object.entries(all)) {
     const png = inked(chart.png(1));
@@ -144,7 +191,10 @@ test('charts save as .html (offline, libraries inline), .svg and .png, atomicall
   assert.match(fs.readFileSync(c.save(path.join(dir, 'order.svg')), 'utf8'), /^<svg/);
   assert.equal(inked(fs.readFileSync(c.save(path.join(dir, 'sub', 'order.png')))).width > 100, true);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['order.html', 'order.svg', 'sub']);
-  assert.throws(() => c.save(path.join(dir, 'order.pdf')), /cannot save a chart as "\.pdf": use \.html, \.svg or \.png/);
+  assert.throws(
+    () => c.save(path.join(dir, 'order.pdf')),
+    /cannot save a chart as "\.pdf": use \.html, \.svg or \.png/,
+  );
 });
 
 test('an output carries static SVG, spec and loader but no library code; the setup carries each library once', () => {
@@ -158,7 +208,8 @@ test('an output carries static SVG, spec and loader but no library code; the set
   assert.deepEqual(Object.keys(bundle).sort(), ['image/svg+xml', 'text/html', 'text/plain']);
   const setup = vizSetupHtml();
   assert.deepEqual(Object.keys(VIZ_LIBRARIES).sort(), ['d3', 'plotly', 'vega-lite']);
-  for (const marker of ['if(!window.vegaEmbed)', 'if(!window.Plotly)', 'if(!window.d3)', 'if(!window.causalfusionViz)']) assert.equal(setup.split(marker).length, 2, marker);
+  for (const marker of ['if(!window.vegaEmbed)', 'if(!window.Plotly)', 'if(!window.d3)', 'if(!window.causalfusionViz)'])
+    assert.equal(setup.split(marker).length, 2, marker);
   assert.equal(setup.match(/window\.define=undefined/g)?.length, 1); // AMD hidden once around all libraries
   assert.doesNotMatch(setup.slice(setup.indexOf('<script>') + 8, setup.lastIndexOf('</script>')), /<\/script/i);
   // a page of d3 views gets d3 and the runtime only
@@ -184,9 +235,23 @@ test('bad chart input names the problem', () => {
   assert.throws(() => orderChart(ring(), 14, 2, [[0]]), /expects one grey 14x14 image, got 784 values/);
   assert.throws(() => attentionChart([], ring(), 28, 4), /at least one attention record/);
   assert.throws(() => imageGridChart([ring()], 28, ['a', 'b'], ['x'], { title: 't' }), /1 cells for a 2 x 1 grid/);
-  assert.throws(() => denoisingGridChart(trajectories(), new Float32Array(16 * 49), { channels: 1, size: 28, patch: 7 }, { arSteps: [5] }), /no trajectories of AR steps 5 were recorded \(recorded: 0, 1\)/);
+  assert.throws(
+    () =>
+      denoisingGridChart(
+        trajectories(),
+        new Float32Array(16 * 49),
+        { channels: 1, size: 28, patch: 7 },
+        { arSteps: [5] },
+      ),
+    /no trajectories of AR steps 5 were recorded \(recorded: 0, 1\)/,
+  );
   // one AR step's full denoising row: earlier steps' tokens are final (0.5), this step's are its x0 guesses
-  const one = denoisingGridChart(trajectories(), new Float32Array(16 * 49).fill(0.5), { channels: 1, size: 28, patch: 7 }, { arSteps: [1], columns: [0, 1, 2] });
+  const one = denoisingGridChart(
+    trajectories(),
+    new Float32Array(16 * 49).fill(0.5),
+    { channels: 1, size: 28, patch: 7 },
+    { arSteps: [1], columns: [0, 1, 2] },
+  );
   assert.deepEqual((one.spec as { rows: string[] }).rows, ['AR step 2']);
 });
 
@@ -204,7 +269,19 @@ test('scale: a 64 + 2 x 256 mask and 16-head attention over 576 positions stay s
   const rng = new Rng(1);
   const data = new Array<number>(16 * n * n);
   for (let i = 0; i < data.length; i++) data[i] = mask.maskedOut[i % (n * n)] ? 0 : rng.random() / n;
-  const rec: AttentionRecord = { arStep: -1, diffusionStep: -1, t: 0, layer: 0, sample: 0, unconditional: false, heads: Array.from({ length: 16 }, (_, h) => h), shape: [16, n, n], data, queries: pos, keys: pos };
+  const rec: AttentionRecord = {
+    arStep: -1,
+    diffusionStep: -1,
+    t: 0,
+    layer: 0,
+    sample: 0,
+    unconditional: false,
+    heads: Array.from({ length: 16 }, (_, h) => h),
+    shape: [16, n, n],
+    data,
+    queries: pos,
+    keys: pos,
+  };
   t0 = Date.now();
   const a = attentionChart([rec], ring(32), 32, 16).html();
   assert.ok(Date.now() - t0 < 15000, `attention chart took ${Date.now() - t0} ms`);

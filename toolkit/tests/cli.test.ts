@@ -7,7 +7,11 @@ import { REFERENCE_PATH, tempDir } from './helpers';
 import { readCheckpoint } from '../src/io/checkpoint';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CAUSALFUSION_BACKEND: 'wasm' } });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, CAUSALFUSION_BACKEND: 'wasm' },
+  });
 
 test("verify passes on the project's fixture and prints a table of errors", () => {
   const r = run('verify', '--reference', REFERENCE_PATH);
@@ -26,15 +30,36 @@ test('verify exits non-zero on a fixture whose values disagree, naming the items
   const r = run('verify', '--reference', file, '--json');
   assert.equal(r.status, 1);
   const out = JSON.parse(r.stdout);
-  assert.deepEqual(out.rows.filter((x: { pass: boolean }) => !x.pass).map((x: { item: string }) => x.item).sort(), [
-    'AR step 2 eps (KV cache: cond + clean step 1)',
-    'loss',
-    'mask L=16 cond=4 split=[4,4,4,4]',
-  ]);
+  assert.deepEqual(
+    out.rows
+      .filter((x: { pass: boolean }) => !x.pass)
+      .map((x: { item: string }) => x.item)
+      .sort(),
+    ['AR step 2 eps (KV cache: cond + clean step 1)', 'loss', 'mask L=16 cond=4 split=[4,4,4,4]'],
+  );
 });
 
 test('bench --json prints one line with the median step time, memory and backend', () => {
-  const r = run('bench', '--json', '--hidden', '64', '--depth', '1', '--heads', '2', '--image-size', '4', '--channels', '4', '--batch', '2', '--steps', '3', '--warmup', '1');
+  const r = run(
+    'bench',
+    '--json',
+    '--hidden',
+    '64',
+    '--depth',
+    '1',
+    '--heads',
+    '2',
+    '--image-size',
+    '4',
+    '--channels',
+    '4',
+    '--batch',
+    '2',
+    '--steps',
+    '3',
+    '--warmup',
+    '1',
+  );
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   assert.equal(lines.length, 1);
@@ -53,7 +78,10 @@ test('bad input: one clear error each, exit code 2', () => {
     [['bench', '--batch', 'x'], /--batch must be an integer >= 1, got "x"/],
     [['bench', '--nope'], /Unknown option '--nope'/],
     [['verify', '--reference', REFERENCE_PATH, '--backend', 'tpu'], /unknown backend "tpu"/],
-    [['edit', '--tokens', '99', '--steps', '2'], /--tokens: token 99 is outside the 16 tokens of this model \(0\.\.15\)/],
+    [
+      ['edit', '--tokens', '99', '--steps', '2'],
+      /--tokens: token 99 is outside the 16 tokens of this model \(0\.\.15\)/,
+    ],
     [['edit', '--tokens', '3,3', '--steps', '2'], /--tokens: token 3 is listed twice/],
     [['edit', '--tokens', '3', '--mode', 'top'], /--tokens and --mode both choose the region to regenerate: give one/],
     [['edit', '--images', '10000', '--steps', '2'], /--images: 10000 is outside the 10000 test images \(0\.\.9999\)/],
@@ -74,12 +102,15 @@ test('bad input: one clear error each, exit code 2', () => {
 function pngFolder(): string {
   const { PNG } = require('pngjs') as typeof import('pngjs');
   const root = tempDir('cf-folder-');
-  for (const [cls, top] of [['top', true], ['bottom', false]] as const) {
+  for (const [cls, top] of [
+    ['top', true],
+    ['bottom', false],
+  ] as const) {
     fs.mkdirSync(path.join(root, cls));
     for (let i = 0; i < 6; i++) {
       const png = new PNG({ width: 8, height: 8 });
       for (let p = 0; p < 64; p++) {
-        const v = (p < 32) === top ? 200 + i * 5 : 20;
+        const v = p < 32 === top ? 200 + i * 5 : 20;
         png.data.set([v, v, v, 255], p * 4);
       }
       fs.writeFileSync(path.join(root, cls, `${i}.png`), PNG.sync.write(png));
@@ -90,11 +121,34 @@ function pngFolder(): string {
 
 test('train runs end to end on a PNG folder: checkpoint, weights, sample grid, report; resume continues', () => {
   const out = tempDir('cf-train-');
-  const common = ['--dataset', `folder:${pngFolder()}`, '--preset', 'tiny', '--batch', '4', '--per-class', '2', '--log-every', '2', '--out', out, '--no-progress'];
+  const common = [
+    '--dataset',
+    `folder:${pngFolder()}`,
+    '--preset',
+    'tiny',
+    '--batch',
+    '4',
+    '--per-class',
+    '2',
+    '--log-every',
+    '2',
+    '--out',
+    out,
+    '--no-progress',
+  ];
   const r = run('train', ...common, '--steps', '4');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /done: 4 steps in .* min \(stopped by steps\)/);
-  for (const f of ['checkpoint.safetensors', 'model.safetensors', 'samples.png', 'report.md', 'loss.svg', 'ar-step-loss.svg', 'history.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  for (const f of [
+    'checkpoint.safetensors',
+    'model.safetensors',
+    'samples.png',
+    'report.md',
+    'loss.svg',
+    'ar-step-loss.svg',
+    'history.json',
+  ])
+    assert.ok(fs.existsSync(path.join(out, f)), f);
   const { PNG } = require('pngjs') as typeof import('pngjs');
   const grid = PNG.sync.read(fs.readFileSync(path.join(out, 'samples.png')));
   assert.deepEqual([grid.width, grid.height], [2 * 16 + 3 * 2, 2 * 16 + 3 * 2]); // 2 per class x 2 classes, x2 upscaled, 2px gaps
@@ -109,7 +163,22 @@ test('train runs end to end on a PNG folder: checkpoint, weights, sample grid, r
 
 test('sample draws a grid from the shipped MNIST model', () => {
   const out = path.join(tempDir('cf-sample-'), 'grid.png');
-  const r = run('sample', '--per-class', '1', '--classes', '3,7', '--steps', '10', '--ar-steps', '2', '--order', 'raster', '--out', out, '--json');
+  const r = run(
+    'sample',
+    '--per-class',
+    '1',
+    '--classes',
+    '3,7',
+    '--steps',
+    '10',
+    '--ar-steps',
+    '2',
+    '--order',
+    'raster',
+    '--out',
+    out,
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
   const info = JSON.parse(r.stdout.trim().split('\n').pop()!);
   assert.deepEqual([info.images, info.stepSizes.length, info.diffusionSteps], [2, 2, 10]);
@@ -151,7 +220,22 @@ test('edit inpaints test digits with the shipped model and writes originals / ke
 
 test('train runs on Fashion-MNIST from the Debian package', () => {
   const out = tempDir('cf-fashion-');
-  const r = run('train', '--dataset', 'fashion-mnist', '--steps', '2', '--batch', '8', '--per-class', '1', '--log-every', '1', '--out', out, '--no-progress');
+  const r = run(
+    'train',
+    '--dataset',
+    'fashion-mnist',
+    '--steps',
+    '2',
+    '--batch',
+    '8',
+    '--per-class',
+    '1',
+    '--log-every',
+    '1',
+    '--out',
+    out,
+    '--no-progress',
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /training on Fashion-MNIST train \(60000 images\)/);
   assert.match(fs.readFileSync(path.join(out, 'report.md'), 'utf8'), /T-shirt\/top, Trouser, Pullover/);
@@ -159,8 +243,14 @@ test('train runs on Fashion-MNIST from the Debian package', () => {
 
 test('an out-of-memory abort of the wasm heap is explained', () => {
   const { explainError } = require('../src/cli/main') as typeof import('../src/cli/main');
-  assert.match(explainError(new Error('Aborted(). Build with -sASSERTIONS for more info.')), /wasm heap \(4 GiB\) ran out of memory; use a smaller --batch/);
-  assert.match(explainError(new Error('the GPU ran out of memory (Out of memory)')), /ran out of memory \(Out of memory\): use a smaller --batch, or --checkpoint-activations/);
+  assert.match(
+    explainError(new Error('Aborted(). Build with -sASSERTIONS for more info.')),
+    /wasm heap \(4 GiB\) ran out of memory; use a smaller --batch/,
+  );
+  assert.match(
+    explainError(new Error('the GPU ran out of memory (Out of memory)')),
+    /ran out of memory \(Out of memory\): use a smaller --batch, or --checkpoint-activations/,
+  );
   assert.equal(explainError(new Error('plain')), 'plain');
 });
 
@@ -176,7 +266,9 @@ test('export writes the EMA weights alone, as F16 at half the size, and sampling
   const half = readCheckpoint(out);
   assert.deepEqual(half.config, full.config);
   assert.equal(half.ema, undefined);
-  for (const [k, t] of Object.entries(full.model)) for (let i = 0; i < t.data.length; i += 97) assert.ok(Math.abs(half.model[k].data[i] - t.data[i]) <= Math.abs(t.data[i]) * 2 ** -11 + 2 ** -24, k);
+  for (const [k, t] of Object.entries(full.model))
+    for (let i = 0; i < t.data.length; i += 97)
+      assert.ok(Math.abs(half.model[k].data[i] - t.data[i]) <= Math.abs(t.data[i]) * 2 ** -11 + 2 ** -24, k);
   const s = run('sample', '--checkpoint', out, '--out', path.join(dir, 's.png'), '--per-class', '1', '--steps', '2');
   assert.equal(s.status, 0, s.stderr);
   assert.match(run('export', '--checkpoint', shipped, '--out', out, '--dtype', 'f8').stderr, /--dtype/);

@@ -25,7 +25,10 @@ test('ADM respacing "250" / "50" / "10": timestep map exact, betas to 1e-12', ()
 });
 
 test('ddim and sectioned respacing, and clear errors', () => {
-  assert.deepEqual(spaceTimesteps(1000, 'ddim25'), Array.from({ length: 25 }, (_, i) => i * 40));
+  assert.deepEqual(
+    spaceTimesteps(1000, 'ddim25'),
+    Array.from({ length: 25 }, (_, i) => i * 40),
+  );
   assert.deepEqual(spaceTimesteps(300, '10,15,20').length, 45);
   assert.deepEqual(spaceTimesteps(100, [1]), [0]);
   assert.throws(() => spaceTimesteps(1000, 'ddim999'), /integer stride/);
@@ -71,7 +74,22 @@ test('DDPM step: no noise at t = 0; DDIM with eta 0 is deterministic and lands o
   assert.ok(maxAbsDiff(c.sample.dataSync(), e.sample.dataSync()) > 1e-3);
   const di = d.ddimSample(xt, 0, eps, n1, 0);
   assert.ok(maxAbsDiff(di.sample.dataSync(), di.predXStart.dataSync()) < 1e-5);
-  tf.dispose([xt, eps, n1, n2, a.sample, a.predXStart, b.sample, b.predXStart, c.sample, c.predXStart, e.sample, e.predXStart, di.sample, di.predXStart]);
+  tf.dispose([
+    xt,
+    eps,
+    n1,
+    n2,
+    a.sample,
+    a.predXStart,
+    b.sample,
+    b.predXStart,
+    c.sample,
+    c.predXStart,
+    e.sample,
+    e.predXStart,
+    di.sample,
+    di.predXStart,
+  ]);
 });
 
 test('cosine schedule (improved DDPM) for small pixel models; unknown names are refused', () => {
@@ -98,7 +116,9 @@ test('v-prediction: the v target and eps-from-v invert each other', async () => 
   const xt = d.qSampleArray(x0, t, eps);
   const v = d.vTargetArray(x0, t, eps);
   t.forEach((ti, n) => {
-    const got = tf.tidy(() => d.epsFromV(tf.tensor(xt.subarray(n * 8, n * 8 + 8)), ti, tf.tensor(v.subarray(n * 8, n * 8 + 8))).dataSync());
+    const got = tf.tidy(() =>
+      d.epsFromV(tf.tensor(xt.subarray(n * 8, n * 8 + 8)), ti, tf.tensor(v.subarray(n * 8, n * 8 + 8))).dataSync(),
+    );
     got.forEach((g, i) => assert.ok(Math.abs(g - eps[n * 8 + i]) < 1e-5, `t=${ti}: ${g} vs ${eps[n * 8 + i]}`));
     // and v = sqrt(abar) eps - sqrt(1 - abar) x0
     const a = Math.sqrt(d.alphasCumprod[ti]);

@@ -41,7 +41,8 @@ test('nearest distances match a brute-force search', async () => {
   const got = nearestDistances(a, b, 5, 8);
   for (let i = 0; i < 7; i++) {
     let best = Infinity;
-    for (let j = 0; j < 30; j++) best = Math.min(best, Math.hypot(...Array.from({ length: 5 }, (_, k) => a[i * 5 + k] - b[j * 5 + k])));
+    for (let j = 0; j < 30; j++)
+      best = Math.min(best, Math.hypot(...Array.from({ length: 5 }, (_, k) => a[i * 5 + k] - b[j * 5 + k])));
     assert.ok(Math.abs(got[i] - best) < 1e-4, `${got[i]} vs ${best}`);
   }
 });
@@ -61,9 +62,13 @@ test('the shipped MNIST classifier: >= 99% test accuracy; FD ~0 real vs real and
     return scoreSamples(clf, noisy, labels, loadMnist('test'), train, 0);
   });
   // the "samples" are the test images themselves at sigma 0: accuracy as on the test set, FD near the floor
-  assert.ok(scores[0].conditionalAccuracy >= 0.98, `accuracy on the first 1000 test images ${scores[0].conditionalAccuracy}`);
+  assert.ok(
+    scores[0].conditionalAccuracy >= 0.98,
+    `accuracy on the first 1000 test images ${scores[0].conditionalAccuracy}`,
+  );
   assert.ok(scores[0].fd < 2 * scores[0].fdRealVsReal + 0.5, `FD ${scores[0].fd} vs real ${scores[0].fdRealVsReal}`);
-  for (let i = 1; i < scores.length; i++) assert.ok(scores[i].fd > scores[i - 1].fd, `FD not increasing: ${scores.map((s) => s.fd)}`);
+  for (let i = 1; i < scores.length; i++)
+    assert.ok(scores[i].fd > scores[i - 1].fd, `FD not increasing: ${scores.map((s) => s.fd)}`);
   assert.ok(scores[2].conditionalAccuracy < scores[0].conditionalAccuracy);
   // test images are new, not copies: none is a near-copy by construction of the threshold beyond ~1%
   assert.ok(scores[0].memorisation.nearCopies <= 0.02);
@@ -91,7 +96,15 @@ test('the shipped 49-token model (F16) draws digits its classifier recognises, a
   const classifier = Classifier.load(path.join(DATA, 'classifier-mnist.safetensors'));
   const labels = Array.from({ length: 20 }, (_, i) => i % 10);
   for (const arSteps of [1, 49]) {
-    const { images } = sampleImages(model, { labels, arSteps, order: 'random', diffusionSteps: 'ddim10', sampler: 'ddim', clipDenoised: true, seed: 3 });
+    const { images } = sampleImages(model, {
+      labels,
+      arSteps,
+      order: 'random',
+      diffusionSteps: 'ddim10',
+      sampler: 'ddim',
+      clipDenoised: true,
+      seed: 3,
+    });
     const predicted = Array.from(classifier.embed(images).predictions);
     const correct = predicted.filter((p, i) => p === labels[i]).length;
     assert.ok(correct >= 17, `S = ${arSteps}: ${correct} of 20 samples classified as their class`);

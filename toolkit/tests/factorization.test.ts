@@ -2,8 +2,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../src/rng';
 import {
-  arStepCountProbs, blockRasterOrder, describeSequence, dilatedOrder, fromSizes, getArWeights, getAttnMask, invertMask,
-  makeOrder, rasterOrder, getAttnRanges, splitEqual, splitIntegerExpDecay, splitIntegerRandom, validateOrder, inverseOrder, additiveMask,
+  arStepCountProbs,
+  blockRasterOrder,
+  describeSequence,
+  dilatedOrder,
+  fromSizes,
+  getArWeights,
+  getAttnMask,
+  invertMask,
+  makeOrder,
+  rasterOrder,
+  getAttnRanges,
+  splitEqual,
+  splitIntegerExpDecay,
+  splitIntegerRandom,
+  validateOrder,
+  inverseOrder,
+  additiveMask,
 } from '../src/factorization';
 import { maxAbsDiff, reference } from './helpers';
 
@@ -24,7 +39,9 @@ test("the paper's Fig. 7 mask (steps of 2, 2, 3 tokens, 1 cond token), as printe
   ];
   const m = getAttnMask(7, 1, [2, 2, 3]);
   assert.equal(m.seqLen, 12);
-  const rows = Array.from({ length: 12 }, (_, r) => Array.from(m.maskedOut.subarray(r * 12, r * 12 + 12), (v) => (v ? 'X' : '.')).join(''));
+  const rows = Array.from({ length: 12 }, (_, r) =>
+    Array.from(m.maskedOut.subarray(r * 12, r * 12 + 12), (v) => (v ? 'X' : '.')).join(''),
+  );
   assert.deepEqual(rows, fig7);
   const inv = invertMask(m);
   assert.ok(inv.maskedOut.every((v, i) => v === 1 - m.maskedOut[i]));
@@ -54,7 +71,10 @@ function expandRanges(ranges: Int32Array, keys: number): number[] {
 test('getAttnRanges describes exactly the mask of get_attn_mask (fixture splits and 300 random ones)', () => {
   for (const ref of reference().masks) {
     const seq = ref.masked_out.length;
-    assert.deepEqual(expandRanges(getAttnRanges(ref.sample_len, ref.cond_len, ref.split_sizes), seq), ref.masked_out.flat());
+    assert.deepEqual(
+      expandRanges(getAttnRanges(ref.sample_len, ref.cond_len, ref.split_sizes), seq),
+      ref.masked_out.flat(),
+    );
   }
   const rng = new Rng(11);
   for (let trial = 0; trial < 300; trial++) {
@@ -62,7 +82,11 @@ test('getAttnRanges describes exactly the mask of get_attn_mask (fixture splits 
     const cond = trial % 5;
     const { splitSizes } = splitIntegerExpDecay(L, 0.9, rng);
     const m = getAttnMask(L, cond, splitSizes);
-    assert.deepEqual(expandRanges(getAttnRanges(L, cond, splitSizes), m.seqLen), Array.from(m.maskedOut), `L ${L}, cond ${cond}, split [${splitSizes}]`);
+    assert.deepEqual(
+      expandRanges(getAttnRanges(L, cond, splitSizes), m.seqLen),
+      Array.from(m.maskedOut),
+      `L ${L}, cond ${cond}, split [${splitSizes}]`,
+    );
   }
 });
 
@@ -93,7 +117,7 @@ test('AR-step-count law matches the official probabilities to 1e-12 (fixture)', 
   assert.throws(() => arStepCountProbs(8, 1.5), /decay/);
 });
 
-test('splitIntegerExpDecay reproduces the notes\' statistics (L = 256, gamma 0.9: E[S] ~ 10.0, P(S=1) ~ 0.10)', () => {
+test("splitIntegerExpDecay reproduces the notes' statistics (L = 256, gamma 0.9: E[S] ~ 10.0, P(S=1) ~ 0.10)", () => {
   const rng = new Rng(11);
   let sumS = 0;
   let ones = 0;
@@ -116,7 +140,10 @@ test('splits: fixed count, equal, and user sizes with clear errors', () => {
   const rng = new Rng(2);
   const s = splitIntegerRandom(10, 4, rng);
   assert.equal(s.splitSizes.length, 4);
-  assert.equal(s.splitSizes.reduce((a, b) => a + b), 10);
+  assert.equal(
+    s.splitSizes.reduce((a, b) => a + b),
+    10,
+  );
   assert.deepEqual(splitEqual(10, 4).splitSizes, [3, 3, 2, 2]);
   assert.deepEqual(fromSizes([2, 3], 5).cumsum, [0, 2, 5]);
   assert.throws(() => fromSizes([2, 2], 5), /sum to 4, but the image has L = 5 tokens/);
@@ -130,7 +157,10 @@ test('token orders: raster, block-raster, dilated, random, user-given', () => {
   assert.deepEqual(blockRasterOrder(4, 2), [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]);
   assert.deepEqual(dilatedOrder(4, 2), [0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15]);
   const r = makeOrder('random', 4, new Rng(3));
-  assert.deepEqual(validateOrder(r, 16).sort((a, b) => a - b), rasterOrder(16));
+  assert.deepEqual(
+    validateOrder(r, 16).sort((a, b) => a - b),
+    rasterOrder(16),
+  );
   const inv = inverseOrder(r);
   r.forEach((v, i) => assert.equal(inv[v], i));
   assert.throws(() => validateOrder([0, 1, 1, 2], 4), /repeats token 1/);
@@ -143,7 +173,10 @@ test('describeSequence labels every position with role, step and raster token', 
   const split = fromSizes([2, 3], 5);
   const seq = describeSequence(5, 2, split, [4, 3, 2, 1, 0]);
   assert.equal(seq.length, getAttnMask(5, 2, [2, 3]).seqLen);
-  assert.deepEqual(seq.slice(0, 4).map((p) => p.role), ['cond', 'cond', 'clean', 'clean']);
+  assert.deepEqual(
+    seq.slice(0, 4).map((p) => p.role),
+    ['cond', 'cond', 'clean', 'clean'],
+  );
   assert.deepEqual(seq[2], { role: 'clean', step: 0, token: 4 });
   assert.deepEqual(seq[seq.length - 1], { role: 'noisy', step: 1, token: 0 });
 });

@@ -41,11 +41,22 @@ process.on('unhandledRejection', (e) => rejections.push(e));
 
 /** Runs a property with this file's seed, bounded in cases and time. */
 function check<T>(arb: fc.Arbitrary<T>, prop: (v: T) => void, numRuns: number): void {
-  fc.assert(fc.property(arb, prop), { seed: SEED, numRuns, interruptAfterTimeLimit: 12_000, markInterruptAsFailure: false });
+  fc.assert(fc.property(arb, prop), {
+    seed: SEED,
+    numRuns,
+    interruptAfterTimeLimit: 12_000,
+    markInterruptAsFailure: false,
+  });
 }
 
 /** Writes each generated file to `file` and reads it back with `read`: a result or a clear error naming it. */
-function checkFile(arb: fc.Arbitrary<Uint8Array>, file: string, read: (f: string) => unknown, numRuns: number, after?: () => void): void {
+function checkFile(
+  arb: fc.Arbitrary<Uint8Array>,
+  file: string,
+  read: (f: string) => unknown,
+  numRuns: number,
+  after?: () => void,
+): void {
   check(
     arb,
     (bytes) => {
@@ -82,7 +93,11 @@ function fuzz(name: string, body: () => void): void {
       timeout: LIMIT_S * 1000,
       maxBuffer: 64 << 20,
     });
-    const how = r.error ? `hung (killed after ${LIMIT_S} s)` : r.signal ? `crashed (${r.signal})` : `failed (exit ${r.status})`;
+    const how = r.error
+      ? `hung (killed after ${LIMIT_S} s)`
+      : r.signal
+        ? `crashed (${r.signal})`
+        : `failed (exit ${r.status})`;
     assert.ok(r.status === 0, `${name} ${how}; replay: ${REPLAY}\n${(r.stderr ?? '').slice(-4000)}`);
   });
 }
@@ -106,7 +121,9 @@ function mutations(base: Uint8Array): fc.Arbitrary<Uint8Array> {
       edits: fc.array(fc.tuple(fc.nat({ max: n - 1 }), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
       cut: fc.option(fc.nat({ max: n }), { freq: 3 }),
       insert: fc.option(fc.tuple(fc.nat({ max: n }), fc.uint8Array({ minLength: 1, maxLength: 16 })), { freq: 3 }),
-      headerEdits: fc.array(fc.tuple(fc.nat({ max: Math.min(n, 64) - 1 }), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+      headerEdits: fc.array(fc.tuple(fc.nat({ max: Math.min(n, 64) - 1 }), fc.integer({ min: 0, max: 255 })), {
+        maxLength: 3,
+      }),
     })
     .map(({ edits, cut, insert, headerEdits }) => {
       let b = Uint8Array.from(base);
@@ -119,19 +136,30 @@ function mutations(base: Uint8Array): fc.Arbitrary<Uint8Array> {
     });
 }
 
-const bytesOrMutated = (base: Uint8Array) => fc.oneof(fc.uint8Array({ maxLength: 256 }), mutations(base), mutations(base));
+const bytesOrMutated = (base: Uint8Array) =>
+  fc.oneof(fc.uint8Array({ maxLength: 256 }), mutations(base), mutations(base));
 
 fuzz('safetensors reader: random and mutated bytes', () => {
   const base = serializeSafetensors(
-    { w: { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) }, b: { shape: [3], data: Float32Array.from([7, 8, 9]) } },
+    {
+      w: { shape: [2, 3], data: Float32Array.from([1, 2, 3, 4, 5, 6]) },
+      b: { shape: [3], data: Float32Array.from([7, 8, 9]) },
+    },
     { config: JSON.stringify({ hiddenSize: 8 }) },
   );
-  check(bytesOrMutated(base), (bytes) => resultOrClearError('fuzz.safetensors', () => parseSafetensors(bytes, 'fuzz.safetensors')), 3000);
+  check(
+    bytesOrMutated(base),
+    (bytes) => resultOrClearError('fuzz.safetensors', () => parseSafetensors(bytes, 'fuzz.safetensors')),
+    3000,
+  );
 });
 
 fuzz('checkpoint reader: mutated metadata and tensors of a real checkpoint layout', () => {
   const cfg = makeConfig('tiny');
-  const base = serializeSafetensors({ 'x_proj.weight': { shape: [2, 2], data: new Float32Array(4) } }, { config: JSON.stringify(cfg), meta: JSON.stringify({ step: 3 }) });
+  const base = serializeSafetensors(
+    { 'x_proj.weight': { shape: [2, 2], data: new Float32Array(4) } },
+    { config: JSON.stringify(cfg), meta: JSON.stringify({ step: 3 }) },
+  );
   checkFile(bytesOrMutated(base), path.join(TMP, 'ckpt.safetensors'), (f) => readCheckpoint(f), 800);
 });
 
@@ -175,14 +203,24 @@ function callingPickle(module: string, name: string, arg: string): Buffer {
   const a = Buffer.from(arg);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(a.length);
-  return Buffer.concat([Buffer.from([0x80, 0x02]), Buffer.from(`c${module}\n${name}\n`), Buffer.from([0x58]), len, a, Buffer.from([0x85, 0x52, 0x2e])]);
+  return Buffer.concat([
+    Buffer.from([0x80, 0x02]),
+    Buffer.from(`c${module}\n${name}\n`),
+    Buffer.from([0x58]),
+    len,
+    a,
+    Buffer.from([0x85, 0x52, 0x2e]),
+  ]);
 }
 
 test('.pt reader: a pickle that calls os.system is refused, names the call, and runs nothing', () => {
   const sentinel = path.join(TMP, 'pwned');
   const file = path.join(TMP, 'evil.pt');
   fs.writeFileSync(file, storedZip([['archive/data.pkl', callingPickle('posix', 'system', `touch ${sentinel}`)]]));
-  assert.throws(() => readTorchFile(file), /evil\.pt: refused: the pickle asks to call posix\.system\("touch .*pwned"\), which would run code/);
+  assert.throws(
+    () => readTorchFile(file),
+    /evil\.pt: refused: the pickle asks to call posix\.system\("touch .*pwned"\), which would run code/,
+  );
   assert.equal(fs.existsSync(sentinel), false);
 });
 
@@ -197,15 +235,29 @@ fuzz('.pt reader: random and mutated archives and pickles', () => {
   const file = path.join(TMP, 'fuzz.pt');
   const sentinel = path.join(TMP, 'ran');
   const pickles = fc
-    .tuple(fc.constantFrom('os', 'posix', 'subprocess', 'builtins', 'argparse', 'collections', 'torch._utils', 'numpy'), fc.constantFrom('system', 'Popen', 'eval', 'exec', 'Namespace', 'OrderedDict', '_rebuild_tensor_v2'))
+    .tuple(
+      fc.constantFrom('os', 'posix', 'subprocess', 'builtins', 'argparse', 'collections', 'torch._utils', 'numpy'),
+      fc.constantFrom('system', 'Popen', 'eval', 'exec', 'Namespace', 'OrderedDict', '_rebuild_tensor_v2'),
+    )
     .map(([m, n]) => callingPickle(m, n, `touch ${sentinel}`));
   const archives = fc.oneof(
     mutations(real),
     mutations(real),
     fc.uint8Array({ maxLength: 256 }),
-    fc.oneof(pickles, fc.uint8Array({ maxLength: 128 }).map((b) => Buffer.from(b))).map((pkl) => new Uint8Array(storedZip([['archive/data.pkl', Buffer.from(pkl)]]))),
+    fc
+      .oneof(
+        pickles,
+        fc.uint8Array({ maxLength: 128 }).map((b) => Buffer.from(b)),
+      )
+      .map((pkl) => new Uint8Array(storedZip([['archive/data.pkl', Buffer.from(pkl)]]))),
   );
-  checkFile(archives, file, (f) => readTorchFile(f), 400, () => assert.equal(fs.existsSync(sentinel), false, 'code from the file ran'));
+  checkFile(
+    archives,
+    file,
+    (f) => readTorchFile(f),
+    400,
+    () => assert.equal(fs.existsSync(sentinel), false, 'code from the file ran'),
+  );
 });
 
 fuzz('IDX reader: random and mutated bytes, plain and gzipped', () => {
@@ -235,17 +287,36 @@ fuzz('PNG folder loader: random and mutated images, huge headers refused before 
   huge.writeUInt32BE(100000, 20);
   huge.writeUInt32BE(zlib.crc32(huge.subarray(12, 29)), 29);
   fs.writeFileSync(file, huge);
-  assert.throws(() => loadImageFolder(root), /x\.png: 100000 x 100000 pixels; this loader takes 1 to 4096 pixels a side/);
+  assert.throws(
+    () => loadImageFolder(root),
+    /x\.png: 100000 x 100000 pixels; this loader takes 1 to 4096 pixels a side/,
+  );
   checkFile(bytesOrMutated(base), file, () => loadImageFolder(root), 400);
 });
 
 fuzz('model configs: random shapes give a valid config or a clear error', () => {
   const field = fc.oneof(fc.integer({ min: -3, max: 70 }), fc.double(), fc.constant(NaN), fc.constant(undefined));
-  const configs = fc.record({ inputSize: field, patchSize: field, latentChannels: field, hiddenSize: field, numCondTokens: field, depth: field, numHeads: field, numClasses: field, mlpRatio: fc.oneof(fc.double({ min: -1, max: 8 }), fc.constant(4)), classDropoutProb: fc.double({ min: -1, max: 2 }) }, { requiredKeys: [] });
+  const configs = fc.record(
+    {
+      inputSize: field,
+      patchSize: field,
+      latentChannels: field,
+      hiddenSize: field,
+      numCondTokens: field,
+      depth: field,
+      numHeads: field,
+      numClasses: field,
+      mlpRatio: fc.oneof(fc.double({ min: -1, max: 8 }), fc.constant(4)),
+      classDropoutProb: fc.double({ min: -1, max: 2 }),
+    },
+    { requiredKeys: [] },
+  );
   check(
     configs,
     (over) => {
-      const defined = Object.fromEntries(Object.entries(over).filter(([, v]) => v !== undefined)) as Partial<CausalFusionConfig>;
+      const defined = Object.fromEntries(
+        Object.entries(over).filter(([, v]) => v !== undefined),
+      ) as Partial<CausalFusionConfig>;
       let cfg: CausalFusionConfig;
       try {
         cfg = makeConfig('tiny', defined);
@@ -263,12 +334,20 @@ fuzz('model configs: random shapes give a valid config or a clear error', () => 
 
 fuzz('split sizes, AR-step law, masks, orders and token indices: valid or a clear error', () => {
   check(
-    fc.record({ L: fc.integer({ min: 1, max: 300 }), decay: fc.oneof(fc.double({ min: 0.01, max: 1, noNaN: true }), fc.double()), sizes: fc.array(fc.integer({ min: -2, max: 40 }), { maxLength: 12 }), seed: fc.nat() }),
+    fc.record({
+      L: fc.integer({ min: 1, max: 300 }),
+      decay: fc.oneof(fc.double({ min: 0.01, max: 1, noNaN: true }), fc.double()),
+      sizes: fc.array(fc.integer({ min: -2, max: 40 }), { maxLength: 12 }),
+      seed: fc.nat(),
+    }),
     ({ L, decay, sizes, seed }) => {
       const rng = new Rng(seed);
       resultOrClearError('AR-step decay', () => {
         const s = splitIntegerExpDecay(L, decay, rng);
-        assert.equal(s.splitSizes.reduce((a, b) => a + b, 0), L);
+        assert.equal(
+          s.splitSizes.reduce((a, b) => a + b, 0),
+          L,
+        );
         assert.ok(s.splitSizes.every((x) => Number.isInteger(x) && x >= 1));
       });
       resultOrClearError('split sizes', () => {
@@ -281,11 +360,20 @@ fuzz('split sizes, AR-step law, masks, orders and token indices: valid or a clea
     1500,
   );
   check(
-    fc.record({ L: fc.integer({ min: 1, max: 64 }), order: fc.array(fc.integer({ min: -2, max: 70 }), { maxLength: 70 }), tokens: fc.array(fc.integer({ min: -2, max: 70 }), { maxLength: 20 }), grid: fc.integer({ min: -1, max: 9 }), block: fc.integer({ min: -1, max: 9 }) }),
+    fc.record({
+      L: fc.integer({ min: 1, max: 64 }),
+      order: fc.array(fc.integer({ min: -2, max: 70 }), { maxLength: 70 }),
+      tokens: fc.array(fc.integer({ min: -2, max: 70 }), { maxLength: 20 }),
+      grid: fc.integer({ min: -1, max: 9 }),
+      block: fc.integer({ min: -1, max: 9 }),
+    }),
     ({ L, order, tokens, grid, block }) => {
       resultOrClearError('order', () => {
         const o = validateOrder(order, L);
-        assert.deepEqual([...o].sort((a, b) => a - b), Array.from({ length: L }, (_, i) => i));
+        assert.deepEqual(
+          [...o].sort((a, b) => a - b),
+          Array.from({ length: L }, (_, i) => i),
+        );
       });
       resultOrClearError('token', () => {
         const keep = keepAllBut(tokens, L);
@@ -305,7 +393,12 @@ fuzz('split sizes, AR-step law, masks, orders and token indices: valid or a clea
 });
 
 fuzz('CLI flag values: random strings give a checked value or a usage error naming the flag', () => {
-  const value = fc.oneof(fc.string({ maxLength: 12 }), fc.integer().map(String), fc.double().map(String), fc.constantFrom('', ' ', '0x10', '1e3', '-0', '+7', '1,2,,3', 'NaN', 'Infinity', '4.', '.5'));
+  const value = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.integer().map(String),
+    fc.double().map(String),
+    fc.constantFrom('', ' ', '0x10', '1e3', '-0', '+7', '1,2,,3', 'NaN', 'Infinity', '4.', '.5'),
+  );
   check(
     value,
     (v) => {
@@ -318,11 +411,31 @@ fuzz('CLI flag values: random strings give a checked value or a usage error nami
           assert.ok((e as Error).message.startsWith(`--${name} `), (e as Error).message);
         }
       };
-      flag('steps', () => int('steps', v, 1), (x: number) => Number.isSafeInteger(x) && x >= 1 && /\d/.test(v));
-      flag('seed', () => int('seed', v, 0, 0), (x: number) => Number.isSafeInteger(x) && x >= 0 && /\d/.test(v));
-      flag('lr', () => num('lr', v, 1), (x: number) => Number.isFinite(x) && /\d/.test(v));
-      flag('label-dropout', () => probability('label-dropout', v, 0.1), (x: number) => x >= 0 && x < 1);
-      flag('tokens', () => intList('tokens', v), (x: number[]) => x.length === v.split(',').length && x.every((n) => Number.isSafeInteger(n) && n >= 0));
+      flag(
+        'steps',
+        () => int('steps', v, 1),
+        (x: number) => Number.isSafeInteger(x) && x >= 1 && /\d/.test(v),
+      );
+      flag(
+        'seed',
+        () => int('seed', v, 0, 0),
+        (x: number) => Number.isSafeInteger(x) && x >= 0 && /\d/.test(v),
+      );
+      flag(
+        'lr',
+        () => num('lr', v, 1),
+        (x: number) => Number.isFinite(x) && /\d/.test(v),
+      );
+      flag(
+        'label-dropout',
+        () => probability('label-dropout', v, 0.1),
+        (x: number) => x >= 0 && x < 1,
+      );
+      flag(
+        'tokens',
+        () => intList('tokens', v),
+        (x: number[]) => x.length === v.split(',').length && x.every((n) => Number.isSafeInteger(n) && n >= 0),
+      );
     },
     5000,
   );

@@ -46,9 +46,17 @@ export function syntheticDataset(count = 40, seed = 5): ImageDataset {
   const rng = new Rng(seed);
   const images = new Uint8Array(count * 4 * 16).map(() => rng.randint(0, 255));
   const labels = new Uint8Array(count).map((_, i) => i % 10);
-  return { name: 'synthetic', images, labels, count, channels: 4, height: 4, width: 4, classNames: Array.from({ length: 10 }, (_, i) => `c${i}`) };
+  return {
+    name: 'synthetic',
+    images,
+    labels,
+    count,
+    channels: 4,
+    height: 4,
+    width: 4,
+    classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+  };
 }
-
 
 const tempDirs: string[] = [];
 process.on('exit', () => tempDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));

@@ -18,7 +18,19 @@ test("recorded training attention equals the fixture's attn_probs, and is exactl
   const f = reference().forward;
   const m = refModel();
   const N = f.t.length;
-  const trace = traceTrainingBatch(m, { x: f.x.data, xn: f.x_t.data, target: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle }, { samples: Array.from({ length: N }, (_, n) => n) });
+  const trace = traceTrainingBatch(
+    m,
+    {
+      x: f.x.data,
+      xn: f.x_t.data,
+      target: f.noise.data,
+      t: f.t,
+      y: f.y,
+      splitSizes: f.split_sizes,
+      idsShuffle: f.ids_shuffle,
+    },
+    { samples: Array.from({ length: N }, (_, n) => n) },
+  );
   assert.equal(trace.attention.length, f.attn_probs.length * N);
   for (const rec of trace.attention) {
     const ref = f.attn_probs[rec.layer];
@@ -36,7 +48,10 @@ test("recorded training attention equals the fixture's attn_probs, and is exactl
     // keys are labelled: cond first, then clean tokens of steps 1..S-1, then all noisy tokens
     assert.equal(rec.keys.filter((k) => k.role === 'cond').length, 4);
     assert.equal(rec.keys.filter((k) => k.role === 'noisy').length, 16);
-    assert.deepEqual(rec.keys.filter((k) => k.role === 'noisy').map((k) => k.token), f.ids_shuffle[rec.sample]);
+    assert.deepEqual(
+      rec.keys.filter((k) => k.role === 'noisy').map((k) => k.token),
+      f.ids_shuffle[rec.sample],
+    );
   }
   assert.deepEqual(trace.tokenMse.length, N);
   m.dispose();
@@ -45,10 +60,26 @@ test("recorded training attention equals the fixture's attn_probs, and is exactl
 test('the sampling recorder keeps order, cache growth, bounded attention and trajectories; last x0 = sample', async () => {
   await useBackend('wasm');
   const m = refModel();
-  const rec = new SamplingRecorder({ attention: { layers: [1], heads: [0, 2], diffusionSteps: [0, 5] }, trajectories: { samples: [0, 1] } });
-  const r = sampleImages(m, { labels: [2, 9], stepSizes: [3, 5, 8], diffusionSteps: '6', cfgScale: 1.5, seed: 4, observer: rec });
-  assert.deepEqual(rec.generation.map((g) => g.positions), [0, 1, 2].map((s) => r.orders.map((o) => o.slice([0, 3, 8][s], [3, 8, 16][s]))));
-  assert.deepEqual(rec.cacheLength.map((c) => c.length), [4, 4, 7, 7, 12, 12]);
+  const rec = new SamplingRecorder({
+    attention: { layers: [1], heads: [0, 2], diffusionSteps: [0, 5] },
+    trajectories: { samples: [0, 1] },
+  });
+  const r = sampleImages(m, {
+    labels: [2, 9],
+    stepSizes: [3, 5, 8],
+    diffusionSteps: '6',
+    cfgScale: 1.5,
+    seed: 4,
+    observer: rec,
+  });
+  assert.deepEqual(
+    rec.generation.map((g) => g.positions),
+    [0, 1, 2].map((s) => r.orders.map((o) => o.slice([0, 3, 8][s], [3, 8, 16][s]))),
+  );
+  assert.deepEqual(
+    rec.cacheLength.map((c) => c.length),
+    [4, 4, 7, 7, 12, 12],
+  );
   assert.equal(rec.attention.length, 3 * 2); // 3 AR steps x 2 diffusion steps x layer 1 x sample 0
   for (const a of rec.attention) {
     const k = r.stepSizes[a.arStep];
@@ -63,11 +94,19 @@ test('the sampling recorder keeps order, cache growth, bounded attention and tra
   assert.equal(rec.trajectories.length, 3 * 6 * 2);
   const d = 4;
   for (const tr of rec.trajectories.filter((t) => t.diffusionStep === 5)) {
-    tr.positions.forEach((p, i) => assert.deepEqual(tr.x0.slice(i * d, (i + 1) * d), Array.from(r.tokens.subarray((tr.sample * 16 + p) * d, (tr.sample * 16 + p + 1) * d))));
+    tr.positions.forEach((p, i) =>
+      assert.deepEqual(
+        tr.x0.slice(i * d, (i + 1) * d),
+        Array.from(r.tokens.subarray((tr.sample * 16 + p) * d, (tr.sample * 16 + p + 1) * d)),
+      ),
+    );
   }
   const { mask, positions } = rec.mask(0);
   assert.deepEqual(mask.maskedOut, getAttnMask(16, 4, [3, 5, 8]).maskedOut);
-  assert.deepEqual(positions.filter((p) => p.role === 'noisy').map((p) => p.token), r.orders[0]);
+  assert.deepEqual(
+    positions.filter((p) => p.role === 'noisy').map((p) => p.token),
+    r.orders[0],
+  );
   const json = JSON.parse(JSON.stringify(rec));
   assert.equal(json.attention[0].data.length, 2 * 3 * 7);
   m.dispose();
@@ -78,7 +117,10 @@ test('the training recorder gets order, step sizes, t, AR weights and per-token 
   const t = new Trainer(syntheticDataset(), { model: 'tiny', batchSize: 4, seed: 1 });
   const rec = new TrainingRecorder(2);
   await t.run({ steps: 4, logEvery: 0, callbacks: { onStep: rec.onStep } });
-  assert.deepEqual(rec.steps.map((s) => s.step), [2, 4]);
+  assert.deepEqual(
+    rec.steps.map((s) => s.step),
+    [2, 4],
+  );
   const s = rec.steps[0];
   assert.equal(s.orders.length, 4);
   assert.equal(s.arWeights.length, 16);

@@ -26,11 +26,18 @@ for (const [label, backend, gemm] of PATHS) {
     const failed = rows.filter((r) => !r.pass);
     assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
     // every section is really compared (nothing silently empty)
-    for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const) assert.ok(rows.some((r) => r.section === s), s);
+    for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const)
+      assert.ok(
+        rows.some((r) => r.section === s),
+        s,
+      );
     const grads = rows.filter((r) => r.section === 'grads');
     assert.equal(grads.length, Object.keys(reference().forward.grads).length);
     // only the key-LayerNorm biases have a true gradient of ~0 (a shift of all keys does not change softmax)
-    assert.deepEqual(grads.filter((r) => r.note).map((r) => r.item), ['blocks.0.attn.k_norm.bias', 'blocks.1.attn.k_norm.bias']);
+    assert.deepEqual(
+      grads.filter((r) => r.note).map((r) => r.item),
+      ['blocks.0.attn.k_norm.bias', 'blocks.1.attn.k_norm.bias'],
+    );
     const fwd = rows.filter((r) => r.section === 'forward' && r.metric === 'rel');
     assert.ok(fwd.every((r) => r.maxRel <= TOLERANCES.forward));
   });
@@ -43,7 +50,15 @@ test('recorded attention is exactly zero where the generalized causal mask forbi
   const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: ref.state_dict });
   const probs: Float32Array[] = [];
   const mse = model.forward(
-    { x: f.x.data, xn: f.x_t.data, target: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle },
+    {
+      x: f.x.data,
+      xn: f.x_t.data,
+      target: f.noise.data,
+      t: f.t,
+      y: f.y,
+      splitSizes: f.split_sizes,
+      idsShuffle: f.ids_shuffle,
+    },
     { attention: (_l, p) => probs.push(p.dataSync() as Float32Array) },
   );
   const mask = getAttnMask(16, ref.model_config.num_cond_tokens as number, f.split_sizes);

@@ -37,11 +37,20 @@ test("the README's toolkit example runs as written through require('causalfusion
     assert.equal(code.split(from).length, 2, `README example: expected exactly one ${from}`);
     code = code.replace(from, to);
   }
-  code = code.split("'runs/mine/checkpoint.safetensors'").join(JSON.stringify(path.join(dir, 'checkpoint.safetensors')));
+  code = code
+    .split("'runs/mine/checkpoint.safetensors'")
+    .join(JSON.stringify(path.join(dir, 'checkpoint.safetensors')));
   const logs: unknown[][] = [];
-  const run = new Function('require', 'log', `return (async () => {\n${code}\nreturn { trainer, again, model, images, orders, edit };\n})();`);
+  const run = new Function(
+    'require',
+    'log',
+    `return (async () => {\n${code}\nreturn { trainer, again, model, images, orders, edit };\n})();`,
+  );
   const r = await run(require, (...a: unknown[]) => void logs.push(a));
-  assert.deepEqual(logs.map((l) => l[0]), [2, 4, 4]); // two log lines, then the step-4 preview
+  assert.deepEqual(
+    logs.map((l) => l[0]),
+    [2, 4, 4],
+  ); // two log lines, then the step-4 preview
   assert.equal((logs[2] as number[])[1], 10 * 784); // one preview image per class
   assert.equal(r.again.step, 4);
   assert.equal(r.images.length, 4 * 784);
@@ -56,13 +65,20 @@ function readmeCliLines(): string[] {
   const readme = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'README.md'), 'utf8');
   const block = /## Command line\n+```\n([\s\S]*?)```/.exec(readme);
   assert.ok(block, 'README has a "Command line" code block');
-  return block[1].split('\n').filter((l) => l.startsWith('npx causalfusion ')).map((l) => l.replace(/\s+#.*$/, '').trim());
+  return block[1]
+    .split('\n')
+    .filter((l) => l.startsWith('npx causalfusion '))
+    .map((l) => l.replace(/\s+#.*$/, '').trim());
 }
 
 /** Runs a command line through the shell from the repository root, as a user types it after `npm test`. */
 function shell(line: string) {
   const { spawnSync } = require('child_process') as typeof import('child_process');
-  return spawnSync('sh', ['-c', line], { cwd: path.resolve(__dirname, '..', '..', '..'), encoding: 'utf8', env: { ...process.env, CAUSALFUSION_BACKEND: 'wasm' } });
+  return spawnSync('sh', ['-c', line], {
+    cwd: path.resolve(__dirname, '..', '..', '..'),
+    encoding: 'utf8',
+    env: { ...process.env, CAUSALFUSION_BACKEND: 'wasm' },
+  });
 }
 
 test("the README's CLI lines work from the repository root with npx: info, verify, sample (small sizes)", () => {
@@ -81,7 +97,11 @@ test("the README's CLI lines work from the repository root with npx: info, verif
   const dir = tempDir('cf-readme-cli-');
   const out = path.join(dir, 'grid.png');
   // the README's sample line, with its output moved to a temp folder and fewer images and steps
-  const sample = shell(`${pick('sample').replace(/--out \S+/, `--out ${out}`).replace(/--per-class \d+/, '--per-class 1')} --steps 4`);
+  const sample = shell(
+    `${pick('sample')
+      .replace(/--out \S+/, `--out ${out}`)
+      .replace(/--per-class \d+/, '--per-class 1')} --steps 4`,
+  );
   assert.equal(sample.status, 0, sample.stderr);
   assert.ok(fs.statSync(out).size > 100);
 });

@@ -7,8 +7,14 @@ test('same seed, same stream; different seeds differ', () => {
   const b = new Rng(42);
   const c = new Rng(43);
   const sa = Array.from({ length: 20 }, () => a.nextU32());
-  assert.deepEqual(sa, Array.from({ length: 20 }, () => b.nextU32()));
-  assert.notDeepEqual(sa, Array.from({ length: 20 }, () => c.nextU32()));
+  assert.deepEqual(
+    sa,
+    Array.from({ length: 20 }, () => b.nextU32()),
+  );
+  assert.notDeepEqual(
+    sa,
+    Array.from({ length: 20 }, () => c.nextU32()),
+  );
 });
 
 test('state round-trips: a restored generator continues the same stream', () => {
@@ -36,7 +42,10 @@ test('distributions: uniform mean, normal moments, randint range, permutation, s
     const k = r.randint(3, 5);
     assert.ok(k >= 3 && k <= 5 && Number.isInteger(k));
   }
-  assert.deepEqual(r.permutation(50).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    r.permutation(50).sort((a, b) => a - b),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
   const s = r.sample([1, 2, 3, 4, 5, 6], 4);
   assert.equal(new Set(s).size, 4);
   assert.throws(() => r.sample([1, 2], 3), /outside/);

@@ -24,7 +24,10 @@ test('round trip of a state dict under the official names, with metadata; it loa
     assert.deepEqual(Array.from(back.tensors[k].data), Array.from(t.data), k);
   }
   const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: back.tensors });
-  assert.deepEqual(Array.from(model.stateDict()['blocks.1.mlp.fc2.bias'].data), Array.from(ref.state_dict['blocks.1.mlp.fc2.bias'].data));
+  assert.deepEqual(
+    Array.from(model.stateDict()['blocks.1.mlp.fc2.bias'].data),
+    Array.from(ref.state_dict['blocks.1.mlp.fc2.bias'].data),
+  );
   model.dispose();
   // header is 8-byte aligned, as the format recommends
   const raw = fs.readFileSync(file);
@@ -54,10 +57,22 @@ test('reads F16, BF16 and F64 tensors written by other tools', () => {
 
 test('truncated, foreign or missing files get errors that name them', () => {
   const good = serializeSafetensors({ w: { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) } });
-  assert.throws(() => parseSafetensors(good.subarray(0, good.length - 4), 'w.safetensors'), /w.safetensors: tensor w \[2,2\] F32 has byte range/);
-  assert.throws(() => parseSafetensors(Buffer.from('PK\x03\x04 this is a zip'), 'x.pt'), /x.pt: header length .* exceeds the file/);
-  assert.throws(() => loadSafetensors('/no/such/file.safetensors'), /checkpoint not found: \/no\/such\/file.safetensors/);
-  assert.throws(() => serializeSafetensors({ w: { shape: [3], data: new Float32Array(2) } }), /tensor w: 2 values for shape \[3\]/);
+  assert.throws(
+    () => parseSafetensors(good.subarray(0, good.length - 4), 'w.safetensors'),
+    /w.safetensors: tensor w \[2,2\] F32 has byte range/,
+  );
+  assert.throws(
+    () => parseSafetensors(Buffer.from('PK\x03\x04 this is a zip'), 'x.pt'),
+    /x.pt: header length .* exceeds the file/,
+  );
+  assert.throws(
+    () => loadSafetensors('/no/such/file.safetensors'),
+    /checkpoint not found: \/no\/such\/file.safetensors/,
+  );
+  assert.throws(
+    () => serializeSafetensors({ w: { shape: [3], data: new Float32Array(2) } }),
+    /tensor w: 2 values for shape \[3\]/,
+  );
 });
 
 test('a writer killed with SIGKILL in the middle of saving never leaves a corrupt file', async () => {
@@ -97,7 +112,8 @@ test('F16 storage: every half value survives f16 -> f32 -> f16, rounding is to n
   const file = path.join(tmpdir(), 'half.safetensors');
   const data = new Float32Array([0.1, -2.5, 3e-6, 60000]);
   saveSafetensors(file, { w: { shape: [4], data } }, {}, 'F16');
-  assert.equal(fs.statSync(file).size, 8 + (fs.readFileSync(file).readUInt32LE(0)) + 8);
+  assert.equal(fs.statSync(file).size, 8 + fs.readFileSync(file).readUInt32LE(0) + 8);
   const back = loadSafetensors(file).tensors.w.data;
-  for (let i = 0; i < 4; i++) assert.ok(Math.abs(back[i] - data[i]) <= Math.abs(data[i]) * 2 ** -11 + 2 ** -25, `${data[i]} -> ${back[i]}`);
+  for (let i = 0; i < 4; i++)
+    assert.ok(Math.abs(back[i] - data[i]) <= Math.abs(data[i]) * 2 ** -11 + 2 ** -25, `${data[i]} -> ${back[i]}`);
 });

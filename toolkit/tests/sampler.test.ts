@@ -26,9 +26,16 @@ test('sampling is seeded: same seed, same images; S = 1 .. L all run; orders are
     const r = sampleImages(m, { ...base, arSteps: S, diffusionSteps: '3', order: 'raster' });
     assert.equal(r.stepSizes.length, S);
     assert.ok(r.images.every(Number.isFinite));
-    assert.deepEqual(r.orders[0], Array.from({ length: 16 }, (_, i) => i));
+    assert.deepEqual(
+      r.orders[0],
+      Array.from({ length: 16 }, (_, i) => i),
+    );
   }
-  for (const o of a.orders) assert.deepEqual(o.slice().sort((x, y) => x - y), Array.from({ length: 16 }, (_, i) => i));
+  for (const o of a.orders)
+    assert.deepEqual(
+      o.slice().sort((x, y) => x - y),
+      Array.from({ length: 16 }, (_, i) => i),
+    );
   assert.deepEqual(sampleImages(m, { ...base, stepSizes: [1, 5, 10] }).stepSizes, [1, 5, 10]);
   m.dispose();
 });
@@ -82,12 +89,25 @@ test('editing keeps the kept tokens bit-identical and generates the rest', async
   assert.ok(r.orders.every((o) => o.length === 8 && o.every((p) => p >= 8)));
   // any user mask: a checkerboard, generated token by token in raster order
   const checker = Array.from({ length: 16 }, (_, i) => (Math.floor(i / 4) + i) % 2 === 0);
-  const c = sampleImages(m, { labels: [1, 2], stepSizes: new Array(8).fill(1), order: 'raster', diffusionSteps: '3', context: { images, keep: checker } });
+  const c = sampleImages(m, {
+    labels: [1, 2],
+    stepSizes: new Array(8).fill(1),
+    order: 'raster',
+    diffusionSteps: '3',
+    context: { images, keep: checker },
+  });
   for (let n = 0; n < 2; n++)
     checker.forEach((k, p) => {
-      if (k) assert.deepEqual(Array.from(c.tokens.subarray((n * 16 + p) * 4, (n * 16 + p + 1) * 4)), Array.from(src.subarray((n * 16 + p) * 4, (n * 16 + p + 1) * 4)));
+      if (k)
+        assert.deepEqual(
+          Array.from(c.tokens.subarray((n * 16 + p) * 4, (n * 16 + p + 1) * 4)),
+          Array.from(src.subarray((n * 16 + p) * 4, (n * 16 + p + 1) * 4)),
+        );
     });
-  assert.deepEqual(c.orders[0], checker.flatMap((k, p) => (k ? [] : [p])));
+  assert.deepEqual(
+    c.orders[0],
+    checker.flatMap((k, p) => (k ? [] : [p])),
+  );
   m.dispose();
 });
 
@@ -99,18 +119,33 @@ test('bad sampling options get clear errors', async () => {
   assert.throws(() => sampleImages(m, { labels: [1], stepSizes: [3, 3] }), /sum/);
   assert.throws(() => sampleImages(m, { labels: [1], cfgScale: 0.5 }), /cfg scale must be >= 1/);
   assert.throws(() => sampleImages(m, { labels: [1], order: [0, 1, 2] }), /order has 3 entries, expected L = 16/);
-  assert.throws(() => sampleImages(m, { labels: [1], context: { images: new Float32Array(64), keep: [true] } }), /edit mask has 1 entries/);
-  assert.throws(() => sampleImages(m, { labels: [1], context: { images: new Float32Array(64), keep: new Array(16).fill(true) } }), /nothing to generate/);
+  assert.throws(
+    () => sampleImages(m, { labels: [1], context: { images: new Float32Array(64), keep: [true] } }),
+    /edit mask has 1 entries/,
+  );
+  assert.throws(
+    () => sampleImages(m, { labels: [1], context: { images: new Float32Array(64), keep: new Array(16).fill(true) } }),
+    /nothing to generate/,
+  );
   m.dispose();
 });
 
 test('named edit regions on a 4x4 grid', () => {
-  const show = (k: boolean[]) => Array.from({ length: 4 }, (_, r) => k.slice(4 * r, 4 * r + 4).map((v) => (v ? 'k' : 'g')).join('')).join('/');
+  const show = (k: boolean[]) =>
+    Array.from({ length: 4 }, (_, r) =>
+      k
+        .slice(4 * r, 4 * r + 4)
+        .map((v) => (v ? 'k' : 'g'))
+        .join(''),
+    ).join('/');
   assert.equal(show(editMask('inpaint', 4)), 'kkkk/kggk/kggk/kkkk');
   assert.equal(show(editMask('outpaint', 4)), 'gggg/gkkg/gkkg/gggg');
   assert.equal(show(editMask('top', 4)), 'gggg/gggg/kkkk/kkkk');
   assert.equal(show(editMask('bottom', 4)), 'kkkk/kkkk/gggg/gggg');
   assert.equal(show(editMask('left', 4)), 'ggkk/ggkk/ggkk/ggkk');
   assert.throws(() => editMask('middle' as never, 4), /unknown edit mode "middle"/);
-  assert.deepEqual(Array.from(keepToPixels(editMask('top', 2), 2, 2)), [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+  assert.deepEqual(
+    Array.from(keepToPixels(editMask('top', 2), 2, 2)),
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
+  );
 });

@@ -46,7 +46,10 @@ test('loadModel reads an official .pt with a config and prefers its EMA weights'
 test('legacy, truncated and foreign files are refused with a reason', () => {
   const dir = tempDir('cf-torch-');
   const legacy = path.join(dir, 'old.pt');
-  fs.writeFileSync(legacy, Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]));
+  fs.writeFileSync(
+    legacy,
+    Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]),
+  );
   assert.throws(() => readTorchFile(legacy), /not a zip archive \(legacy torch.save format\?\).*safetensors/);
   const bytes = fs.readFileSync(FIXTURE);
   const cut = path.join(dir, 'cut.pt');
@@ -61,6 +64,9 @@ test('an official-format safetensors state_dict (no metadata) loads with a confi
   saveSafetensors(file, reference().state_dict);
   assert.throws(() => loadModel(file), /no model config in the metadata; pass one/);
   const m = loadModel(file, { config: configFromOfficial(reference().model_config) });
-  assert.deepEqual(Array.from(m.params['final_layer.1.bias'].dataSync()), Array.from(reference().state_dict['final_layer.1.bias'].data));
+  assert.deepEqual(
+    Array.from(m.params['final_layer.1.bias'].dataSync()),
+    Array.from(reference().state_dict['final_layer.1.bias'].data),
+  );
   m.dispose();
 });

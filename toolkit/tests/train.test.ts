@@ -30,7 +30,9 @@ test('activation checkpointing gives the same loss and gradients as one autograd
     assert.deepEqual(Object.keys(c.grads).sort(), Object.keys(a.grads).sort());
     assert.ok(Math.abs(a.loss.dataSync()[0] - c.loss.dataSync()[0]) < 1e-6);
     for (const k of Object.keys(a.grads)) {
-      const diff = tf.tidy(() => maxAbs(tf.sub(a.grads[k], c.grads[k]).dataSync()) / (maxAbs(a.grads[k].dataSync()) + 1e-12));
+      const diff = tf.tidy(
+        () => maxAbs(tf.sub(a.grads[k], c.grads[k]).dataSync()) / (maxAbs(a.grads[k].dataSync()) + 1e-12),
+      );
       assert.ok(diff < 1e-5, `${backend} ${k}: ${diff}`);
     }
     tf.dispose([a.loss, c.loss, a.tokenMse, c.tokenMse, ...Object.values(a.grads), ...Object.values(c.grads)]);
@@ -43,7 +45,9 @@ test('AdamW follows torch.optim.AdamW (bias corrections, eps, decoupled decay)',
   const p = { w: tf.variable(tf.tensor1d([1, -2])) };
   const opt = new AdamW({ lr: 0.1, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.01 });
   const g = [0.5, -1];
-  let m = [0, 0], v = [0, 0], w = [1, -2];
+  let m = [0, 0],
+    v = [0, 0],
+    w = [1, -2];
   for (let step = 1; step <= 3; step++) {
     opt.apply(p, { w: tf.tensor1d(g) });
     w = w.map((wi, i) => {
@@ -90,7 +94,11 @@ test('training lowers the loss on a fixed batch, and no tensor leaks across step
   const tensors = tf.memory().numTensors;
   let last = first;
   for (let i = 0; i < 60; i++) {
-    last = trainStep(model, opt, ema, sampleBatch(model, diffusion, x, y, rng), { ...STEP_DEFAULTS, lr: 3e-3, checkpoint: i % 2 === 0 });
+    last = trainStep(model, opt, ema, sampleBatch(model, diffusion, x, y, rng), {
+      ...STEP_DEFAULTS,
+      lr: 3e-3,
+      checkpoint: i % 2 === 0,
+    });
     assert.equal(tf.memory().numTensors, tensors, `tensors leaked at step ${i + 2}`);
   }
   const after = trainStep(model, opt, ema, fixed, { ...STEP_DEFAULTS, lr: 0 });
@@ -124,9 +132,16 @@ test('sampleBatch is reproducible from the seed and validates inputs', async () 
   assert.deepEqual(a.idsShuffle, b.idsShuffle);
   assert.deepEqual(a.splitSizes, b.splitSizes);
   assert.deepEqual(Array.from(a.xn), Array.from(b.xn));
-  const raster = sampleBatch(model, diffusion, x, y, new Rng(8), { ...FACTORIZATION_DEFAULTS, order: Array.from({ length: 16 }, (_, i) => i), fixedArSteps: 4 });
+  const raster = sampleBatch(model, diffusion, x, y, new Rng(8), {
+    ...FACTORIZATION_DEFAULTS,
+    order: Array.from({ length: 16 }, (_, i) => i),
+    fixedArSteps: 4,
+  });
   assert.equal(raster.splitSizes.length, 4);
-  assert.deepEqual(raster.idsShuffle[2], Array.from({ length: 16 }, (_, i) => i));
+  assert.deepEqual(
+    raster.idsShuffle[2],
+    Array.from({ length: 16 }, (_, i) => i),
+  );
   assert.throws(() => model.forward({ ...a, y: [0, 1, 2, 99] }), /label 99 is outside \[0, 11\)/);
   model.dispose();
 });
@@ -139,9 +154,18 @@ test('sampleBatch at a fixed t: x_t and the target are those of that t; bad time
   // the same noise drawn first, so x_t follows from it at t = 300
   const noise = new Rng(3).normalArray(x.length);
   assert.deepEqual(Array.from(b.xn), Array.from(diffusion.qSampleArray(x, b.t, noise)));
-  assert.deepEqual(sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: [1, 2, 3, 4] }).t, [1, 2, 3, 4]);
-  assert.throws(() => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: [1, 2] }), /2 diffusion times for a batch of 4/);
-  assert.throws(() => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: diffusion.numTimesteps }), /diffusion time 1000 is not an integer in 0\.\.999/);
+  assert.deepEqual(
+    sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: [1, 2, 3, 4] }).t,
+    [1, 2, 3, 4],
+  );
+  assert.throws(
+    () => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: [1, 2] }),
+    /2 diffusion times for a batch of 4/,
+  );
+  assert.throws(
+    () => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: diffusion.numTimesteps }),
+    /diffusion time 1000 is not an integer in 0\.\.999/,
+  );
   model.dispose();
 });
 
@@ -164,7 +188,10 @@ test('AdamW state() / load(): a restored optimizer continues exactly; incomplete
   b.apply(q, g2);
   assert.deepEqual(Array.from(p.w.dataSync()), Array.from(q.w.dataSync()));
   assert.deepEqual(Array.from(p.b.dataSync()), Array.from(q.b.dataSync()));
-  assert.throws(() => b.load({ ...st, expAvgSq: { w: st.expAvgSq.w } }, 'ck.safetensors'), /ck\.safetensors: optimizer state of b is incomplete/);
+  assert.throws(
+    () => b.load({ ...st, expAvgSq: { w: st.expAvgSq.w } }, 'ck.safetensors'),
+    /ck\.safetensors: optimizer state of b is incomplete/,
+  );
   tf.dispose([p.w, p.b, q.w, q.b, g1.w, g1.b, g2.w, g2.b]);
   a.dispose();
   b.dispose();

@@ -12,7 +12,10 @@ import { syntheticDataset, useBackend, tempDir } from './helpers';
 
 const SETTINGS: TrainSettings = { model: 'tiny', batchSize: 8, lr: 1e-3, warmupSteps: 2, emaDecay: 0.9, seed: 3 };
 const tmp = () => tempDir('cf-trainer-');
-const params = (t: Trainer) => ({ ...t.model.stateDict(), ...Object.fromEntries(Object.entries(t.emaModel.stateDict()).map(([k, v]) => [`ema.${k}`, v])) });
+const params = (t: Trainer) => ({
+  ...t.model.stateDict(),
+  ...Object.fromEntries(Object.entries(t.emaModel.stateDict()).map(([k, v]) => [`ema.${k}`, v])),
+});
 
 test('train 2N steps == train N, save, resume, train N (bit for bit)', async () => {
   await useBackend('wasm');
@@ -29,7 +32,10 @@ test('train 2N steps == train N, save, resume, train N (bit for bit)', async () 
   const pa = params(a);
   const pc = params(c);
   for (const k of Object.keys(pa)) assert.deepEqual(pc[k].data, pa[k].data, `${k} differs after resume`);
-  assert.deepEqual(c.history.map((h) => h.loss), a.history.map((h) => h.loss));
+  assert.deepEqual(
+    c.history.map((h) => h.loss),
+    a.history.map((h) => h.loss),
+  );
   assert.deepEqual(c.loader.state(), a.loader.state());
   a.dispose();
   c.dispose();
@@ -53,7 +59,10 @@ test('callbacks, per-AR-step / per-t breakdowns, samples, checkpoints and AbortS
     callbacks: {
       onStep: (e) => {
         seen.step++;
-        assert.equal(e.splitSizes.reduce((x, y) => x + y, 0), 16);
+        assert.equal(
+          e.splitSizes.reduce((x, y) => x + y, 0),
+          16,
+        );
         if (e.step === 7) ac.abort();
       },
       onLog: (e) => void seen.log.push(e),
@@ -68,7 +77,10 @@ test('callbacks, per-AR-step / per-t breakdowns, samples, checkpoints and AbortS
   assert.equal(summary.stoppedBy, 'signal');
   assert.equal(summary.steps, 7);
   assert.equal(seen.step, 7);
-  assert.deepEqual(seen.log.map((e) => e.step), [2, 4, 6, 7]);
+  assert.deepEqual(
+    seen.log.map((e) => e.step),
+    [2, 4, 6, 7],
+  );
   assert.equal(seen.sample, 2);
   assert.equal(seen.ckpt, 2); // step 4, and the final one at 7
   assert.equal(readCheckpoint(file).meta.step, 7);
@@ -77,7 +89,10 @@ test('callbacks, per-AR-step / per-t breakdowns, samples, checkpoints and AbortS
   assert.equal(bd.byTBin.length, 10);
   assert.ok(bd.byNumSteps.some((v) => v !== null));
   // the window breakdowns cover every token of the window
-  assert.equal(seen.log[0].breakdown.arStepTokens.reduce((x, y) => x + y, 0), 2 * 8 * 16);
+  assert.equal(
+    seen.log[0].breakdown.arStepTokens.reduce((x, y) => x + y, 0),
+    2 * 8 * 16,
+  );
   t.dispose();
 });
 
@@ -102,7 +117,10 @@ test('tf.memory() stays flat over 1000 training steps', async () => {
   await t.run({ steps: 1000, logEvery: 100 });
   assert.equal(tf.memory().numTensors, before);
   assert.equal(tf.memory().numBytes, bytes);
-  assert.ok(t.history.every((h) => h.tensors === before), `tensor counts ${t.history.map((h) => h.tensors)}`);
+  assert.ok(
+    t.history.every((h) => h.tensors === before),
+    `tensor counts ${t.history.map((h) => h.tensors)}`,
+  );
   t.dispose();
 });
 
@@ -118,10 +136,16 @@ test('a NaN loss stops training with a message naming the step', async () => {
 test('bad settings and a mismatched dataset get clear errors', async () => {
   await useBackend('wasm');
   const ds = syntheticDataset();
-  assert.throws(() => new Trainer(ds, { ...SETTINGS, model: 'mnist-small' }), /dataset synthetic has images 4x4x4 but the model expects 1x28x28/);
+  assert.throws(
+    () => new Trainer(ds, { ...SETTINGS, model: 'mnist-small' }),
+    /dataset synthetic has images 4x4x4 but the model expects 1x28x28/,
+  );
   assert.throws(() => new Trainer(ds, { ...SETTINGS, batchSize: 0 }), /batchSize must be a positive integer/);
   assert.throws(() => new Trainer(ds, { ...SETTINGS, lr: -1 }), /learning rate must be > 0/);
-  assert.throws(() => new Trainer(ds, { ...SETTINGS, factorization: { arStepDecay: 1.5 } }), /AR-step decay must be in \(0, 1\]/);
+  assert.throws(
+    () => new Trainer(ds, { ...SETTINGS, factorization: { arStepDecay: 1.5 } }),
+    /AR-step decay must be in \(0, 1\]/,
+  );
   const file = path.join(tmp(), 'w.safetensors');
   const t = new Trainer(ds, SETTINGS);
   t.exportWeights(file);
@@ -129,7 +153,10 @@ test('bad settings and a mismatched dataset get clear errors', async () => {
   const m = loadModel(file);
   assert.deepEqual(m.stateDict()['x_proj.weight'].data, t.emaModel.stateDict()['x_proj.weight'].data);
   t.save(file);
-  assert.throws(() => Trainer.resume(file, { ...ds, name: 'other' }), /was trained on synthetic \(40 images\), not other/);
+  assert.throws(
+    () => Trainer.resume(file, { ...ds, name: 'other' }),
+    /was trained on synthetic \(40 images\), not other/,
+  );
   m.dispose();
   t.dispose();
 });
@@ -151,7 +178,10 @@ test('a trainer killed with SIGKILL while saving leaves a resumable checkpoint',
     });`;
   await useBackend('wasm');
   for (let round = 0; round < 3; round++) {
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NODE_TEST_CONTEXT: '' } });
+    const child = spawn(process.execPath, ['-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, NODE_TEST_CONTEXT: '' },
+    });
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
     await new Promise((r) => setTimeout(r, 20 + 37 * round));
     child.kill('SIGKILL');
@@ -182,7 +212,10 @@ test('a checkpoint save on a full disk (injected ENOSPC after a short write) kee
   };
   try {
     await assert.rejects(t.run({ steps: 1, logEvery: 0, checkpointPath: file }), (e: Error & { code?: string }) => {
-      assert.match(e.message, /could not write .*ckpt\.safetensors: no space left on device \(\d+\.\d MB\); the previous file is unchanged/);
+      assert.match(
+        e.message,
+        /could not write .*ckpt\.safetensors: no space left on device \(\d+\.\d MB\); the previous file is unchanged/,
+      );
       assert.equal(e.code, 'ENOSPC');
       return true;
     });
@@ -211,13 +244,22 @@ test('the progress bar renders step, loss, speed and ETA', () => {
 
 test('the ETA respects the time budget: the smaller of the step-based and the time-based estimate', () => {
   // 4181 of 100000 steps at 5 it/s would take 5h19m; a 14-minute budget with 13m elapsed leaves 1 minute
-  const capped = ProgressBar.render({ step: 4181, total: 100000, loss: 0.1, stepsPerSec: 5, elapsedSec: 780, maxSeconds: 840 }, 10);
+  const capped = ProgressBar.render(
+    { step: 4181, total: 100000, loss: 0.1, stepsPerSec: 5, elapsedSec: 780, maxSeconds: 840 },
+    10,
+  );
   assert.match(capped, /eta 1m00s$/);
   // steps finish before the budget: the step-based estimate wins
-  const bySteps = ProgressBar.render({ step: 90, total: 100, loss: 0.1, stepsPerSec: 2, elapsedSec: 45, maxSeconds: 840 }, 10);
+  const bySteps = ProgressBar.render(
+    { step: 90, total: 100, loss: 0.1, stepsPerSec: 2, elapsedSec: 45, maxSeconds: 840 },
+    10,
+  );
   assert.match(bySteps, /eta 5s$/);
   // past the budget: 0s, never negative
-  assert.match(ProgressBar.render({ step: 9, total: 100, loss: 0.1, stepsPerSec: 1, elapsedSec: 900, maxSeconds: 840 }, 10), /eta 0s$/);
+  assert.match(
+    ProgressBar.render({ step: 9, total: 100, loss: 0.1, stepsPerSec: 1, elapsedSec: 900, maxSeconds: 840 }, 10),
+    /eta 0s$/,
+  );
 });
 
 test('durations are rounded before they are split into minutes and seconds', () => {

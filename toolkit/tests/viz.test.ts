@@ -34,9 +34,17 @@ test('order grid, attention grid and bar chart SVGs', () => {
 
 test('line chart ticks and gaps', () => {
   assert.deepEqual(niceTicks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1]);
-  const svg = lineChartSvg({ title: 't', xTitle: 'x', yTitle: 'y', series: [{ name: 'a', x: [0, 1, 2, 3], y: [1, null, 2, 3] }] });
+  const svg = lineChartSvg({
+    title: 't',
+    xTitle: 'x',
+    yTitle: 'y',
+    series: [{ name: 'a', x: [0, 1, 2, 3], y: [1, null, 2, 3] }],
+  });
   assert.equal(count(svg, /M/g) >= 2, true); // the null splits the line into two pieces
-  assert.throws(() => lineChartSvg({ title: 'empty', xTitle: '', yTitle: '', series: [{ name: 'a', x: [0], y: [null] }] }), /chart "empty" has no finite points/);
+  assert.throws(
+    () => lineChartSvg({ title: 'empty', xTitle: '', yTitle: '', series: [{ name: 'a', x: [0], y: [null] }] }),
+    /chart "empty" has no finite points/,
+  );
 });
 
 test('display: nothing is shown (and nothing fails) outside a notebook kernel', () => {

@@ -12,7 +12,13 @@ import { rangesTensor } from '../src/backend/wgsl/attention';
 import { bindGroupReuses, cachedUniforms, WgslKernel } from '../src/backend/wgsl/runner';
 import { sampleImages } from '../src/sample/sampler';
 import type { WebGPUBackendLike } from '../src/backend/webgpu';
-import { lossScaleFor, matmulPrecision, selfTest, setMatmulPrecision, tensorCoresAvailable } from '../src/backend/wgsl/matmul';
+import {
+  lossScaleFor,
+  matmulPrecision,
+  selfTest,
+  setMatmulPrecision,
+  tensorCoresAvailable,
+} from '../src/backend/wgsl/matmul';
 import { additiveMask, getAttnMask, getAttnRanges, sequenceLength } from '../src/factorization/mask';
 import { createDiffusion } from '../src/diffusion';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
@@ -57,7 +63,15 @@ for (const [what, extra] of [
   ['weight decay, no clipping at 1e3', { gradClip: 1e3, weightDecay: 0.05 }],
 ] as const) {
   test(`fused AdamW + EMA + clip == the tfjs ops over 4 steps (${what}): weights, EMA, loss, gradient norm`, async () => {
-    const settings: TrainSettings = { model: 'tiny', batchSize: 4, lr: 1e-3, warmupSteps: 2, emaDecay: 0.9, seed: 7, ...extra };
+    const settings: TrainSettings = {
+      model: 'tiny',
+      batchSize: 4,
+      lr: 1e-3,
+      warmupSteps: 2,
+      emaDecay: 0.9,
+      seed: 7,
+      ...extra,
+    };
     const { plain, fused } = await plainAndFused(() => {
       const t = new Trainer(syntheticDataset(), settings);
       const events = [0, 1, 2, 3].map(() => t.trainOne());
@@ -68,10 +82,20 @@ for (const [what, extra] of [
     fused.events.forEach((e, i) => {
       const p = plain.events[i];
       assert.ok(Math.abs(e.loss - p.loss) <= 1e-5 * Math.abs(p.loss), `step ${i + 1} loss ${e.loss} vs ${p.loss}`);
-      assert.ok(Math.abs(e.gradNorm - p.gradNorm) <= 1e-5 * p.gradNorm, `step ${i + 1} norm ${e.gradNorm} vs ${p.gradNorm}`);
+      assert.ok(
+        Math.abs(e.gradNorm - p.gradNorm) <= 1e-5 * p.gradNorm,
+        `step ${i + 1} norm ${e.gradNorm} vs ${p.gradNorm}`,
+      );
     });
-    if (extra.gradClip < 1) assert.ok(plain.events.every((e) => e.gradNorm > extra.gradClip), 'the test must clip');
-    assert.ok(maxRelDiff(fused.weights, plain.weights) < 1e-4, `weights differ by ${maxRelDiff(fused.weights, plain.weights)}`);
+    if (extra.gradClip < 1)
+      assert.ok(
+        plain.events.every((e) => e.gradNorm > extra.gradClip),
+        'the test must clip',
+      );
+    assert.ok(
+      maxRelDiff(fused.weights, plain.weights) < 1e-4,
+      `weights differ by ${maxRelDiff(fused.weights, plain.weights)}`,
+    );
     assert.ok(maxRelDiff(fused.ema, plain.ema) < 1e-4, `EMA differs by ${maxRelDiff(fused.ema, plain.ema)}`);
   });
 }
@@ -82,7 +106,9 @@ test('fused AdamW without an EMA == the tfjs ops over 3 steps (grouped kernels, 
     const opt = new AdamW({ lr: 1e-3, weightDecay: 0.01 });
     const rng = new Rng(5);
     const x = new Float32Array(2 * 4 * 16).map(() => rng.normal());
-    const norms = [0, 1, 2].map(() => trainStep(model, opt, null, sampleBatch(model, createDiffusion(''), x, [3, 4], rng)).gradNorm);
+    const norms = [0, 1, 2].map(
+      () => trainStep(model, opt, null, sampleBatch(model, createDiffusion(''), x, [3, 4], rng)).gradNorm,
+    );
     const w = model.stateDict();
     assert.ok(model.trainableNames().length % 3 !== 0, 'the parameter count must leave a smaller last group');
     opt.dispose();
@@ -90,7 +116,9 @@ test('fused AdamW without an EMA == the tfjs ops over 3 steps (grouped kernels, 
     return { norms, w };
   };
   const { plain, fused } = await plainAndFused(run);
-  fused.norms.forEach((n, i) => assert.ok(Math.abs(n - plain.norms[i]) <= 1e-5 * plain.norms[i], `step ${i + 1} norm ${n} vs ${plain.norms[i]}`));
+  fused.norms.forEach((n, i) =>
+    assert.ok(Math.abs(n - plain.norms[i]) <= 1e-5 * plain.norms[i], `step ${i + 1} norm ${n} vs ${plain.norms[i]}`),
+  );
   assert.ok(maxRelDiff(fused.w, plain.w) < 1e-4, `weights differ by ${maxRelDiff(fused.w, plain.w)}`);
 });
 
@@ -126,7 +154,13 @@ for (const fused of [true, false]) {
         const ema = new Ema(model.params, 0.9);
         const rng = new Rng(3);
         const x = new Float32Array(2 * 4 * 16).map(() => rng.normal());
-        const results = [0, 1, 2].map(() => trainStep(model, opt, ema, sampleBatch(model, createDiffusion(''), x, [1, 2], rng), { ...STEP_DEFAULTS, gradClip: 0.05, lossScale }));
+        const results = [0, 1, 2].map(() =>
+          trainStep(model, opt, ema, sampleBatch(model, createDiffusion(''), x, [1, 2], rng), {
+            ...STEP_DEFAULTS,
+            gradClip: 0.05,
+            lossScale,
+          }),
+        );
         const out = { results, w: model.stateDict(), e: stateOf(ema) };
         [opt, ema, model].forEach((o) => o.dispose());
         return out;
@@ -134,7 +168,10 @@ for (const fused of [true, false]) {
       const [plain, scaled] = [run(1), run(2 ** 14)];
       scaled.results.forEach((r, i) => {
         assert.equal(r.loss, plain.results[i].loss, `step ${i + 1} loss`);
-        assert.ok(Math.abs(r.gradNorm - plain.results[i].gradNorm) <= 1e-6 * plain.results[i].gradNorm, `step ${i + 1} norm ${r.gradNorm} vs ${plain.results[i].gradNorm}`);
+        assert.ok(
+          Math.abs(r.gradNorm - plain.results[i].gradNorm) <= 1e-6 * plain.results[i].gradNorm,
+          `step ${i + 1} norm ${r.gradNorm} vs ${plain.results[i].gradNorm}`,
+        );
       });
       assert.equal(maxRelDiff(scaled.w, plain.w), 0);
       assert.equal(maxRelDiff(scaled.e, plain.e), 0);
@@ -145,7 +182,9 @@ for (const fused of [true, false]) {
 }
 
 function stateOf(ema: Ema): StateDict {
-  return Object.fromEntries(Object.entries(ema.shadow).map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+  return Object.fromEntries(
+    Object.entries(ema.shadow).map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+  );
 }
 
 /** Value and gradients of `f` at `inputs` under the upstream gradient `dy`, on the host. */
@@ -174,12 +213,18 @@ for (const shape of LN_SHAPES) {
   test(`fused LayerNorm == tfjs ops on [${shape}]: y, dx, dw, db`, async () => {
     const rng = new Rng(shape.length);
     const C = shape[shape.length - 1];
-    const host = (n: number, scale = 1, offset = 0) => Float32Array.from({ length: n }, () => offset + scale * rng.normal());
+    const host = (n: number, scale = 1, offset = 0) =>
+      Float32Array.from({ length: n }, () => offset + scale * rng.normal());
     const size = shape.reduce((a, b) => a * b, 1);
     const data = { x: host(size, 3, 0.5), w: host(C, 0.2, 1), b: host(C, 0.1), dy: host(size) };
     await sameFusedAndPlain(
       () => {
-        const [x, w, b, dy] = [tf.tensor(data.x, shape), tf.tensor(data.w), tf.tensor(data.b), tf.tensor(data.dy, shape)];
+        const [x, w, b, dy] = [
+          tf.tensor(data.x, shape),
+          tf.tensor(data.w),
+          tf.tensor(data.b),
+          tf.tensor(data.dy, shape),
+        ];
         const out = valueAndGrads((xs, ws, bs) => layerNorm(xs, ws, bs), [x, w, b], dy);
         tf.dispose([x, w, b, dy]);
         return out;
@@ -216,7 +261,10 @@ test('WGSL kernels reuse uniform buffers (a repeated LayerNorm adds none) and, w
     WgslKernel.prototype.dispatch = dispatch;
     model.dispose();
   }
-  assert.ok(bindGroupReuses() - reused > 0.1 * dispatches, `${bindGroupReuses() - reused} of ${dispatches} dispatches reused a bind group`);
+  assert.ok(
+    bindGroupReuses() - reused > 0.1 * dispatches,
+    `${bindGroupReuses() - reused} of ${dispatches} dispatches reused a bind group`,
+  );
 });
 
 test('fused GELU (tanh) == tfjs ops: value and gradient, over [-8, 8]', async () => {
@@ -238,7 +286,11 @@ test('fused GELU (tanh) == tfjs ops: value and gradient, over [-8, 8]', async ()
 /** Random weights of one `GeneralizedCausalAttention` of width D (official names under prefix `a`). */
 function attentionParams(rng: Rng, D: number, numHeads: number): Params {
   const hd = D / numHeads;
-  const host = (shape: number[], scale: number, offset = 0) => tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => offset + scale * rng.normal()), shape);
+  const host = (shape: number[], scale: number, offset = 0) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => offset + scale * rng.normal()),
+      shape,
+    );
   return {
     'a.qkv.weight': host([3 * D, D], 1 / Math.sqrt(D)),
     'a.q_norm.weight': host([hd], 0.2, 1),
@@ -269,7 +321,10 @@ for (const c of FLASH_CASES) {
       () => {
         const p = attentionParams(new Rng(7), c.D, c.H);
         const mask = getAttnMask(c.L, c.cond, c.sizes);
-        const ctx = { mask: tf.tensor2d(additiveMask(mask), [seq, seq]), ranges: rangesTensor(getAttnRanges(c.L, c.cond, c.sizes), c.D / c.H) };
+        const ctx = {
+          mask: tf.tensor2d(additiveMask(mask), [seq, seq]),
+          ranges: rangesTensor(getAttnRanges(c.L, c.cond, c.sizes), c.D / c.H),
+        };
         const [x, dy] = [tf.tensor3d(xHost, [N, seq, c.D]), tf.tensor3d(dyHost, [N, seq, c.D])];
         // k_norm.bias shifts all scores of a query alike: its true gradient is 0, both paths give rounding noise
         const names = Object.keys(p).filter((k) => k !== 'a.k_norm.bias');
@@ -298,7 +353,9 @@ test('flash attention on the KV cache (head-major cache, 3 queries over 13 keys,
       const p = attentionParams(new Rng(9), D, H);
       const cache: LayerCache = { k: null, v: null };
       tf.tidy(() => cachedAttention(p, 'a', tf.tensor3d(ctxHost, [2, 10, D]), H, cache, true));
-      const out = tf.tidy(() => cachedAttention(p, 'a', tf.tensor3d(xHost, [2, 3, D]), H, cache, false).dataSync() as Float32Array);
+      const out = tf.tidy(
+        () => cachedAttention(p, 'a', tf.tensor3d(xHost, [2, 3, D]), H, cache, false).dataSync() as Float32Array,
+      );
       tf.dispose([cache.k!, cache.v!, ...Object.values(p)]);
       return [out];
     },

@@ -18,7 +18,8 @@ import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorder
 import { Trainer, TrainSettings } from '../src/train/trainer';
 import { maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
 
-const refModel = () => new CausalDiffusionModel(configFromOfficial(reference().model_config), { stateDict: reference().state_dict });
+const refModel = () =>
+  new CausalDiffusionModel(configFromOfficial(reference().model_config), { stateDict: reference().state_dict });
 const SETTINGS: TrainSettings = { model: 'tiny', batchSize: 4, lr: 1e-3, warmupSteps: 2, emaDecay: 0.9, seed: 7 };
 
 /** Runs `f` on wasm and on webgpu; returns both results. */
@@ -44,12 +45,23 @@ test('every fixture comparison within tolerance on webgpu: forward, attention, e
   const rows = verifyReference(reference());
   const failed = rows.filter((r) => !r.pass);
   assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
-  for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const) assert.ok(rows.some((r) => r.section === s), s);
+  for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const)
+    assert.ok(
+      rows.some((r) => r.section === s),
+      s,
+    );
   assert.equal(rows.filter((r) => r.section === 'grads').length, Object.keys(reference().forward.grads).length);
 });
 
 test('KV-cache sampling with CFG gives the same images on webgpu as on wasm (same seed)', async () => {
-  const opts: SampleOptions = { labels: [1, 2, 10], arSteps: 4, diffusionSteps: '10', cfgScale: 2, seed: 3, sampler: 'ddpm' };
+  const opts: SampleOptions = {
+    labels: [1, 2, 10],
+    arSteps: 4,
+    diffusionSteps: '10',
+    cfgScale: 2,
+    seed: 3,
+    sampler: 'ddpm',
+  };
   const { wasm, webgpu } = await onBoth(() => {
     const m = refModel();
     const r = sampleImages(m, opts);
@@ -79,7 +91,15 @@ test('editing keeps the kept tokens bit for bit on webgpu; the recorder sees eve
   assert.ok(rec.trajectories.length > 0);
   // the training recorder's attention equals the official attention probabilities on this backend too
   const f = reference().forward;
-  const trace = traceTrainingBatch(m, { x: f.x.data, xn: f.x_t.data, target: f.noise.data, t: f.t, y: f.y, splitSizes: f.split_sizes, idsShuffle: f.ids_shuffle });
+  const trace = traceTrainingBatch(m, {
+    x: f.x.data,
+    xn: f.x_t.data,
+    target: f.noise.data,
+    t: f.t,
+    y: f.y,
+    splitSizes: f.split_sizes,
+    idsShuffle: f.ids_shuffle,
+  });
   const ref = f.attn_probs[trace.attention[0].layer];
   const got = trace.attention[0].data;
   assert.ok(maxAbsDiff(got, ref.data.subarray(0, got.length)) < 1e-5);
@@ -99,10 +119,15 @@ test('training on webgpu: 2N steps == N, save, resume, N; activation checkpointi
   const c = Trainer.resume(file, ds);
   assert.equal(c.step, 3);
   await c.run({ steps: 3, logEvery: 3 });
-  assert.deepEqual(c.history.map((h) => h.loss), a.history.map((h) => h.loss));
+  assert.deepEqual(
+    c.history.map((h) => h.loss),
+    a.history.map((h) => h.loss),
+  );
   const ck = new Trainer(ds, { ...SETTINGS, checkpointActivations: true });
   await ck.run({ steps: 6, logEvery: 3 });
-  ck.history.forEach((h, i) => assert.ok(Math.abs(h.loss - a.history[i].loss) < 1e-5, `step ${h.step}: ${h.loss} vs ${a.history[i].loss}`));
+  ck.history.forEach((h, i) =>
+    assert.ok(Math.abs(h.loss - a.history[i].loss) < 1e-5, `step ${h.step}: ${h.loss} vs ${a.history[i].loss}`),
+  );
   assert.ok(a.history.every((h) => Number.isFinite(h.loss)));
   [a, c, ck].forEach((t) => t.dispose());
 });
@@ -116,7 +141,10 @@ test('a training step on webgpu matches wasm (same batch, same seed)', async () 
   });
   assert.deepEqual(webgpu.splitSizes, wasm.splitSizes);
   assert.ok(Math.abs(webgpu.loss - wasm.loss) <= 1e-4 * Math.abs(wasm.loss), `${webgpu.loss} vs ${wasm.loss}`);
-  assert.ok(Math.abs(webgpu.gradNorm - wasm.gradNorm) <= 1e-3 * wasm.gradNorm, `${webgpu.gradNorm} vs ${wasm.gradNorm}`);
+  assert.ok(
+    Math.abs(webgpu.gradNorm - wasm.gradNorm) <= 1e-3 * wasm.gradNorm,
+    `${webgpu.gradNorm} vs ${wasm.gradNorm}`,
+  );
 });
 
 test('8 steps of random AR splits on webgpu follow wasm (buffers reused across sequence lengths hold no stale values)', async () => {
@@ -126,13 +154,26 @@ test('8 steps of random AR splits on webgpu follow wasm (buffers reused across s
     t.dispose();
     return losses;
   });
-  webgpu.forEach((l, i) => assert.ok(Math.abs(l - wasm[i]) <= 1e-4 * Math.abs(wasm[i]), `step ${i + 1}: ${l} vs ${wasm[i]}`));
+  webgpu.forEach((l, i) =>
+    assert.ok(Math.abs(l - wasm[i]) <= 1e-4 * Math.abs(wasm[i]), `step ${i + 1}: ${l} vs ${wasm[i]}`),
+  );
 });
 
 test('a forced webgpu without a driver is one clear error naming what is missing', () => {
   const { spawnSync } = require('child_process') as typeof import('child_process');
   const cli = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
-  const r = spawnSync(process.execPath, [cli, 'info'], { encoding: 'utf8', env: { ...process.env, CAUSALFUSION_BACKEND: 'webgpu', VK_ICD_FILENAMES: '/nonexistent/icd.json', VK_DRIVER_FILES: '/nonexistent/icd.json' } });
+  const r = spawnSync(process.execPath, [cli, 'info'], {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      CAUSALFUSION_BACKEND: 'webgpu',
+      VK_ICD_FILENAMES: '/nonexistent/icd.json',
+      VK_DRIVER_FILES: '/nonexistent/icd.json',
+    },
+  });
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /causalfusion info: backend webgpu is not available: webgpu \(Dawn\) found no GPU adapter: no Vulkan driver found \(install libvulkan1 and a GPU driver/);
+  assert.match(
+    r.stderr,
+    /causalfusion info: backend webgpu is not available: webgpu \(Dawn\) found no GPU adapter: no Vulkan driver found \(install libvulkan1 and a GPU driver/,
+  );
 });

@@ -77,7 +77,9 @@ async function activate(name: BackendName, nativeGemm: boolean, forced: boolean)
         if (await tf.setBackend('tensorflow')) return { ok: true, detail: pkg };
         errs.push(`${pkg}: backend did not initialise`);
       } catch (e) {
-        errs.push(`${pkg} ${(e as { code?: string }).code === 'MODULE_NOT_FOUND' ? 'not installed' : `failed: ${errMsg(e)}`}`);
+        errs.push(
+          `${pkg} ${(e as { code?: string }).code === 'MODULE_NOT_FOUND' ? 'not installed' : `failed: ${errMsg(e)}`}`,
+        );
       }
     }
     return { ok: false, why: errs.join('; ') };
@@ -96,7 +98,9 @@ async function activate(name: BackendName, nativeGemm: boolean, forced: boolean)
     }
   }
   require('@tensorflow/tfjs-backend-cpu');
-  return (await tf.setBackend('cpu')) ? { ok: true, detail: 'plain JS kernels (slow)' } : { ok: false, why: 'cpu failed' };
+  return (await tf.setBackend('cpu'))
+    ? { ok: true, detail: 'plain JS kernels (slow)' }
+    : { ok: false, why: 'cpu failed' };
 }
 
 /**

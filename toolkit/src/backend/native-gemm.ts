@@ -11,8 +11,19 @@ const NO_TRANS = 111;
 const TRANS = 112;
 
 type Sgemm = (
-  transA: number, transB: number, m: number, n: number, k: number, alpha: number,
-  a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+  transA: number,
+  transB: number,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: Float32Array,
+  lda: number,
+  b: Float32Array,
+  ldb: number,
+  beta: number,
+  c: Float32Array,
+  ldc: number,
 ) => void;
 
 interface WasmBackend {
@@ -29,11 +40,20 @@ export function nativeGemmActive(): boolean {
 }
 
 function batchMatMul(sgemm: Sgemm) {
-  return ({ inputs, attrs, backend }: { inputs: Record<string, tf.TensorInfo>; attrs?: Record<string, unknown>; backend: unknown }): tf.TensorInfo => {
+  return ({
+    inputs,
+    attrs,
+    backend,
+  }: {
+    inputs: Record<string, tf.TensorInfo>;
+    attrs?: Record<string, unknown>;
+    backend: unknown;
+  }): tf.TensorInfo => {
     const { a, b } = inputs;
     const ta = !!attrs?.transposeA;
     const tb = !!attrs?.transposeB;
-    if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error(`native BatchMatMul supports float32 only, got ${a.dtype} x ${b.dtype}`);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32')
+      throw new Error(`native BatchMatMul supports float32 only, got ${a.dtype} x ${b.dtype}`);
     const ra = a.shape.length;
     const rb = b.shape.length;
     const [aRows, aCols] = [a.shape[ra - 2], a.shape[ra - 1]];
@@ -41,7 +61,10 @@ function batchMatMul(sgemm: Sgemm) {
     const M = ta ? aCols : aRows;
     const K = ta ? aRows : aCols;
     const N = tb ? bRows : bCols;
-    if ((tb ? bCols : bRows) !== K) throw new Error(`BatchMatMul inner dimensions differ: [${a.shape}] x [${b.shape}] (transposeA=${ta}, transposeB=${tb})`);
+    if ((tb ? bCols : bRows) !== K)
+      throw new Error(
+        `BatchMatMul inner dimensions differ: [${a.shape}] x [${b.shape}] (transposeA=${ta}, transposeB=${tb})`,
+      );
     const batchA = a.shape.slice(0, -2);
     const batchB = b.shape.slice(0, -2);
     const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(batchA, batchB);
@@ -61,7 +84,21 @@ function batchMatMul(sgemm: Sgemm) {
     for (let i = 0; i < nOut; i++) {
       const A = nA === 1 ? av : av.subarray(i * sa, (i + 1) * sa);
       const B = nB === 1 ? bv : bv.subarray(i * sb, (i + 1) * sb);
-      sgemm(ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, M, N, K, 1, A, aCols, B, bCols, 0, cv.subarray(i * M * N, (i + 1) * M * N), N);
+      sgemm(
+        ta ? TRANS : NO_TRANS,
+        tb ? TRANS : NO_TRANS,
+        M,
+        N,
+        K,
+        1,
+        A,
+        aCols,
+        B,
+        bCols,
+        0,
+        cv.subarray(i * M * N, (i + 1) * M * N),
+        N,
+      );
     }
     return out;
   };
@@ -77,11 +114,19 @@ export function enableNativeGemm(): string {
   try {
     sgemm = (require('nblas') as { sgemm: Sgemm }).sgemm;
   } catch (e) {
-    throw new Error((e as { code?: string }).code === 'MODULE_NOT_FOUND' ? 'nblas not installed' : `nblas failed to load: ${(e as Error).message.split('\n')[0]}`);
+    throw new Error(
+      (e as { code?: string }).code === 'MODULE_NOT_FOUND'
+        ? 'nblas not installed'
+        : `nblas failed to load: ${(e as Error).message.split('\n')[0]}`,
+    );
   }
   original = tf.getKernel('BatchMatMul', 'wasm');
   tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: batchMatMul(sgemm) as unknown as tf.KernelFunc });
+  tf.registerKernel({
+    kernelName: 'BatchMatMul',
+    backendName: 'wasm',
+    kernelFunc: batchMatMul(sgemm) as unknown as tf.KernelFunc,
+  });
   active = true;
   const threads = process.env.OPENBLAS_NUM_THREADS ?? 'all cores';
   return `OpenBLAS sgemm via nblas (threads: ${threads})`;

@@ -115,14 +115,22 @@ function sliceInfo(x: Info, begin: number[], sizeOut: number[], b: WasmBackend):
 
 function slice({ inputs, attrs, backend }: KernelArgs): Info {
   const { x } = inputs;
-  const [begin, sz] = tf.slice_util.parseSliceParams(x as tf.TensorInfo as tf.Tensor, attrs!.begin as number[], attrs!.size as number[]);
+  const [begin, sz] = tf.slice_util.parseSliceParams(
+    x as tf.TensorInfo as tf.Tensor,
+    attrs!.begin as number[],
+    attrs!.size as number[],
+  );
   return sliceInfo(x, begin, sz, backend as WasmBackend);
 }
 
 function splitV({ inputs, attrs, backend }: KernelArgs): Info[] {
   const { x } = inputs;
   const axis = tf.util.parseAxisParam(attrs!.axis as number, x.shape)[0];
-  const sizes = tf.backend_util.prepareSplitSize(x as tf.TensorInfo as tf.Tensor, attrs!.numOrSizeSplits as number[] | number, axis);
+  const sizes = tf.backend_util.prepareSplitSize(
+    x as tf.TensorInfo as tf.Tensor,
+    attrs!.numOrSizeSplits as number[] | number,
+    axis,
+  );
   const begin = new Array<number>(x.shape.length).fill(0);
   return sizes.map((s) => {
     const sz = x.shape.slice();

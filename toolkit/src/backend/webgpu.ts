@@ -30,7 +30,10 @@ interface DawnAdapter {
   requestDevice(d: object): Promise<unknown>;
 }
 
-type DawnModule = { create: (flags: string[]) => { requestAdapter: (o?: object) => Promise<DawnAdapter | null> }; globals: object };
+type DawnModule = {
+  create: (flags: string[]) => { requestAdapter: (o?: object) => Promise<DawnAdapter | null> };
+  globals: object;
+};
 
 /** The device, as far as error reporting goes. */
 interface GpuDevice {
@@ -59,14 +62,22 @@ function chunkAddN(maxInputs: number): void {
           const chunk = terms.slice(i, i + maxInputs);
           if (chunk.length === 1) next.push(chunk[0]);
           else {
-            const sum = original.kernelFunc({ inputs: chunk as unknown as tf.NamedTensorInfoMap, backend, attrs }) as tf.TensorInfo;
+            const sum = original.kernelFunc({
+              inputs: chunk as unknown as tf.NamedTensorInfoMap,
+              backend,
+              attrs,
+            }) as tf.TensorInfo;
             temps.push(sum);
             next.push(sum);
           }
         }
         terms = next;
       }
-      const out = original.kernelFunc({ inputs: terms as unknown as tf.NamedTensorInfoMap, backend, attrs }) as tf.TensorInfo;
+      const out = original.kernelFunc({
+        inputs: terms as unknown as tf.NamedTensorInfoMap,
+        backend,
+        attrs,
+      }) as tf.TensorInfo;
       for (const t of temps) (backend as tf.KernelBackend).disposeData(t.dataId);
       return out;
     },
@@ -85,9 +96,19 @@ export interface GpuBuffer extends PooledBuffer {
 export interface WebGPUBackendLike extends tf.KernelBackend {
   device: GpuDeviceLike;
   queue: { writeBuffer(b: unknown, offset: number, data: ArrayBuffer, dataOffset?: number, size?: number): void };
-  tensorMap: { get(id: object): { values?: tf.backend_util.BackendValues | null; dtype: tf.DataType; shape: number[]; resource: GpuBuffer } };
+  tensorMap: {
+    get(id: object): {
+      values?: tf.backend_util.BackendValues | null;
+      dtype: tf.DataType;
+      shape: number[];
+      resource: GpuBuffer;
+    };
+  };
   bufferManager: BufferPool<GpuBuffer> & { releaseBuffer(b: GpuBuffer): void };
-  commandEncoder: { copyBufferToBuffer(src: GpuBuffer, so: number, dst: GpuBuffer, d: number, size: number): void; beginComputePass(d: object): ComputePassLike };
+  commandEncoder: {
+    copyBufferToBuffer(src: GpuBuffer, so: number, dst: GpuBuffer, d: number, size: number): void;
+    beginComputePass(d: object): ComputePassLike;
+  };
   computePassEncoder: ComputePassLike | null;
   commandQueueOwnedIds: WeakSet<object>;
   uniformPendingDisposal: GpuBuffer[];
@@ -123,7 +144,11 @@ export interface ComputePassLike {
 
 /** Software rasterisers (Mesa lavapipe / llvmpipe, SwiftShader, WARP) are for tests, never an automatic choice. */
 export function isSoftwareAdapter(info: AdapterInfo): boolean {
-  return !!info.isFallbackAdapter || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader|warp|basic render/i.test(`${info.description ?? ''} ${info.vendor ?? ''}`);
+  return (
+    !!info.isFallbackAdapter ||
+    info.architecture === 'software' ||
+    /llvmpipe|lavapipe|swiftshader|warp|basic render/i.test(`${info.description ?? ''} ${info.vendor ?? ''}`)
+  );
 }
 
 function hasGpuDeviceNode(): boolean {
@@ -138,7 +163,11 @@ function hasGpuDeviceNode(): boolean {
  * event processing. Waiting for the map promise instead would hang whenever the caller itself runs inside
  * a microtask (after any `await`): V8 runs no nested microtask checkpoint, so the promise could never settle.
  */
-function installReadBack(backend: WebGPUBackendLike, runLoopOnce: () => void, gpuError: () => string | undefined): void {
+function installReadBack(
+  backend: WebGPUBackendLike,
+  runLoopOnce: () => void,
+  gpuError: () => string | undefined,
+): void {
   const { COPY_DST, MAP_READ } = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage;
   const READ = (globalThis as unknown as { GPUMapMode: { READ: number } }).GPUMapMode.READ;
   const cached = (dataId: object) => {
@@ -160,7 +189,8 @@ function installReadBack(backend: WebGPUBackendLike, runLoopOnce: () => void, gp
     return { staging, mapped, failure: () => failure };
   };
   const finish = (dataId: object, staging: GpuBuffer, failure: unknown) => {
-    if (staging.mapState !== 'mapped') throw new Error(`GPU read-back failed (${failure instanceof Error ? failure.message : 'device lost?'})`);
+    if (staging.mapState !== 'mapped')
+      throw new Error(`GPU read-back failed (${failure instanceof Error ? failure.message : 'device lost?'})`);
     const invalid = gpuError();
     if (invalid?.startsWith('out of memory')) throw new Error(`the GPU ran out of memory (${invalid.split('\n')[0]})`);
     if (invalid) throw new Error(`WebGPU validation error earlier in this computation: ${invalid.split('\n')[0]}`);
@@ -168,7 +198,10 @@ function installReadBack(backend: WebGPUBackendLike, runLoopOnce: () => void, gp
     staging.unmap();
     backend.bufferManager.releaseBuffer(staging);
     trimBufferPool(backend.bufferManager); // the queue is idle here: every submitted use of a free buffer is done
-    return backend.convertAndCacheOnCPU(dataId, tf.util.convertBackendValuesAndArrayBuffer(bytes, backend.tensorMap.get(dataId).dtype));
+    return backend.convertAndCacheOnCPU(
+      dataId,
+      tf.util.convertBackendValuesAndArrayBuffer(bytes, backend.tensorMap.get(dataId).dtype),
+    );
   };
   backend.readSync = (dataId: object) => {
     const hit = cached(dataId);
@@ -207,9 +240,11 @@ let active: { detail: string; software: boolean } | undefined;
 
 export async function activateWebgpu(forced: boolean): Promise<Attempt> {
   // one Dawn device per process: switching back to webgpu reuses it
-  if (active && (forced || !active.software) && tf.findBackendFactory('webgpu') && (await tf.setBackend('webgpu'))) return { ok: true, detail: active.detail };
+  if (active && (forced || !active.software) && tf.findBackendFactory('webgpu') && (await tf.setBackend('webgpu')))
+    return { ok: true, detail: active.detail };
   // Linux without a GPU device node has no hardware adapter: skip the Dawn probe (and its driver chatter).
-  if (!forced && process.platform === 'linux' && !hasGpuDeviceNode()) return { ok: false, why: 'no GPU device (/dev/dri/renderD*, /dev/nvidia*)' };
+  if (!forced && process.platform === 'linux' && !hasGpuDeviceNode())
+    return { ok: false, why: 'no GPU device (/dev/dri/renderD*, /dev/nvidia*)' };
   let dawn: DawnModule;
   let tfwebgpu: { WebGPUBackend: new (device: unknown, info?: unknown) => WebGPUBackendLike };
   let deasync: { runLoopOnce: () => void };
@@ -219,25 +254,37 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     deasync = tryRequire('deasync') as typeof deasync;
   } catch (e) {
     const missing = (e as { code?: string }).code === 'MODULE_NOT_FOUND';
-    return { ok: false, why: missing ? `webgpu packages not installed (${errMsg(e).replace(/^Cannot find module '([^']+)'.*/, '$1')} missing: webgpu, @tensorflow/tfjs-backend-webgpu and deasync come with npm run setup)` : `webgpu failed to load: ${errMsg(e)}` };
+    return {
+      ok: false,
+      why: missing
+        ? `webgpu packages not installed (${errMsg(e).replace(/^Cannot find module '([^']+)'.*/, '$1')} missing: webgpu, @tensorflow/tfjs-backend-webgpu and deasync come with npm run setup)`
+        : `webgpu failed to load: ${errMsg(e)}`,
+    };
   }
   Object.assign(globalThis, dawn.globals);
   // fp16 in shaders on NVIDIA's Vulkan driver and the experimental subgroup matrices sit behind Dawn toggles
   const gpu = dawn.create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
-    const hint = process.platform === 'linux' ? ': no Vulkan driver found (install libvulkan1 and a GPU driver, or mesa-vulkan-drivers >= 25 for the CPU one; $VK_DRIVER_FILES / $VK_ICD_FILENAMES select one)' : '';
+    const hint =
+      process.platform === 'linux'
+        ? ': no Vulkan driver found (install libvulkan1 and a GPU driver, or mesa-vulkan-drivers >= 25 for the CPU one; $VK_DRIVER_FILES / $VK_ICD_FILENAMES select one)'
+        : '';
     return { ok: false, why: `webgpu (Dawn) found no GPU adapter${hint}` };
   }
   const info = adapter.info ?? {};
   const name = info.description || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'unknown adapter';
-  if (!forced && isSoftwareAdapter(info)) return { ok: false, why: `only a software adapter (${name}); CAUSALFUSION_BACKEND=webgpu uses it` };
+  if (!forced && isSoftwareAdapter(info))
+    return { ok: false, why: `only a software adapter (${name}); CAUSALFUSION_BACKEND=webgpu uses it` };
   let gpuError: string | undefined;
   try {
     const l = adapter.limits;
     const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
-    const device = await adapter.requestDevice({
-      requiredFeatures: [...['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)), ...tensorCores],
+    const device = (await adapter.requestDevice({
+      requiredFeatures: [
+        ...['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)),
+        ...tensorCores,
+      ],
       requiredLimits: {
         maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
         maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
@@ -247,24 +294,33 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
         maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
         maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       },
-    }) as GpuDevice;
+    })) as GpuDevice;
     // A validation error (an invalid pipeline, say) leaves garbage behind without stopping anything: keep the
     // first one and raise it at the next read-back, so that no wrong number leaves the GPU silently.
-    device.onuncapturederror = (e) => void (gpuError ??= `${e.error.constructor?.name === 'GPUOutOfMemoryError' ? 'out of memory: ' : ''}${e.error.message}`);
+    device.onuncapturederror = (e) =>
+      void (gpuError ??= `${e.error.constructor?.name === 'GPUOutOfMemoryError' ? 'out of memory: ' : ''}${e.error.message}`);
     // tfjs-webgpu checks navigator.gpu, which Node lacks
     (globalThis as { navigator?: object }).navigator = { ...(globalThis as { navigator?: object }).navigator, gpu };
     if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
     chunkAddN(l.maxStorageBuffersPerShaderStage - 1);
     tf.registerBackend('webgpu', () => {
       const backend = new tfwebgpu.WebGPUBackend(device, info);
-      bucketBufferPool(backend.bufferManager, (globalThis as unknown as { GPUBufferUsage: { STORAGE: number } }).GPUBufferUsage.STORAGE);
+      bucketBufferPool(
+        backend.bufferManager,
+        (globalThis as unknown as { GPUBufferUsage: { STORAGE: number } }).GPUBufferUsage.STORAGE,
+      );
       bindExactly(backend);
       installReadBack(backend, deasync.runLoopOnce, () => gpuError);
       return backend;
     });
     if (!(await tf.setBackend('webgpu'))) return { ok: false, why: `webgpu backend did not initialise on ${name}` };
-    const matmul = tensorCores.length ? await installTensorCoreMatmul(tf.backend() as unknown as WebGPUBackendLike) : 'fp32 matmul';
-    active = { detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}; ${matmul}`, software: isSoftwareAdapter(info) };
+    const matmul = tensorCores.length
+      ? await installTensorCoreMatmul(tf.backend() as unknown as WebGPUBackendLike)
+      : 'fp32 matmul';
+    active = {
+      detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}; ${matmul}`,
+      software: isSoftwareAdapter(info),
+    };
     return { ok: true, detail: active.detail };
   } catch (e) {
     return { ok: false, why: `webgpu failed on ${name}: ${errMsg(e)}` };

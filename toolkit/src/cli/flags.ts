@@ -43,7 +43,12 @@ export type Values = Record<string, string | boolean | undefined>;
 /** Parses argv against the declared flags (plus --help and --backend); unknown flags are usage errors. */
 export function parse(argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): Values {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' }, backend: { type: 'string' } }, strict: true, allowPositionals: false }).values as Values;
+    return parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean' }, backend: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }).values as Values;
   } catch (e) {
     throw new UsageError((e as Error).message.replace(/^.*?: /, ''));
   }
@@ -52,7 +57,8 @@ export function parse(argv: string[], options: Record<string, { type: 'string' |
 /** A flag that takes one of a fixed set of words. */
 export function oneOf<T extends string>(name: string, v: string | undefined, allowed: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
-  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+  if (!(allowed as readonly string[]).includes(v))
+    throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${v}"`);
   return v as T;
 }
 
@@ -61,7 +67,8 @@ export function intList(name: string, v: string | undefined): number[] | undefin
   if (v === undefined) return undefined;
   const parts = v.split(',');
   const xs = parts.map((x) => (INTEGER.test(x) ? Number(x) : NaN));
-  if (xs.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new UsageError(`--${name} must be a comma-separated list of integers, got "${v}"`);
+  if (xs.some((x) => !Number.isSafeInteger(x) || x < 0))
+    throw new UsageError(`--${name} must be a comma-separated list of integers, got "${v}"`);
   return xs;
 }
 
@@ -76,4 +83,3 @@ export function probability(name: string, v: string | undefined, dflt: number): 
 export function parseOrder(v: string | undefined): OrderKind {
   return oneOf('order', v, ['random', 'raster', 'block-raster', 'dilated'] as const, 'random');
 }
-

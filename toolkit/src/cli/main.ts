@@ -172,7 +172,7 @@ async function backendFrom(v: Values, quiet = false) {
 
 async function cmdVerify(argv: string[]): Promise<number> {
   const v = parse(argv, { reference: { type: 'string' }, json: { type: 'boolean' } });
-  if (v.help) return console.log(HELP.verify), 0;
+  if (v.help) return (console.log(HELP.verify), 0);
   backendName(v);
   const ref = loadReference(typeof v.reference === 'string' ? v.reference : DEFAULT_REFERENCE);
   const report = await backendFrom(v, !!v.json);
@@ -184,9 +184,27 @@ async function cmdVerify(argv: string[]): Promise<number> {
 }
 
 async function cmdBench(argv: string[]): Promise<number> {
-  const names = ['hidden', 'depth', 'heads', 'image-size', 'patch-size', 'channels', 'cond-tokens', 'classes', 'batch', 'steps', 'warmup', 'decay', 'seed'];
-  const v = parse(argv, { ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])), json: { type: 'boolean' }, checkpoint: { type: 'boolean' } });
-  if (v.help) return console.log(HELP.bench), 0;
+  const names = [
+    'hidden',
+    'depth',
+    'heads',
+    'image-size',
+    'patch-size',
+    'channels',
+    'cond-tokens',
+    'classes',
+    'batch',
+    'steps',
+    'warmup',
+    'decay',
+    'seed',
+  ];
+  const v = parse(argv, {
+    ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
+    json: { type: 'boolean' },
+    checkpoint: { type: 'boolean' },
+  });
+  if (v.help) return (console.log(HELP.bench), 0);
   const s = (k: string) => v[k] as string | undefined;
   const d = BENCH_DEFAULTS;
   const opts: BenchOptions = {
@@ -206,41 +224,82 @@ async function cmdBench(argv: string[]): Promise<number> {
     seed: int('seed', s('seed'), d.seed, 0),
   };
   // validate the shape before starting a backend, so a bad config fails fast with one message
-  makeConfig(null, { inputSize: opts.imageSize, patchSize: opts.patchSize, latentChannels: opts.channels, hiddenSize: opts.hidden, depth: opts.depth, numHeads: opts.heads, numCondTokens: opts.condTokens, numClasses: opts.classes });
+  makeConfig(null, {
+    inputSize: opts.imageSize,
+    patchSize: opts.patchSize,
+    latentChannels: opts.channels,
+    hiddenSize: opts.hidden,
+    depth: opts.depth,
+    numHeads: opts.heads,
+    numCondTokens: opts.condTokens,
+    numClasses: opts.classes,
+  });
   await backendFrom(v, !!v.json);
   const r = benchTrainStep(opts);
   if (v.json) {
-    console.log(JSON.stringify({ backend: r.backend, medianMs: r.medianMs, minMs: r.minMs, maxMs: r.maxMs, peakRssMb: r.peakRssMb, params: r.params, batch: r.batch, checkpoint: r.checkpoint, tensorsLeakedPerStep: r.tensorsLeakedPerStep, stepsMs: r.stepsMs, splits: r.splits, config: r.config }));
+    console.log(
+      JSON.stringify({
+        backend: r.backend,
+        medianMs: r.medianMs,
+        minMs: r.minMs,
+        maxMs: r.maxMs,
+        peakRssMb: r.peakRssMb,
+        params: r.params,
+        batch: r.batch,
+        checkpoint: r.checkpoint,
+        tensorsLeakedPerStep: r.tensorsLeakedPerStep,
+        stepsMs: r.stepsMs,
+        splits: r.splits,
+        config: r.config,
+      }),
+    );
   } else {
-    console.log(`backend ${r.backend}: ${r.params.toLocaleString()} params, batch ${r.batch}${r.checkpoint ? ', checkpointed' : ''}`);
-    console.log(`median step ${r.medianMs.toFixed(0)} ms (min ${r.minMs.toFixed(0)}, max ${r.maxMs.toFixed(0)}, ${r.stepsMs.length} steps), peak RSS ${r.peakRssMb.toFixed(0)} MB, leaked tensors/step ${r.tensorsLeakedPerStep}`);
+    console.log(
+      `backend ${r.backend}: ${r.params.toLocaleString()} params, batch ${r.batch}${r.checkpoint ? ', checkpointed' : ''}`,
+    );
+    console.log(
+      `median step ${r.medianMs.toFixed(0)} ms (min ${r.minMs.toFixed(0)}, max ${r.maxMs.toFixed(0)}, ${r.stepsMs.length} steps), peak RSS ${r.peakRssMb.toFixed(0)} MB, leaked tensors/step ${r.tensorsLeakedPerStep}`,
+    );
   }
   return 0;
 }
 
 async function cmdExport(argv: string[]): Promise<number> {
-  const v = parse(argv, Object.fromEntries(['checkpoint', 'out', 'weights', 'dtype', 'config'].map((n) => [n, { type: 'string' as const }])));
-  if (v.help) return console.log(HELP.export), 0;
+  const v = parse(
+    argv,
+    Object.fromEntries(
+      ['checkpoint', 'out', 'weights', 'dtype', 'config'].map((n) => [n, { type: 'string' as const }]),
+    ),
+  );
+  if (v.help) return (console.log(HELP.export), 0);
   const s = (k: string) => v[k] as string | undefined;
   const src = s('checkpoint');
   const dst = s('out');
   if (!src || !dst) throw new UsageError('export needs --checkpoint FILE and --out FILE');
   const preset = s('config');
-  const config = preset ? makeConfig(oneOf('config', preset, Object.keys(PRESETS) as PresetName[], preset as PresetName)) : undefined;
+  const config = preset
+    ? makeConfig(oneOf('config', preset, Object.keys(PRESETS) as PresetName[], preset as PresetName))
+    : undefined;
   const dtype = oneOf('dtype', s('dtype'), ['f32', 'f16'] as const, 'f32');
-  exportWeights(src, path.resolve(dst), { weights: oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema'), dtype: dtype === 'f16' ? 'F16' : 'F32', config });
+  exportWeights(src, path.resolve(dst), {
+    weights: oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema'),
+    dtype: dtype === 'f16' ? 'F16' : 'F32',
+    config,
+  });
   console.log(`wrote ${dst} (${(fs.statSync(dst).size / 2 ** 20).toFixed(1)} MiB, ${dtype})`);
   return 0;
 }
 
 async function cmdInfo(argv: string[]): Promise<number> {
   const v = parse(argv, {});
-  if (v.help) return console.log(HELP.info), 0;
+  if (v.help) return (console.log(HELP.info), 0);
   const rep = await backendFrom(v, true);
   console.log(rep.line);
   for (const name of Object.keys(PRESETS) as (keyof typeof PRESETS)[]) {
     const c = makeConfig(name);
-    console.log(`preset ${name.padEnd(16)} ${String(numPatches(c)).padStart(4)} tokens  ${(countParameters(c) / 1e6).toFixed(2).padStart(8)} M params  hidden ${c.hiddenSize} depth ${c.depth} heads ${c.numHeads}`);
+    console.log(
+      `preset ${name.padEnd(16)} ${String(numPatches(c)).padStart(4)} tokens  ${(countParameters(c) / 1e6).toFixed(2).padStart(8)} M params  hidden ${c.hiddenSize} depth ${c.depth} heads ${c.numHeads}`,
+    );
   }
   return 0;
 }
@@ -253,15 +312,48 @@ function loadDataset(spec: string, channels: 1 | 3): ImageDataset {
 }
 
 async function cmdTrain(argv: string[]): Promise<number> {
-  const strings = ['prediction', 'schedule', 'dataset', 'channels', 'preset', 'steps', 'minutes', 'batch', 'lr', 'warmup', 'ema', 'decay', 'fixed-ar-steps', 'ar-weights', 'max-ar-weight', 'label-dropout', 'grad-clip', 'weight-decay', 'seed', 'out', 'resume', 'log-every', 'checkpoint-every', 'per-class', 'ar-steps', 'cfg'];
-  const v = parse(argv, { ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])), flip: { type: 'boolean' }, 'checkpoint-activations': { type: 'boolean' }, 'no-progress': { type: 'boolean' } });
-  if (v.help) return console.log(HELP.train), 0;
+  const strings = [
+    'prediction',
+    'schedule',
+    'dataset',
+    'channels',
+    'preset',
+    'steps',
+    'minutes',
+    'batch',
+    'lr',
+    'warmup',
+    'ema',
+    'decay',
+    'fixed-ar-steps',
+    'ar-weights',
+    'max-ar-weight',
+    'label-dropout',
+    'grad-clip',
+    'weight-decay',
+    'seed',
+    'out',
+    'resume',
+    'log-every',
+    'checkpoint-every',
+    'per-class',
+    'ar-steps',
+    'cfg',
+  ];
+  const v = parse(argv, {
+    ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])),
+    flip: { type: 'boolean' },
+    'checkpoint-activations': { type: 'boolean' },
+    'no-progress': { type: 'boolean' },
+  });
+  if (v.help) return (console.log(HELP.train), 0);
   const s = (k: string) => v[k] as string | undefined;
   const Q = QUICK_RECIPE;
   const datasetName = s('dataset') ?? 'mnist';
   const channels = oneOf('channels', s('channels'), ['1', '3'], '1') === '3' ? 3 : 1;
   const preset = s('preset') ?? Q.preset;
-  if (!(preset in PRESETS)) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
+  if (!(preset in PRESETS))
+    throw new UsageError(`--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
   const steps = int('steps', s('steps'), Q.steps);
   const minutes = num('minutes', s('minutes'), Q.minutes);
   if (!(minutes > 0)) throw new UsageError(`--minutes must be > 0, got "${s('minutes')}"`);
@@ -288,7 +380,9 @@ async function cmdTrain(argv: string[]): Promise<number> {
   const arSteps = int('ar-steps', s('ar-steps'), 1);
   const cfgScale = num('cfg', s('cfg'), Q.cfg);
   if (cfgScale < 1) throw new UsageError(`--cfg must be >= 1, got "${s('cfg')}"`);
-  const out = path.resolve(s('out') ?? path.join('runs', datasetName.replace(/^folder:/, '').replace(/[^A-Za-z0-9_-]+/g, '_')));
+  const out = path.resolve(
+    s('out') ?? path.join('runs', datasetName.replace(/^folder:/, '').replace(/[^A-Za-z0-9_-]+/g, '_')),
+  );
   const resume = s('resume');
   if (resume !== undefined && !fs.existsSync(resume)) throw new UsageError(`--resume: ${resume} not found`);
 
@@ -315,10 +409,18 @@ async function cmdTrain(argv: string[]): Promise<number> {
         seed,
         flip: !!v.flip,
         checkpointActivations: !!v['checkpoint-activations'],
-        factorization: { arStepDecay: decay, fixedArSteps: fixed, arWeightSchedule: arWeights, maxArWeight, classDropoutProb: labelDropout },
+        factorization: {
+          arStepDecay: decay,
+          fixedArSteps: fixed,
+          arWeightSchedule: arWeights,
+          maxArWeight,
+          classDropoutProb: labelDropout,
+        },
       });
   const c = trainer.config;
-  console.log(`training on ${ds.name} (${ds.count} images): ${countParameters(c.model).toLocaleString('en')} params, ${numPatches(c.model)} tokens, batch ${c.batchSize}, from step ${trainer.step} for ${steps} steps or ${minutes} min -> ${out}`);
+  console.log(
+    `training on ${ds.name} (${ds.count} images): ${countParameters(c.model).toLocaleString('en')} params, ${numPatches(c.model)} tokens, batch ${c.batchSize}, from step ${trainer.step} for ${steps} steps or ${minutes} min -> ${out}`,
+  );
   fs.mkdirSync(out, { recursive: true });
   const ac = new AbortController();
   const onSigint = () => {
@@ -338,7 +440,14 @@ async function cmdTrain(argv: string[]): Promise<number> {
       checkpointEvery: ckEvery,
       checkpointPath: ckpt,
       progress: v['no-progress'] ? false : process.stderr,
-      callbacks: v['no-progress'] ? { onLog: (e) => console.log(`step ${e.step}: loss ${e.loss.toFixed(4)}, MSE ${e.mse.toFixed(4)}, ${e.imagesPerSec.toFixed(0)} img/s`) } : {},
+      callbacks: v['no-progress']
+        ? {
+            onLog: (e) =>
+              console.log(
+                `step ${e.step}: loss ${e.loss.toFixed(4)}, MSE ${e.mse.toFixed(4)}, ${e.imagesPerSec.toFixed(0)} img/s`,
+              ),
+          }
+        : {},
     });
   } finally {
     process.off('SIGINT', onSigint);
@@ -348,7 +457,13 @@ async function cmdTrain(argv: string[]): Promise<number> {
   const labels = classLabels(ds.classNames.length, perClass);
   const res = trainer.sample({ labels, arSteps, diffusionSteps: '250', clipDenoised: true, cfgScale, seed });
   const sampleSec = (Date.now() - t0) / 1000;
-  savePng(path.join(out, 'samples.png'), imageGrid(res.images, labels.length, c.model.latentChannels, c.model.inputSize, c.model.inputSize, { cols: perClass, scale: 2 }));
+  savePng(
+    path.join(out, 'samples.png'),
+    imageGrid(res.images, labels.length, c.model.latentChannels, c.model.inputSize, c.model.inputSize, {
+      cols: perClass,
+      scale: 2,
+    }),
+  );
   const file = writeTrainingReport(out, {
     trainer,
     summary,
@@ -358,7 +473,9 @@ async function cmdTrain(argv: string[]): Promise<number> {
     checkpoint: 'checkpoint.safetensors',
     weights: 'model.safetensors',
   });
-  console.log(`done: ${trainer.step} steps in ${(trainer.elapsedSec / 60).toFixed(1)} min (stopped by ${summary.stoppedBy}), last loss ${summary.lastLoss.toFixed(4)}`);
+  console.log(
+    `done: ${trainer.step} steps in ${(trainer.elapsedSec / 60).toFixed(1)} min (stopped by ${summary.stoppedBy}), last loss ${summary.lastLoss.toFixed(4)}`,
+  );
   console.log(`samples ${path.join(out, 'samples.png')}\nreport  ${file}`);
   trainer.dispose();
   return 0;
@@ -369,13 +486,20 @@ function modelFlags(s: (k: string) => string | undefined): { file: string; load:
   const file = s('checkpoint') ?? SHIPPED_MODEL;
   if (!fs.existsSync(file)) throw new UsageError(`--checkpoint: ${file} not found`);
   const preset = s('config');
-  if (preset !== undefined && !(preset in PRESETS)) throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
+  if (preset !== undefined && !(preset in PRESETS))
+    throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
   const weights = oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema');
-  return { file, load: () => loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined }) };
+  return {
+    file,
+    load: () => loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined }),
+  };
 }
 
 /** --sampler / --steps / --cfg, shared by sample, edit and eval. */
-function samplerFlags(s: (k: string) => string | undefined, ddpmSteps: string): { sampler: 'ddpm' | 'ddim'; steps: string; cfg: number } {
+function samplerFlags(
+  s: (k: string) => string | undefined,
+  ddpmSteps: string,
+): { sampler: 'ddpm' | 'ddim'; steps: string; cfg: number } {
   const sampler = oneOf('sampler', s('sampler'), ['ddpm', 'ddim'] as const, 'ddpm');
   const steps = s('steps') ?? (sampler === 'ddim' ? 'ddim50' : ddpmSteps);
   if (!/^(ddim)?\d+$/.test(steps)) throw new UsageError(`--steps must be a number or ddimN, got "${steps}"`);
@@ -385,9 +509,30 @@ function samplerFlags(s: (k: string) => string | undefined, ddpmSteps: string): 
 }
 
 async function cmdSample(argv: string[]): Promise<number> {
-  const strings = ['checkpoint', 'config', 'weights', 'out', 'per-class', 'classes', 'ar-steps', 'step-sizes', 'order', 'steps', 'sampler', 'eta', 'cfg', 'cfg-interval', 'seed', 'scale'];
-  const v = parse(argv, { ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])), 'no-clip': { type: 'boolean' }, json: { type: 'boolean' } });
-  if (v.help) return console.log(HELP.sample), 0;
+  const strings = [
+    'checkpoint',
+    'config',
+    'weights',
+    'out',
+    'per-class',
+    'classes',
+    'ar-steps',
+    'step-sizes',
+    'order',
+    'steps',
+    'sampler',
+    'eta',
+    'cfg',
+    'cfg-interval',
+    'seed',
+    'scale',
+  ];
+  const v = parse(argv, {
+    ...Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])),
+    'no-clip': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (v.help) return (console.log(HELP.sample), 0);
   const s = (k: string) => v[k] as string | undefined;
   const { load } = modelFlags(s);
   const { sampler, steps, cfg } = samplerFlags(s, '250');
@@ -419,24 +564,57 @@ async function cmdSample(argv: string[]): Promise<number> {
   const t0 = Date.now();
   const r = sampleImages(model, opts);
   const sec = (Date.now() - t0) / 1000;
-  savePng(out, imageGrid(r.images, labels.length, mc.latentChannels, mc.inputSize, mc.inputSize, { cols: perClass, scale }));
-  if (v.json) console.log(JSON.stringify({ out, images: labels.length, seconds: sec, stepSizes: r.stepSizes, diffusionSteps: r.timesteps.length }));
-  else console.log(`${labels.length} images (${r.stepSizes.length} AR steps x ${r.timesteps.length} ${sampler} steps) in ${sec.toFixed(1)} s -> ${out}`);
+  savePng(
+    out,
+    imageGrid(r.images, labels.length, mc.latentChannels, mc.inputSize, mc.inputSize, { cols: perClass, scale }),
+  );
+  if (v.json)
+    console.log(
+      JSON.stringify({
+        out,
+        images: labels.length,
+        seconds: sec,
+        stepSizes: r.stepSizes,
+        diffusionSteps: r.timesteps.length,
+      }),
+    );
+  else
+    console.log(
+      `${labels.length} images (${r.stepSizes.length} AR steps x ${r.timesteps.length} ${sampler} steps) in ${sec.toFixed(1)} s -> ${out}`,
+    );
   model.dispose();
   return 0;
 }
 
 async function cmdEdit(argv: string[]): Promise<number> {
-  const strings = ['checkpoint', 'config', 'weights', 'dataset', 'images', 'tokens', 'mode', 'class', 'ar-steps', 'order', 'steps', 'sampler', 'cfg', 'seed', 'out', 'scale'];
+  const strings = [
+    'checkpoint',
+    'config',
+    'weights',
+    'dataset',
+    'images',
+    'tokens',
+    'mode',
+    'class',
+    'ar-steps',
+    'order',
+    'steps',
+    'sampler',
+    'cfg',
+    'seed',
+    'out',
+    'scale',
+  ];
   const v = parse(argv, Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])));
-  if (v.help) return console.log(HELP.edit), 0;
+  if (v.help) return (console.log(HELP.edit), 0);
   const s = (k: string) => v[k] as string | undefined;
   const { load } = modelFlags(s);
   const mode = oneOf('mode', s('mode'), EDIT_MODES, 'inpaint');
   const dsName = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
   const indices = intList('images', s('images')) ?? [0, 1, 2, 3, 4, 5, 6, 7];
   const tokens = intList('tokens', s('tokens'));
-  if (tokens && s('mode') !== undefined) throw new UsageError('--tokens and --mode both choose the region to regenerate: give one');
+  if (tokens && s('mode') !== undefined)
+    throw new UsageError('--tokens and --mode both choose the region to regenerate: give one');
   const { sampler, steps, cfg } = samplerFlags(s, '250');
   const out = s('out') ?? 'edits.png';
   const scale = int('scale', s('scale'), 2);
@@ -444,9 +622,13 @@ async function cmdEdit(argv: string[]): Promise<number> {
   const model = load();
   const mc = model.config;
   const ds = dsName === 'mnist' ? loadMnist('test') : loadFashionMnist('test');
-  if (ds.channels !== mc.latentChannels || ds.height !== mc.inputSize) throw new UsageError(`${ds.name} images (${ds.channels}x${ds.height}x${ds.width}) do not fit this model (${mc.latentChannels}x${mc.inputSize}x${mc.inputSize})`);
+  if (ds.channels !== mc.latentChannels || ds.height !== mc.inputSize)
+    throw new UsageError(
+      `${ds.name} images (${ds.channels}x${ds.height}x${ds.width}) do not fit this model (${mc.latentChannels}x${mc.inputSize}x${mc.inputSize})`,
+    );
   const bad = indices.find((i) => i >= ds.count);
-  if (bad !== undefined) throw new UsageError(`--images: ${bad} is outside the ${ds.count} test images (0..${ds.count - 1})`);
+  if (bad !== undefined)
+    throw new UsageError(`--images: ${bad} is outside the ${ds.count} test images (0..${ds.count - 1})`);
   const cls = s('class') === undefined ? undefined : int('class', s('class'), 0, 0);
   if (cls !== undefined && cls >= mc.numClasses) throw new UsageError(`--class must be < ${mc.numClasses}, got ${cls}`);
   const images = toModelRange(ds, indices);
@@ -471,8 +653,13 @@ async function cmdEdit(argv: string[]): Promise<number> {
   all.set(images, 0);
   all.set(masked, images.length);
   all.set(r.images, 2 * images.length);
-  savePng(out, imageGrid(all, 3 * indices.length, mc.latentChannels, mc.inputSize, mc.inputSize, { cols: indices.length, scale }));
-  console.log(`${tokens ? `${tokens.length} regenerated tokens` : mode} of ${indices.length} ${ds.name} images (${cls === undefined ? 'own labels' : `as class ${cls}`}) in ${sec.toFixed(1)} s -> ${out}`);
+  savePng(
+    out,
+    imageGrid(all, 3 * indices.length, mc.latentChannels, mc.inputSize, mc.inputSize, { cols: indices.length, scale }),
+  );
+  console.log(
+    `${tokens ? `${tokens.length} regenerated tokens` : mode} of ${indices.length} ${ds.name} images (${cls === undefined ? 'own labels' : `as class ${cls}`}) in ${sec.toFixed(1)} s -> ${out}`,
+  );
   model.dispose();
   return 0;
 }
@@ -480,12 +667,19 @@ async function cmdEdit(argv: string[]): Promise<number> {
 const DATA_DIR = path.dirname(SHIPPED_MODEL);
 
 function testAndTrain(name: 'mnist' | 'fashion-mnist'): { test: ImageDataset; train: ImageDataset } {
-  return name === 'mnist' ? { test: loadMnist('test'), train: loadMnist('train') } : { test: loadFashionMnist('test'), train: loadFashionMnist('train') };
+  return name === 'mnist'
+    ? { test: loadMnist('test'), train: loadMnist('train') }
+    : { test: loadFashionMnist('test'), train: loadFashionMnist('train') };
 }
 
 async function cmdClassifier(argv: string[]): Promise<number> {
-  const v = parse(argv, Object.fromEntries(['dataset', 'epochs', 'batch', 'lr', 'seed', 'out'].map((n) => [n, { type: 'string' as const }])));
-  if (v.help) return console.log(HELP.classifier), 0;
+  const v = parse(
+    argv,
+    Object.fromEntries(
+      ['dataset', 'epochs', 'batch', 'lr', 'seed', 'out'].map((n) => [n, { type: 'string' as const }]),
+    ),
+  );
+  if (v.help) return (console.log(HELP.classifier), 0);
   const s = (k: string) => v[k] as string | undefined;
   const name = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
   const epochs = int('epochs', s('epochs'), 3);
@@ -497,9 +691,25 @@ async function cmdClassifier(argv: string[]): Promise<number> {
   const rep = await backendFrom(v, true);
   console.log(rep.line);
   const { test, train } = testAndTrain(name);
-  const clf = new Classifier({ size: train.height, channels: train.channels, classes: train.classNames.length, dataset: train.name.replace(/ train$/, '') }, undefined, seed);
+  const clf = new Classifier(
+    {
+      size: train.height,
+      channels: train.channels,
+      classes: train.classNames.length,
+      dataset: train.name.replace(/ train$/, ''),
+    },
+    undefined,
+    seed,
+  );
   const t0 = Date.now();
-  clf.train(train, { epochs, batchSize, lr, seed, onEpoch: (e, loss) => console.log(`epoch ${e}: loss ${loss.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`) });
+  clf.train(train, {
+    epochs,
+    batchSize,
+    lr,
+    seed,
+    onEpoch: (e, loss) =>
+      console.log(`epoch ${e}: loss ${loss.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`),
+  });
   const acc = clf.accuracy(test);
   const sec = (Date.now() - t0) / 1000;
   clf.save(out, { testAccuracy: acc, epochs, batchSize, lr, seed, trainSeconds: sec });
@@ -509,14 +719,30 @@ async function cmdClassifier(argv: string[]): Promise<number> {
 }
 
 async function cmdEval(argv: string[]): Promise<number> {
-  const strings = ['checkpoint', 'config', 'weights', 'dataset', 'classifier', 'n', 'ar-steps', 'order', 'steps', 'sampler', 'cfg', 'seed'];
+  const strings = [
+    'checkpoint',
+    'config',
+    'weights',
+    'dataset',
+    'classifier',
+    'n',
+    'ar-steps',
+    'order',
+    'steps',
+    'sampler',
+    'cfg',
+    'seed',
+  ];
   const v = parse(argv, Object.fromEntries(strings.map((n) => [n, { type: 'string' as const }])));
-  if (v.help) return console.log(HELP.eval), 0;
+  if (v.help) return (console.log(HELP.eval), 0);
   const s = (k: string) => v[k] as string | undefined;
   const { file, load } = modelFlags(s);
   const name = oneOf('dataset', s('dataset'), ['mnist', 'fashion-mnist'] as const, 'mnist');
   const clfFile = s('classifier') ?? path.join(DATA_DIR, `classifier-${name}.safetensors`);
-  if (!fs.existsSync(clfFile)) throw new UsageError(`--classifier: ${clfFile} not found (train one with "causalfusion classifier --dataset ${name}")`);
+  if (!fs.existsSync(clfFile))
+    throw new UsageError(
+      `--classifier: ${clfFile} not found (train one with "causalfusion classifier --dataset ${name}")`,
+    );
   const n = int('n', s('n'), 1000, 2);
   const { sampler, steps, cfg } = samplerFlags(s, '100');
   const seed = int('seed', s('seed'), 0, 0);
@@ -525,14 +751,26 @@ async function cmdEval(argv: string[]): Promise<number> {
   const clf = Classifier.load(clfFile);
   const { test, train } = testAndTrain(name);
   const mc = model.config;
-  if (mc.inputSize !== test.height || mc.latentChannels !== test.channels) throw new UsageError(`the model makes ${mc.latentChannels}x${mc.inputSize}x${mc.inputSize} images, ${test.name} has ${test.channels}x${test.height}x${test.width}`);
+  if (mc.inputSize !== test.height || mc.latentChannels !== test.channels)
+    throw new UsageError(
+      `the model makes ${mc.latentChannels}x${mc.inputSize}x${mc.inputSize} images, ${test.name} has ${test.channels}x${test.height}x${test.width}`,
+    );
   const labels = Array.from({ length: n }, (_, i) => i % test.classNames.length);
   const t0 = Date.now();
   const images = new Float32Array(n * mc.latentChannels * mc.inputSize * mc.inputSize);
   const chunk = 250;
   for (let k = 0; k < n; k += chunk) {
     const part = labels.slice(k, k + chunk);
-    const r = sampleImages(model, { labels: part, arSteps: s('ar-steps') === undefined ? undefined : int('ar-steps', s('ar-steps'), 1), order: parseOrder(s('order')), diffusionSteps: steps, sampler, cfgScale: cfg, clipDenoised: true, seed: seed + k });
+    const r = sampleImages(model, {
+      labels: part,
+      arSteps: s('ar-steps') === undefined ? undefined : int('ar-steps', s('ar-steps'), 1),
+      order: parseOrder(s('order')),
+      diffusionSteps: steps,
+      sampler,
+      cfgScale: cfg,
+      clipDenoised: true,
+      seed: seed + k,
+    });
     images.set(r.images, k * mc.latentChannels * mc.inputSize * mc.inputSize);
   }
   const sampleSeconds = (Date.now() - t0) / 1000;
@@ -544,8 +782,14 @@ async function cmdEval(argv: string[]): Promise<number> {
 }
 
 async function cmdCharts(argv: string[]): Promise<number> {
-  const v = parse(argv, { out: { type: 'string' }, checkpoint: { type: 'string' }, config: { type: 'string' }, weights: { type: 'string' }, 'no-png': { type: 'boolean' } });
-  if (v.help) return console.log(HELP.charts), 0;
+  const v = parse(argv, {
+    out: { type: 'string' },
+    checkpoint: { type: 'string' },
+    config: { type: 'string' },
+    weights: { type: 'string' },
+    'no-png': { type: 'boolean' },
+  });
+  if (v.help) return (console.log(HELP.charts), 0);
   const s = (k: string) => v[k] as string | undefined;
   const { load } = modelFlags(s);
   const out = path.resolve(s('out') ?? path.join('runs', 'charts'));
@@ -566,14 +810,24 @@ async function cmdCharts(argv: string[]): Promise<number> {
 }
 
 async function cmdClaims(argv: string[]): Promise<number> {
-  const v = parse(argv, Object.fromEntries(['setting', 'out', 'only', 'seeds', 'steps'].map((n) => [n, { type: 'string' as const }])));
-  if (v.help) return console.log(HELP.claims), 0;
+  const v = parse(
+    argv,
+    Object.fromEntries(['setting', 'out', 'only', 'seeds', 'steps'].map((n) => [n, { type: 'string' as const }])),
+  );
+  if (v.help) return (console.log(HELP.claims), 0);
   const s = (k: string) => v[k] as string | undefined;
   const base = CLAIMS_SETTINGS[oneOf('setting', s('setting'), ['full', 'gpu-49', 'reduced'] as const, 'full')];
   const setting = { ...base, steps: int('steps', s('steps'), base.steps, 1) };
   const committed: Record<string, string> = { full: 'claims', 'gpu-49': 'claims-49' };
-  const out = path.resolve(s('out') ?? (committed[setting.name] ? path.join(DATA_DIR, committed[setting.name]) : path.join('runs', `claims-${setting.name}`)));
-  const seeds = s('seeds')?.split(',').map((x) => int('seeds', x, 0, 0));
+  const out = path.resolve(
+    s('out') ??
+      (committed[setting.name]
+        ? path.join(DATA_DIR, committed[setting.name])
+        : path.join('runs', `claims-${setting.name}`)),
+  );
+  const seeds = s('seeds')
+    ?.split(',')
+    .map((x) => int('seeds', x, 0, 0));
   const only = s('only')?.split(',');
   const report = await backendFrom(v, true);
   console.log(report.line);
@@ -591,13 +845,27 @@ async function cmdClaims(argv: string[]): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { train: cmdTrain, sample: cmdSample, edit: cmdEdit, eval: cmdEval, classifier: cmdClassifier, claims: cmdClaims, charts: cmdCharts, export: cmdExport, verify: cmdVerify, bench: cmdBench, info: cmdInfo };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  train: cmdTrain,
+  sample: cmdSample,
+  edit: cmdEdit,
+  eval: cmdEval,
+  classifier: cmdClassifier,
+  claims: cmdClaims,
+  charts: cmdCharts,
+  export: cmdExport,
+  verify: cmdVerify,
+  bench: cmdBench,
+  info: cmdInfo,
+};
 
 /** The error's message, with what to do about it where the raw message says nothing useful. */
 export function explainError(e: Error): string {
   // emscripten's out-of-memory abort in the wasm backend: the heap is capped at 4 GiB
-  if (/^Aborted\(/.test(e.message)) return `${e.message}: the wasm heap (4 GiB) ran out of memory; use a smaller --batch, or --checkpoint (bench) / --checkpoint-activations (train) to recompute activations`;
-  if (/the GPU ran out of memory|GPUOutOfMemoryError|Out of memory/i.test(e.message)) return `${e.message}: use a smaller --batch, or --checkpoint-activations (train) / --checkpoint (bench) to recompute activations instead of keeping them`;
+  if (/^Aborted\(/.test(e.message))
+    return `${e.message}: the wasm heap (4 GiB) ran out of memory; use a smaller --batch, or --checkpoint (bench) / --checkpoint-activations (train) to recompute activations`;
+  if (/the GPU ran out of memory|GPUOutOfMemoryError|Out of memory/i.test(e.message))
+    return `${e.message}: use a smaller --batch, or --checkpoint-activations (train) / --checkpoint (bench) to recompute activations instead of keeping them`;
   return e.message;
 }
 
@@ -614,7 +882,8 @@ export async function main(argv: string[]): Promise<number> {
     return await run(rest);
   } catch (e) {
     console.error(`causalfusion ${cmd}: ${explainError(e as Error)}`);
-    if (e instanceof UsageError) console.error(`Run "causalfusion ${cmd in COMMANDS ? `${cmd} ` : ''}--help" for usage.`);
+    if (e instanceof UsageError)
+      console.error(`Run "causalfusion ${cmd in COMMANDS ? `${cmd} ` : ''}--help" for usage.`);
     return 2;
   }
 }

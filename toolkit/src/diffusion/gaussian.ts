@@ -14,10 +14,13 @@ export type NoiseSchedule = 'linear' | 'cosine';
  * cosine schedule of improved DDPM (`betas_for_alpha_bar` with max beta 0.999).
  */
 export function getNamedBetaSchedule(numTimesteps = 1000, schedule: NoiseSchedule = 'linear'): Float64Array {
-  if (!Number.isInteger(numTimesteps) || numTimesteps < 2) throw new Error(`diffusion steps must be an integer >= 2, got ${numTimesteps}`);
+  if (!Number.isInteger(numTimesteps) || numTimesteps < 2)
+    throw new Error(`diffusion steps must be an integer >= 2, got ${numTimesteps}`);
   if (schedule === 'cosine') {
     const abar = (t: number) => Math.cos(((t + 0.008) / 1.008) * (Math.PI / 2)) ** 2;
-    return Float64Array.from({ length: numTimesteps }, (_, i) => Math.min(1 - abar((i + 1) / numTimesteps) / abar(i / numTimesteps), 0.999));
+    return Float64Array.from({ length: numTimesteps }, (_, i) =>
+      Math.min(1 - abar((i + 1) / numTimesteps) / abar(i / numTimesteps), 0.999),
+    );
   }
   if (schedule !== 'linear') throw new Error(`unknown noise schedule "${schedule as string}" (use linear or cosine)`);
   const scale = 1000 / numTimesteps;
@@ -91,12 +94,16 @@ export class GaussianDiffusion {
       }
     });
     const shape = [t.length, ...new Array(rank - 1).fill(1)];
-    return tf.tensor(Float32Array.from(t, (ti) => arr[ti]), shape);
+    return tf.tensor(
+      Float32Array.from(t, (ti) => arr[ti]),
+      shape,
+    );
   }
 
   /** q(x_t | x_0): sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, one t per sample (first axis). */
   qSample(xStart: tf.Tensor, t: readonly number[], noise: tf.Tensor): tf.Tensor {
-    if (!tf.util.arraysEqual(xStart.shape, noise.shape)) throw new Error(`noise shape [${noise.shape}] != x shape [${xStart.shape}]`);
+    if (!tf.util.arraysEqual(xStart.shape, noise.shape))
+      throw new Error(`noise shape [${noise.shape}] != x shape [${xStart.shape}]`);
     return tf.tidy(() =>
       tf.add(
         tf.mul(this.coef(this.sqrtAlphasCumprod, t, xStart.rank), xStart),
@@ -122,7 +129,12 @@ export class GaussianDiffusion {
 
   /** eps from a v prediction: sqrt(1 - abar_t) x_t + sqrt(abar_t) v, at index t of this (possibly respaced) chain. */
   epsFromV(xT: tf.Tensor, t: number, v: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => tf.add(tf.mul(Math.fround(this.sqrtOneMinusAlphasCumprod[t]), xT), tf.mul(Math.fround(this.sqrtAlphasCumprod[t]), v)));
+    return tf.tidy(() =>
+      tf.add(
+        tf.mul(Math.fround(this.sqrtOneMinusAlphasCumprod[t]), xT),
+        tf.mul(Math.fround(this.sqrtAlphasCumprod[t]), v),
+      ),
+    );
   }
 
   /**
@@ -136,7 +148,8 @@ export class GaussianDiffusion {
     const fr = Math.fround;
     const out = new Float32Array(xStart.length);
     t.forEach((ti, n) => {
-      if (!Number.isInteger(ti) || ti < 0 || ti >= this.numTimesteps) throw new Error(`timestep ${ti} is outside [0, ${this.numTimesteps})`);
+      if (!Number.isInteger(ti) || ti < 0 || ti >= this.numTimesteps)
+        throw new Error(`timestep ${ti} is outside [0, ${this.numTimesteps})`);
       const a = fr(this.sqrtAlphasCumprod[ti]);
       const s = fr(this.sqrtOneMinusAlphasCumprod[ti]);
       for (let i = n * per; i < (n + 1) * per; i++) out[i] = fr(fr(a * xStart[i]) + fr(s * noise[i]));
@@ -174,7 +187,13 @@ export class GaussianDiffusion {
    * One ancestral DDPM step from a noise prediction (`p_sample`): returns x_{t-1} and the predicted x0.
    * `noise` is the fresh Gaussian draw; no noise is added at t = 0.
    */
-  pSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor, clipDenoised = false): { sample: tf.Tensor; predXStart: tf.Tensor } {
+  pSample(
+    xT: tf.Tensor,
+    t: number,
+    eps: tf.Tensor,
+    noise: tf.Tensor,
+    clipDenoised = false,
+  ): { sample: tf.Tensor; predXStart: tf.Tensor } {
     return tf.tidy(() => {
       const ts = new Array<number>(xT.shape[0]).fill(t);
       const predXStart = this.predXStart(xT, ts, eps, clipDenoised);
@@ -185,7 +204,14 @@ export class GaussianDiffusion {
   }
 
   /** One DDIM step (Song et al.) with stochasticity `eta` (0 = deterministic). */
-  ddimSample(xT: tf.Tensor, t: number, eps: tf.Tensor, noise: tf.Tensor, eta = 0, clipDenoised = false): { sample: tf.Tensor; predXStart: tf.Tensor } {
+  ddimSample(
+    xT: tf.Tensor,
+    t: number,
+    eps: tf.Tensor,
+    noise: tf.Tensor,
+    eta = 0,
+    clipDenoised = false,
+  ): { sample: tf.Tensor; predXStart: tf.Tensor } {
     return tf.tidy(() => {
       const ts = new Array<number>(xT.shape[0]).fill(t);
       const predXStart = this.predXStart(xT, ts, eps, clipDenoised);
@@ -195,7 +221,10 @@ export class GaussianDiffusion {
       const dir = Math.sqrt(Math.max(0, 1 - abarPrev - sigma * sigma));
       // after clamping x0, eps is re-derived from it (`_predict_eps_from_xstart`), as guided-diffusion does
       const e = clipDenoised
-        ? tf.div(tf.sub(tf.mul(this.coef(this.sqrtRecipAlphasCumprod, ts, xT.rank), xT), predXStart), this.coef(this.sqrtRecipm1AlphasCumprod, ts, xT.rank))
+        ? tf.div(
+            tf.sub(tf.mul(this.coef(this.sqrtRecipAlphasCumprod, ts, xT.rank), xT), predXStart),
+            this.coef(this.sqrtRecipm1AlphasCumprod, ts, xT.rank),
+          )
         : eps;
       let sample = tf.add(tf.mul(Math.fround(Math.sqrt(abarPrev)), predXStart), tf.mul(Math.fround(dir), e));
       if (t > 0 && sigma > 0) sample = tf.add(sample, tf.mul(Math.fround(sigma), noise));

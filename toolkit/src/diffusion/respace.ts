@@ -17,7 +17,8 @@ export function spaceTimesteps(numTimesteps: number, sectionCounts: string | rea
     const spec = sectionCounts.trim();
     if (spec.startsWith('ddim')) {
       const desired = Number(spec.slice(4));
-      if (!Number.isInteger(desired) || desired < 1) throw new Error(`bad respacing "${spec}": expected ddimN with N >= 1`);
+      if (!Number.isInteger(desired) || desired < 1)
+        throw new Error(`bad respacing "${spec}": expected ddimN with N >= 1`);
       for (let i = 1; i < numTimesteps; i++) {
         if (Math.ceil(numTimesteps / i) === desired) return Array.from({ length: desired }, (_, k) => k * i);
       }

@@ -48,7 +48,16 @@ export interface ClaimsSetting {
 export type SampleOrder = 'random' | 'raster';
 
 // every study trains with the main job's recipe
-const SHARED = { preset: QUICK_RECIPE.preset, batchSize: QUICK_RECIPE.batch, lr: QUICK_RECIPE.lr, warmupSteps: QUICK_RECIPE.warmup, emaDecay: QUICK_RECIPE.ema, seeds: [0, 1, 2], sEval: [1, 2, 4, 8], lossS: [1, 2, 4, 8, 16] };
+const SHARED = {
+  preset: QUICK_RECIPE.preset,
+  batchSize: QUICK_RECIPE.batch,
+  lr: QUICK_RECIPE.lr,
+  warmupSteps: QUICK_RECIPE.warmup,
+  emaDecay: QUICK_RECIPE.ema,
+  seeds: [0, 1, 2],
+  sEval: [1, 2, 4, 8],
+  lossS: [1, 2, 4, 8, 16],
+};
 
 /** Names of the studies in `CLAIMS_SETTINGS`. */
 export type ClaimsSettingName = 'full' | 'gpu-49' | 'reduced';
@@ -60,8 +69,30 @@ export type ClaimsSettingName = 'full' | 'gpu-49' | 'reduced';
  */
 export const CLAIMS_SETTINGS: Record<ClaimsSettingName, ClaimsSetting> = {
   full: { ...SHARED, name: 'full', steps: 3000, evalN: 200, evalDiffusionSteps: 50, lossImages: 256 },
-  'gpu-49': { ...SHARED, name: 'gpu-49', preset: 'mnist-small-49', batchSize: 64, steps: 5000, evalN: 500, evalDiffusionSteps: 50, sEval: [1, 2, 4, 8, 16, 49], evalOrders: ['random', 'raster'], lossImages: 256, lossS: [1, 2, 4, 8, 16, 49] },
-  reduced: { ...SHARED, name: 'reduced', seeds: [0, 1], steps: 30, warmupSteps: 10, batchSize: 16, evalN: 20, evalDiffusionSteps: 10, lossImages: 32 },
+  'gpu-49': {
+    ...SHARED,
+    name: 'gpu-49',
+    preset: 'mnist-small-49',
+    batchSize: 64,
+    steps: 5000,
+    evalN: 500,
+    evalDiffusionSteps: 50,
+    sEval: [1, 2, 4, 8, 16, 49],
+    evalOrders: ['random', 'raster'],
+    lossImages: 256,
+    lossS: [1, 2, 4, 8, 16, 49],
+  },
+  reduced: {
+    ...SHARED,
+    name: 'reduced',
+    seeds: [0, 1],
+    steps: 30,
+    warmupSteps: 10,
+    batchSize: 16,
+    evalN: 20,
+    evalDiffusionSteps: 10,
+    lossImages: 32,
+  },
 };
 
 /** One training variant: the baseline with one factorization choice changed. */
@@ -79,7 +110,12 @@ export const ABLATIONS: Ablation[] = [
   { id: 'raster', label: 'raster order (Table 3b)', factorization: {}, order: 'raster' },
   { id: 'gamma-1.0', label: 'γ 1.0 = uniform S (Table 3a)', factorization: { arStepDecay: 1.0 }, order: 'random' },
   { id: 'gamma-0.8', label: 'γ 0.8 (Table 3a)', factorization: { arStepDecay: 0.8 }, order: 'random' },
-  { id: 'fixed-1', label: 'fixed S_train = 1: plain diffusion (Table 2)', factorization: { fixedArSteps: 1 }, order: 'random' },
+  {
+    id: 'fixed-1',
+    label: 'fixed S_train = 1: plain diffusion (Table 2)',
+    factorization: { fixedArSteps: 1 },
+    order: 'random',
+  },
   { id: 'fixed-4', label: 'fixed S_train = 4 (Table 2)', factorization: { fixedArSteps: 4 }, order: 'random' },
   { id: 'weights-1to1', label: 'AR loss weights 1→1 (Table 3c)', factorization: { maxArWeight: 1.0 }, order: 'random' },
 ];
@@ -122,17 +158,33 @@ export interface ClaimsResults {
  * Unweighted held-out MSE of `model` on `x` when every image is split into exactly S AR steps, with the same
  * noise, t and token orders for every S, so the only thing that changes is how much clean context each token sees.
  */
-export function heldOutLossByS(model: CausalDiffusionModel, diffusion: GaussianDiffusion, x: Float32Array, y: readonly number[], sList: readonly number[], seed = 0, batch = 64): { S: number; mse: number }[] {
+export function heldOutLossByS(
+  model: CausalDiffusionModel,
+  diffusion: GaussianDiffusion,
+  x: Float32Array,
+  y: readonly number[],
+  sList: readonly number[],
+  seed = 0,
+  batch = 64,
+): { S: number; mse: number }[] {
   const n = y.length;
   const D = x.length / n;
   return sList.map((S) => {
-    if (!Number.isInteger(S) || S < 1 || S > model.numPatches) throw new Error(`S = ${S} is outside 1..${model.numPatches}`);
+    if (!Number.isInteger(S) || S < 1 || S > model.numPatches)
+      throw new Error(`S = ${S} is outside 1..${model.numPatches}`);
     let sum = 0;
     for (let k = 0; k < n; k += batch) {
       const m = Math.min(batch, n - k);
       // one stream per chunk, identical for every S: noise and t are drawn before the split and the orders
       const rng = new Rng(seed).fork(`loss-${k}`);
-      const sb = sampleBatch(model, diffusion, x.subarray(k * D, (k + m) * D), y.slice(k, k + m), rng, { arStepDecay: 1, fixedArSteps: S, maxArWeight: 1, minArWeight: 1, arWeightSchedule: 'linear', classDropoutProb: 0 });
+      const sb = sampleBatch(model, diffusion, x.subarray(k * D, (k + m) * D), y.slice(k, k + m), rng, {
+        arStepDecay: 1,
+        fixedArSteps: S,
+        maxArWeight: 1,
+        minArWeight: 1,
+        arWeightSchedule: 'linear',
+        classDropoutProb: 0,
+      });
       const b = model.prepareBatch(sb);
       sum += tf.tidy(() => tf.mean(model.forwardPrepared(b)).dataSync()[0]) * m;
       disposeBatch(b);
@@ -152,10 +204,24 @@ export interface ClaimsEnv {
 /** Trains and evaluates one (ablation, seed). */
 export function runClaim(ab: Ablation, seed: number, s: ClaimsSetting, env: ClaimsEnv): ClaimRun {
   const { train, test, classifier } = env;
-  const model = makeConfig(s.preset, { inputSize: train.height, latentChannels: train.channels, numClasses: train.classNames.length, noiseSchedule: 'cosine', prediction: 'v' });
+  const model = makeConfig(s.preset, {
+    inputSize: train.height,
+    latentChannels: train.channels,
+    numClasses: train.classNames.length,
+    noiseSchedule: 'cosine',
+    prediction: 'v',
+  });
   const L = numPatches(model);
   const order = ab.order === 'raster' ? rasterOrder(L) : undefined;
-  const trainer = new Trainer(train, { model, batchSize: s.batchSize, lr: s.lr, warmupSteps: s.warmupSteps, emaDecay: s.emaDecay, seed, factorization: { ...ab.factorization, order } });
+  const trainer = new Trainer(train, {
+    model,
+    batchSize: s.batchSize,
+    lr: s.lr,
+    warmupSteps: s.warmupSteps,
+    emaDecay: s.emaDecay,
+    seed,
+    factorization: { ...ab.factorization, order },
+  });
   const losses: number[] = [];
   const t0 = Date.now();
   for (let i = 0; i < s.steps; i++) losses.push(trainer.trainOne().loss);
@@ -163,25 +229,57 @@ export function runClaim(ab: Ablation, seed: number, s: ClaimsSetting, env: Clai
   const tail = losses.slice(-Math.max(1, Math.floor(s.steps / 10)));
   const ema = trainer.emaModel;
 
-  const lossIdx = new Rng(1234).sample(Array.from({ length: test.count }, (_, i) => i), s.lossImages);
-  const heldOut = heldOutLossByS(ema, trainer.diffusion, toModelRange(test, lossIdx), lossIdx.map((i) => test.labels[i]), s.lossS.filter((S) => S <= L));
+  const lossIdx = new Rng(1234).sample(
+    Array.from({ length: test.count }, (_, i) => i),
+    s.lossImages,
+  );
+  const heldOut = heldOutLossByS(
+    ema,
+    trainer.diffusion,
+    toModelRange(test, lossIdx),
+    lossIdx.map((i) => test.labels[i]),
+    s.lossS.filter((S) => S <= L),
+  );
 
   const labels = Array.from({ length: s.evalN }, (_, i) => i % train.classNames.length);
   let fdRealVsReal = NaN;
   const evals = (s.evalOrders ?? [ab.order]).flatMap((order) =>
     s.sEval.map((sEval) => {
       const t1 = Date.now();
-      const r = sampleImages(ema, { labels, arSteps: sEval, order, diffusionSteps: s.evalDiffusionSteps, clipDenoised: true, seed: 777 });
+      const r = sampleImages(ema, {
+        labels,
+        arSteps: sEval,
+        order,
+        diffusionSteps: s.evalDiffusionSteps,
+        clipDenoised: true,
+        seed: 777,
+      });
       const sampleSeconds = (Date.now() - t1) / 1000;
       const m = scoreSamples(classifier, r.images, labels, test, train, 0);
       fdRealVsReal = m.fdRealVsReal;
       const k = train.classNames.length * train.channels * train.height * train.width;
-      const point: EvalPoint = { sEval, fd: m.fd, conditionalAccuracy: m.conditionalAccuracy, sampleSeconds, thumbnails: greyBase64(r.images.subarray(0, k)) };
+      const point: EvalPoint = {
+        sEval,
+        fd: m.fd,
+        conditionalAccuracy: m.conditionalAccuracy,
+        sampleSeconds,
+        thumbnails: greyBase64(r.images.subarray(0, k)),
+      };
       return s.evalOrders ? { ...point, order } : point;
     }),
   );
   trainer.dispose();
-  return { ablation: ab.id, seed, setting: s.name, steps: s.steps, trainSeconds, finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length, heldOutLossByS: heldOut, evals, fdRealVsReal };
+  return {
+    ablation: ab.id,
+    seed,
+    setting: s.name,
+    steps: s.steps,
+    trainSeconds,
+    finalTrainLoss: tail.reduce((a, b) => a + b, 0) / tail.length,
+    heldOutLossByS: heldOut,
+    evals,
+    fdRealVsReal,
+  };
 }
 
 /** Which runs of a study: the cache folder, the ablations and the seeds. */
@@ -196,7 +294,8 @@ export interface ClaimsSelection {
 
 function chosenAblations(only?: string[]): Ablation[] {
   const unknown = (only ?? []).filter((id) => !ABLATIONS.some((a) => a.id === id));
-  if (unknown.length) throw new Error(`unknown ablation(s) ${unknown.join(', ')} (known: ${ABLATIONS.map((a) => a.id).join(', ')})`);
+  if (unknown.length)
+    throw new Error(`unknown ablation(s) ${unknown.join(', ')} (known: ${ABLATIONS.map((a) => a.id).join(', ')})`);
   return ABLATIONS.filter((a) => !only || only.includes(a.id));
 }
 
@@ -228,7 +327,9 @@ export function runClaims(setting: ClaimsSetting, env: ClaimsEnv, opts: ClaimsSe
       log(`training ${ab.id} seed ${seed} (${setting.steps} steps) ...`);
       const run = runClaim(ab, seed, setting, env);
       writeFileAtomic(runFile(opts.dir, ab, seed), Buffer.from(JSON.stringify(run, null, 1)));
-      log(`  ${ab.id} seed ${seed}: ${run.trainSeconds.toFixed(0)} s, FD@S=1 ${run.evals[0].fd.toFixed(1)}, acc@S=1 ${(100 * run.evals[0].conditionalAccuracy).toFixed(1)}%`);
+      log(
+        `  ${ab.id} seed ${seed}: ${run.trainSeconds.toFixed(0)} s, FD@S=1 ${run.evals[0].fd.toFixed(1)}, acc@S=1 ${(100 * run.evals[0].conditionalAccuracy).toFixed(1)}%`,
+      );
       runs.push(run);
     }
   }
@@ -241,14 +342,26 @@ export function runClaims(setting: ClaimsSetting, env: ClaimsEnv, opts: ClaimsSe
  * Reads a study from its cache without training or writing anything. `seeds: 'available'` takes the setting's
  * seeds whose runs are all cached (a study committed before all its seeds ran); a missing run is an error naming it.
  */
-export function loadClaims(setting: ClaimsSetting, opts: Omit<ClaimsSelection, 'seeds'> & { seeds?: number[] | 'available' }): ClaimsResults {
+export function loadClaims(
+  setting: ClaimsSetting,
+  opts: Omit<ClaimsSelection, 'seeds'> & { seeds?: number[] | 'available' },
+): ClaimsResults {
   const chosen = chosenAblations(opts.only);
-  const seeds = opts.seeds === 'available' ? setting.seeds.filter((seed) => chosen.every((ab) => cachedRun(setting, opts.dir, ab, seed))) : (opts.seeds ?? setting.seeds);
-  if (!seeds.length) throw new Error(`${opts.dir}: no seed of the ${setting.name} study has all its runs cached (run "causalfusion claims --setting ${setting.name}")`);
+  const seeds =
+    opts.seeds === 'available'
+      ? setting.seeds.filter((seed) => chosen.every((ab) => cachedRun(setting, opts.dir, ab, seed)))
+      : (opts.seeds ?? setting.seeds);
+  if (!seeds.length)
+    throw new Error(
+      `${opts.dir}: no seed of the ${setting.name} study has all its runs cached (run "causalfusion claims --setting ${setting.name}")`,
+    );
   const runs = seeds.flatMap((seed) =>
     chosen.map((ab) => {
       const run = cachedRun(setting, opts.dir, ab, seed);
-      if (!run) throw new Error(`${runFile(opts.dir, ab, seed)}: no cached run of "${ab.id}" seed ${seed} for setting ${setting.name} (run "causalfusion claims --setting ${setting.name}")`);
+      if (!run)
+        throw new Error(
+          `${runFile(opts.dir, ab, seed)}: no cached run of "${ab.id}" seed ${seed} for setting ${setting.name} (run "causalfusion claims --setting ${setting.name}")`,
+        );
       return run;
     }),
   );
@@ -298,12 +411,14 @@ export function summarizeClaims(r: ClaimsResults): ClaimsSummaryRow[] {
     if (!runs.length) throw new Error(`no runs of ${ablation.id}`);
     const by = <T>(pick: (run: ClaimRun) => T[], key: (t: T) => number, val: (t: T) => number) => {
       const out: Record<number, Spread> = {};
-      for (const k of pick(runs[0]).map(key)) out[k] = spread(runs.map((run) => val(pick(run).find((t) => key(t) === k)!)));
+      for (const k of pick(runs[0]).map(key))
+        out[k] = spread(runs.map((run) => val(pick(run).find((t) => key(t) === k)!)));
       return out;
     };
     const orders = [...new Set(runs[0].evals.map((e) => evalOrder(e, ablation)))];
     const inOrder = (o: SampleOrder) => (run: ClaimRun) => run.evals.filter((e) => evalOrder(e, ablation) === o);
-    const perOrder = (val: (e: EvalPoint) => number) => Object.fromEntries(orders.map((o) => [o, by(inOrder(o), (e) => e.sEval, val)]));
+    const perOrder = (val: (e: EvalPoint) => number) =>
+      Object.fromEntries(orders.map((o) => [o, by(inOrder(o), (e) => e.sEval, val)]));
     const fdByOrder = perOrder((e) => e.fd);
     const accuracyByOrder = perOrder((e) => e.conditionalAccuracy);
     return {
@@ -312,7 +427,11 @@ export function summarizeClaims(r: ClaimsResults): ClaimsSummaryRow[] {
       accuracy: accuracyByOrder[ablation.order],
       fdByOrder,
       accuracyByOrder,
-      heldOutLoss: by((x) => x.heldOutLossByS, (e) => e.S, (e) => e.mse),
+      heldOutLoss: by(
+        (x) => x.heldOutLossByS,
+        (e) => e.S,
+        (e) => e.mse,
+      ),
       trainSeconds: spread(runs.map((x) => x.trainSeconds)),
     };
   });

@@ -33,7 +33,9 @@ function windowIndex(size: number): Int32Array {
   const P = size + 2 * PAD;
   const idx = new Int32Array(size * size * K * K);
   let o = 0;
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) for (let dy = 0; dy < K; dy++) for (let dx = 0; dx < K; dx++) idx[o++] = (y + dy) * P + (x + dx);
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++)
+      for (let dy = 0; dy < K; dy++) for (let dx = 0; dx < K; dx++) idx[o++] = (y + dy) * P + (x + dx);
   return idx;
 }
 
@@ -69,7 +71,10 @@ export class Classifier {
       let data: Float32Array;
       if (weights) {
         const w = weights[name];
-        if (!w || w.data.length !== n) throw new Error(`classifier weights: ${name} ${w ? `has ${w.data.length} values, expected ${n}` : 'is missing'}`);
+        if (!w || w.data.length !== n)
+          throw new Error(
+            `classifier weights: ${name} ${w ? `has ${w.data.length} values, expected ${n}` : 'is missing'}`,
+          );
         data = w.data;
       } else {
         // He-normal for ReLU layers, zero biases
@@ -84,7 +89,15 @@ export class Classifier {
   /** 5x5 'same' convolution of x [N, S, S, C] with w [25C, Cout] as im2col + matmul. */
   private conv(x: tf.Tensor4D, w: tf.Tensor, b: tf.Tensor, idx: tf.Tensor1D): tf.Tensor4D {
     const [N, S, , C] = x.shape;
-    const padded = tf.reshape(tf.pad(x, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]]), [N, (S + 2 * PAD) ** 2, C]);
+    const padded = tf.reshape(
+      tf.pad(x, [
+        [0, 0],
+        [PAD, PAD],
+        [PAD, PAD],
+        [0, 0],
+      ]),
+      [N, (S + 2 * PAD) ** 2, C],
+    );
     const cols = tf.reshape(tf.gather(padded, idx, 1), [N * S * S, K * K * C]);
     return tf.reshape(tf.add(tf.matMul(cols, w as tf.Tensor2D), b), [N, S, S, -1]) as tf.Tensor4D;
   }
@@ -95,7 +108,9 @@ export class Classifier {
     const h0 = tf.transpose(x, [0, 2, 3, 1]) as tf.Tensor4D;
     const h1 = tf.maxPool(tf.relu(this.conv(h0, p['conv1.weight'], p['conv1.bias'], this.idx1)), 2, 2, 'valid');
     const h2 = tf.maxPool(tf.relu(this.conv(h1, p['conv2.weight'], p['conv2.bias'], this.idx2)), 2, 2, 'valid');
-    const features = tf.relu(tf.add(tf.matMul(tf.reshape(h2, [N, -1]), p['fc1.weight'] as tf.Tensor2D), p['fc1.bias'])) as tf.Tensor2D;
+    const features = tf.relu(
+      tf.add(tf.matMul(tf.reshape(h2, [N, -1]), p['fc1.weight'] as tf.Tensor2D), p['fc1.bias']),
+    ) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(features, p['fc2.weight'] as tf.Tensor2D), p['fc2.bias']) as tf.Tensor2D;
     return { features, logits };
   }
@@ -105,7 +120,8 @@ export class Classifier {
     const { size: S, channels: C, classes } = this.config;
     const per = C * S * S;
     const n = images.length / per;
-    if (!Number.isInteger(n)) throw new Error(`${images.length} values are not a whole number of ${C}x${S}x${S} images`);
+    if (!Number.isInteger(n))
+      throw new Error(`${images.length} values are not a whole number of ${C}x${S}x${S} images`);
     const features = new Float32Array(n * 128);
     const predictions = new Int32Array(n);
     const probs = new Float32Array(n * classes);
@@ -131,7 +147,16 @@ export class Classifier {
   }
 
   /** Trains with AdamW on cross-entropy; returns the loss of each step. */
-  train(ds: ImageDataset, opts: { epochs: number; batchSize?: number; lr?: number; seed?: number; onEpoch?: (epoch: number, loss: number) => void }): number[] {
+  train(
+    ds: ImageDataset,
+    opts: {
+      epochs: number;
+      batchSize?: number;
+      lr?: number;
+      seed?: number;
+      onEpoch?: (epoch: number, loss: number) => void;
+    },
+  ): number[] {
     const batchSize = opts.batchSize ?? 128;
     const loader = new BatchLoader(ds, { batchSize, seed: opts.seed ?? 0 });
     const opt = new AdamW({ lr: opts.lr ?? 1e-3, beta2: 0.999, eps: 1e-8 });
@@ -143,7 +168,10 @@ export class Classifier {
       const b = loader.next();
       const { value, grads } = tf.variableGrads(() => {
         const { logits } = this.forward(tf.tensor4d(b.x, [batchSize, ds.channels, ds.height, ds.width]));
-        return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(b.y, 'int32'), this.config.classes), logits) as tf.Scalar;
+        return tf.losses.softmaxCrossEntropy(
+          tf.oneHot(tf.tensor1d(b.y, 'int32'), this.config.classes),
+          logits,
+        ) as tf.Scalar;
       }, vars);
       const g: Record<string, tf.Tensor> = {};
       names.forEach((n, k) => (g[n] = grads[vars[k].name]));
@@ -152,7 +180,8 @@ export class Classifier {
       losses.push(value.dataSync()[0]);
       tf.dispose([value, ...Object.values(g)]);
       const perEpoch = steps / opts.epochs;
-      if ((i + 1) % perEpoch === 0) opts.onEpoch?.((i + 1) / perEpoch, losses.slice(-50).reduce((a, v) => a + v, 0) / 50);
+      if ((i + 1) % perEpoch === 0)
+        opts.onEpoch?.((i + 1) / perEpoch, losses.slice(-50).reduce((a, v) => a + v, 0) / 50);
     }
     opt.dispose();
     return losses;
@@ -160,18 +189,24 @@ export class Classifier {
 
   stateDict(): StateDict {
     const out: StateDict = {};
-    for (const [k, v] of Object.entries(this.params)) out[k] = { shape: v.shape.slice(), data: v.dataSync() as Float32Array };
+    for (const [k, v] of Object.entries(this.params))
+      out[k] = { shape: v.shape.slice(), data: v.dataSync() as Float32Array };
     return out;
   }
 
   /** Writes the weights (float32) with the config and `extra` (test accuracy, ...) as metadata. */
   save(file: string, extra: Record<string, unknown> = {}): void {
-    saveSafetensors(file, this.stateDict(), { format: 'causalfusion-classifier/1', config: JSON.stringify(this.config), meta: JSON.stringify(extra) });
+    saveSafetensors(file, this.stateDict(), {
+      format: 'causalfusion-classifier/1',
+      config: JSON.stringify(this.config),
+      meta: JSON.stringify(extra),
+    });
   }
 
   static load(file: string): Classifier {
     const f = loadSafetensors(file);
-    if (f.metadata.format !== 'causalfusion-classifier/1') throw new Error(`${file}: not a CausalFusion Lab classifier (format ${f.metadata.format ?? 'missing'})`);
+    if (f.metadata.format !== 'causalfusion-classifier/1')
+      throw new Error(`${file}: not a CausalFusion Lab classifier (format ${f.metadata.format ?? 'missing'})`);
     return new Classifier(JSON.parse(f.metadata.config) as ClassifierConfig, f.tensors as Record<string, HostTensor>);
   }
 

@@ -8,9 +8,13 @@
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 
 /** Mean [d] and covariance [d x d] (unbiased, like numpy.cov) of n rows of d features. */
-export function meanAndCov(features: Float32Array | Float64Array, d: number): { mean: Float64Array; cov: Float64Array; n: number } {
+export function meanAndCov(
+  features: Float32Array | Float64Array,
+  d: number,
+): { mean: Float64Array; cov: Float64Array; n: number } {
   const n = features.length / d;
-  if (!Number.isInteger(n) || n < 2) throw new Error(`need at least 2 feature rows of ${d} values, got ${features.length} values`);
+  if (!Number.isInteger(n) || n < 2)
+    throw new Error(`need at least 2 feature rows of ${d} values, got ${features.length} values`);
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += features[i * d + j];
   for (let j = 0; j < d; j++) mean[j] /= n;
@@ -32,7 +36,8 @@ export function meanAndCov(features: Float32Array | Float64Array, d: number): { 
   return { mean, cov, n };
 }
 
-const toMatrix = (a: Float64Array, d: number) => new Matrix(Array.from({ length: d }, (_, i) => Array.from(a.subarray(i * d, (i + 1) * d))));
+const toMatrix = (a: Float64Array, d: number) =>
+  new Matrix(Array.from({ length: d }, (_, i) => Array.from(a.subarray(i * d, (i + 1) * d))));
 
 /** Symmetric square root V diag(sqrt(max(l, 0))) V^T. */
 function sqrtPsd(m: Matrix): Matrix {
@@ -43,19 +48,25 @@ function sqrtPsd(m: Matrix): Matrix {
 }
 
 /** Fréchet distance between two Gaussians given by mean and covariance. */
-export function frechetFromStats(a: { mean: Float64Array; cov: Float64Array }, b: { mean: Float64Array; cov: Float64Array }): number {
+export function frechetFromStats(
+  a: { mean: Float64Array; cov: Float64Array },
+  b: { mean: Float64Array; cov: Float64Array },
+): number {
   const d = a.mean.length;
   if (b.mean.length !== d) throw new Error(`feature sizes differ: ${d} vs ${b.mean.length}`);
   let meanTerm = 0;
   for (let j = 0; j < d; j++) meanTerm += (a.mean[j] - b.mean[j]) ** 2;
   let trA = 0;
   let trB = 0;
-  for (let j = 0; j < d; j++) (trA += a.cov[j * d + j]), (trB += b.cov[j * d + j]);
+  for (let j = 0; j < d; j++) ((trA += a.cov[j * d + j]), (trB += b.cov[j * d + j]));
   const r = sqrtPsd(toMatrix(a.cov, d));
   const m = r.mmul(toMatrix(b.cov, d)).mmul(r);
   const sym = new Matrix(d, d);
   for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) sym.set(i, j, 0.5 * (m.get(i, j) + m.get(j, i)));
-  const trSqrt = new EigenvalueDecomposition(sym, { assumeSymmetric: true }).realEigenvalues.reduce((s, l) => s + Math.sqrt(Math.max(l, 0)), 0);
+  const trSqrt = new EigenvalueDecomposition(sym, { assumeSymmetric: true }).realEigenvalues.reduce(
+    (s, l) => s + Math.sqrt(Math.max(l, 0)),
+    0,
+  );
   return Math.max(0, meanTerm + trA + trB - 2 * trSqrt);
 }
 

@@ -58,15 +58,28 @@ export function nearestDistances(a: Float32Array, b: Float32Array, D: number, ch
  * Scores class-conditional samples [n, C, H, W] generated for `labels` against a dataset's test split (FD,
  * accuracy) and train split (memorisation).
  */
-export function scoreSamples(clf: Classifier, samples: Float32Array, labels: readonly number[], test: ImageDataset, train: ImageDataset, seed = 0): SampleMetrics {
+export function scoreSamples(
+  clf: Classifier,
+  samples: Float32Array,
+  labels: readonly number[],
+  test: ImageDataset,
+  train: ImageDataset,
+  seed = 0,
+): SampleMetrics {
   const n = labels.length;
   const D = test.channels * test.height * test.width;
   if (samples.length !== n * D) throw new Error(`expected ${n} samples of ${D} values, got ${samples.length} values`);
   if (n < 2) throw new Error('need at least 2 samples to score');
   if (n > test.count) throw new Error(`N = ${n} exceeds the ${test.count} test images`);
   const rng = new Rng(seed);
-  const testIdx = rng.sample(Array.from({ length: test.count }, (_, i) => i), n);
-  const trainIdx = rng.sample(Array.from({ length: train.count }, (_, i) => i), n);
+  const testIdx = rng.sample(
+    Array.from({ length: test.count }, (_, i) => i),
+    n,
+  );
+  const trainIdx = rng.sample(
+    Array.from({ length: train.count }, (_, i) => i),
+    n,
+  );
   const testX = toModelRange(test, testIdx);
   const gen = clf.embed(samples);
   const real = clf.embed(testX);
@@ -81,7 +94,10 @@ export function scoreSamples(clf: Classifier, samples: Float32Array, labels: rea
     if (gen.predictions[i] === y) (ok++, perOk[y]++);
     conf += gen.probs[i * K + y];
   });
-  const trainX = toModelRange(train, Array.from({ length: train.count }, (_, i) => i));
+  const trainX = toModelRange(
+    train,
+    Array.from({ length: train.count }, (_, i) => i),
+  );
   const sampleToTrain = nearestDistances(samples, trainX, D);
   const testToTrain = nearestDistances(testX, trainX, D);
   const p1 = Float32Array.from(testToTrain).sort()[Math.floor(0.01 * n)];
@@ -92,6 +108,10 @@ export function scoreSamples(clf: Classifier, samples: Float32Array, labels: rea
     conditionalAccuracy: ok / n,
     perClassAccuracy: perOk.map((c, k) => (perN[k] ? c / perN[k] : NaN)),
     meanConfidence: conf / n,
-    memorisation: { medianSampleToTrain: median(sampleToTrain), medianTestToTrain: median(testToTrain), nearCopies: sampleToTrain.filter((d) => d < p1).length / n },
+    memorisation: {
+      medianSampleToTrain: median(sampleToTrain),
+      medianTestToTrain: median(testToTrain),
+      nearCopies: sampleToTrain.filter((d) => d < p1).length / n,
+    },
   };
 }

@@ -21,7 +21,8 @@ export function sequenceLength(L: number, condLen: number, splitSizes: readonly 
  * step i see clean steps <= i; noisy rows of step i see clean steps < i and the noisy tokens of step i only.
  */
 export function getAttnMask(L: number, condLen: number, splitSizes: readonly number[]): AttnMask {
-  if (!Number.isInteger(condLen) || condLen < 0) throw new Error(`cond_len must be a non-negative integer, got ${condLen}`);
+  if (!Number.isInteger(condLen) || condLen < 0)
+    throw new Error(`cond_len must be a non-negative integer, got ${condLen}`);
   const { cumsum } = fromSizes(splitSizes, L);
   const S = splitSizes.length;
   const visibleLen = L - splitSizes[S - 1];
@@ -36,7 +37,8 @@ export function getAttnMask(L: number, condLen: number, splitSizes: readonly num
     open(condLen + cumsum[i], condLen + cumsum[i + 1], condLen, condLen + cumsum[i + 1]); // triangle1
     open(ctxLen + cumsum[i + 1], ctxLen + cumsum[i + 2], condLen, condLen + cumsum[i + 1]); // triangle2
   }
-  for (let i = 0; i < S; i++) open(ctxLen + cumsum[i], ctxLen + cumsum[i + 1], ctxLen + cumsum[i], ctxLen + cumsum[i + 1]);
+  for (let i = 0; i < S; i++)
+    open(ctxLen + cumsum[i], ctxLen + cumsum[i + 1], ctxLen + cumsum[i], ctxLen + cumsum[i + 1]);
   return { seqLen, maskedOut: m };
 }
 
@@ -95,7 +97,12 @@ export interface SequencePosition {
  * Describes every position of the sequence built for `split`. `order` maps shuffled position -> raster
  * index (the sample's `ids_shuffle`); without it, `token` is the shuffled position.
  */
-export function describeSequence(L: number, condLen: number, split: Split, order?: readonly number[]): SequencePosition[] {
+export function describeSequence(
+  L: number,
+  condLen: number,
+  split: Split,
+  order?: readonly number[],
+): SequencePosition[] {
   if (order && order.length !== L) throw new Error(`order has ${order.length} entries, expected L = ${L}`);
   const stepOf = new Int32Array(L);
   split.splitSizes.forEach((_, s) => stepOf.fill(s, split.cumsum[s], split.cumsum[s + 1]));

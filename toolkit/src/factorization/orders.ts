@@ -41,7 +41,8 @@ export function dilatedOrder(gridSize: number, dilation = 2): number[] {
   const out: number[] = [];
   for (let oi = 0; oi < dilation; oi++)
     for (let oj = 0; oj < dilation; oj++)
-      for (let i = oi; i < gridSize; i += dilation) for (let j = oj; j < gridSize; j += dilation) out.push(i * gridSize + j);
+      for (let i = oi; i < gridSize; i += dilation)
+        for (let j = oj; j < gridSize; j += dilation) out.push(i * gridSize + j);
   return out;
 }
 
@@ -65,7 +66,12 @@ export function inverseOrder(order: readonly number[]): number[] {
 }
 
 /** Builds an order of a named kind for a square grid of `gridSize`^2 tokens. */
-export function makeOrder(kind: OrderKind, gridSize: number, rng: Rng, opts: { block?: number; dilation?: number } = {}): number[] {
+export function makeOrder(
+  kind: OrderKind,
+  gridSize: number,
+  rng: Rng,
+  opts: { block?: number; dilation?: number } = {},
+): number[] {
   const L = gridSize * gridSize;
   switch (kind) {
     case 'random':
@@ -82,5 +88,6 @@ export function makeOrder(kind: OrderKind, gridSize: number, rng: Rng, opts: { b
 }
 
 function checkGrid(gridSize: number): void {
-  if (!Number.isInteger(gridSize) || gridSize < 1) throw new Error(`grid size must be a positive integer, got ${gridSize}`);
+  if (!Number.isInteger(gridSize) || gridSize < 1)
+    throw new Error(`grid size must be a positive integer, got ${gridSize}`);
 }

@@ -45,7 +45,10 @@ export function splitEqual(L: number, numSteps: number): Split {
   checkStepCount(L, numSteps);
   const base = Math.floor(L / numSteps);
   const extra = L % numSteps;
-  return fromSizes(Array.from({ length: numSteps }, (_, i) => base + (i < extra ? 1 : 0)), L);
+  return fromSizes(
+    Array.from({ length: numSteps }, (_, i) => base + (i < extra ? 1 : 0)),
+    L,
+  );
 }
 
 /** Validates user-given step sizes (positive integers summing to L) and adds their cumsum. */

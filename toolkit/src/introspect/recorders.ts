@@ -25,12 +25,17 @@ export interface Selection {
 const wants = (list: readonly number[] | undefined, v: number) => !list || list.includes(v);
 
 /** The selected heads (all when none are given) that exist in a [rows, H, Lq, Lk] tensor. */
-const selectHeads = (sel: readonly number[] | undefined, H: number) => (sel ?? Array.from({ length: H }, (_, h) => h)).filter((h) => h < H);
+const selectHeads = (sel: readonly number[] | undefined, H: number) =>
+  (sel ?? Array.from({ length: H }, (_, h) => h)).filter((h) => h < H);
 
 /** Row `row` of attention probabilities [rows, H, Lq, Lk], chosen heads only, as a plain array [heads, Lq, Lk]. */
 function headsOf(probs: tf.Tensor4D, row: number, heads: readonly number[]): number[] {
   const [, H, Lq, Lk] = probs.shape;
-  return Array.from(tf.tidy(() => tf.gather(tf.reshape(tf.slice(probs, [row, 0, 0, 0], [1, H, Lq, Lk]), [H, Lq, Lk]), Array.from(heads)).dataSync()));
+  return Array.from(
+    tf.tidy(() =>
+      tf.gather(tf.reshape(tf.slice(probs, [row, 0, 0, 0], [1, H, Lq, Lk]), [H, Lq, Lk]), Array.from(heads)).dataSync(),
+    ),
+  );
 }
 
 /** Attention probabilities of one layer, one sample: [heads, queries, keys], with what each axis holds. */
@@ -92,7 +97,13 @@ export class SamplingRecorder implements SamplingObserver {
     return sel?.samples ?? [0];
   }
 
-  onCacheUpdate(e: { arStep: number; kind: 'condition' | 'kept' | 'generated'; added: number; cacheLength: number; positions?: number[][] }): void {
+  onCacheUpdate(e: {
+    arStep: number;
+    kind: 'condition' | 'kept' | 'generated';
+    added: number;
+    cacheLength: number;
+    positions?: number[][];
+  }): void {
     if (e.kind === 'condition') {
       this.condTokens = e.added;
       this.blocks = [];
@@ -104,8 +115,17 @@ export class SamplingRecorder implements SamplingObserver {
 
   /** What each cached key of sample n holds: cond tokens, then kept / generated clean tokens. */
   private cacheKeys(n: number): SequencePosition[] {
-    const cond: SequencePosition[] = Array.from({ length: this.condTokens }, (_, c) => ({ role: 'cond', step: -1, token: c }));
-    return [...cond, ...this.blocks.flatMap((b) => b.positions[n].map((p): SequencePosition => ({ role: 'clean', step: b.step, token: p })))];
+    const cond: SequencePosition[] = Array.from({ length: this.condTokens }, (_, c) => ({
+      role: 'cond',
+      step: -1,
+      token: c,
+    }));
+    return [
+      ...cond,
+      ...this.blocks.flatMap((b) =>
+        b.positions[n].map((p): SequencePosition => ({ role: 'clean', step: b.step, token: p })),
+      ),
+    ];
   }
 
   onArStep(e: { arStep: number; positions: number[][]; cacheLength: number }): void {
@@ -132,19 +152,39 @@ export class SamplingRecorder implements SamplingObserver {
       for (const unconditional of halves) {
         const data = headsOf(probs, unconditional ? N + n : n, heads);
         const noisy: SequencePosition[] = this.current[n].map((p) => ({ role: 'noisy', step: e.arStep, token: p }));
-        this.attention.push({ ...e, sample: n, unconditional, heads, shape: [heads.length, Lq, Lk], data, queries: noisy, keys: [...this.cacheKeys(n), ...noisy] });
+        this.attention.push({
+          ...e,
+          sample: n,
+          unconditional,
+          heads,
+          shape: [heads.length, Lq, Lk],
+          data,
+          queries: noisy,
+          keys: [...this.cacheKeys(n), ...noisy],
+        });
       }
     }
   }
 
-  onDiffusionStep(e: { arStep: number; diffusionStep: number; t: number }, s: { xt: tf.Tensor3D; eps: tf.Tensor3D; x0: tf.Tensor3D; next: tf.Tensor3D }): void {
+  onDiffusionStep(
+    e: { arStep: number; diffusionStep: number; t: number },
+    s: { xt: tf.Tensor3D; eps: tf.Tensor3D; x0: tf.Tensor3D; next: tf.Tensor3D },
+  ): void {
     const sel = this.options.trajectories;
     if (!sel || !wants(sel.arSteps, e.arStep) || !wants(sel.diffusionSteps, e.diffusionStep)) return;
     const [N, k, d] = s.xt.shape;
     for (const n of this.samples(sel)) {
       if (n >= N) continue;
       const row = (x: tf.Tensor3D) => Array.from(tf.tidy(() => tf.slice(x, [n, 0, 0], [1, k, d]).dataSync()));
-      this.trajectories.push({ ...e, sample: n, positions: this.current[n].slice(), shape: [k, d], xt: row(s.xt), x0: row(s.x0), eps: row(s.eps) });
+      this.trajectories.push({
+        ...e,
+        sample: n,
+        positions: this.current[n].slice(),
+        shape: [k, d],
+        xt: row(s.xt),
+        x0: row(s.x0),
+        eps: row(s.eps),
+      });
     }
   }
 
@@ -159,12 +199,19 @@ export class SamplingRecorder implements SamplingObserver {
     const order = [...kept, ...steps.flat()];
     const L = order.length;
     const split = fromSizes(sizes, L);
-    const positions = describeSequence(L, this.condTokens, split, order).map((p) => (kept.length && p.role !== 'cond' ? { ...p, step: p.step - 1 } : p));
+    const positions = describeSequence(L, this.condTokens, split, order).map((p) =>
+      kept.length && p.role !== 'cond' ? { ...p, step: p.step - 1 } : p,
+    );
     return { mask: getAttnMask(L, this.condTokens, sizes), positions };
   }
 
   toJSON(): object {
-    return { generation: this.generation, cacheLength: this.cacheLength, attention: this.attention, trajectories: this.trajectories };
+    return {
+      generation: this.generation,
+      cacheLength: this.cacheLength,
+      attention: this.attention,
+      trajectories: this.trajectories,
+    };
   }
 }
 
@@ -188,7 +235,11 @@ export interface TrainingTrace {
  * Runs one training forward (no gradients) on a sampled batch with attention hooks and returns everything
  * about it; the attention equals what the training step computes on the same inputs.
  */
-export function traceTrainingBatch(model: CausalDiffusionModel, batch: TrainingInputs & { arWeights?: Float32Array }, sel: Selection = {}): TrainingTrace {
+export function traceTrainingBatch(
+  model: CausalDiffusionModel,
+  batch: TrainingInputs & { arWeights?: Float32Array },
+  sel: Selection = {},
+): TrainingTrace {
   const L = model.numPatches;
   const nc = model.config.numCondTokens;
   const split = fromSizes(batch.splitSizes, L);
@@ -202,7 +253,19 @@ export function traceTrainingBatch(model: CausalDiffusionModel, batch: TrainingI
       const heads = selectHeads(sel.heads, H);
       for (const n of samples) {
         if (n >= probs.shape[0]) continue;
-        attention.push({ arStep: -1, diffusionStep: -1, t: batch.t[n], layer, sample: n, unconditional: false, heads, shape: [heads.length, Lq, Lk], data: headsOf(probs, n, heads), queries: positions[n], keys: positions[n] });
+        attention.push({
+          arStep: -1,
+          diffusionStep: -1,
+          t: batch.t[n],
+          layer,
+          sample: n,
+          unconditional: false,
+          heads,
+          shape: [heads.length, Lq, Lk],
+          data: headsOf(probs, n, heads),
+          queries: positions[n],
+          keys: positions[n],
+        });
       }
     },
   });

@@ -63,13 +63,22 @@ export function saveCheckpoint(file: string, ck: Checkpoint, dtype: StoredDtype 
  * Writes the weights of any checkpoint `readCheckpoint` accepts as a weights-only file (EMA weights by default,
  * as sampling uses), optionally as F16: what a model is shipped or shared as.
  */
-export function exportWeights(src: string, dst: string, opts: { weights?: 'ema' | 'model'; dtype?: StoredDtype; config?: CausalFusionConfig } = {}): void {
+export function exportWeights(
+  src: string,
+  dst: string,
+  opts: { weights?: 'ema' | 'model'; dtype?: StoredDtype; config?: CausalFusionConfig } = {},
+): void {
   const ck = readCheckpoint(src, opts.config);
   const which = opts.weights ?? 'ema';
-  if (which === 'ema' && !ck.ema && ck.optimizer) throw new Error(`${src}: a training checkpoint without EMA weights; export --weights model`);
+  if (which === 'ema' && !ck.ema && ck.optimizer)
+    throw new Error(`${src}: a training checkpoint without EMA weights; export --weights model`);
   const model = which === 'ema' && ck.ema ? ck.ema : ck.model;
   if (Object.keys(model).length === 0) throw new Error(`${src}: holds no model weights`);
-  saveCheckpoint(dst, { config: ck.config, model, meta: { ...ck.meta, weights: which, exportedFrom: path.basename(src) } }, opts.dtype);
+  saveCheckpoint(
+    dst,
+    { config: ck.config, model, meta: { ...ck.meta, weights: which, exportedFrom: path.basename(src) } },
+    opts.dtype,
+  );
 }
 
 /**
@@ -81,7 +90,10 @@ export function readCheckpoint(file: string, config?: CausalFusionConfig): Check
   const ext = path.extname(file).toLowerCase();
   if (ext === '.pt' || ext === '.pth' || ext === '.bin') {
     const t = readTorchStateDict(file);
-    if (!config) throw new Error(`${file}: a PyTorch checkpoint carries no CausalFusion config; pass one (e.g. makeConfig('CausalFusion-XL'))`);
+    if (!config)
+      throw new Error(
+        `${file}: a PyTorch checkpoint carries no CausalFusion config; pass one (e.g. makeConfig('CausalFusion-XL'))`,
+      );
     return { config, model: t.model, ema: t.ema, meta: { source: 'pytorch' } };
   }
   const f = loadSafetensors(file);
@@ -108,7 +120,10 @@ export function readCheckpoint(file: string, config?: CausalFusionConfig): Check
       throw new Error(`${file}: bad training metadata (${(e as Error).message})`);
     }
   }
-  const optimizer = f.metadata.optimizer_step !== undefined ? { step: Number(f.metadata.optimizer_step), expAvg: expAvg ?? {}, expAvgSq: expAvgSq ?? {} } : undefined;
+  const optimizer =
+    f.metadata.optimizer_step !== undefined
+      ? { step: Number(f.metadata.optimizer_step), expAvg: expAvg ?? {}, expAvgSq: expAvgSq ?? {} }
+      : undefined;
   return { config: cfg, model, ema, optimizer, meta };
 }
 
@@ -116,7 +131,10 @@ export function readCheckpoint(file: string, config?: CausalFusionConfig): Check
  * Loads a model for sampling from any checkpoint `readCheckpoint` accepts. `weights: 'ema'` (the default)
  * takes the EMA weights when the file has them, as the official sampler does.
  */
-export function loadModel(file: string, opts: { weights?: 'ema' | 'model'; config?: CausalFusionConfig } = {}): CausalDiffusionModel {
+export function loadModel(
+  file: string,
+  opts: { weights?: 'ema' | 'model'; config?: CausalFusionConfig } = {},
+): CausalDiffusionModel {
   const ck = readCheckpoint(file, opts.config);
   const which = opts.weights ?? 'ema';
   const sd = which === 'ema' && ck.ema ? ck.ema : ck.model;

@@ -28,12 +28,21 @@ export interface GridOptions {
 export const toByte = (v: number): number => Math.max(0, Math.min(255, Math.floor(127.5 * v + 128)));
 
 /** Grey bytes of values in model range, base64: the compact form charts and the claims cache store images in. */
-export const greyBase64 = (image: ArrayLike<number>): string => Buffer.from(Uint8Array.from(image, toByte)).toString('base64');
+export const greyBase64 = (image: ArrayLike<number>): string =>
+  Buffer.from(Uint8Array.from(image, toByte)).toString('base64');
 
 /** Lays out N images [N, C, H, W] (C = 1 or 3) in a grid. */
-export function imageGrid(images: Float32Array, N: number, C: number, H: number, W: number, opts: GridOptions = {}): Raster {
+export function imageGrid(
+  images: Float32Array,
+  N: number,
+  C: number,
+  H: number,
+  W: number,
+  opts: GridOptions = {},
+): Raster {
   if (C !== 1 && C !== 3) throw new Error(`a grid needs 1 or 3 channels, got ${C}`);
-  if (images.length !== N * C * H * W) throw new Error(`expected ${N * C * H * W} values for [${N}, ${C}, ${H}, ${W}], got ${images.length}`);
+  if (images.length !== N * C * H * W)
+    throw new Error(`expected ${N * C * H * W} values for [${N}, ${C}, ${H}, ${W}], got ${images.length}`);
   const cols = opts.cols ?? Math.ceil(Math.sqrt(N));
   const rows = Math.ceil(N / cols);
   const pad = opts.pad ?? 2;

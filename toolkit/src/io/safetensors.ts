@@ -24,35 +24,58 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
   if (buf.length < 8) throw new Error(`${label}: ${buf.length} bytes is too short for a safetensors file`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const headerLen = Number(view.getBigUint64(0, true));
-  if (headerLen > buf.length - 8) throw new Error(`${label}: header length ${headerLen} exceeds the file (${buf.length} bytes): truncated or not safetensors`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  if (headerLen > buf.length - 8)
+    throw new Error(
+      `${label}: header length ${headerLen} exceeds the file (${buf.length} bytes): truncated or not safetensors`,
+    );
+  let header: Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
+  >;
   try {
     header = JSON.parse(Buffer.from(buf.subarray(8, 8 + headerLen)).toString('utf8'));
   } catch (e) {
     throw new Error(`${label}: header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new Error(`${label}: header is not a JSON object of tensors`);
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new Error(`${label}: header is not a JSON object of tensors`);
   const dataStart = 8 + headerLen;
   const tensors: Record<string, HostTensor> = {};
   let metadata: Record<string, string> = {};
   const isIndex = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (typeof entry !== 'object' || entry === null || Object.values(entry).some((x) => typeof x !== 'string')) throw new Error(`${label}: __metadata__ must map names to strings`);
+      if (typeof entry !== 'object' || entry === null || Object.values(entry).some((x) => typeof x !== 'string'))
+        throw new Error(`${label}: __metadata__ must map names to strings`);
       metadata = entry as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!Array.isArray(shape) || !shape.every(isIndex) || !Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
+    const {
+      dtype,
+      shape,
+      data_offsets: offsets,
+    } = (entry ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (
+      !Array.isArray(shape) ||
+      !shape.every(isIndex) ||
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every(isIndex)
+    ) {
       throw new Error(`${label}: tensor ${name} needs a shape of non-negative integers and data_offsets [begin, end]`);
     }
     const [begin, end] = offsets as [number, number];
     const type = SAFETENSORS_DTYPES[dtype as string];
-    if (!type) throw new Error(`${label}: tensor ${name} has dtype ${String(dtype)}; supported: ${Object.keys(SAFETENSORS_DTYPES).join(', ')}`);
+    if (!type)
+      throw new Error(
+        `${label}: tensor ${name} has dtype ${String(dtype)}; supported: ${Object.keys(SAFETENSORS_DTYPES).join(', ')}`,
+      );
     const width = DTYPE_BYTES[type];
     const count = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * width || dataStart + end > buf.length) {
-      throw new Error(`${label}: tensor ${name} [${shape}] ${dtype} has byte range [${begin}, ${end}) that does not fit its shape or the file (truncated?)`);
+      throw new Error(
+        `${label}: tensor ${name} [${shape}] ${dtype} has byte range [${begin}, ${end}) that does not fit its shape or the file (truncated?)`,
+      );
     }
     tensors[name] = { shape: shape.slice() as number[], data: decodeToFloat32(view, dataStart + begin, count, type) };
   }
@@ -63,7 +86,11 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
 export type StoredDtype = 'F32' | 'F16';
 
 /** Serialises tensors (in the given order, as `dtype`) and string metadata. */
-export function serializeSafetensors(tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}, dtype: StoredDtype = 'F32'): Buffer {
+export function serializeSafetensors(
+  tensors: Record<string, HostTensor>,
+  metadata: Record<string, string> = {},
+  dtype: StoredDtype = 'F32',
+): Buffer {
   const width = DTYPE_BYTES[SAFETENSORS_DTYPES[dtype]];
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -88,7 +115,12 @@ export function serializeSafetensors(tensors: Record<string, HostTensor>, metada
   return out;
 }
 
-export function saveSafetensors(file: string, tensors: Record<string, HostTensor>, metadata: Record<string, string> = {}, dtype: StoredDtype = 'F32'): void {
+export function saveSafetensors(
+  file: string,
+  tensors: Record<string, HostTensor>,
+  metadata: Record<string, string> = {},
+  dtype: StoredDtype = 'F32',
+): void {
   writeFileAtomic(file, serializeSafetensors(tensors, metadata, dtype));
 }
 

@@ -21,7 +21,35 @@ class Opaque {
  * Modules whose callables run code or touch the system. A checkpoint never needs them; a pickle that calls one
  * is an attempt to run code, and is refused with that reason (nothing would be run anyway: see above).
  */
-const CODE_MODULES = new Set(['os', 'posix', 'nt', 'subprocess', 'sys', 'builtins', '__builtin__', 'shutil', 'socket', 'importlib', 'runpy', 'pty', 'pickle', 'code', 'ctypes', 'marshal', 'types', 'webbrowser', 'functools', 'operator', 'io', 'pathlib', 'tempfile', 'signal', 'multiprocessing', 'threading', 'asyncio']);
+const CODE_MODULES = new Set([
+  'os',
+  'posix',
+  'nt',
+  'subprocess',
+  'sys',
+  'builtins',
+  '__builtin__',
+  'shutil',
+  'socket',
+  'importlib',
+  'runpy',
+  'pty',
+  'pickle',
+  'code',
+  'ctypes',
+  'marshal',
+  'types',
+  'webbrowser',
+  'functools',
+  'operator',
+  'io',
+  'pathlib',
+  'tempfile',
+  'signal',
+  'multiprocessing',
+  'threading',
+  'asyncio',
+]);
 
 /** A short, printable view of a call's arguments for error messages. */
 function previewArgs(args: unknown[]): string {
@@ -57,7 +85,10 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
       break;
     }
   }
-  if (eocd < 0) throw new Error(`${label}: not a zip archive (legacy torch.save format?); re-save it with torch >= 1.6 or convert it: python3 -c "import torch, safetensors.torch as s; s.save_file(torch.load('in.pt'), 'out.safetensors')"`);
+  if (eocd < 0)
+    throw new Error(
+      `${label}: not a zip archive (legacy torch.save format?); re-save it with torch >= 1.6 or convert it: python3 -c "import torch, safetensors.torch as s; s.save_file(torch.load('in.pt'), 'out.safetensors')"`,
+    );
   let count = buf.readUInt16LE(eocd + 10);
   let cdOffset = buf.readUInt32LE(eocd + 16);
   if (cdOffset === 0xffffffff || count === 0xffff) {
@@ -88,8 +119,8 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
       const size = buf.readUInt16LE(x + 2);
       if (id === 0x0001) {
         let q = x + 4;
-        if (usize === 0xffffffff) (usize = Number(buf.readBigUInt64LE(q)), (q += 8));
-        if (csize === 0xffffffff) (csize = Number(buf.readBigUInt64LE(q)), (q += 8));
+        if (usize === 0xffffffff) ((usize = Number(buf.readBigUInt64LE(q))), (q += 8));
+        if (csize === 0xffffffff) ((csize = Number(buf.readBigUInt64LE(q))), (q += 8));
         if (local === 0xffffffff) local = Number(buf.readBigUInt64LE(q));
       }
       x += 4 + size;
@@ -97,7 +128,8 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
     const dataStart = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
     const raw = buf.subarray(dataStart, dataStart + csize);
     if (method === 0) out.set(name, raw);
-    else if (method === 8) out.set(name, zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) })); // never more than the entry claims
+    else if (method === 8)
+      out.set(name, zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) })); // never more than the entry claims
     else throw new Error(`${label}: zip entry ${name} uses unsupported compression ${method}`);
     if (out.get(name)!.length !== usize) throw new Error(`${label}: zip entry ${name} is truncated`);
     p = xEnd + commentLen;
@@ -108,16 +140,32 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
 function toFloat32(bytes: Buffer, dtype: string, offset: number, count: number, label: string): Float32Array {
   if (!isDtype(dtype)) throw new Error(`${label}: unsupported tensor dtype ${dtype}`);
   const s = DTYPE_BYTES[dtype];
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(count) || count < 0 || (offset + count) * s > bytes.length) throw new Error(`${label}: tensor data runs past its storage`);
+  if (
+    !Number.isSafeInteger(offset) ||
+    offset < 0 ||
+    !Number.isSafeInteger(count) ||
+    count < 0 ||
+    (offset + count) * s > bytes.length
+  )
+    throw new Error(`${label}: tensor data runs past its storage`);
   return decodeToFloat32(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), offset * s, count, dtype);
 }
 
 /** `_rebuild_tensor_v2(storage, offset, size, stride, ...)` as a host float32 tensor (strides honoured). */
-function rebuildTensor(ref: StorageRef, offset: number, size: number[], stride: number[], files: Map<string, Buffer>, prefix: string, label: string): HostTensor {
+function rebuildTensor(
+  ref: StorageRef,
+  offset: number,
+  size: number[],
+  stride: number[],
+  files: Map<string, Buffer>,
+  prefix: string,
+  label: string,
+): HostTensor {
   const bytes = files.get(`${prefix}data/${ref.key}`);
   if (!bytes) throw new Error(`${label}: storage ${ref.key} is missing from the archive`);
   const dims = (x: unknown): x is number[] => Array.isArray(x) && x.every((n) => Number.isSafeInteger(n) && n >= 0);
-  if (!dims(size) || !dims(stride) || size.length !== stride.length) throw new Error(`${label}: tensor with malformed size ${JSON.stringify(size)} / stride ${JSON.stringify(stride)}`);
+  if (!dims(size) || !dims(stride) || size.length !== stride.length)
+    throw new Error(`${label}: tensor with malformed size ${JSON.stringify(size)} / stride ${JSON.stringify(stride)}`);
   const count = size.reduce((a, b) => a * b, 1);
   let span = 1;
   size.forEach((n, i) => (span += (n - 1) * stride[i]));
@@ -173,59 +221,187 @@ function unpickle(pkl: Buffer, files: Map<string, Buffer>, prefix: string, label
     }
     if (g === 'torch._utils._rebuild_parameter' || g === 'torch._utils._rebuild_parameter_with_state') return args[0];
     if (g && CODE_MODULES.has(g.split('.')[0]))
-      throw new Error(`${label}: refused: the pickle asks to call ${g}(${previewArgs(Array.isArray(args) ? args : [])}), which would run code; a checkpoint only needs torch's tensor rebuilders, and this reader never runs code from a file`);
+      throw new Error(
+        `${label}: refused: the pickle asks to call ${g}(${previewArgs(Array.isArray(args) ? args : [])}), which would run code; a checkpoint only needs torch's tensor rebuilders, and this reader never runs code from a file`,
+      );
     return Object.assign(new Opaque(g ?? '?'), { args });
   };
   for (;;) {
     if (p >= pkl.length) throw new Error(`${label}: pickle ends without STOP`);
     const op = u8();
     switch (op) {
-      case 0x80: p++; break; // PROTO
-      case 0x95: p += 8; break; // FRAME
-      case 0x2e: return stack.pop(); // STOP
-      case 0x7d: stack.push(new Map()); break; // EMPTY_DICT
-      case 0x5d: stack.push([]); break; // EMPTY_LIST
-      case 0x29: stack.push([]); break; // EMPTY_TUPLE
-      case 0x28: marks.push(stack.length); break; // MARK
-      case 0x74: stack.push(popMark()); break; // TUPLE
-      case 0x85: stack.push([stack.pop()]); break; // TUPLE1
-      case 0x86: { const b = stack.pop(); const a = stack.pop(); stack.push([a, b]); break; } // TUPLE2
-      case 0x87: { const c = stack.pop(); const b = stack.pop(); const a = stack.pop(); stack.push([a, b, c]); break; } // TUPLE3
-      case 0x6c: stack.push(popMark()); break; // LIST
-      case 0x64: { const d = new Map(); setItems(d, popMark()); stack.push(d); break; } // DICT
-      case 0x61: { const v = stack.pop(); (stack[stack.length - 1] as unknown[]).push(v); break; } // APPEND
-      case 0x65: { const items = popMark(); (stack[stack.length - 1] as unknown[]).push(...items); break; } // APPENDS
-      case 0x73: { const v = stack.pop(); const k = stack.pop(); setItems(stack[stack.length - 1], [k, v]); break; } // SETITEM
-      case 0x75: { const items = popMark(); setItems(stack[stack.length - 1], items); break; } // SETITEMS
-      case 0x4e: stack.push(null); break; // NONE
-      case 0x88: stack.push(true); break; // NEWTRUE
-      case 0x89: stack.push(false); break; // NEWFALSE
-      case 0x4b: stack.push(u8()); break; // BININT1
-      case 0x4d: stack.push(u16()); break; // BININT2
-      case 0x4a: stack.push(((p += 4), pkl.readInt32LE(p - 4))); break; // BININT
-      case 0x8a: { const n = u8(); let v = 0n; for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(pkl[p + i]); if (n > 0 && pkl[p + n - 1] & 0x80) v -= 1n << BigInt(8 * n); p += n; stack.push(Number(v)); break; } // LONG1
-      case 0x47: stack.push(((p += 8), pkl.readDoubleBE(p - 8))); break; // BINFLOAT
-      case 0x58: stack.push(str(u32())); break; // BINUNICODE
-      case 0x8c: stack.push(str(u8())); break; // SHORT_BINUNICODE
-      case 0x54: stack.push(str(u32())); break; // BINSTRING
-      case 0x55: stack.push(str(u8())); break; // SHORT_BINSTRING
-      case 0x42: { const n = u32(); stack.push(pkl.subarray(p, (p += n))); break; } // BINBYTES
-      case 0x43: { const n = u8(); stack.push(pkl.subarray(p, (p += n))); break; } // SHORT_BINBYTES
-      case 0x71: memo.set(u8(), stack[stack.length - 1]); break; // BINPUT
-      case 0x72: memo.set(u32(), stack[stack.length - 1]); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, stack[stack.length - 1]); break; // MEMOIZE
-      case 0x68: stack.push(memo.get(u8())); break; // BINGET
-      case 0x6a: stack.push(memo.get(u32())); break; // LONG_BINGET
-      case 0x63: { const m = line(); stack.push(global(m, line())); break; } // GLOBAL
-      case 0x93: { const n = stack.pop() as string; const m = stack.pop() as string; stack.push(global(m, n)); break; } // STACK_GLOBAL
-      case 0x52: { const args = stack.pop() as unknown[]; const fn = stack.pop(); stack.push(call(fn, args)); break; } // REDUCE
-      case 0x81: { const args = stack.pop() as unknown[]; const cls = stack.pop(); stack.push(call(cls, args)); break; } // NEWOBJ
-      case 0x62: { const state = stack.pop(); const obj = stack[stack.length - 1]; if (obj instanceof Opaque) obj.state = state; break; } // BUILD
-      case 0x51: { // BINPERSID: ('storage', storage_type, key, location, numel)
+      case 0x80:
+        p++;
+        break; // PROTO
+      case 0x95:
+        p += 8;
+        break; // FRAME
+      case 0x2e:
+        return stack.pop(); // STOP
+      case 0x7d:
+        stack.push(new Map());
+        break; // EMPTY_DICT
+      case 0x5d:
+        stack.push([]);
+        break; // EMPTY_LIST
+      case 0x29:
+        stack.push([]);
+        break; // EMPTY_TUPLE
+      case 0x28:
+        marks.push(stack.length);
+        break; // MARK
+      case 0x74:
+        stack.push(popMark());
+        break; // TUPLE
+      case 0x85:
+        stack.push([stack.pop()]);
+        break; // TUPLE1
+      case 0x86: {
+        const b = stack.pop();
+        const a = stack.pop();
+        stack.push([a, b]);
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = stack.pop();
+        const b = stack.pop();
+        const a = stack.pop();
+        stack.push([a, b, c]);
+        break;
+      } // TUPLE3
+      case 0x6c:
+        stack.push(popMark());
+        break; // LIST
+      case 0x64: {
+        const d = new Map();
+        setItems(d, popMark());
+        stack.push(d);
+        break;
+      } // DICT
+      case 0x61: {
+        const v = stack.pop();
+        (stack[stack.length - 1] as unknown[]).push(v);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        (stack[stack.length - 1] as unknown[]).push(...items);
+        break;
+      } // APPENDS
+      case 0x73: {
+        const v = stack.pop();
+        const k = stack.pop();
+        setItems(stack[stack.length - 1], [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const items = popMark();
+        setItems(stack[stack.length - 1], items);
+        break;
+      } // SETITEMS
+      case 0x4e:
+        stack.push(null);
+        break; // NONE
+      case 0x88:
+        stack.push(true);
+        break; // NEWTRUE
+      case 0x89:
+        stack.push(false);
+        break; // NEWFALSE
+      case 0x4b:
+        stack.push(u8());
+        break; // BININT1
+      case 0x4d:
+        stack.push(u16());
+        break; // BININT2
+      case 0x4a:
+        stack.push(((p += 4), pkl.readInt32LE(p - 4)));
+        break; // BININT
+      case 0x8a: {
+        const n = u8();
+        let v = 0n;
+        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(pkl[p + i]);
+        if (n > 0 && pkl[p + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+        p += n;
+        stack.push(Number(v));
+        break;
+      } // LONG1
+      case 0x47:
+        stack.push(((p += 8), pkl.readDoubleBE(p - 8)));
+        break; // BINFLOAT
+      case 0x58:
+        stack.push(str(u32()));
+        break; // BINUNICODE
+      case 0x8c:
+        stack.push(str(u8()));
+        break; // SHORT_BINUNICODE
+      case 0x54:
+        stack.push(str(u32()));
+        break; // BINSTRING
+      case 0x55:
+        stack.push(str(u8()));
+        break; // SHORT_BINSTRING
+      case 0x42: {
+        const n = u32();
+        stack.push(pkl.subarray(p, (p += n)));
+        break;
+      } // BINBYTES
+      case 0x43: {
+        const n = u8();
+        stack.push(pkl.subarray(p, (p += n)));
+        break;
+      } // SHORT_BINBYTES
+      case 0x71:
+        memo.set(u8(), stack[stack.length - 1]);
+        break; // BINPUT
+      case 0x72:
+        memo.set(u32(), stack[stack.length - 1]);
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, stack[stack.length - 1]);
+        break; // MEMOIZE
+      case 0x68:
+        stack.push(memo.get(u8()));
+        break; // BINGET
+      case 0x6a:
+        stack.push(memo.get(u32()));
+        break; // LONG_BINGET
+      case 0x63: {
+        const m = line();
+        stack.push(global(m, line()));
+        break;
+      } // GLOBAL
+      case 0x93: {
+        const n = stack.pop() as string;
+        const m = stack.pop() as string;
+        stack.push(global(m, n));
+        break;
+      } // STACK_GLOBAL
+      case 0x52: {
+        const args = stack.pop() as unknown[];
+        const fn = stack.pop();
+        stack.push(call(fn, args));
+        break;
+      } // REDUCE
+      case 0x81: {
+        const args = stack.pop() as unknown[];
+        const cls = stack.pop();
+        stack.push(call(cls, args));
+        break;
+      } // NEWOBJ
+      case 0x62: {
+        const state = stack.pop();
+        const obj = stack[stack.length - 1];
+        if (obj instanceof Opaque) obj.state = state;
+        break;
+      } // BUILD
+      case 0x51: {
+        // BINPERSID: ('storage', storage_type, key, location, numel)
         const pid = stack.pop() as unknown[];
         const type = (pid[1] as { global?: string }).global?.split('.').pop() ?? '';
         const dtype = STORAGE_DTYPES[type];
-        if (pid[0] !== 'storage' || !dtype) throw new Error(`${label}: unsupported storage ${JSON.stringify(pid[0])} of type ${type}`);
+        if (pid[0] !== 'storage' || !dtype)
+          throw new Error(`${label}: unsupported storage ${JSON.stringify(pid[0])} of type ${type}`);
         stack.push({ dtype, key: String(pid[2]) } satisfies StorageRef);
         break;
       }
@@ -235,7 +411,8 @@ function unpickle(pkl: Buffer, files: Map<string, Buffer>, prefix: string, label
   }
 }
 
-const isTensor = (v: unknown): v is HostTensor => typeof v === 'object' && v !== null && (v as HostTensor).data instanceof Float32Array;
+const isTensor = (v: unknown): v is HostTensor =>
+  typeof v === 'object' && v !== null && (v as HostTensor).data instanceof Float32Array;
 
 /** The tensors of a dict, keys without DDP's `module.` prefix; null if it holds none. */
 function tensorsOf(v: unknown): StateDict | undefined {

@@ -8,7 +8,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedKernels } from '../backend';
 import type { WebGPUBackendLike } from '../backend/webgpu';
-import { flashAttentionBackward, flashAttentionForward, FlashShape, headMajor, MAX_HEAD_DIM, rangesTensor, tokenMajor } from '../backend/wgsl/attention';
+import {
+  flashAttentionBackward,
+  flashAttentionForward,
+  FlashShape,
+  headMajor,
+  MAX_HEAD_DIM,
+  rangesTensor,
+  tokenMajor,
+} from '../backend/wgsl/attention';
 import { fullRanges } from '../factorization/mask';
 import { bmm, customOp, layerNorm, linear } from './ops';
 
@@ -50,17 +58,33 @@ function attentionCore(mask: tf.Tensor2D | null, onProbs: ((p: tf.Tensor3D) => v
  * Fused qkv [N, L, 3D] -> q, k (each normed by its per-head LayerNorm, q not yet scaled) and v, each
  * [N, L, H, hd] (token-major), or [N, H, L, hd] with `headMajor`.
  */
-function qkvNormed(p: Params, pre: string, x: tf.Tensor3D, numHeads: number, headMajor: boolean): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+function qkvNormed(
+  p: Params,
+  pre: string,
+  x: tf.Tensor3D,
+  numHeads: number,
+  headMajor: boolean,
+): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const [N, L, D] = x.shape;
   const hd = D / numHeads;
   const qkv = linear(x, p[`${pre}.qkv.weight`]);
   const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.reshape(t, [N, L, numHeads, hd]));
-  const heads = [layerNorm(q, p[`${pre}.q_norm.weight`], p[`${pre}.q_norm.bias`]), layerNorm(k, p[`${pre}.k_norm.weight`], p[`${pre}.k_norm.bias`]), v];
+  const heads = [
+    layerNorm(q, p[`${pre}.q_norm.weight`], p[`${pre}.q_norm.bias`]),
+    layerNorm(k, p[`${pre}.k_norm.weight`], p[`${pre}.k_norm.bias`]),
+    v,
+  ];
   return heads.map((t) => (headMajor ? tf.transpose(t, [0, 2, 1, 3]) : t)) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 }
 
 /** The tfjs path: q, k, v [N, H, L, hd], softmax over the additive mask, merged back to [N, Lq, D]. */
-function attend(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D | null, onProbs?: ProbsHook): tf.Tensor3D {
+function attend(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  mask: tf.Tensor2D | null,
+  onProbs?: ProbsHook,
+): tf.Tensor3D {
   const [N, H, Lq, hd] = q.shape;
   const Lk = k.shape[2];
   const flat = (t: tf.Tensor4D, len: number) => tf.reshape(t, [N * H, len, hd]) as tf.Tensor3D;
@@ -81,7 +105,8 @@ const flashAttention = (gpu: WebGPUBackendLike, s: FlashShape, ranges: tf.Tensor
     save([q, k, v, o, lse]);
     return {
       value: o,
-      gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, os, ls]: tf.Tensor[]) => flashAttentionBackward(gpu, s, qs, ks, vs, ranges, os, ls, dO),
+      gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, os, ls]: tf.Tensor[]) =>
+        flashAttentionBackward(gpu, s, qs, ks, vs, ranges, os, ls, dO),
     };
   });
 
@@ -112,7 +137,17 @@ export function maskedAttention(
     const gpu = flashBackend(hd, onProbs);
     if (!gpu) return project(p, pre, attend(...qkvNormed(p, pre, x, numHeads, true), ctx.mask, onProbs));
     const layout = tokenMajor(numHeads, L, hd);
-    const s: FlashShape = { N, H: numHeads, Lq: L, Lk: L, hd, scale: Math.pow(hd, -0.5), q: layout, k: layout, v: layout };
+    const s: FlashShape = {
+      N,
+      H: numHeads,
+      Lq: L,
+      Lk: L,
+      hd,
+      scale: Math.pow(hd, -0.5),
+      q: layout,
+      k: layout,
+      v: layout,
+    };
     return project(p, pre, flashAttention(gpu, s, ctx.ranges)(...qkvNormed(p, pre, x, numHeads, false)));
   });
 }
@@ -145,7 +180,17 @@ export function cachedAttention(
     }
     if (!gpu) return project(p, pre, attend(q, k, v, null, onProbs));
     const Lk = k.shape[2];
-    const s: FlashShape = { N, H: numHeads, Lq, Lk, hd, scale: Math.pow(hd, -0.5), q: headMajor(numHeads, Lq, hd), k: headMajor(numHeads, Lk, hd), v: headMajor(numHeads, Lk, hd) };
+    const s: FlashShape = {
+      N,
+      H: numHeads,
+      Lq,
+      Lk,
+      hd,
+      scale: Math.pow(hd, -0.5),
+      q: headMajor(numHeads, Lq, hd),
+      k: headMajor(numHeads, Lk, hd),
+      v: headMajor(numHeads, Lk, hd),
+    };
     return project(p, pre, flashAttention(gpu, s, rangesTensor(fullRanges(Lq, Lk), hd))(q, k, v));
   });
 }

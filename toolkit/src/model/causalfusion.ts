@@ -117,7 +117,8 @@ export class CausalDiffusionModel {
   /** Copies the weights to the host under the official names and shapes. */
   stateDict(): StateDict {
     const out: StateDict = {};
-    for (const [name, v] of Object.entries(this.params)) out[name] = { shape: v.shape.slice(), data: v.dataSync() as Float32Array };
+    for (const [name, v] of Object.entries(this.params))
+      out[name] = { shape: v.shape.slice(), data: v.dataSync() as Float32Array };
     return out;
   }
 
@@ -168,7 +169,11 @@ export class CausalDiffusionModel {
         : cachedAttention(p, `${b}.attn`, h, this.config.numHeads, ctx.cache, ctx.update, onProbs);
     const x1 = tf.add(x, a);
     const m = layerNorm(x1, p[`${b}.norm2.weight`], p[`${b}.norm2.bias`]);
-    const mlp = linear(geluTanh(linear(m, p[`${b}.mlp.fc1.weight`], p[`${b}.mlp.fc1.bias`])), p[`${b}.mlp.fc2.weight`], p[`${b}.mlp.fc2.bias`]);
+    const mlp = linear(
+      geluTanh(linear(m, p[`${b}.mlp.fc1.weight`], p[`${b}.mlp.fc1.bias`])),
+      p[`${b}.mlp.fc2.weight`],
+      p[`${b}.mlp.fc2.bias`],
+    );
     return tf.add(x1, mlp) as tf.Tensor3D;
   }
 
@@ -189,7 +194,10 @@ export class CausalDiffusionModel {
     const S = c.inputSize;
     const size = N * c.latentChannels * S * S;
     for (const key of ['x', 'xn', 'target'] as const) {
-      if (inp[key].length !== size) throw new Error(`${key} has ${inp[key].length} values, expected [${N}, ${c.latentChannels}, ${S}, ${S}] = ${size}`);
+      if (inp[key].length !== size)
+        throw new Error(
+          `${key} has ${inp[key].length} values, expected [${N}, ${c.latentChannels}, ${S}, ${S}] = ${size}`,
+        );
     }
     if (inp.y.length !== N) throw new Error(`y has ${inp.y.length} labels for a batch of ${N}`);
     const maxLabel = c.numClasses + (c.classDropoutProb > 0 ? 1 : 0);
@@ -272,7 +280,14 @@ export class CausalDiffusionModel {
   posEmbedAt(positions: readonly (readonly number[])[]): tf.Tensor3D {
     const N = positions.length;
     const Lq = positions[0]?.length ?? 0;
-    return tf.tidy(() => tf.reshape(this.posAt(this.params, tf.tensor1d(Int32Array.from(positions.flat()), 'int32')), [N, Lq, this.config.hiddenSize]) as tf.Tensor3D);
+    return tf.tidy(
+      () =>
+        tf.reshape(this.posAt(this.params, tf.tensor1d(Int32Array.from(positions.flat()), 'int32')), [
+          N,
+          Lq,
+          this.config.hiddenSize,
+        ]) as tf.Tensor3D,
+    );
   }
 
   /** Clean tokens [N, Lc, d] at raster positions, embedded as context: x_proj(x) + pos_embed, no t-embedding. */
@@ -317,7 +332,10 @@ export class CausalDiffusionModel {
       const xs = guided ? tf.concat([xn, xn], 0) : xn;
       const pos = guided ? tf.concat([posEmbed, posEmbed], 0) : posEmbed;
       const tEmb = this.tEmbed(p, tf.tensor2d(timestepFrequencies([t]), [1, 256]));
-      let h = tf.add(tf.add(linear(xs, p['x_proj.weight'], p['x_proj.bias']), pos), tf.reshape(tEmb, [1, 1, -1])) as tf.Tensor3D;
+      let h = tf.add(
+        tf.add(linear(xs, p['x_proj.weight'], p['x_proj.bias']), pos),
+        tf.reshape(tEmb, [1, 1, -1]),
+      ) as tf.Tensor3D;
       for (let i = 0; i < this.config.depth; i++) {
         const onProbs = hooks.attention ? (pr: tf.Tensor4D) => hooks.attention!(i, pr) : undefined;
         h = this.block(p, i, h, { cache: cache[i], update: false }, onProbs);
@@ -326,7 +344,8 @@ export class CausalDiffusionModel {
       hooks.prediction?.(eps);
       if (!guided) return eps;
       const [cond, uncond] = tf.split(eps, 2, 0);
-      if (cfgInterval[0] <= t && t < cfgInterval[1]) return tf.add(uncond, tf.mul(tf.sub(cond, uncond), cfgScale)) as tf.Tensor3D;
+      if (cfgInterval[0] <= t && t < cfgInterval[1])
+        return tf.add(uncond, tf.mul(tf.sub(cond, uncond), cfgScale)) as tf.Tensor3D;
       return cond as tf.Tensor3D;
     });
   }
@@ -350,11 +369,15 @@ function checkCache(depth: number, cache: LayerCache[], rows: number, mustHoldCo
   if (cache.length !== depth) throw new Error(`KV cache has ${cache.length} layers, the model has ${depth}`);
   const k = cache[0].k;
   if (!k) {
-    if (mustHoldContext) throw new Error('KV cache is empty: put the condition tokens in it first (forwardCacheUpdate)');
+    if (mustHoldContext)
+      throw new Error('KV cache is empty: put the condition tokens in it first (forwardCacheUpdate)');
     return;
   }
   if (k.shape[0] !== rows) {
-    throw new Error(`KV cache holds ${k.shape[0]} rows but this call needs ${rows}` + (rows % 2 === 0 ? ' (with CFG the cache holds [cond; null] = 2N rows)' : ''));
+    throw new Error(
+      `KV cache holds ${k.shape[0]} rows but this call needs ${rows}` +
+        (rows % 2 === 0 ? ' (with CFG the cache holds [cond; null] = 2N rows)' : ''),
+    );
   }
 }
 
@@ -365,9 +388,14 @@ function checkStateDict(c: CausalFusionConfig, sd: Record<string, HostTensor>): 
   for (const [name, shape] of want) {
     const got = sd[name];
     if (!got) problems.push(`missing ${name}`);
-    else if (!tf.util.arraysEqual(got.shape, shape)) problems.push(`${name} has shape [${got.shape}], expected [${shape}]`);
-    else if (got.data.length !== shape.reduce((a, b) => a * b, 1)) problems.push(`${name} has ${got.data.length} values for shape [${shape}]`);
+    else if (!tf.util.arraysEqual(got.shape, shape))
+      problems.push(`${name} has shape [${got.shape}], expected [${shape}]`);
+    else if (got.data.length !== shape.reduce((a, b) => a * b, 1))
+      problems.push(`${name} has ${got.data.length} values for shape [${shape}]`);
   }
   for (const name of Object.keys(sd)) if (!want.has(name)) problems.push(`unexpected ${name}`);
-  if (problems.length) throw new Error(`state_dict does not fit this config: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
+  if (problems.length)
+    throw new Error(
+      `state_dict does not fit this config: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`,
+    );
 }

@@ -53,25 +53,108 @@ const DEFAULTS: CausalFusionConfig = {
 /** Named presets. L / XL / H are the official `model_dict`; `ablation` is the paper's Table 9 model. */
 export const PRESETS = {
   /** The shape of the reference fixture: 4x4 latent, 16 tokens; for tests and demos in milliseconds. */
-  tiny: { inputSize: 4, patchSize: 1, latentChannels: 4, hiddenSize: 64, numCondTokens: 4, depth: 2, numHeads: 4, numClasses: 10, trainablePos: true },
+  tiny: {
+    inputSize: 4,
+    patchSize: 1,
+    latentChannels: 4,
+    hiddenSize: 64,
+    numCondTokens: 4,
+    depth: 2,
+    numHeads: 4,
+    numClasses: 10,
+    trainablePos: true,
+  },
   /** MNIST in pixel space, 28x28 in 7x7 patches = 16 tokens of 49 values: the 15-minute model on 2 cores. */
-  'mnist-small': { inputSize: 28, patchSize: 7, latentChannels: 1, hiddenSize: 128, numCondTokens: 4, depth: 4, numHeads: 4, numClasses: 10, trainablePos: true },
+  'mnist-small': {
+    inputSize: 28,
+    patchSize: 7,
+    latentChannels: 1,
+    hiddenSize: 128,
+    numCondTokens: 4,
+    depth: 4,
+    numHeads: 4,
+    numClasses: 10,
+    trainablePos: true,
+  },
   /** mnist-small's width and depth on 4x4 patches = 49 tokens: the claims study at 49 tokens (21 runs share one GPU). */
-  'mnist-small-49': { inputSize: 28, patchSize: 4, latentChannels: 1, hiddenSize: 128, numCondTokens: 4, depth: 4, numHeads: 4, numClasses: 10, trainablePos: true },
+  'mnist-small-49': {
+    inputSize: 28,
+    patchSize: 4,
+    latentChannels: 1,
+    hiddenSize: 128,
+    numCondTokens: 4,
+    depth: 4,
+    numHeads: 4,
+    numClasses: 10,
+    trainablePos: true,
+  },
   /** MNIST with 4x4 patches = 49 tokens of 16 values, wider and deeper: for longer runs and finer attention maps. */
-  'mnist-base': { inputSize: 28, patchSize: 4, latentChannels: 1, hiddenSize: 256, numCondTokens: 4, depth: 6, numHeads: 4, numClasses: 10, trainablePos: true },
+  'mnist-base': {
+    inputSize: 28,
+    patchSize: 4,
+    latentChannels: 1,
+    hiddenSize: 256,
+    numCondTokens: 4,
+    depth: 6,
+    numHeads: 4,
+    numClasses: 10,
+    trainablePos: true,
+  },
   /** Paper ablation model (Table 9): SD-VAE latents 32x32x4, patch 2, 4 class tokens, fixed sin-cos positions. */
-  ablation: { inputSize: 32, patchSize: 2, latentChannels: 4, hiddenSize: 1024, numCondTokens: 4, depth: 24, numHeads: 16, numClasses: 1000, trainablePos: false },
-  'CausalFusion-L': { inputSize: 16, patchSize: 1, latentChannels: 16, hiddenSize: 1024, numCondTokens: 64, depth: 24, numHeads: 16, numClasses: 1000, trainablePos: true },
-  'CausalFusion-XL': { inputSize: 16, patchSize: 1, latentChannels: 16, hiddenSize: 1280, numCondTokens: 64, depth: 32, numHeads: 20, numClasses: 1000, trainablePos: true },
+  ablation: {
+    inputSize: 32,
+    patchSize: 2,
+    latentChannels: 4,
+    hiddenSize: 1024,
+    numCondTokens: 4,
+    depth: 24,
+    numHeads: 16,
+    numClasses: 1000,
+    trainablePos: false,
+  },
+  'CausalFusion-L': {
+    inputSize: 16,
+    patchSize: 1,
+    latentChannels: 16,
+    hiddenSize: 1024,
+    numCondTokens: 64,
+    depth: 24,
+    numHeads: 16,
+    numClasses: 1000,
+    trainablePos: true,
+  },
+  'CausalFusion-XL': {
+    inputSize: 16,
+    patchSize: 1,
+    latentChannels: 16,
+    hiddenSize: 1280,
+    numCondTokens: 64,
+    depth: 32,
+    numHeads: 20,
+    numClasses: 1000,
+    trainablePos: true,
+  },
   /** Depth 48 as in the official code; the paper's Table 10 says 40 layers (see paper-notes §5.19). */
-  'CausalFusion-H': { inputSize: 16, patchSize: 1, latentChannels: 16, hiddenSize: 1408, numCondTokens: 64, depth: 48, numHeads: 22, numClasses: 1000, trainablePos: true },
+  'CausalFusion-H': {
+    inputSize: 16,
+    patchSize: 1,
+    latentChannels: 16,
+    hiddenSize: 1408,
+    numCondTokens: 64,
+    depth: 48,
+    numHeads: 22,
+    numClasses: 1000,
+    trainablePos: true,
+  },
 } satisfies Record<string, Partial<CausalFusionConfig>>;
 
 export type PresetName = keyof typeof PRESETS;
 
 /** Fills defaults, applies a preset, validates; throws one clear error per problem found. */
-export function makeConfig(preset?: PresetName | null, overrides: Partial<CausalFusionConfig> = {}): CausalFusionConfig {
+export function makeConfig(
+  preset?: PresetName | null,
+  overrides: Partial<CausalFusionConfig> = {},
+): CausalFusionConfig {
   if (preset != null && !(preset in PRESETS)) {
     throw new Error(`unknown model preset "${preset}": use one of ${Object.keys(PRESETS).join(', ')}`);
   }
@@ -81,7 +164,16 @@ export function makeConfig(preset?: PresetName | null, overrides: Partial<Causal
 }
 
 export function validateConfig(c: CausalFusionConfig): void {
-  for (const key of ['inputSize', 'patchSize', 'latentChannels', 'hiddenSize', 'numCondTokens', 'depth', 'numHeads', 'numClasses'] as const) {
+  for (const key of [
+    'inputSize',
+    'patchSize',
+    'latentChannels',
+    'hiddenSize',
+    'numCondTokens',
+    'depth',
+    'numHeads',
+    'numClasses',
+  ] as const) {
     const v = c[key];
     const min = key === 'numCondTokens' ? 0 : 1;
     if (!Number.isInteger(v) || v < min) throw new Error(`config.${key} must be an integer >= ${min}, got ${v}`);
@@ -92,9 +184,12 @@ export function validateConfig(c: CausalFusionConfig): void {
   if (c.inputSize % c.patchSize !== 0) {
     throw new Error(`image size ${c.inputSize} is not divisible by the patch size ${c.patchSize}`);
   }
-  if (c.prediction !== 'eps' && c.prediction !== 'v') throw new Error(`config.prediction must be eps or v, got ${String(c.prediction)}`);
-  if (c.noiseSchedule !== 'linear' && c.noiseSchedule !== 'cosine') throw new Error(`config.noiseSchedule must be linear or cosine, got ${String(c.noiseSchedule)}`);
-  if (c.hiddenSize % 4 !== 0) throw new Error(`hidden size ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos position embedding)`);
+  if (c.prediction !== 'eps' && c.prediction !== 'v')
+    throw new Error(`config.prediction must be eps or v, got ${String(c.prediction)}`);
+  if (c.noiseSchedule !== 'linear' && c.noiseSchedule !== 'cosine')
+    throw new Error(`config.noiseSchedule must be linear or cosine, got ${String(c.noiseSchedule)}`);
+  if (c.hiddenSize % 4 !== 0)
+    throw new Error(`hidden size ${c.hiddenSize} must be a multiple of 4 (2-D sin-cos position embedding)`);
   if (!(c.mlpRatio > 0) || !Number.isInteger(c.hiddenSize * c.mlpRatio)) {
     throw new Error(`mlpRatio ${c.mlpRatio} must be > 0 and give an integer MLP width`);
   }

@@ -100,14 +100,21 @@ const fusedLayerNorm = perBackend((gpu, eps) =>
   customOp(([x, w, b], save) => {
     const [y, stats] = layerNormForward(gpu, x as tf.Tensor2D, w, b, eps);
     save([x, w, stats]);
-    return { value: y as tf.Tensor, gradFunc: (dy: tf.Tensor, [xs, ws, st]: tf.Tensor[]) => layerNormBackward(gpu, dy as tf.Tensor2D, xs as tf.Tensor2D, ws, st as tf.Tensor1D) };
+    return {
+      value: y as tf.Tensor,
+      gradFunc: (dy: tf.Tensor, [xs, ws, st]: tf.Tensor[]) =>
+        layerNormBackward(gpu, dy as tf.Tensor2D, xs as tf.Tensor2D, ws, st as tf.Tensor1D),
+    };
   }),
 );
 
 /** `nn.LayerNorm` over the last axis (PyTorch's eps 1e-5, biased variance). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor {
   const gpu = fusedKernels();
-  if (gpu) return tf.tidy(() => tf.reshape(fusedLayerNorm(gpu, eps)(tf.reshape(x, [-1, x.shape[x.rank - 1]]), weight, bias), x.shape));
+  if (gpu)
+    return tf.tidy(() =>
+      tf.reshape(fusedLayerNorm(gpu, eps)(tf.reshape(x, [-1, x.shape[x.rank - 1]]), weight, bias), x.shape),
+    );
   return tf.tidy(() => {
     const mean = tf.mean(x, -1, true);
     const xc = tf.sub(x, mean);

@@ -49,7 +49,12 @@ export function parameterShapes(c: CausalFusionConfig): [string, number[]][] {
       [`${b}.mlp.fc2.bias`, [D]],
     );
   }
-  out.push(['final_layer.0.weight', [D]], ['final_layer.0.bias', [D]], ['final_layer.1.weight', [d, D]], ['final_layer.1.bias', [d]]);
+  out.push(
+    ['final_layer.0.weight', [D]],
+    ['final_layer.0.bias', [D]],
+    ['final_layer.1.weight', [d, D]],
+    ['final_layer.1.bias', [d]],
+  );
   return out;
 }
 

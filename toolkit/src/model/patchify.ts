@@ -4,7 +4,14 @@
  */
 
 /** Calls f(pixelIndex, tokenIndex) for every value: flat [N, C, H, W] index and flat [N, L, p*p*C] index. */
-function forEachPatchValue(N: number, C: number, H: number, W: number, p: number, f: (pixel: number, token: number) => void): void {
+function forEachPatchValue(
+  N: number,
+  C: number,
+  H: number,
+  W: number,
+  p: number,
+  f: (pixel: number, token: number) => void,
+): void {
   const w = W / p;
   const L = (H / p) * w;
   const d = p * p * C;
@@ -21,7 +28,8 @@ function forEachPatchValue(N: number, C: number, H: number, W: number, p: number
 /** [N, C, H, W] -> [N, L, p*p*C] with L = (H/p)(W/p). */
 export function patchify(x: Float32Array, N: number, C: number, H: number, W: number, p: number): Float32Array {
   if (H % p !== 0 || W % p !== 0) throw new Error(`image ${H}x${W} is not divisible by the patch size ${p}`);
-  if (x.length !== N * C * H * W) throw new Error(`expected ${N * C * H * W} values for [${N}, ${C}, ${H}, ${W}], got ${x.length}`);
+  if (x.length !== N * C * H * W)
+    throw new Error(`expected ${N * C * H * W} values for [${N}, ${C}, ${H}, ${W}], got ${x.length}`);
   const out = new Float32Array(x.length);
   forEachPatchValue(N, C, H, W, p, (pixel, token) => (out[token] = x[pixel]));
   return out;
@@ -29,7 +37,8 @@ export function patchify(x: Float32Array, N: number, C: number, H: number, W: nu
 
 /** Inverse of `patchify`: [N, L, p*p*C] -> [N, C, H, W]. */
 export function unpatchify(tokens: Float32Array, N: number, C: number, H: number, W: number, p: number): Float32Array {
-  if (tokens.length !== N * C * H * W) throw new Error(`expected ${N * C * H * W} token values for [${N}, ${C}, ${H}, ${W}], got ${tokens.length}`);
+  if (tokens.length !== N * C * H * W)
+    throw new Error(`expected ${N * C * H * W} token values for [${N}, ${C}, ${H}, ${W}], got ${tokens.length}`);
   const out = new Float32Array(tokens.length);
   forEachPatchValue(N, C, H, W, p, (pixel, token) => (out[pixel] = tokens[token]));
   return out;
@@ -39,7 +48,14 @@ export function unpatchify(tokens: Float32Array, N: number, C: number, H: number
  * Gathers tokens per sample: out[n, i] = tokens[n, order[n][i]] for i < keep ([N, L, d] -> [N, keep, d]).
  * `order[n]` is that sample's `ids_shuffle`.
  */
-export function gatherTokens(tokens: Float32Array, N: number, L: number, d: number, order: readonly (readonly number[])[], keep = L): Float32Array {
+export function gatherTokens(
+  tokens: Float32Array,
+  N: number,
+  L: number,
+  d: number,
+  order: readonly (readonly number[])[],
+  keep = L,
+): Float32Array {
   if (order.length !== N) throw new Error(`need one token order per sample: got ${order.length} for batch ${N}`);
   const out = new Float32Array(N * keep * d);
   for (let n = 0; n < N; n++) {
@@ -52,7 +68,13 @@ export function gatherTokens(tokens: Float32Array, N: number, L: number, d: numb
 }
 
 /** Inverse of a full `gatherTokens`: puts shuffled tokens back in raster order. */
-export function scatterTokens(shuffled: Float32Array, N: number, L: number, d: number, order: readonly (readonly number[])[]): Float32Array {
+export function scatterTokens(
+  shuffled: Float32Array,
+  N: number,
+  L: number,
+  d: number,
+  order: readonly (readonly number[])[],
+): Float32Array {
   const out = new Float32Array(N * L * d);
   for (let n = 0; n < N; n++) {
     for (let i = 0; i < L; i++) {

@@ -18,7 +18,8 @@ export const EDIT_MODES: readonly EditMode[] = ['inpaint', 'outpaint', 'top', 'b
 export function keepAllBut(tokens: readonly number[], L: number): boolean[] {
   const keep = new Array<boolean>(L).fill(true);
   for (const i of tokens) {
-    if (!Number.isInteger(i) || i < 0 || i >= L) throw new Error(`token ${i} is outside the ${L} tokens of this model (0..${L - 1})`);
+    if (!Number.isInteger(i) || i < 0 || i >= L)
+      throw new Error(`token ${i} is outside the ${L} tokens of this model (0..${L - 1})`);
     if (!keep[i]) throw new Error(`token ${i} is listed twice`);
     keep[i] = false;
   }
@@ -60,7 +61,9 @@ export function editMask(mode: EditMode, grid: number): boolean[] {
 export function keepToPixels(keep: readonly boolean[], grid: number, patch: number): Uint8Array {
   const side = grid * patch;
   const out = new Uint8Array(side * side);
-  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) out[y * side + x] = keep[Math.floor(y / patch) * grid + Math.floor(x / patch)] ? 1 : 0;
+  for (let y = 0; y < side; y++)
+    for (let x = 0; x < side; x++)
+      out[y * side + x] = keep[Math.floor(y / patch) * grid + Math.floor(x / patch)] ? 1 : 0;
   return out;
 }
 

@@ -64,9 +64,18 @@ export interface SamplingObserver {
   /** Attention of one layer during a denoising call, [rows, heads, Lq, Lk] (rows = 2N with CFG). */
   onAttention?(e: { arStep: number; diffusionStep: number; t: number; layer: number }, probs: tf.Tensor4D): void;
   /** After each denoising step: x_t before the step, predicted eps (guided) and x0, and x_{t-1}; [N, k, d]. */
-  onDiffusionStep?(e: { arStep: number; diffusionStep: number; t: number }, s: { xt: tf.Tensor3D; eps: tf.Tensor3D; x0: tf.Tensor3D; next: tf.Tensor3D }): void;
+  onDiffusionStep?(
+    e: { arStep: number; diffusionStep: number; t: number },
+    s: { xt: tf.Tensor3D; eps: tf.Tensor3D; x0: tf.Tensor3D; next: tf.Tensor3D },
+  ): void;
   /** Clean context was appended to the cache (kind 'condition' | 'kept' | 'generated'). */
-  onCacheUpdate?(e: { arStep: number; kind: 'condition' | 'kept' | 'generated'; added: number; cacheLength: number; positions?: number[][] }): void;
+  onCacheUpdate?(e: {
+    arStep: number;
+    kind: 'condition' | 'kept' | 'generated';
+    added: number;
+    cacheLength: number;
+    positions?: number[][];
+  }): void;
 }
 
 export interface SampleResult {
@@ -105,7 +114,8 @@ function resolveSplit(opts: SampleOptions, free: number): Split {
   if (free === 0) throw new Error('nothing to generate: the edit context keeps every token');
   if (opts.stepSizes) return fromSizes(opts.stepSizes, free);
   const S = opts.arSteps ?? 1;
-  if (!Number.isInteger(S) || S < 1 || S > free) throw new Error(`AR steps must be an integer in [1, ${free}], got ${S}`);
+  if (!Number.isInteger(S) || S < 1 || S > free)
+    throw new Error(`AR steps must be an integer in [1, ${free}], got ${S}`);
   return splitEqual(free, S);
 }
 
@@ -115,7 +125,10 @@ export function classLabels(numClasses: number, perClass = 1): number[] {
 }
 
 /** The diffusion used for sampling: '250' / 'ddim50' / 50 style respacing of the 1000-step chain. */
-export function samplingDiffusion(steps: string | number = '250', noiseSchedule: NoiseSchedule = 'linear'): GaussianDiffusion {
+export function samplingDiffusion(
+  steps: string | number = '250',
+  noiseSchedule: NoiseSchedule = 'linear',
+): GaussianDiffusion {
   return createDiffusion(String(steps), { noiseSchedule });
 }
 
@@ -128,12 +141,17 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
   const N = opts.labels.length;
   if (N === 0) throw new Error('labels must name at least one image');
   const badLabel = opts.labels.find((y) => !Number.isInteger(y) || y < 0 || y > c.numClasses);
-  if (badLabel !== undefined) throw new Error(`label ${badLabel} outside [0, ${c.numClasses}] (${c.numClasses} = unconditional)`);
+  if (badLabel !== undefined)
+    throw new Error(`label ${badLabel} outside [0, ${c.numClasses}] (${c.numClasses} = unconditional)`);
   const cfgScale = opts.cfgScale ?? 1;
   if (!(cfgScale >= 1)) throw new Error(`cfg scale must be >= 1, got ${cfgScale}`);
-  if (cfgScale > 1 && c.classDropoutProb <= 0) throw new Error('this model was built without a null class (classDropoutProb 0): classifier-free guidance needs one');
+  if (cfgScale > 1 && c.classDropoutProb <= 0)
+    throw new Error(
+      'this model was built without a null class (classDropoutProb 0): classifier-free guidance needs one',
+    );
   const sampler = opts.sampler ?? 'ddpm';
-  if (sampler !== 'ddpm' && sampler !== 'ddim') throw new Error(`unknown sampler "${sampler as string}" (use ddpm or ddim)`);
+  if (sampler !== 'ddpm' && sampler !== 'ddim')
+    throw new Error(`unknown sampler "${sampler as string}" (use ddpm or ddim)`);
   const eta = opts.eta ?? 0;
   const diffusion = samplingDiffusion(opts.diffusionSteps ?? (sampler === 'ddim' ? 'ddim50' : '250'), c.noiseSchedule);
   const L = model.numPatches;
@@ -150,7 +168,8 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
   if (keep.length !== L) throw new Error(`edit mask has ${keep.length} entries, the model has L = ${L} tokens`);
   if (opts.context) {
     const want = N * shape[0] * shape[1] * shape[2];
-    if (opts.context.images.length !== want) throw new Error(`edit images: expected ${want} values for [${N}, ${shape}], got ${opts.context.images.length}`);
+    if (opts.context.images.length !== want)
+      throw new Error(`edit images: expected ${want} values for [${N}, ${shape}], got ${opts.context.images.length}`);
     known = patchify(opts.context.images, N, shape[0], shape[1], shape[2], c.patchSize);
   }
   const keptPos = keep.flatMap((k, i) => (k ? [i] : []));
@@ -193,20 +212,32 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
       timesteps.forEach((tOrig, j) => {
         const i = timesteps.length - 1 - j; // index into the respaced chain
         const hooks: ForwardHooks = {};
-        if (obs?.onAttention && obs.wantsAttention?.(s, j)) hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
+        if (obs?.onAttention && obs.wantsAttention?.(s, j))
+          hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
         const out = model.forwardInference(x, tOrig, cache, pos, cfgScale, opts.cfgInterval ?? [0, 1000], hooks);
         const eps = c.prediction === 'v' ? (diffusion.epsFromV(x, i, out) as tf.Tensor3D) : out;
         if (eps !== out) out.dispose();
-        const noise = i > 0 && (sampler === 'ddpm' || eta > 0) ? tf.tensor3d(rng.normalArray(N * k * d), [N, k, d]) : tf.zerosLike(x);
-        const step = sampler === 'ddpm' ? diffusion.pSample(x, i, eps, noise, opts.clipDenoised) : diffusion.ddimSample(x, i, eps, noise, eta, opts.clipDenoised);
-        obs?.onDiffusionStep?.({ arStep: s, diffusionStep: j, t: tOrig }, { xt: x, eps, x0: step.predXStart as tf.Tensor3D, next: step.sample as tf.Tensor3D });
+        const noise =
+          i > 0 && (sampler === 'ddpm' || eta > 0)
+            ? tf.tensor3d(rng.normalArray(N * k * d), [N, k, d])
+            : tf.zerosLike(x);
+        const step =
+          sampler === 'ddpm'
+            ? diffusion.pSample(x, i, eps, noise, opts.clipDenoised)
+            : diffusion.ddimSample(x, i, eps, noise, eta, opts.clipDenoised);
+        obs?.onDiffusionStep?.(
+          { arStep: s, diffusionStep: j, t: tOrig },
+          { xt: x, eps, x0: step.predXStart as tf.Tensor3D, next: step.sample as tf.Tensor3D },
+        );
         tf.dispose([x, eps, noise, step.predXStart]);
         x = step.sample as tf.Tensor3D;
       });
       const tokens = x.dataSync() as Float32Array;
       x.dispose();
       pos.dispose();
-      positions.forEach((ps, n) => ps.forEach((p, i) => out.set(tokens.subarray((n * k + i) * d, (n * k + i + 1) * d), (n * L + p) * d)));
+      positions.forEach((ps, n) =>
+        ps.forEach((p, i) => out.set(tokens.subarray((n * k + i) * d, (n * k + i + 1) * d), (n * L + p) * d)),
+      );
       if (s < split.splitSizes.length - 1) appendClean(tokens, positions, s, 'generated');
     }
   } finally {

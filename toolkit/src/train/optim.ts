@@ -15,7 +15,13 @@ export interface AdamWConfig {
   weightDecay: number;
 }
 
-export const ADAMW_DEFAULTS: AdamWConfig = { lr: OFFICIAL_RECIPE.lr, beta1: OFFICIAL_RECIPE.beta1, beta2: OFFICIAL_RECIPE.beta2, eps: OFFICIAL_RECIPE.eps, weightDecay: OFFICIAL_RECIPE.weightDecay };
+export const ADAMW_DEFAULTS: AdamWConfig = {
+  lr: OFFICIAL_RECIPE.lr,
+  beta1: OFFICIAL_RECIPE.beta1,
+  beta2: OFFICIAL_RECIPE.beta2,
+  eps: OFFICIAL_RECIPE.eps,
+  weightDecay: OFFICIAL_RECIPE.weightDecay,
+};
 
 /** AdamW's bias corrections at `step` (counted from 1): 1 - beta1^step and sqrt(1 - beta2^step). */
 export function biasCorrections(c: AdamWConfig, step: number): { bc1: number; bc2Sqrt: number } {
@@ -39,7 +45,8 @@ export class AdamW {
     this.config = { ...ADAMW_DEFAULTS, ...config };
     const c = this.config;
     if (!(c.lr >= 0)) throw new Error(`learning rate must be >= 0, got ${c.lr}`);
-    if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) throw new Error(`AdamW betas must be in [0, 1), got ${c.beta1}, ${c.beta2}`);
+    if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1))
+      throw new Error(`AdamW betas must be in [0, 1), got ${c.beta1}, ${c.beta2}`);
     if (!(c.eps > 0)) throw new Error(`AdamW eps must be > 0, got ${c.eps}`);
     if (!(c.weightDecay >= 0)) throw new Error(`weight decay must be >= 0, got ${c.weightDecay}`);
   }
@@ -86,7 +93,13 @@ export class AdamW {
     for (const name of names) {
       const m = s.expAvg[name];
       const v = s.expAvgSq[name];
-      this.moments.set(name, tf.tidy(() => ({ m: tf.variable(tf.tensor(m.data, m.shape), false), v: tf.variable(tf.tensor(v.data, v.shape), false) })));
+      this.moments.set(
+        name,
+        tf.tidy(() => ({
+          m: tf.variable(tf.tensor(m.data, m.shape), false),
+          v: tf.variable(tf.tensor(v.data, v.shape), false),
+        })),
+      );
     }
   }
 
@@ -110,7 +123,10 @@ export class AdamW {
  * `clip_grad_norm_(max_norm)`: scales all gradients by min(1, max_norm / (total_norm + 1e-6)). Returns new
  * gradient tensors (the inputs are disposed) and the total norm before clipping.
  */
-export function clipGradNorm(grads: Record<string, tf.Tensor>, maxNorm: number): { grads: Record<string, tf.Tensor>; norm: number } {
+export function clipGradNorm(
+  grads: Record<string, tf.Tensor>,
+  maxNorm: number,
+): { grads: Record<string, tf.Tensor>; norm: number } {
   const norm = tf.tidy(() => Math.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))).dataSync()[0]));
   const coef = Math.min(1, maxNorm / (norm + 1e-6));
   if (coef >= 1 || !Number.isFinite(norm)) return { grads, norm };
@@ -156,7 +172,8 @@ export class Ema {
   /** ema = decay * ema + (1 - decay) * param. */
   update(params: Record<string, tf.Variable>): void {
     tf.tidy(() => {
-      for (const [k, e] of Object.entries(this.shadow)) e.assign(tf.add(tf.mul(e, this.decay), tf.mul(params[k], 1 - this.decay)));
+      for (const [k, e] of Object.entries(this.shadow))
+        e.assign(tf.add(tf.mul(e, this.decay), tf.mul(params[k], 1 - this.decay)));
     });
   }
 

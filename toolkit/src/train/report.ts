@@ -53,18 +53,38 @@ export function writeTrainingReport(dir: string, r: ReportInputs): string {
       }),
     );
   }
-  write(path.join(dir, 'history.json'), JSON.stringify({ config: c, history: h, breakdown: t.stats.breakdown() }, null, 1));
+  write(
+    path.join(dir, 'history.json'),
+    JSON.stringify({ config: c, history: h, breakdown: t.stats.breakdown() }, null, 1),
+  );
   const last = h[h.length - 1];
   const rows: [string, string][] = [
     ['dataset', `${t.dataset.name} (${t.dataset.count.toLocaleString('en')} images)`],
-    ['model', `hidden ${c.model.hiddenSize}, depth ${c.model.depth}, heads ${c.model.numHeads}, ${c.model.inputSize}px / patch ${c.model.patchSize} = ${(c.model.inputSize / c.model.patchSize) ** 2} tokens, ${countParameters(c.model).toLocaleString('en')} parameters, ${c.model.prediction === 'v' ? 'v' : 'eps'}-prediction, ${c.model.noiseSchedule} schedule${c.model.prediction === 'eps' && c.model.noiseSchedule === 'linear' ? ' (as the official model)' : ''}`],
-    ['recipe', `batch ${c.batchSize}, AdamW lr ${c.lr} (warm-up ${c.warmupSteps}), betas ${c.beta1}/${c.beta2}, clip ${c.gradClip}, EMA ${c.emaDecay}, AR-step decay ${c.factorization.arStepDecay}, AR weights ${c.factorization.maxArWeight} -> ${c.factorization.minArWeight} (${c.factorization.arWeightSchedule}), label dropout ${c.factorization.classDropoutProb}, seed ${c.seed}`],
+    [
+      'model',
+      `hidden ${c.model.hiddenSize}, depth ${c.model.depth}, heads ${c.model.numHeads}, ${c.model.inputSize}px / patch ${c.model.patchSize} = ${(c.model.inputSize / c.model.patchSize) ** 2} tokens, ` +
+        `${countParameters(c.model).toLocaleString('en')} parameters, ${c.model.prediction === 'v' ? 'v' : 'eps'}-prediction, ${c.model.noiseSchedule} schedule${c.model.prediction === 'eps' && c.model.noiseSchedule === 'linear' ? ' (as the official model)' : ''}`,
+    ],
+    [
+      'recipe',
+      `batch ${c.batchSize}, AdamW lr ${c.lr} (warm-up ${c.warmupSteps}), betas ${c.beta1}/${c.beta2}, clip ${c.gradClip}, EMA ${c.emaDecay}, ` +
+        `AR-step decay ${c.factorization.arStepDecay}, AR weights ${c.factorization.maxArWeight} -> ${c.factorization.minArWeight} (${c.factorization.arWeightSchedule}), label dropout ${c.factorization.classDropoutProb}, seed ${c.seed}`,
+    ],
     ['backend', r.backend],
     ['steps', `${t.step} (stopped by ${r.summary.stoppedBy})`],
-    ['wall time', `${(t.elapsedSec / 60).toFixed(1)} min training (${(t.step / Math.max(1e-9, t.elapsedSec)).toFixed(2)} steps/s)`],
-    ['final loss', last ? `${last.loss.toFixed(4)} (AR-weighted, mean of the last ${last.step - (h[h.length - 2]?.step ?? 0)} steps); unweighted MSE ${last.mse.toFixed(4)}` : 'n/a'],
+    [
+      'wall time',
+      `${(t.elapsedSec / 60).toFixed(1)} min training (${(t.step / Math.max(1e-9, t.elapsedSec)).toFixed(2)} steps/s)`,
+    ],
+    [
+      'final loss',
+      last
+        ? `${last.loss.toFixed(4)} (AR-weighted, mean of the last ${last.step - (h[h.length - 2]?.step ?? 0)} steps); unweighted MSE ${last.mse.toFixed(4)}`
+        : 'n/a',
+    ],
   ];
-  if (r.checkpoint) rows.push(['checkpoint', `\`${r.checkpoint}\` (resumable: model, EMA, AdamW state, RNG, data position)`]);
+  if (r.checkpoint)
+    rows.push(['checkpoint', `\`${r.checkpoint}\` (resumable: model, EMA, AdamW state, RNG, data position)`]);
   if (r.weights) rows.push(['weights', `\`${r.weights}\` (EMA weights + config, for sampling)`]);
   const md = [
     `# CausalFusion training report`,

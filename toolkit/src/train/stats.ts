@@ -69,7 +69,13 @@ export class LossStats {
 
   toJSON(): LossStatsState {
     const pairs = (b: Bucket[]) => b.map((x) => [x.sum, x.count] as [number, number]);
-    return { tBins: this.tBins, numTimesteps: this.numTimesteps, arStep: pairs(this.arStep), numSteps: pairs(this.numSteps), tBin: pairs(this.tBin) };
+    return {
+      tBins: this.tBins,
+      numTimesteps: this.numTimesteps,
+      arStep: pairs(this.arStep),
+      numSteps: pairs(this.numSteps),
+      tBin: pairs(this.tBin),
+    };
   }
 
   static fromJSON(s: LossStatsState): LossStats {

@@ -76,7 +76,10 @@ export function sampleBatch(
   const L = model.numPatches;
   if (N === 0 || x.length % N !== 0) throw new Error(`${x.length} pixel values do not split into ${N} images`);
   const noise = rng.normalArray(x.length);
-  const t = opts.t === undefined ? Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1)) : fixedTimes(opts.t, N, diffusion.numTimesteps);
+  const t =
+    opts.t === undefined
+      ? Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1))
+      : fixedTimes(opts.t, N, diffusion.numTimesteps);
   const xn = diffusion.qSampleArray(x, t, noise);
   // the regression target: the noise (official) or v for v-prediction models
   const target = model.config.prediction === 'v' ? diffusion.vTargetArray(x, t, noise) : noise;
@@ -120,25 +123,43 @@ const withParams = (p: Params, names: string[], ws: tf.Tensor[]): Params => {
  * The weighted loss of a head output times `scale` (the loss scale of fp16 matmuls); also keeps the
  * unweighted per-token MSE [N, L] for statistics.
  */
-function lossKeepingTokenMse(mse: tf.Tensor3D, arWeights: Float32Array, keep: { tokenMse?: tf.Tensor2D }, scale: number): tf.Scalar {
+function lossKeepingTokenMse(
+  mse: tf.Tensor3D,
+  arWeights: Float32Array,
+  keep: { tokenMse?: tf.Tensor2D },
+  scale: number,
+): tf.Scalar {
   keep.tokenMse = tf.keep(tf.mean(mse, 2) as tf.Tensor2D);
   const loss = weightedLoss(mse, arWeights);
   return scale === 1 ? loss : tf.mul(loss, scale);
 }
 
 /** Loss and gradients of all trainable parameters in one autograd pass. */
-function plainLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, scale: number): LossAndGrads {
+function plainLossAndGrads(
+  model: CausalDiffusionModel,
+  b: PreparedBatch,
+  arWeights: Float32Array,
+  scale: number,
+): LossAndGrads {
   const names = model.trainableNames();
   const vars = names.map((n) => model.params[n]);
   const keep: { tokenMse?: tf.Tensor2D } = {};
-  const { value, grads } = tf.variableGrads(() => lossKeepingTokenMse(model.forwardPrepared(b), arWeights, keep, scale), vars);
+  const { value, grads } = tf.variableGrads(
+    () => lossKeepingTokenMse(model.forwardPrepared(b), arWeights, keep, scale),
+    vars,
+  );
   const out: Record<string, tf.Tensor> = {};
   names.forEach((n, i) => (out[n] = grads[vars[i].name]));
   return { loss: value, grads: out, tokenMse: keep.tokenMse!, scale };
 }
 
 /** The same loss and gradients, recomputing each block during the backward pass. */
-function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, scale: number): LossAndGrads {
+function checkpointedLossAndGrads(
+  model: CausalDiffusionModel,
+  b: PreparedBatch,
+  arWeights: Float32Array,
+  scale: number,
+): LossAndGrads {
   const P = model.params as Params;
   const trainable = new Set(model.trainableNames());
   const owned = (prefix: string) => Object.keys(P).filter((n) => n.startsWith(prefix) && trainable.has(n));
@@ -156,12 +177,16 @@ function checkpointedLossAndGrads(model: CausalDiffusionModel, b: PreparedBatch,
   const store = (names: string[], gs: tf.Tensor[]) => names.forEach((n, i) => (grads[n] = gs[i]));
 
   const keep: { tokenMse?: tf.Tensor2D } = {};
-  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) => lossKeepingTokenMse(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights, keep, scale));
+  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) =>
+    lossKeepingTokenMse(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights, keep, scale),
+  );
   const { value: loss, grads: hg } = head([inputs[model.config.depth], ...pick(P, headNames)]);
   let dx = hg[0];
   store(headNames, hg.slice(1));
   for (let i = model.config.depth - 1; i >= 0; i--) {
-    const f = tf.grads((x: tf.Tensor, ...ws: tf.Tensor[]) => model.block(withParams(P, blockNames[i], ws), i, x as tf.Tensor3D, b));
+    const f = tf.grads((x: tf.Tensor, ...ws: tf.Tensor[]) =>
+      model.block(withParams(P, blockNames[i], ws), i, x as tf.Tensor3D, b),
+    );
     const g = f([inputs[i], ...pick(P, blockNames[i])], dx);
     tf.dispose([dx, inputs[i + 1]]);
     dx = g[0];
@@ -185,8 +210,16 @@ export interface LossAndGrads {
 }
 
 /** Weighted loss and gradients keyed by official parameter name, scaled by `scale` (a power of two). */
-export function lossAndGrads(model: CausalDiffusionModel, b: PreparedBatch, arWeights: Float32Array, checkpoint = false, scale = 1): LossAndGrads {
-  return checkpoint ? checkpointedLossAndGrads(model, b, arWeights, scale) : plainLossAndGrads(model, b, arWeights, scale);
+export function lossAndGrads(
+  model: CausalDiffusionModel,
+  b: PreparedBatch,
+  arWeights: Float32Array,
+  checkpoint = false,
+  scale = 1,
+): LossAndGrads {
+  return checkpoint
+    ? checkpointedLossAndGrads(model, b, arWeights, scale)
+    : plainLossAndGrads(model, b, arWeights, scale);
 }
 
 /** Optimisation settings of a step. */
@@ -200,7 +233,12 @@ export interface StepConfig {
   lossScale?: number;
 }
 
-export const STEP_DEFAULTS: StepConfig = { lr: OFFICIAL_RECIPE.lr, warmupSteps: OFFICIAL_RECIPE.warmupSteps, gradClip: OFFICIAL_RECIPE.gradClip, checkpoint: false };
+export const STEP_DEFAULTS: StepConfig = {
+  lr: OFFICIAL_RECIPE.lr,
+  warmupSteps: OFFICIAL_RECIPE.warmupSteps,
+  gradClip: OFFICIAL_RECIPE.gradClip,
+  checkpoint: false,
+};
 
 export interface StepResult {
   loss: number;
@@ -214,7 +252,14 @@ export interface StepResult {
 type Update = Omit<StepResult, 'lr'>;
 
 /** clip + AdamW + EMA with tfjs ops; reads the loss first, so a non-finite one stops before any change. */
-function hostUpdate(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, r: LossAndGrads, lr: number, cfg: StepConfig): Update {
+function hostUpdate(
+  model: CausalDiffusionModel,
+  opt: AdamW,
+  ema: Ema | null,
+  r: LossAndGrads,
+  lr: number,
+  cfg: StepConfig,
+): Update {
   const loss = r.loss.dataSync()[0] / r.scale;
   const tokenMse = r.tokenMse.dataSync() as Float32Array;
   if (!Number.isFinite(loss)) {
@@ -240,19 +285,37 @@ function hostUpdate(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, r:
  * The same in fused WebGPU kernels (backend/wgsl/adamw.ts): the GPU itself skips the update when the loss or
  * the norm is not finite, and loss, norm and token MSE come back in one read at the end of the step.
  */
-function gpuUpdate(backend: WebGPUBackendLike, model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, r: LossAndGrads, lr: number, cfg: StepConfig): Update {
+function gpuUpdate(
+  backend: WebGPUBackendLike,
+  model: CausalDiffusionModel,
+  opt: AdamW,
+  ema: Ema | null,
+  r: LossAndGrads,
+  lr: number,
+  cfg: StepConfig,
+): Update {
   const c = opt.config;
   opt.step += 1;
-  const clip = fusedAdamWUpdate(backend, model.params, r.grads, (n) => opt.moment(n, model.params[n]), ema?.shadow ?? null, r.loss, {
-    ...c,
-    ...biasCorrections(c, opt.step),
-    lr,
-    maxNorm: cfg.gradClip,
-    emaDecay: ema?.decay,
-    gradScale: r.scale,
-  });
+  const clip = fusedAdamWUpdate(
+    backend,
+    model.params,
+    r.grads,
+    (n) => opt.moment(n, model.params[n]),
+    ema?.shadow ?? null,
+    r.loss,
+    {
+      ...c,
+      ...biasCorrections(c, opt.step),
+      lr,
+      maxNorm: cfg.gradClip,
+      emaDecay: ema?.decay,
+      gradScale: r.scale,
+    },
+  );
   tf.dispose(Object.values(r.grads));
-  const all = tf.tidy(() => tf.concat([tf.reshape(r.loss, [1]), tf.slice(clip, [0], [1]), tf.reshape(r.tokenMse, [-1])]));
+  const all = tf.tidy(() =>
+    tf.concat([tf.reshape(r.loss, [1]), tf.slice(clip, [0], [1]), tf.reshape(r.tokenMse, [-1])]),
+  );
   const values = all.dataSync() as Float32Array;
   tf.dispose([all, clip]);
   if (!Number.isFinite(values[0]) || !Number.isFinite(values[1])) opt.step -= 1; // the GPU skipped the update
@@ -263,16 +326,29 @@ function gpuUpdate(backend: WebGPUBackendLike, model: CausalDiffusionModel, opt:
  * forward + backward + clip + AdamW + EMA on one sampled batch. Throws, naming the step, when the loss or
  * the gradient norm is not finite (the weights are left untouched then).
  */
-export function trainStep(model: CausalDiffusionModel, opt: AdamW, ema: Ema | null, batch: SampledBatch, cfg: StepConfig = STEP_DEFAULTS): StepResult {
+export function trainStep(
+  model: CausalDiffusionModel,
+  opt: AdamW,
+  ema: Ema | null,
+  batch: SampledBatch,
+  cfg: StepConfig = STEP_DEFAULTS,
+): StepResult {
   const b = model.prepareBatch(batch);
   try {
-    const r = lossAndGrads(model, b, batch.arWeights, cfg.checkpoint, cfg.lossScale ?? lossScaleFor(b.N * b.L * model.patchDim));
+    const r = lossAndGrads(
+      model,
+      b,
+      batch.arWeights,
+      cfg.checkpoint,
+      cfg.lossScale ?? lossScaleFor(b.N * b.L * model.patchDim),
+    );
     const lr = warmupLr(cfg.lr, opt.step, cfg.warmupSteps);
     const gpu = fusedKernels();
     const u = gpu ? gpuUpdate(gpu, model, opt, ema, r, lr, cfg) : hostUpdate(model, opt, ema, r, lr, cfg);
     tf.dispose([r.loss, r.tokenMse]);
     if (!Number.isFinite(u.loss)) throw new Error(`loss is ${u.loss} at step ${opt.step + 1}: training stopped`);
-    if (!Number.isFinite(u.gradNorm)) throw new Error(`gradient norm is ${u.gradNorm} at step ${opt.step + 1}: training stopped`);
+    if (!Number.isFinite(u.gradNorm))
+      throw new Error(`gradient norm is ${u.gradNorm} at step ${opt.step + 1}: training stopped`);
     return { ...u, lr };
   } finally {
     disposeBatch(b);

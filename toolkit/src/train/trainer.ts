@@ -173,14 +173,19 @@ function resolveConfig(s: TrainSettings): TrainConfig {
     factorization: { ...FACTORIZATION_DEFAULTS, classDropoutProb: model.classDropoutProb, ...factorization },
   };
   const posInt = ['batchSize', 'tBins'] as const;
-  for (const k of posInt) if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`${k} must be a positive integer, got ${cfg[k]}`);
+  for (const k of posInt)
+    if (!Number.isInteger(cfg[k]) || cfg[k] < 1) throw new Error(`${k} must be a positive integer, got ${cfg[k]}`);
   if (!(cfg.lr > 0)) throw new Error(`learning rate must be > 0, got ${cfg.lr}`);
-  if (!Number.isInteger(cfg.warmupSteps) || cfg.warmupSteps < 0) throw new Error(`warm-up steps must be an integer >= 0, got ${cfg.warmupSteps}`);
+  if (!Number.isInteger(cfg.warmupSteps) || cfg.warmupSteps < 0)
+    throw new Error(`warm-up steps must be an integer >= 0, got ${cfg.warmupSteps}`);
   if (!(cfg.gradClip > 0)) throw new Error(`gradient clip must be > 0, got ${cfg.gradClip}`);
   const f = cfg.factorization;
-  if (!(f.arStepDecay > 0 && f.arStepDecay <= 1)) throw new Error(`AR-step decay must be in (0, 1], got ${f.arStepDecay}`);
-  if (!(f.classDropoutProb >= 0 && f.classDropoutProb < 1)) throw new Error(`label dropout must be in [0, 1), got ${f.classDropoutProb}`);
-  if (f.classDropoutProb > 0 && model.classDropoutProb <= 0) throw new Error('label dropout needs a model with a null class (config.classDropoutProb > 0)');
+  if (!(f.arStepDecay > 0 && f.arStepDecay <= 1))
+    throw new Error(`AR-step decay must be in (0, 1], got ${f.arStepDecay}`);
+  if (!(f.classDropoutProb >= 0 && f.classDropoutProb < 1))
+    throw new Error(`label dropout must be in [0, 1), got ${f.classDropoutProb}`);
+  if (f.classDropoutProb > 0 && model.classDropoutProb <= 0)
+    throw new Error('label dropout needs a model with a null class (config.classDropoutProb > 0)');
   return cfg;
 }
 
@@ -190,7 +195,8 @@ function checkDataset(ds: ImageDataset, c: CausalFusionConfig): void {
       `dataset ${ds.name} has images ${ds.channels}x${ds.height}x${ds.width} but the model expects ${c.latentChannels}x${c.inputSize}x${c.inputSize} (set inputSize / latentChannels, or resize the images)`,
     );
   }
-  if (ds.classNames.length > c.numClasses) throw new Error(`dataset ${ds.name} has ${ds.classNames.length} classes, the model only ${c.numClasses}`);
+  if (ds.classNames.length > c.numClasses)
+    throw new Error(`dataset ${ds.name} has ${ds.classNames.length} classes, the model only ${c.numClasses}`);
 }
 
 const sleep0 = () => new Promise<void>((r) => setImmediate(r));
@@ -235,9 +241,14 @@ export class Trainer {
   static resume(file: string, dataset: ImageDataset): Trainer {
     const ck = readCheckpoint(file);
     const meta = ck.meta as unknown as TrainerMeta;
-    if (!meta.train || !ck.ema || !ck.optimizer) throw new Error(`${file}: not a full training checkpoint (no optimizer / EMA / training state); load it with loadModel instead`);
+    if (!meta.train || !ck.ema || !ck.optimizer)
+      throw new Error(
+        `${file}: not a full training checkpoint (no optimizer / EMA / training state); load it with loadModel instead`,
+      );
     if (meta.dataset.name !== dataset.name || meta.dataset.count !== dataset.count) {
-      throw new Error(`${file} was trained on ${meta.dataset.name} (${meta.dataset.count} images), not ${dataset.name} (${dataset.count})`);
+      throw new Error(
+        `${file} was trained on ${meta.dataset.name} (${meta.dataset.count} images), not ${dataset.name} (${dataset.count})`,
+      );
     }
     const tr = new Trainer(dataset, { ...meta.train, model: ck.config });
     tr.model.loadStateDict(ck.model);
@@ -257,11 +268,27 @@ export class Trainer {
     const c = this.config;
     const batch = this.loader.next();
     const sb = sampleBatch(this.model, this.diffusion, batch.x, batch.y, this.rng, c.factorization);
-    const r = trainStep(this.model, this.opt, this.ema, sb, { lr: c.lr, warmupSteps: c.warmupSteps, gradClip: c.gradClip, checkpoint: c.checkpointActivations });
+    const r = trainStep(this.model, this.opt, this.ema, sb, {
+      lr: c.lr,
+      warmupSteps: c.warmupSteps,
+      gradClip: c.gradClip,
+      checkpoint: c.checkpointActivations,
+    });
     this.step += 1;
     this.stats.add(r.tokenMse, sb.split.cumsum, sb.t);
     window?.add(r.tokenMse, sb.split.cumsum, sb.t);
-    return { step: this.step, epoch: this.loader.state().epoch, loss: r.loss, gradNorm: r.gradNorm, lr: r.lr, splitSizes: sb.splitSizes.slice(), t: sb.t.slice(), orders: sb.idsShuffle as number[][], arWeights: sb.arWeights, tokenMse: r.tokenMse };
+    return {
+      step: this.step,
+      epoch: this.loader.state().epoch,
+      loss: r.loss,
+      gradNorm: r.gradNorm,
+      lr: r.lr,
+      splitSizes: sb.splitSizes.slice(),
+      t: sb.t.slice(),
+      orders: sb.idsShuffle as number[][],
+      arWeights: sb.arWeights,
+      tokenMse: r.tokenMse,
+    };
   }
 
   /** Trains for `opts.steps` steps (or until the signal or time limit), with callbacks, logs, samples and checkpoints. */
@@ -272,14 +299,28 @@ export class Trainer {
     const sampleEvery = opts.sampleEvery ?? 0;
     const ckEvery = opts.checkpointEvery ?? 0;
     if (ckEvery > 0 && !opts.checkpointPath) throw new Error('checkpointEvery needs a checkpointPath');
-    const bar = opts.progress ? new ProgressBar(opts.progress === true ? process.stderr : (opts.progress as NodeJS.WritableStream & { isTTY?: boolean })) : null;
+    const bar = opts.progress
+      ? new ProgressBar(
+          opts.progress === true ? process.stderr : (opts.progress as NodeJS.WritableStream & { isTTY?: boolean }),
+        )
+      : null;
     const target = this.step + steps;
     const t0 = Date.now();
     const base = this.elapsedSec;
     let win = new LogWindow(this.newStats());
     let lastLoss = NaN;
     const progress = (force: boolean) =>
-      bar?.update({ step: this.step, total: target, loss: lastLoss, stepsPerSec: (this.step - (target - steps)) / Math.max(1e-9, (Date.now() - t0) / 1000), elapsedSec: (Date.now() - t0) / 1000, maxSeconds: opts.maxSeconds }, force);
+      bar?.update(
+        {
+          step: this.step,
+          total: target,
+          loss: lastLoss,
+          stepsPerSec: (this.step - (target - steps)) / Math.max(1e-9, (Date.now() - t0) / 1000),
+          elapsedSec: (Date.now() - t0) / 1000,
+          maxSeconds: opts.maxSeconds,
+        },
+        force,
+      );
     const flushLog = async () => {
       if (win.n === 0) return;
       const e = this.logEvent(win);
@@ -293,7 +334,13 @@ export class Trainer {
       await cb.onCheckpoint?.({ step: this.step, path: opts.checkpointPath! });
     };
     const stopReason = (): RunSummary['stoppedBy'] | null =>
-      this.step >= target ? 'steps' : signal?.aborted ? 'signal' : opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds ? 'time' : null;
+      this.step >= target
+        ? 'steps'
+        : signal?.aborted
+          ? 'signal'
+          : opts.maxSeconds !== undefined && (Date.now() - t0) / 1000 >= opts.maxSeconds
+            ? 'time'
+            : null;
     let stoppedBy: RunSummary['stoppedBy'] | null;
     try {
       while (!(stoppedBy = stopReason())) {
@@ -347,7 +394,11 @@ export class Trainer {
   /** Samples from the EMA model: `perClass` images of every class unless `labels` are given. */
   sample(opts: Partial<SampleOptions> & { perClass?: number } = {}): SampleResult {
     const { perClass, ...rest } = opts;
-    return sampleImages(this.emaModel, { diffusionSteps: '50', ...rest, labels: opts.labels ?? classLabels(this.dataset.classNames.length, perClass) });
+    return sampleImages(this.emaModel, {
+      diffusionSteps: '50',
+      ...rest,
+      labels: opts.labels ?? classLabels(this.dataset.classNames.length, perClass),
+    });
   }
 
   private preview(opts: Partial<SampleOptions> & { perClass?: number } = {}): SampleEvent {
@@ -390,7 +441,14 @@ export class Trainer {
     saveCheckpoint(file, {
       config: this.config.model,
       model: m.stateDict(),
-      meta: { weights: which, step: this.step, dataset: this.dataset.name, classNames: this.dataset.classNames, lastLoss: last?.loss ?? null, elapsedSec: this.elapsedSec },
+      meta: {
+        weights: which,
+        step: this.step,
+        dataset: this.dataset.name,
+        classNames: this.dataset.classNames,
+        lastLoss: last?.loss ?? null,
+        elapsedSec: this.elapsedSec,
+      },
     });
   }
 

@@ -32,7 +32,7 @@ export function writeFileAtomic(file: string, data: Uint8Array): void {
   try {
     fd = fs.openSync(tmp, 'w');
     // writeSync may write less than asked (a nearly full disk): loop, never rename a short file
-    for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
+    for (let off = 0; off < data.length;) off += fs.writeSync(fd, data, off, data.length - off);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -41,9 +41,12 @@ export function writeFileAtomic(file: string, data: Uint8Array): void {
     if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
     const err = e as NodeJS.ErrnoException;
-    const why = err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EDQUOT' ? 'disk quota exceeded' : err.message;
+    const why =
+      err.code === 'ENOSPC' ? 'no space left on device' : err.code === 'EDQUOT' ? 'disk quota exceeded' : err.message;
     const kept = fs.existsSync(file) ? 'the previous file is unchanged' : 'nothing was written';
-    throw Object.assign(new Error(`could not write ${file}: ${why} (${(data.length / 1e6).toFixed(1)} MB); ${kept}`), { code: err.code });
+    throw Object.assign(new Error(`could not write ${file}: ${why} (${(data.length / 1e6).toFixed(1)} MB); ${kept}`), {
+      code: err.code,
+    });
   }
   try {
     const dfd = fs.openSync(dir, 'r');

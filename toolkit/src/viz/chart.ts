@@ -104,5 +104,11 @@ export function standalonePage(title: string, charts: readonly Chart[]): string 
 export function svgToPng(svg: string, scale = 2): Buffer {
   // resvg is a native module: load it only when a PNG is asked for
   const { Resvg } = require('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
-  return new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, background: 'white', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
+  return new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    background: 'white',
+    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+  })
+    .render()
+    .asPng();
 }

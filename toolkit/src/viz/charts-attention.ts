@@ -27,7 +27,8 @@ function headMean(r: AttentionRecord): Float32Array {
 export function attentionRollout(records: readonly AttentionRecord[]): Float32Array {
   if (!records.length) throw new Error('attention rollout needs at least one layer');
   const n = records[0].shape[1];
-  if (records.some((r) => r.shape[1] !== n || r.shape[2] !== n)) throw new Error('attention rollout needs square records of one size (queries = keys, as in traceTrainingBatch)');
+  if (records.some((r) => r.shape[1] !== n || r.shape[2] !== n))
+    throw new Error('attention rollout needs square records of one size (queries = keys, as in traceTrainingBatch)');
   let R = new Float32Array(n * n);
   for (let i = 0; i < n; i++) R[i * n + i] = 1;
   for (const r of [...records].sort((a, b) => a.layer - b.layer)) {
@@ -51,7 +52,11 @@ export function attentionRollout(records: readonly AttentionRecord[]): Float32Ar
 }
 
 /** Per query row: weights summed per raster token over image keys [G], and the share on condition tokens. */
-function toGrid(row: Float32Array | number[], keys: readonly SequencePosition[], G: number): { grid: Float32Array; cond: number } {
+function toGrid(
+  row: Float32Array | number[],
+  keys: readonly SequencePosition[],
+  G: number,
+): { grid: Float32Array; cond: number } {
   const grid = new Float32Array(G);
   let cond = 0;
   keys.forEach((k, j) => {
@@ -85,20 +90,38 @@ export interface AttentionChartOptions {
  * from `SamplingRecorder.attention` or `traceTrainingBatch(...).attention`. `image` [size x size] in [-1, 1]
  * is drawn under the maps; `grid` is the patch grid side.
  */
-export function attentionChart(records: readonly AttentionRecord[], image: Float32Array, size: number, grid: number, opts: AttentionChartOptions = {}): Chart {
+export function attentionChart(
+  records: readonly AttentionRecord[],
+  image: Float32Array,
+  size: number,
+  grid: number,
+  opts: AttentionChartOptions = {},
+): Chart {
   if (!records.length) throw new Error('attentionChart needs at least one attention record (one per layer)');
   const layers = [...records].sort((a, b) => a.layer - b.layer);
   const first = layers[0];
-  if (layers.some((r) => r.sample !== first.sample || r.arStep !== first.arStep || r.diffusionStep !== first.diffusionStep)) throw new Error('attentionChart: records must come from one sample and one (AR step, diffusion step); filter them first');
-  if (image.length !== size * size) throw new Error(`attentionChart expects one grey ${size}x${size} image, got ${image.length} values`);
+  if (
+    layers.some(
+      (r) => r.sample !== first.sample || r.arStep !== first.arStep || r.diffusionStep !== first.diffusionStep,
+    )
+  )
+    throw new Error(
+      'attentionChart: records must come from one sample and one (AR step, diffusion step); filter them first',
+    );
+  if (image.length !== size * size)
+    throw new Error(`attentionChart expects one grey ${size}x${size} image, got ${image.length} values`);
   const G = grid * grid;
   const noisy = first.queries.map((p, i) => ({ p, i })).filter((q) => q.p.role === 'noisy');
   if (!noisy.length) throw new Error('no noisy query tokens in these records');
   const maxQ = opts.maxQueries ?? 64;
-  const chosen = noisy.length <= maxQ ? noisy : Array.from({ length: maxQ }, (_, k) => noisy[Math.floor((k * noisy.length) / maxQ)]);
+  const chosen =
+    noisy.length <= maxQ ? noisy : Array.from({ length: maxQ }, (_, k) => noisy[Math.floor((k * noisy.length) / maxQ)]);
   const queries = chosen.map(({ p, i }) => ({ token: p.token, row: i, label: describe(p) }));
   // by default the query that sees the most context: a token of the last AR step present
-  const defaultQuery = Math.max(0, opts.query === undefined ? queries.length - 1 : queries.findIndex((q) => q.token === opts.query));
+  const defaultQuery = Math.max(
+    0,
+    opts.query === undefined ? queries.length - 1 : queries.findIndex((q) => q.token === opts.query),
+  );
   const [, , Lk] = first.shape;
 
   const viewOf = (label: string, rowsOf: (qRow: number) => Float32Array | number[]) => {
@@ -109,8 +132,13 @@ export function attentionChart(records: readonly AttentionRecord[], image: Float
   const layerViews = layers.map((r, li) => {
     const Lq = r.shape[1];
     const mean = means[li];
-    const heads = r.heads.map((h, k) => viewOf(`head ${h}`, (row) => r.data.slice(k * Lq * Lk + row * Lk, k * Lq * Lk + (row + 1) * Lk)));
-    return { label: `layer ${r.layer}`, heads: [...heads, viewOf('mean', (row) => mean.subarray(row * Lk, (row + 1) * Lk))] };
+    const heads = r.heads.map((h, k) =>
+      viewOf(`head ${h}`, (row) => r.data.slice(k * Lq * Lk + row * Lk, k * Lq * Lk + (row + 1) * Lk)),
+    );
+    return {
+      label: `layer ${r.layer}`,
+      heads: [...heads, viewOf('mean', (row) => mean.subarray(row * Lk, (row + 1) * Lk))],
+    };
   });
   const square = layers.every((r) => r.shape[1] === r.shape[2]);
   if (square && layers.length > 1) {
@@ -119,7 +147,10 @@ export function attentionChart(records: readonly AttentionRecord[], image: Float
     layerViews.push({ label: 'rollout', heads: [viewOf('mean', (row) => R.subarray(row * n, (row + 1) * n))] });
   }
 
-  const mLayer = opts.matrixLayer === null ? null : layers.find((r) => r.layer === (opts.matrixLayer ?? layers[layers.length - 1].layer));
+  const mLayer =
+    opts.matrixLayer === null
+      ? null
+      : layers.find((r) => r.layer === (opts.matrixLayer ?? layers[layers.length - 1].layer));
   let matrix: Record<string, unknown> | undefined;
   if (mLayer) {
     const mean = means[layers.indexOf(mLayer)];
@@ -139,14 +170,21 @@ export function attentionChart(records: readonly AttentionRecord[], image: Float
       roleColors: [ROLE_COLORS.cond, ROLE_COLORS.clean, ROLE_COLORS.noisy],
     };
   }
-  const where = first.arStep >= 0 ? `AR step ${first.arStep + 1}, diffusion step ${first.diffusionStep} (t = ${first.t})` : `training batch, t = ${first.t}`;
+  const where =
+    first.arStep >= 0
+      ? `AR step ${first.arStep + 1}, diffusion step ${first.diffusionStep} (t = ${first.t})`
+      : `training batch, t = ${first.t}`;
   const title = opts.title ?? `Attention of one query over the image tokens: ${where}, sample ${first.sample}`;
   const spec = { title, grid, size, image: greyBase64(image), queries, defaultQuery, layers: layerViews, matrix };
   return new Chart('d3-attention', title, spec, () => {
     const q = queries[defaultQuery];
     const tiles = layers.map((r, li) => {
       const { grid: g } = toGrid(means[li].subarray(q.row * Lk, (q.row + 1) * Lk), first.keys, G);
-      return attentionGridSvg(image, size, grid, Array.from(g), { title: `layer ${r.layer}, head mean`, query: q.token, scale: Math.max(3, Math.floor(112 / size)) });
+      return attentionGridSvg(image, size, grid, Array.from(g), {
+        title: `layer ${r.layer}, head mean`,
+        query: q.token,
+        scale: Math.max(3, Math.floor(112 / size)),
+      });
     });
     const header = titleSvg(`${title} — query: ${q.label}`);
     return hstackSvg([header, hstackSvg(tiles)], { vertical: true, gap: 0 });

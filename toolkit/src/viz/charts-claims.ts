@@ -11,9 +11,23 @@ const labelOf = (r: ClaimsResults, id: string) => r.ablations.find((a) => a.id =
 
 /** FD (log scale) and conditional accuracy against S_eval per variant: mean over seeds as a dot, min..max as a bar. */
 export function claimsQualityChart(r: ClaimsResults, opts: { title?: string } = {}): Chart {
-  const rows = r.runs.flatMap((run) => ownOrderEvals(r, run).map((e) => ({ variant: labelOf(r, run.ablation), seed: run.seed, sEval: e.sEval, fd: e.fd, accuracy: e.conditionalAccuracy })));
+  const rows = r.runs.flatMap((run) =>
+    ownOrderEvals(r, run).map((e) => ({
+      variant: labelOf(r, run.ablation),
+      seed: run.seed,
+      sEval: e.sEval,
+      fd: e.fd,
+      accuracy: e.conditionalAccuracy,
+    })),
+  );
   const floor = r.runs[0]?.fdRealVsReal ?? 0;
-  const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 480, orient: 'bottom', columns: 2 } };
+  const color = {
+    field: 'variant',
+    type: 'nominal',
+    title: 'training variant',
+    scale: { scheme: 'category10' },
+    legend: { labelLimit: 480, orient: 'bottom', columns: 2 },
+  };
   const x = { field: 'sEval', type: 'ordinal', title: 'AR steps when sampling (S_eval)' };
   // variants side by side within each S_eval, so the seed ranges do not hide each other
   const xOffset = { field: 'variant', type: 'nominal' };
@@ -22,31 +36,106 @@ export function claimsQualityChart(r: ClaimsResults, opts: { title?: string } = 
     height: 240,
     title,
     layer: [
-      { mark: { type: 'rule', strokeWidth: 2, opacity: 0.6 }, encoding: { x, xOffset, y: { field, type: 'quantitative', aggregate: 'min', title: null }, y2: { field, aggregate: 'max' }, color } },
+      {
+        mark: { type: 'rule', strokeWidth: 2, opacity: 0.6 },
+        encoding: {
+          x,
+          xOffset,
+          y: { field, type: 'quantitative', aggregate: 'min', title: null },
+          y2: { field, aggregate: 'max' },
+          color,
+        },
+      },
       {
         mark: { type: 'point', filled: true, size: 40 },
-        encoding: { x, xOffset, y: { aggregate: 'mean', field, type: 'quantitative', title: null, scale: log ? { type: 'log', nice: false, padding: 8 } : { domain: [0, 1] }, axis: log ? {} : { format: '%' } }, color, tooltip: [{ field: 'variant' }, { field: 'sEval', title: 'S_eval' }, { aggregate: 'mean', field, format: log ? '.1f' : '.1%', title: `mean ${field}` }, { aggregate: 'min', field, format: log ? '.1f' : '.1%', title: 'min over seeds' }, { aggregate: 'max', field, format: log ? '.1f' : '.1%', title: 'max over seeds' }] },
+        encoding: {
+          x,
+          xOffset,
+          y: {
+            aggregate: 'mean',
+            field,
+            type: 'quantitative',
+            title: null,
+            scale: log ? { type: 'log', nice: false, padding: 8 } : { domain: [0, 1] },
+            axis: log ? {} : { format: '%' },
+          },
+          color,
+          tooltip: [
+            { field: 'variant' },
+            { field: 'sEval', title: 'S_eval' },
+            { aggregate: 'mean', field, format: log ? '.1f' : '.1%', title: `mean ${field}` },
+            { aggregate: 'min', field, format: log ? '.1f' : '.1%', title: 'min over seeds' },
+            { aggregate: 'max', field, format: log ? '.1f' : '.1%', title: 'max over seeds' },
+          ],
+        },
       },
     ],
   });
-  return vegaLiteChart(opts.title ?? `Sample quality by training variant (${r.setting.name} setting: ${r.setting.steps} steps, N = ${r.setting.evalN}, seeds ${r.setting.seeds.join(', ')}): dot = mean, bar = min..max over seeds`, {
-    data: { values: rows },
-    hconcat: [panel('fd', `Fréchet distance, lower is better (real vs real: ${floor.toFixed(1)})`, true), panel('accuracy', 'conditional accuracy', false)],
-  });
+  return vegaLiteChart(
+    opts.title ??
+      `Sample quality by training variant (${r.setting.name} setting: ${r.setting.steps} steps, N = ${r.setting.evalN}, seeds ${r.setting.seeds.join(', ')}): dot = mean, bar = min..max over seeds`,
+    {
+      data: { values: rows },
+      hconcat: [
+        panel('fd', `Fréchet distance, lower is better (real vs real: ${floor.toFixed(1)})`, true),
+        panel('accuracy', 'conditional accuracy', false),
+      ],
+    },
+  );
 }
 
 /** Held-out loss against the number of AR steps S next to FD when sampling with S: Fig. 4a vs Table 2. */
 export function claimsLossChart(r: ClaimsResults, opts: { title?: string; variants?: string[] } = {}): Chart {
   const keep = opts.variants ?? ['causalfusion', 'gamma-1.0', 'fixed-1'];
   const runs = r.runs.filter((x) => keep.includes(x.ablation));
-  const loss = runs.flatMap((run) => run.heldOutLossByS.map((e) => ({ variant: labelOf(r, run.ablation), S: e.S, mse: e.mse })));
-  const fd = runs.flatMap((run) => ownOrderEvals(r, run).map((e) => ({ variant: labelOf(r, run.ablation), S: e.sEval, fd: e.fd })));
-  const color = { field: 'variant', type: 'nominal', title: 'training variant', scale: { scheme: 'category10' }, legend: { labelLimit: 320 } };
-  const x = { field: 'S', type: 'quantitative', title: 'AR steps S', scale: { type: 'log', base: 2 }, axis: { values: r.setting.lossS } };
+  const loss = runs.flatMap((run) =>
+    run.heldOutLossByS.map((e) => ({ variant: labelOf(r, run.ablation), S: e.S, mse: e.mse })),
+  );
+  const fd = runs.flatMap((run) =>
+    ownOrderEvals(r, run).map((e) => ({ variant: labelOf(r, run.ablation), S: e.sEval, fd: e.fd })),
+  );
+  const color = {
+    field: 'variant',
+    type: 'nominal',
+    title: 'training variant',
+    scale: { scheme: 'category10' },
+    legend: { labelLimit: 320 },
+  };
+  const x = {
+    field: 'S',
+    type: 'quantitative',
+    title: 'AR steps S',
+    scale: { type: 'log', base: 2 },
+    axis: { values: r.setting.lossS },
+  };
   return vegaLiteChart(opts.title ?? 'More AR steps: the loss falls, the samples do not get better', {
     hconcat: [
-      { width: 280, height: 220, title: 'held-out MSE with the image cut into S steps (Fig. 4a)', data: { values: loss }, mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field: 'mse', type: 'quantitative', title: 'MSE', scale: { zero: false } }, color, tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'mse', format: '.4f' }] } },
-      { width: 280, height: 220, title: 'FD when sampling with S steps (Table 2)', data: { values: fd }, mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field: 'fd', type: 'quantitative', title: 'FD (log)', scale: { type: 'log' } }, color, tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'fd', format: '.1f' }] } },
+      {
+        width: 280,
+        height: 220,
+        title: 'held-out MSE with the image cut into S steps (Fig. 4a)',
+        data: { values: loss },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x,
+          y: { aggregate: 'mean', field: 'mse', type: 'quantitative', title: 'MSE', scale: { zero: false } },
+          color,
+          tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'mse', format: '.4f' }],
+        },
+      },
+      {
+        width: 280,
+        height: 220,
+        title: 'FD when sampling with S steps (Table 2)',
+        data: { values: fd },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x,
+          y: { aggregate: 'mean', field: 'fd', type: 'quantitative', title: 'FD (log)', scale: { type: 'log' } },
+          color,
+          tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'fd', format: '.1f' }],
+        },
+      },
     ],
   });
 }
@@ -65,11 +154,24 @@ export function claimsSamplesChart(r: ClaimsResults, opts: { seed?: number; size
       const tile = new Float32Array(4 * size * size);
       for (let d = 0; d < 4; d++)
         for (let y = 0; y < size; y++)
-          for (let x = 0; x < size; x++) tile[(Math.floor(d / 2) * size + y) * 2 * size + (d % 2) * size + x] = bytes[d * size * size + y * size + x] / 127.5 - 1;
+          for (let x = 0; x < size; x++)
+            tile[(Math.floor(d / 2) * size + y) * 2 * size + (d % 2) * size + x] =
+              bytes[d * size * size + y * size + x] / 127.5 - 1;
       return tile;
     }),
   );
-  return imageGridChart(cells, 2 * size, r.ablations.map((a) => a.id), S.map((s) => `S_eval = ${s}`), { title: `Digits 0-3 as each variant draws them (seed ${seed}, no guidance)`, rowTitle: 'variant', colTitle: 'sampling', cellPx: 84 });
+  return imageGridChart(
+    cells,
+    2 * size,
+    r.ablations.map((a) => a.id),
+    S.map((s) => `S_eval = ${s}`),
+    {
+      title: `Digits 0-3 as each variant draws them (seed ${seed}, no guidance)`,
+      rowTitle: 'variant',
+      colTitle: 'sampling',
+      cellPx: 84,
+    },
+  );
 }
 
 /**
@@ -77,19 +179,69 @@ export function claimsSamplesChart(r: ClaimsResults, opts: { seed?: number; size
  * as a band): Table 3b across S_eval. Needs a study that samples in several orders (`evalOrders`).
  */
 export function claimsOrderChart(r: ClaimsResults, opts: { title?: string } = {}): Chart {
-  if (!r.setting.evalOrders) throw new Error(`the ${r.setting.name} study sampled each model in its training order only: no order chart`);
+  if (!r.setting.evalOrders)
+    throw new Error(`the ${r.setting.name} study sampled each model in its training order only: no order chart`);
   const rows = r.runs
     .filter((run) => run.ablation === 'causalfusion' || run.ablation === 'raster')
-    .flatMap((run) => run.evals.map((e) => ({ model: `trained ${run.ablation === 'raster' ? 'raster' : 'random'}, sampled ${e.order}`, sEval: e.sEval, fd: e.fd, seed: run.seed })));
-  const x = { field: 'sEval', type: 'quantitative', title: 'AR steps when sampling (S_eval)', scale: { type: 'log', base: 2 }, axis: { values: r.setting.sEval } };
-  const color = { field: 'model', type: 'nominal', title: 'token order', scale: { scheme: 'category10' }, legend: { labelLimit: 320 } };
-  return vegaLiteChart(opts.title ?? `Random vs raster order across S_eval (${r.setting.name}: seeds ${r.setting.seeds.join(', ')}; line = mean, band = min..max)`, {
-    width: 420,
-    height: 260,
-    data: { values: rows },
-    layer: [
-      { mark: { type: 'area', opacity: 0.18 }, encoding: { x, y: { aggregate: 'min', field: 'fd', type: 'quantitative' }, y2: { aggregate: 'max', field: 'fd' }, color } },
-      { mark: { type: 'line', point: true }, encoding: { x, y: { aggregate: 'mean', field: 'fd', type: 'quantitative', title: 'FD (log), lower is better', scale: { type: 'log' } }, color, tooltip: [{ field: 'model' }, { field: 'sEval', title: 'S_eval' }, { aggregate: 'mean', field: 'fd', format: '.1f', title: 'mean FD' }] } },
-    ],
-  });
+    .flatMap((run) =>
+      run.evals.map((e) => ({
+        model: `trained ${run.ablation === 'raster' ? 'raster' : 'random'}, sampled ${e.order}`,
+        sEval: e.sEval,
+        fd: e.fd,
+        seed: run.seed,
+      })),
+    );
+  const x = {
+    field: 'sEval',
+    type: 'quantitative',
+    title: 'AR steps when sampling (S_eval)',
+    scale: { type: 'log', base: 2 },
+    axis: { values: r.setting.sEval },
+  };
+  const color = {
+    field: 'model',
+    type: 'nominal',
+    title: 'token order',
+    scale: { scheme: 'category10' },
+    legend: { labelLimit: 320 },
+  };
+  return vegaLiteChart(
+    opts.title ??
+      `Random vs raster order across S_eval (${r.setting.name}: seeds ${r.setting.seeds.join(', ')}; line = mean, band = min..max)`,
+    {
+      width: 420,
+      height: 260,
+      data: { values: rows },
+      layer: [
+        {
+          mark: { type: 'area', opacity: 0.18 },
+          encoding: {
+            x,
+            y: { aggregate: 'min', field: 'fd', type: 'quantitative' },
+            y2: { aggregate: 'max', field: 'fd' },
+            color,
+          },
+        },
+        {
+          mark: { type: 'line', point: true },
+          encoding: {
+            x,
+            y: {
+              aggregate: 'mean',
+              field: 'fd',
+              type: 'quantitative',
+              title: 'FD (log), lower is better',
+              scale: { type: 'log' },
+            },
+            color,
+            tooltip: [
+              { field: 'model' },
+              { field: 'sEval', title: 'S_eval' },
+              { aggregate: 'mean', field: 'fd', format: '.1f', title: 'mean FD' },
+            ],
+          },
+        },
+      ],
+    },
+  );
 }

@@ -15,12 +15,20 @@ import { vegaLiteChart } from './vega';
  * alpha-bar, SNR (log scale) and beta against the original timestep, for the full chain and, as points, for
  * each respaced chain given (e.g. the 50 or 250 steps a sampler actually visits).
  */
-export function scheduleChart(full: GaussianDiffusion, respaced: Record<string, GaussianDiffusion> = {}, opts: { title?: string } = {}): Chart {
+export function scheduleChart(
+  full: GaussianDiffusion,
+  respaced: Record<string, GaussianDiffusion> = {},
+  opts: { title?: string } = {},
+): Chart {
   const rows: Record<string, number | string>[] = [];
   const add = (chain: string, d: GaussianDiffusion) =>
     d.timestepMap.forEach((t, i) => {
       const ab = d.alphasCumprod[i];
-      rows.push({ chain, t, quantity: 'ᾱ (alpha-bar)', value: ab }, { chain, t, quantity: 'SNR = ᾱ / (1 - ᾱ)', value: ab / (1 - ab) }, { chain, t, quantity: 'β', value: d.betas[i] });
+      rows.push(
+        { chain, t, quantity: 'ᾱ (alpha-bar)', value: ab },
+        { chain, t, quantity: 'SNR = ᾱ / (1 - ᾱ)', value: ab / (1 - ab) },
+        { chain, t, quantity: 'β', value: d.betas[i] },
+      );
     });
   add(`full (${full.numTimesteps} steps)`, full);
   for (const [name, d] of Object.entries(respaced)) add(name, d);
@@ -30,8 +38,36 @@ export function scheduleChart(full: GaussianDiffusion, respaced: Record<string, 
     transform: [{ filter: { field: 'quantity', equal: q } }],
     title: q,
     layer: [
-      { mark: { type: 'line', strokeWidth: 2 }, transform: [{ filter: `datum.chain == 'full (${full.numTimesteps} steps)'` }], encoding: { x: { field: 't', type: 'quantitative', title: 'timestep t' }, y: { field: 'value', type: 'quantitative', title: null, scale: log ? { type: 'log' } : {}, axis: log ? { values: [1e-8, 1e-6, 1e-4, 1e-2, 1, 1e2, 1e4], format: '.0e' } : {} }, color: { field: 'chain', type: 'nominal', title: 'chain', scale: { range: ['#444444', '#ff7f0e', '#1f77b4', '#2ca02c'] } } } },
-      { mark: { type: 'point', filled: true, size: 18 }, transform: [{ filter: `datum.chain != 'full (${full.numTimesteps} steps)'` }], encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'value', type: 'quantitative', scale: log ? { type: 'log' } : {} }, color: { field: 'chain', type: 'nominal' }, tooltip: [{ field: 'chain' }, { field: 't' }, { field: 'value', format: '.4g' }] } },
+      {
+        mark: { type: 'line', strokeWidth: 2 },
+        transform: [{ filter: `datum.chain == 'full (${full.numTimesteps} steps)'` }],
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: 'timestep t' },
+          y: {
+            field: 'value',
+            type: 'quantitative',
+            title: null,
+            scale: log ? { type: 'log' } : {},
+            axis: log ? { values: [1e-8, 1e-6, 1e-4, 1e-2, 1, 1e2, 1e4], format: '.0e' } : {},
+          },
+          color: {
+            field: 'chain',
+            type: 'nominal',
+            title: 'chain',
+            scale: { range: ['#444444', '#ff7f0e', '#1f77b4', '#2ca02c'] },
+          },
+        },
+      },
+      {
+        mark: { type: 'point', filled: true, size: 18 },
+        transform: [{ filter: `datum.chain != 'full (${full.numTimesteps} steps)'` }],
+        encoding: {
+          x: { field: 't', type: 'quantitative' },
+          y: { field: 'value', type: 'quantitative', scale: log ? { type: 'log' } : {} },
+          color: { field: 'chain', type: 'nominal' },
+          tooltip: [{ field: 'chain' }, { field: 't' }, { field: 'value', format: '.4g' }],
+        },
+      },
     ],
   });
   return vegaLiteChart(opts.title ?? 'Noise schedule: full chain and the respaced steps a sampler visits', {
@@ -44,7 +80,11 @@ export function scheduleChart(full: GaussianDiffusion, respaced: Record<string, 
  * x_t and predicted x0 of chosen tokens along the denoising chain of their AR step: one line per token and
  * quantity (mean over the token's pixels, or one pixel with `pixel`), against the original timestep.
  */
-export function trajectoryChart(records: readonly TrajectoryRecord[], tokens: readonly number[], opts: { title?: string; pixel?: number; sample?: number } = {}): Chart {
+export function trajectoryChart(
+  records: readonly TrajectoryRecord[],
+  tokens: readonly number[],
+  opts: { title?: string; pixel?: number; sample?: number } = {},
+): Chart {
   const sample = opts.sample ?? records[0]?.sample ?? 0;
   const rows: Record<string, number | string>[] = [];
   for (const r of records) {
@@ -52,31 +92,55 @@ export function trajectoryChart(records: readonly TrajectoryRecord[], tokens: re
     const d = r.shape[1];
     r.positions.forEach((pos, k) => {
       if (!tokens.includes(pos)) return;
-      const val = (a: number[]) => (opts.pixel !== undefined ? a[k * d + opts.pixel] : a.slice(k * d, (k + 1) * d).reduce((s, v) => s + v, 0) / d);
-      rows.push({ token: `token ${pos} (AR step ${r.arStep + 1})`, t: r.t, quantity: 'x_t', value: val(r.xt) }, { token: `token ${pos} (AR step ${r.arStep + 1})`, t: r.t, quantity: 'predicted x0', value: val(r.x0) });
+      const val = (a: number[]) =>
+        opts.pixel !== undefined ? a[k * d + opts.pixel] : a.slice(k * d, (k + 1) * d).reduce((s, v) => s + v, 0) / d;
+      rows.push(
+        { token: `token ${pos} (AR step ${r.arStep + 1})`, t: r.t, quantity: 'x_t', value: val(r.xt) },
+        { token: `token ${pos} (AR step ${r.arStep + 1})`, t: r.t, quantity: 'predicted x0', value: val(r.x0) },
+      );
     });
   }
   if (!rows.length) throw new Error(`no trajectory of tokens ${tokens.join(', ')} for sample ${sample} was recorded`);
-  return vegaLiteChart(opts.title ?? `Denoising trajectories (${opts.pixel !== undefined ? `pixel ${opts.pixel}` : 'token mean'}): x_t becomes x0`, {
-    width: 460,
-    height: 220,
-    data: { values: rows },
-    mark: { type: 'line', point: { size: 12 } },
-    encoding: {
-      x: { field: 't', type: 'quantitative', title: 'timestep t (noisy → clean)', scale: { reverse: true } },
-      y: { field: 'value', type: 'quantitative', title: 'value ([-1, 1] pixels)' },
-      color: { field: 'token', type: 'nominal', title: 'token' },
-      strokeDash: { field: 'quantity', type: 'nominal', title: 'quantity' },
-      tooltip: [{ field: 'token' }, { field: 'quantity' }, { field: 't' }, { field: 'value', format: '.3f' }],
+  return vegaLiteChart(
+    opts.title ??
+      `Denoising trajectories (${opts.pixel !== undefined ? `pixel ${opts.pixel}` : 'token mean'}): x_t becomes x0`,
+    {
+      width: 460,
+      height: 220,
+      data: { values: rows },
+      mark: { type: 'line', point: { size: 12 } },
+      encoding: {
+        x: { field: 't', type: 'quantitative', title: 'timestep t (noisy → clean)', scale: { reverse: true } },
+        y: { field: 'value', type: 'quantitative', title: 'value ([-1, 1] pixels)' },
+        color: { field: 'token', type: 'nominal', title: 'token' },
+        strokeDash: { field: 'quantity', type: 'nominal', title: 'quantity' },
+        tooltip: [{ field: 'token' }, { field: 'quantity' }, { field: 't' }, { field: 'value', format: '.3f' }],
+      },
     },
-  });
+  );
 }
 
 /** A labelled grid of grey images: `cells[row * cols + col]` is [size x size] in [-1, 1], or null for an empty cell. */
-export function imageGridChart(cells: readonly (Float32Array | null)[], size: number, rows: readonly string[], cols: readonly string[], opts: { title: string; rowTitle?: string; colTitle?: string; cellPx?: number }): Chart {
-  if (cells.length !== rows.length * cols.length) throw new Error(`${cells.length} cells for a ${rows.length} x ${cols.length} grid`);
+export function imageGridChart(
+  cells: readonly (Float32Array | null)[],
+  size: number,
+  rows: readonly string[],
+  cols: readonly string[],
+  opts: { title: string; rowTitle?: string; colTitle?: string; cellPx?: number },
+): Chart {
+  if (cells.length !== rows.length * cols.length)
+    throw new Error(`${cells.length} cells for a ${rows.length} x ${cols.length} grid`);
   const cellPx = opts.cellPx ?? 56;
-  const spec = { title: opts.title, size, rows, cols, rowTitle: opts.rowTitle ?? 'row', colTitle: opts.colTitle ?? 'column', cellPx, cells: cells.map((c) => (c ? greyBase64(c) : null)) };
+  const spec = {
+    title: opts.title,
+    size,
+    rows,
+    cols,
+    rowTitle: opts.rowTitle ?? 'row',
+    colTitle: opts.colTitle ?? 'column',
+    cellPx,
+    cells: cells.map((c) => (c ? greyBase64(c) : null)),
+  };
   return new Chart('d3-frames', opts.title, spec, () => {
     const scale = Math.max(1, Math.floor(cellPx / size));
     const px = size * scale;
@@ -85,14 +149,21 @@ export function imageGridChart(cells: readonly (Float32Array | null)[], size: nu
     const top = 46;
     const W = Math.max(left + cols.length * colW, 16 + 7.5 * opts.title.length);
     const H = top + rows.length * (px + 4) + 6;
-    const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11"><rect width="${W}" height="${H}" fill="white"/><text x="8" y="17" font-size="13" font-weight="bold">${esc(opts.title)}</text>`];
-    cols.forEach((c, ci) => parts.push(`<text x="${left + ci * colW + px / 2}" y="${top - 6}" text-anchor="middle">${esc(c)}</text>`));
+    const parts = [
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11"><rect width="${W}" height="${H}" fill="white"/><text x="8" y="17" font-size="13" font-weight="bold">${esc(opts.title)}</text>`,
+    ];
+    cols.forEach((c, ci) =>
+      parts.push(`<text x="${left + ci * colW + px / 2}" y="${top - 6}" text-anchor="middle">${esc(c)}</text>`),
+    );
     rows.forEach((r, ri) => {
       const y = top + ri * (px + 4);
       parts.push(`<text x="${left - 8}" y="${y + px / 2 + 4}" text-anchor="end">${esc(r)}</text>`);
       cols.forEach((_, ci) => {
         const cell = cells[ri * cols.length + ci];
-        if (cell) parts.push(`<image x="${left + ci * colW}" y="${y}" width="${px}" height="${px}" image-rendering="pixelated" style="image-rendering:pixelated" href="${pngDataUri(cell, size)}"/>`);
+        if (cell)
+          parts.push(
+            `<image x="${left + ci * colW}" y="${y}" width="${px}" height="${px}" image-rendering="pixelated" style="image-rendering:pixelated" href="${pngDataUri(cell, size)}"/>`,
+          );
       });
     });
     parts.push('</svg>');
@@ -107,20 +178,30 @@ export function imageGridChart(cells: readonly (Float32Array | null)[], size: nu
  * sample in raster order [L * d]; `columns` picks diffusion-step indices (default: 6 evenly spaced), `arSteps`
  * the rows (default all: e.g. `[2]` with every column is the full denoising grid of AR step 3).
  */
-export function denoisingGridChart(records: readonly TrajectoryRecord[], finalTokens: Float32Array, cfg: { channels: number; size: number; patch: number }, opts: { sample?: number; columns?: number[]; arSteps?: number[]; title?: string } = {}): Chart {
+export function denoisingGridChart(
+  records: readonly TrajectoryRecord[],
+  finalTokens: Float32Array,
+  cfg: { channels: number; size: number; patch: number },
+  opts: { sample?: number; columns?: number[]; arSteps?: number[]; title?: string } = {},
+): Chart {
   const sample = opts.sample ?? 0;
   const own = records.filter((r) => r.sample === sample);
   if (!own.length) throw new Error(`no trajectories recorded for sample ${sample}`);
   const steps = [...new Set(own.map((r) => r.arStep))].sort((a, b) => a - b);
   const chainLen = Math.max(...own.map((r) => r.diffusionStep)) + 1;
-  const columns = opts.columns ?? [...new Set(Array.from({ length: 6 }, (_, k) => Math.round((k * (chainLen - 1)) / 5)))];
+  const columns = opts.columns ?? [
+    ...new Set(Array.from({ length: 6 }, (_, k) => Math.round((k * (chainLen - 1)) / 5))),
+  ];
   const { channels: C, size, patch } = cfg;
   const d = C * patch * patch;
   const L = finalTokens.length / d;
   const done = new Uint8Array(L);
   const cells: (Float32Array | null)[] = [];
   const rows = steps.filter((s) => !opts.arSteps || opts.arSteps.includes(s));
-  if (!rows.length) throw new Error(`no trajectories of AR steps ${opts.arSteps?.join(', ')} were recorded (recorded: ${steps.join(', ')})`);
+  if (!rows.length)
+    throw new Error(
+      `no trajectories of AR steps ${opts.arSteps?.join(', ')} were recorded (recorded: ${steps.join(', ')})`,
+    );
   for (const s of steps) {
     const mine = own.filter((r) => r.arStep === s);
     // earlier steps still complete the image of later rows, even when their own row is not drawn
@@ -138,6 +219,15 @@ export function denoisingGridChart(records: readonly TrajectoryRecord[], finalTo
     mine[0]?.positions.forEach((p) => (done[p] = 1));
   }
   const t = (col: number) => own.find((r) => r.diffusionStep === col)?.t;
-  return imageGridChart(cells, size, rows.map((s) => `AR step ${s + 1}`), columns.map((c) => `step ${c} (t=${t(c)})`), { title: opts.title ?? 'Predicted x0 while each AR step is denoised (white = not generated yet)', rowTitle: 'AR step', colTitle: 'diffusion step' });
+  return imageGridChart(
+    cells,
+    size,
+    rows.map((s) => `AR step ${s + 1}`),
+    columns.map((c) => `step ${c} (t=${t(c)})`),
+    {
+      title: opts.title ?? 'Predicted x0 while each AR step is denoised (white = not generated yet)',
+      rowTitle: 'AR step',
+      colTitle: 'diffusion step',
+    },
+  );
 }
-

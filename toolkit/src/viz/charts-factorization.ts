@@ -18,13 +18,16 @@ export function colorScheme(S: number): { roles: string[]; steps: string[] } {
   return { roles: ROLES.map((r) => ROLE_COLORS[r]), steps: Array.from({ length: S }, (_, s) => stepColor(s, S)) };
 }
 
-
 /**
  * The generalized causal mask as an interactive heatmap: rows are queries, columns keys, both with a role
  * strip; hovering names query and key (role, AR step, raster token). Drawn on a canvas, so 64 + 2 x 256
  * positions stay fast; `colorBy: 'step'` colours allowed cells by the key's AR step instead of its role.
  */
-export function maskChart(mask: AttnMask, positions: readonly SequencePosition[], opts: { title?: string; colorBy?: 'role' | 'step' } = {}): Chart {
+export function maskChart(
+  mask: AttnMask,
+  positions: readonly SequencePosition[],
+  opts: { title?: string; colorBy?: 'role' | 'step' } = {},
+): Chart {
   const n = mask.seqLen;
   if (positions.length !== n) throw new Error(`${positions.length} position labels for a mask of ${n}`);
   const S = Math.max(1, ...positions.map((p) => p.step + 1));
@@ -33,7 +36,15 @@ export function maskChart(mask: AttnMask, positions: readonly SequencePosition[]
   return new Chart(
     'd3-mask',
     title,
-    { n, allowed, positions: positions.map((p) => [ROLES.indexOf(p.role), p.step, p.token]), roleNames: ['condition', 'clean', 'noisy'], colors: colorScheme(S), colorBy: opts.colorBy ?? 'role', title },
+    {
+      n,
+      allowed,
+      positions: positions.map((p) => [ROLES.indexOf(p.role), p.step, p.token]),
+      roleNames: ['condition', 'clean', 'noisy'],
+      colors: colorScheme(S),
+      colorBy: opts.colorBy ?? 'role',
+      title,
+    },
     () => maskSvg(mask, positions, { title }),
   );
 }
@@ -44,8 +55,15 @@ export function maskChart(mask: AttnMask, positions: readonly SequencePosition[]
  * final image [size x size] in [-1, 1]; `steps[s]` lists the raster tokens of step s; `kept` tokens (editing)
  * are visible from the start.
  */
-export function orderChart(image: Float32Array, size: number, grid: number, steps: readonly (readonly number[])[], opts: { title?: string; kept?: readonly number[] } = {}): Chart {
-  if (image.length !== size * size) throw new Error(`orderChart expects one grey ${size}x${size} image, got ${image.length} values`);
+export function orderChart(
+  image: Float32Array,
+  size: number,
+  grid: number,
+  steps: readonly (readonly number[])[],
+  opts: { title?: string; kept?: readonly number[] } = {},
+): Chart {
+  if (image.length !== size * size)
+    throw new Error(`orderChart expects one grey ${size}x${size} image, got ${image.length} values`);
   const p = size / grid;
   if (!Number.isInteger(p)) throw new Error(`image size ${size} is not a multiple of the grid ${grid}`);
   const S = steps.length;
@@ -53,14 +71,34 @@ export function orderChart(image: Float32Array, size: number, grid: number, step
   const visible = new Uint8Array(grid * grid);
   for (const t of opts.kept ?? []) visible[t] = 1;
   const frames: string[] = [];
-  const frame = () => greyBase64(Array.from(image, (v, i) => (visible[Math.floor(Math.floor(i / size) / p) * grid + Math.floor((i % size) / p)] ? v : 0)));
+  const frame = () =>
+    greyBase64(
+      Array.from(image, (v, i) =>
+        visible[Math.floor(Math.floor(i / size) / p) * grid + Math.floor((i % size) / p)] ? v : 0,
+      ),
+    );
   frames.push(frame());
   for (const ps of steps) {
     for (const t of ps) visible[t] = 1;
     frames.push(frame());
   }
-  return new Chart('d3-order', title, { grid, size, steps, frames, colors: colorScheme(S), startLabel: opts.kept?.length ? 'kept tokens only' : 'nothing generated yet', title }, () =>
-    hstackSvg([orderGridSvg(grid, steps, { title, kept: opts.kept }), imageSvg(image, size, { title: 'final image', scale: Math.max(2, Math.floor(224 / size)) })]),
+  return new Chart(
+    'd3-order',
+    title,
+    {
+      grid,
+      size,
+      steps,
+      frames,
+      colors: colorScheme(S),
+      startLabel: opts.kept?.length ? 'kept tokens only' : 'nothing generated yet',
+      title,
+    },
+    () =>
+      hstackSvg([
+        orderGridSvg(grid, steps, { title, kept: opts.kept }),
+        imageSvg(image, size, { title: 'final image', scale: Math.max(2, Math.floor(224 / size)) }),
+      ]),
   );
 }
 
@@ -69,7 +107,11 @@ export function orderChart(image: Float32Array, size: number, grid: number, step
  * of AR steps S, and the share of steps and of tokens that sit in steps of at most k tokens (Monte Carlo,
  * `draws` splits per gamma).
  */
-export function arStepStatsChart(L: number, gammas: readonly number[], opts: { draws?: number; seed?: number } = {}): Chart {
+export function arStepStatsChart(
+  L: number,
+  gammas: readonly number[],
+  opts: { draws?: number; seed?: number } = {},
+): Chart {
   const draws = opts.draws ?? 20000;
   const rows: Record<string, number | string>[] = [];
   const cum: Record<string, number | string>[] = [];
@@ -90,7 +132,10 @@ export function arStepStatsChart(L: number, gammas: readonly number[], opts: { d
     for (let k = 1; k <= L; k++) {
       accSteps += stepsOfSize[k];
       accTokens += k * stepsOfSize[k];
-      cum.push({ gamma: `γ = ${g}`, k, share: accSteps / steps, of: 'AR steps' }, { gamma: `γ = ${g}`, k, share: accTokens / (draws * L), of: 'tokens' });
+      cum.push(
+        { gamma: `γ = ${g}`, k, share: accSteps / steps, of: 'AR steps' },
+        { gamma: `γ = ${g}`, k, share: accTokens / (draws * L), of: 'tokens' },
+      );
     }
   }
   const color = { field: 'gamma', type: 'nominal', title: 'AR-step decay', scale: { scheme: 'dark2' } };
@@ -102,7 +147,17 @@ export function arStepStatsChart(L: number, gammas: readonly number[], opts: { d
         height: 200,
         data: { values: rows },
         mark: { type: 'line', point: L <= 32, interpolate: 'step-after' },
-        encoding: { x: { field: 'S', type: 'quantitative', title: 'AR steps S', scale: { type: 'log', domain: [1, L], nice: false } }, y: { field: 'probability', type: 'quantitative', title: 'P(S)' }, color, tooltip: [{ field: 'gamma' }, { field: 'S' }, { field: 'probability', format: '.4f' }] },
+        encoding: {
+          x: {
+            field: 'S',
+            type: 'quantitative',
+            title: 'AR steps S',
+            scale: { type: 'log', domain: [1, L], nice: false },
+          },
+          y: { field: 'probability', type: 'quantitative', title: 'P(S)' },
+          color,
+          tooltip: [{ field: 'gamma' }, { field: 'S' }, { field: 'probability', format: '.4f' }],
+        },
       },
       {
         title: 'Share in steps of at most k tokens',
@@ -111,7 +166,12 @@ export function arStepStatsChart(L: number, gammas: readonly number[], opts: { d
         data: { values: cum },
         mark: { type: 'line', interpolate: 'step-after' },
         encoding: {
-          x: { field: 'k', type: 'quantitative', title: 'step size k (tokens)', scale: { type: 'log', domain: [1, L], nice: false } },
+          x: {
+            field: 'k',
+            type: 'quantitative',
+            title: 'step size k (tokens)',
+            scale: { type: 'log', domain: [1, L], nice: false },
+          },
           y: { field: 'share', type: 'quantitative', title: 'cumulative share', axis: { format: '%' } },
           color,
           strokeDash: { field: 'of', type: 'nominal', title: 'share of' },

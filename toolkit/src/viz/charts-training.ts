@@ -13,14 +13,44 @@ const COLORS = { loss: '#1f77b4', mse: '#aec7e8', lr: '#2ca02c', grad: '#d62728'
 
 /** Loss (weighted and unweighted), learning rate and gradient norm against the step, in three stacked panels. */
 export function trainingCurvesChart(history: readonly LogEvent[], opts: { title?: string } = {}): Chart {
-  const title = opts.title ?? `Training: ${history.length ? `step ${history[history.length - 1].step}` : 'no steps yet'}`;
+  const title =
+    opts.title ?? `Training: ${history.length ? `step ${history[history.length - 1].step}` : 'no steps yet'}`;
   const x = history.map((e) => e.step);
-  const trace = (name: string, y: number[], color: string, yaxis: string) => ({ type: 'scatter', mode: 'lines', name, x, y, yaxis, line: { color, width: 2 }, hovertemplate: `step %{x}<br>${name} %{y:.4g}<extra></extra>` });
+  const trace = (name: string, y: number[], color: string, yaxis: string) => ({
+    type: 'scatter',
+    mode: 'lines',
+    name,
+    x,
+    y,
+    yaxis,
+    line: { color, width: 2 },
+    hovertemplate: `step %{x}<br>${name} %{y:.4g}<extra></extra>`,
+  });
   const data = [
-    trace('loss (AR-weighted)', history.map((e) => e.loss), COLORS.loss, 'y'),
-    trace('MSE (unweighted)', history.map((e) => e.mse), COLORS.mse, 'y'),
-    trace('learning rate', history.map((e) => e.lr), COLORS.lr, 'y2'),
-    trace('grad norm (before clip)', history.map((e) => e.gradNorm), COLORS.grad, 'y3'),
+    trace(
+      'loss (AR-weighted)',
+      history.map((e) => e.loss),
+      COLORS.loss,
+      'y',
+    ),
+    trace(
+      'MSE (unweighted)',
+      history.map((e) => e.mse),
+      COLORS.mse,
+      'y',
+    ),
+    trace(
+      'learning rate',
+      history.map((e) => e.lr),
+      COLORS.lr,
+      'y2',
+    ),
+    trace(
+      'grad norm (before clip)',
+      history.map((e) => e.gradNorm),
+      COLORS.grad,
+      'y3',
+    ),
   ];
   const layout = {
     title: { text: title, x: 0, xanchor: 'left', font: { size: 13 } },
@@ -36,11 +66,33 @@ export function trainingCurvesChart(history: readonly LogEvent[], opts: { title?
     font: { family: 'sans-serif', size: 11 },
   };
   return new Chart('plotly', title, { data, layout }, () => {
-    if (!history.length) return `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="40" viewBox="0 0 300 40" font-family="sans-serif"><text x="8" y="24">${title}</text></svg>`;
+    if (!history.length)
+      return `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="40" viewBox="0 0 300 40" font-family="sans-serif"><text x="8" y="24">${title}</text></svg>`;
     return hstackSvg(
       [
-        lineChartSvg({ title, xTitle: 'step', yTitle: 'loss', logY: true, width: 640, height: 240, series: [{ name: 'loss (AR-weighted)', x, y: data[0].y, color: COLORS.loss }, { name: 'MSE (unweighted)', x, y: data[1].y, color: COLORS.mse }] }),
-        lineChartSvg({ title: 'Learning rate and gradient norm', xTitle: 'step', yTitle: 'value', width: 640, height: 180, series: [{ name: 'lr x 1000', x, y: data[2].y.map((v) => v * 1000), color: COLORS.lr }, { name: 'grad norm', x, y: data[3].y, color: COLORS.grad }] }),
+        lineChartSvg({
+          title,
+          xTitle: 'step',
+          yTitle: 'loss',
+          logY: true,
+          width: 640,
+          height: 240,
+          series: [
+            { name: 'loss (AR-weighted)', x, y: data[0].y, color: COLORS.loss },
+            { name: 'MSE (unweighted)', x, y: data[1].y, color: COLORS.mse },
+          ],
+        }),
+        lineChartSvg({
+          title: 'Learning rate and gradient norm',
+          xTitle: 'step',
+          yTitle: 'value',
+          width: 640,
+          height: 180,
+          series: [
+            { name: 'lr x 1000', x, y: data[2].y.map((v) => v * 1000), color: COLORS.lr },
+            { name: 'grad norm', x, y: data[3].y, color: COLORS.grad },
+          ],
+        }),
       ],
       { vertical: true, gap: 4 },
     );
@@ -54,19 +106,37 @@ export function trainingCurvesChart(history: readonly LogEvent[], opts: { title?
 export function lossBreakdownChart(b: LossBreakdown, opts: { title?: string; numTimesteps?: number } = {}): Chart {
   const T = opts.numTimesteps ?? 1000;
   const rows: Record<string, number | string>[] = [];
-  b.byArStep.forEach((v, s) => v !== null && rows.push({ panel: 'by AR-step index (Fig. 4c)', x: s + 1, mse: v, detail: `${b.arStepTokens[s]} tokens` }));
-  b.byNumSteps.forEach((v, s) => v !== null && rows.push({ panel: 'by number of AR steps S (Fig. 4a)', x: s + 1, mse: v, detail: '' }));
-  b.byTBin.forEach((v, k) => v !== null && rows.push({ panel: 'by diffusion time t', x: Math.round(((k + 0.5) * T) / b.byTBin.length), mse: v, detail: '' }));
+  b.byArStep.forEach(
+    (v, s) =>
+      v !== null &&
+      rows.push({ panel: 'by AR-step index (Fig. 4c)', x: s + 1, mse: v, detail: `${b.arStepTokens[s]} tokens` }),
+  );
+  b.byNumSteps.forEach(
+    (v, s) => v !== null && rows.push({ panel: 'by number of AR steps S (Fig. 4a)', x: s + 1, mse: v, detail: '' }),
+  );
+  b.byTBin.forEach(
+    (v, k) =>
+      v !== null &&
+      rows.push({ panel: 'by diffusion time t', x: Math.round(((k + 0.5) * T) / b.byTBin.length), mse: v, detail: '' }),
+  );
   const panel = (name: string, xTitle: string) => ({
     title: name,
     width: 210,
     height: 170,
     transform: [{ filter: { field: 'panel', equal: name } }],
     mark: { type: 'line', point: true, color: '#1f77b4' },
-    encoding: { x: { field: 'x', type: 'quantitative', title: xTitle }, y: { field: 'mse', type: 'quantitative', title: 'mean MSE', scale: { zero: false } }, tooltip: [{ field: 'x', title: xTitle }, { field: 'mse', format: '.4f' }, { field: 'detail' }] },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: xTitle },
+      y: { field: 'mse', type: 'quantitative', title: 'mean MSE', scale: { zero: false } },
+      tooltip: [{ field: 'x', title: xTitle }, { field: 'mse', format: '.4f' }, { field: 'detail' }],
+    },
   });
   return vegaLiteChart(opts.title ?? 'Training loss breakdown (unweighted MSE)', {
     data: { values: rows },
-    hconcat: [panel('by AR-step index (Fig. 4c)', 'AR step'), panel('by number of AR steps S (Fig. 4a)', 'S'), panel('by diffusion time t', 't (bin centre)')],
+    hconcat: [
+      panel('by AR-step index (Fig. 4c)', 'AR step'),
+      panel('by number of AR steps S (Fig. 4a)', 'S'),
+      panel('by diffusion time t', 't (bin centre)'),
+    ],
   });
 }

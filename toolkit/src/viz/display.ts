@@ -36,13 +36,23 @@ const sent = new Set<VizLibrary>();
  * the page of a running kernel: `vizSetup(undefined, true)`). `display` calls it before a chart whose library
  * is not there yet. Returns false outside a kernel.
  */
-export function vizSetup(libs: readonly VizLibrary[] = Object.keys(VIZ_LIBRARIES) as VizLibrary[], force = false): boolean {
+export function vizSetup(
+  libs: readonly VizLibrary[] = Object.keys(VIZ_LIBRARIES) as VizLibrary[],
+  force = false,
+): boolean {
   const w = writer();
   if (!w) return false;
   // d3 and the runtime come with any library
   const todo = [...new Set<VizLibrary>(['d3', ...libs])].filter((l) => force || !sent.has(l));
   if (!todo.length) return true;
-  w({ data: { 'text/html': vizSetupHtml(todo), 'text/plain': `CausalFusion Lab chart libraries: ${todo.join(', ')}` }, metadata: {}, transient: {} }, false);
+  w(
+    {
+      data: { 'text/html': vizSetupHtml(todo), 'text/plain': `CausalFusion Lab chart libraries: ${todo.join(', ')}` },
+      metadata: {},
+      transient: {},
+    },
+    false,
+  );
   for (const l of todo) sent.add(l);
   return true;
 }

@@ -31,7 +31,10 @@ export const VIZ_LIBRARIES: Record<'d3' | 'vega-lite' | 'plotly', VizLibraryGrou
     ],
     global: 'vegaEmbed',
   },
-  plotly: { files: [{ name: 'plotly.js-basic-dist-min', file: 'plotly.js-basic-dist-min/plotly-basic.min.js' }], global: 'Plotly' },
+  plotly: {
+    files: [{ name: 'plotly.js-basic-dist-min', file: 'plotly.js-basic-dist-min/plotly-basic.min.js' }],
+    global: 'Plotly',
+  },
 };
 
 export type VizLibrary = keyof typeof VIZ_LIBRARIES;
@@ -40,7 +43,9 @@ const RUNTIME_FILE = path.resolve(__dirname, '..', '..', '..', 'viz-runtime', 'c
 
 /** The installed folder of a package (its `exports` map may hide package.json from require.resolve). */
 function packageDir(name: string): string {
-  const dir = (require.resolve.paths(name) ?? []).map((p) => path.join(p, name)).find((d) => fs.existsSync(path.join(d, 'package.json')));
+  const dir = (require.resolve.paths(name) ?? [])
+    .map((p) => path.join(p, name))
+    .find((d) => fs.existsSync(path.join(d, 'package.json')));
   if (!dir) throw new Error(`chart library ${name} is not installed (run npm ci)`);
   return dir;
 }
@@ -48,7 +53,13 @@ function packageDir(name: string): string {
 /** Version of each inlined library, as installed. */
 export function vizLibraryVersions(): Record<string, string> {
   const files = Object.values(VIZ_LIBRARIES).flatMap((g) => g.files);
-  return Object.fromEntries(files.map((l) => [l.name, (JSON.parse(fs.readFileSync(path.join(packageDir(l.name), 'package.json'), 'utf8')) as { version: string }).version]));
+  return Object.fromEntries(
+    files.map((l) => [
+      l.name,
+      (JSON.parse(fs.readFileSync(path.join(packageDir(l.name), 'package.json'), 'utf8')) as { version: string })
+        .version,
+    ]),
+  );
 }
 
 function libraryFile(rel: string): string {
@@ -87,7 +98,9 @@ export function vizSetupHtml(libs: Iterable<VizLibrary> = ['d3', 'vega-lite', 'p
     // classic Notebook's require.js would make the UMD bundles register as AMD modules and set no globals
     `<script>(function(){var d=window.define;window.define=undefined;try{\n` +
     want.map(groupScript).join('\n;\n') +
-    (want.includes('d3') ? `\n;\nif(!window.causalfusionViz){\n${safe(fs.readFileSync(RUNTIME_FILE, 'utf8'))}\n}` : '') +
+    (want.includes('d3')
+      ? `\n;\nif(!window.causalfusionViz){\n${safe(fs.readFileSync(RUNTIME_FILE, 'utf8'))}\n}`
+      : '') +
     `\n}finally{window.define=d}window.causalfusionViz&&window.causalfusionViz.mountAll()})();</script>`
   );
 }

@@ -43,8 +43,12 @@ export function imageSvg(image: Float32Array, size: number, opts: { title?: stri
 export function hstackSvg(svgs: readonly string[], opts: { gap?: number; vertical?: boolean } = {}): string {
   const gap = opts.gap ?? 12;
   const sizes = svgs.map(sizeOf);
-  const W = opts.vertical ? Math.max(...sizes.map((s) => s[0])) : sizes.reduce((a, s) => a + s[0], 0) + gap * (svgs.length - 1);
-  const H = opts.vertical ? sizes.reduce((a, s) => a + s[1], 0) + gap * (svgs.length - 1) : Math.max(...sizes.map((s) => s[1]));
+  const W = opts.vertical
+    ? Math.max(...sizes.map((s) => s[0]))
+    : sizes.reduce((a, s) => a + s[0], 0) + gap * (svgs.length - 1);
+  const H = opts.vertical
+    ? sizes.reduce((a, s) => a + s[1], 0) + gap * (svgs.length - 1)
+    : Math.max(...sizes.map((s) => s[1]));
   let at = 0;
   const parts = svgs.map((svg, i) => {
     const [x, y] = opts.vertical ? [0, at] : [at, 0];

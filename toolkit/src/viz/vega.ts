@@ -11,8 +11,15 @@ const RENDER_SCRIPT = path.resolve(__dirname, '..', '..', '..', 'viz-runtime', '
 
 /** The static SVG of a vega-lite spec, rendered by vega itself. */
 export function vegaLiteSvg(spec: Record<string, unknown>): string {
-  const r = spawnSync(process.execPath, [RENDER_SCRIPT], { input: JSON.stringify(spec), encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`vega could not render the chart: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' ')}`);
+  const r = spawnSync(process.execPath, [RENDER_SCRIPT], {
+    input: JSON.stringify(spec),
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  if (r.status !== 0)
+    throw new Error(
+      `vega could not render the chart: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' ')}`,
+    );
   // vega's SVG has no background; static viewers with dark themes need one
   return r.stdout.replace(/<svg([^>]*)>/, '<svg$1><rect width="100%" height="100%" fill="white"/>');
 }

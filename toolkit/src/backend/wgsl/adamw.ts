@@ -40,7 +40,9 @@ const nAt = (i: number) => `u.n[${i >> 2}][${i & 3}]`;
 const sumSquares = perSize(
   'sumSquares',
   (k) => /* wgsl */ `
-${range(k).map((i) => `@group(0) @binding(${i}) var<storage, read> g${i}: array<f32>;`).join('\n')}
+${range(k)
+  .map((i) => `@group(0) @binding(${i}) var<storage, read> g${i}: array<f32>;`)
+  .join('\n')}
 @group(0) @binding(${k}) var<storage, read_write> partials: array<f32>;
 struct U { slot: u32, pad1: u32, pad2: u32, pad3: u32, n: array<vec4<u32>, ${Math.ceil(k / 4)}> }
 @group(0) @binding(${k + 1}) var<uniform> u: U;
@@ -190,10 +192,24 @@ export function fusedAdamWUpdate(
   const partials = emptyTensor(backend, [Math.max(1, names.length) * SLOTS]);
   for (const [first, group] of chunks(names, maxBindings - 1)) {
     const gs = group.map((n) => grads[n]);
-    sumSquares(gs.length).dispatch(backend, [...gs, partials], uniformBlock([['u32', first], ['u32', 0], ['u32', 0], ['u32', 0], ...counts(gs.map((g) => g.size))]), [SLOTS]);
+    sumSquares(gs.length).dispatch(
+      backend,
+      [...gs, partials],
+      uniformBlock([['u32', first], ['u32', 0], ['u32', 0], ['u32', 0], ...counts(gs.map((g) => g.size))]),
+      [SLOTS],
+    );
   }
   const clip = emptyTensor(backend, [4]);
-  clipCoef.dispatch(backend, [partials, loss, clip], uniformBlock([['u32', names.length * SLOTS], ['f32', a.maxNorm], ['f32', a.gradScale ?? 1]]), [1]);
+  clipCoef.dispatch(
+    backend,
+    [partials, loss, clip],
+    uniformBlock([
+      ['u32', names.length * SLOTS],
+      ['f32', a.maxNorm],
+      ['f32', a.gradScale ?? 1],
+    ]),
+    [1],
+  );
   backend.disposeData(partials.dataId);
 
   const decay = a.emaDecay ?? 1;
@@ -219,7 +235,18 @@ export function fusedAdamWUpdate(
     if (e) ownBuffer(backend, e);
     const g = grads[name];
     if (!g) {
-      if (e) emaOnly.dispatch(backend, [p, e, clip], uniformBlock([['u32', p.size], ['f32', decay], ['f32', 1 - decay]]), [gridStrideGroups(p.size, WG)], [e]);
+      if (e)
+        emaOnly.dispatch(
+          backend,
+          [p, e, clip],
+          uniformBlock([
+            ['u32', p.size],
+            ['f32', decay],
+            ['f32', 1 - decay],
+          ]),
+          [gridStrideGroups(p.size, WG)],
+          [e],
+        );
       continue;
     }
     const { m, v } = moments(name);
@@ -236,7 +263,13 @@ export function fusedAdamWUpdate(
       const k = group.length / per;
       const sizes = range(k).map((j) => group[j * per].size);
       const written = group.filter((_, j) => j % per !== 1); // all but the gradients
-      (withEma ? adamwEma : adamw)(k).dispatch(backend, [...group, clip], uniformBlock([...common, ...counts(sizes)]), [gridStrideGroups(Math.max(...sizes), WG)], written);
+      (withEma ? adamwEma : adamw)(k).dispatch(
+        backend,
+        [...group, clip],
+        uniformBlock([...common, ...counts(sizes)]),
+        [gridStrideGroups(Math.max(...sizes), WG)],
+        written,
+      );
     }
   }
   return asTensor<tf.Tensor1D>(clip);

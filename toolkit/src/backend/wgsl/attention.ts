@@ -68,7 +68,14 @@ export function withBlockBounds(ranges: Int32Array, tile: number): Int32Array {
  * Key tiles [j0, j0 + tile) out of `keys` that query blocks [firstBlock, firstBlock + blocks) need: the
  * kernels' `tileNeeded` rule on the host, to measure how much they skip (the rest).
  */
-export function neededKeyTiles(bounds: Int32Array, rows: number, keys: number, tile: number, firstBlock: number, blocks: number): number[] {
+export function neededKeyTiles(
+  bounds: Int32Array,
+  rows: number,
+  keys: number,
+  tile: number,
+  firstBlock: number,
+  blocks: number,
+): number[] {
   const out: number[] = [];
   for (let j0 = 0; j0 < keys; j0 += tile) {
     let needed = false;
@@ -335,7 +342,13 @@ export interface FlashShape {
 function uniforms(s: FlashShape): ArrayBuffer {
   const o = tokenMajor(s.H, s.Lq, s.hd);
   const u32 = (v: number) => ['u32', v] as const;
-  return uniformBlock([u32(s.H), u32(s.Lq), u32(s.Lk), ['f32', s.scale], ...[s.q, s.k, s.v, o].flatMap((l) => [u32(l.sN), u32(l.sH), u32(l.sL)])]);
+  return uniformBlock([
+    u32(s.H),
+    u32(s.Lq),
+    u32(s.Lk),
+    ['f32', s.scale],
+    ...[s.q, s.k, s.v, o].flatMap((l) => [u32(l.sN), u32(l.sH), u32(l.sL)]),
+  ]);
 }
 
 /** The ranges (`getAttnRanges` / `fullRanges`) with their block bounds, as the int32 tensor the kernels read. */
@@ -344,22 +357,48 @@ export function rangesTensor(ranges: Int32Array, hd: number): tf.Tensor1D {
 }
 
 /** o [N, Lq, H·hd] and the per-row log-sum-exp [N·H·Lq] of softmax(q·kᵀ·scale | ranges)·v. */
-export function flashAttentionForward(backend: WebGPUBackendLike, s: FlashShape, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, ranges: tf.Tensor1D): [tf.Tensor3D, tf.Tensor1D] {
+export function flashAttentionForward(
+  backend: WebGPUBackendLike,
+  s: FlashShape,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  ranges: tf.Tensor1D,
+): [tf.Tensor3D, tf.Tensor1D] {
   const o = emptyTensor(backend, [s.N, s.Lq, s.H * s.hd]);
   const lse = emptyTensor(backend, [s.N * s.H * s.Lq]);
-  kernel('flashAttention', forwardCode, s.hd).dispatch(backend, [q, k, v, ranges, o, lse], uniforms(s), [Math.ceil(s.Lq / WG), s.N * s.H]);
+  kernel('flashAttention', forwardCode, s.hd).dispatch(backend, [q, k, v, ranges, o, lse], uniforms(s), [
+    Math.ceil(s.Lq / WG),
+    s.N * s.H,
+  ]);
   return [asTensor(o), asTensor(lse)];
 }
 
 /** dq, dk, dv (each in its input's layout) for the upstream gradient dO [N, Lq, H·hd]. */
-export function flashAttentionBackward(backend: WebGPUBackendLike, s: FlashShape, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, ranges: tf.Tensor1D, o: tf.Tensor, lse: tf.Tensor, dO: tf.Tensor): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function flashAttentionBackward(
+  backend: WebGPUBackendLike,
+  s: FlashShape,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  ranges: tf.Tensor1D,
+  o: tf.Tensor,
+  lse: tf.Tensor,
+  dO: tf.Tensor,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const dq = emptyTensor(backend, q.shape);
   const delta = emptyTensor(backend, [s.N * s.H * s.Lq]);
   const u = uniforms(s);
-  kernel('flashAttentionGradQ', gradQCode, s.hd).dispatch(backend, [q, k, v, ranges, o, dO, lse, dq, delta], u, [Math.ceil(s.Lq / WG), s.N * s.H]);
+  kernel('flashAttentionGradQ', gradQCode, s.hd).dispatch(backend, [q, k, v, ranges, o, dO, lse, dq, delta], u, [
+    Math.ceil(s.Lq / WG),
+    s.N * s.H,
+  ]);
   const dk = emptyTensor(backend, k.shape);
   const dv = emptyTensor(backend, v.shape);
-  kernel('flashAttentionGradKV', gradKVCode, s.hd).dispatch(backend, [q, k, v, ranges, dO, lse, delta, dk, dv], u, [Math.ceil(s.Lk / WG), s.N * s.H]);
+  kernel('flashAttentionGradKV', gradKVCode, s.hd).dispatch(backend, [q, k, v, ranges, dO, lse, delta, dk, dv], u, [
+    Math.ceil(s.Lk / WG),
+    s.N * s.H,
+  ]);
   backend.disposeData(delta.dataId);
   return [asTensor(dq), asTensor(dk), asTensor(dv)];
 }

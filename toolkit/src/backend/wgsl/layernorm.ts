@@ -143,27 +143,74 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 );
 
 /** y = LayerNorm(x) on [rows, C]; also returns the per-row [mean, rstd] pairs for the backward. */
-export function layerNormForward(backend: WebGPUBackendLike, x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): [tf.Tensor2D, tf.Tensor1D] {
+export function layerNormForward(
+  backend: WebGPUBackendLike,
+  x: tf.Tensor2D,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  eps: number,
+): [tf.Tensor2D, tf.Tensor1D] {
   const [rows, C] = x.shape;
   const y = emptyTensor(backend, [rows, C]);
   const stats = emptyTensor(backend, [2 * rows]);
   const grid = gridFor(rows);
-  forward.dispatch(backend, [x, w, b, y, stats], uniformBlock([['u32', rows], ['u32', C], ['u32', grid[0]], ['f32', eps]]), grid);
+  forward.dispatch(
+    backend,
+    [x, w, b, y, stats],
+    uniformBlock([
+      ['u32', rows],
+      ['u32', C],
+      ['u32', grid[0]],
+      ['f32', eps],
+    ]),
+    grid,
+  );
   return [asTensor(y), asTensor(stats)];
 }
 
 /** dx, dw, db of `layerNormForward` for the upstream gradient dy [rows, C]. */
-export function layerNormBackward(backend: WebGPUBackendLike, dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor, stats: tf.Tensor1D): [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D] {
+export function layerNormBackward(
+  backend: WebGPUBackendLike,
+  dy: tf.Tensor2D,
+  x: tf.Tensor2D,
+  w: tf.Tensor,
+  stats: tf.Tensor1D,
+): [tf.Tensor2D, tf.Tensor1D, tf.Tensor1D] {
   const [rows, C] = x.shape;
   const dx = emptyTensor(backend, [rows, C]);
   const grid = gridFor(rows);
-  backwardRows.dispatch(backend, [dy, x, w, stats, dx], uniformBlock([['u32', rows], ['u32', C], ['u32', grid[0]]]), grid);
+  backwardRows.dispatch(
+    backend,
+    [dy, x, w, stats, dx],
+    uniformBlock([
+      ['u32', rows],
+      ['u32', C],
+      ['u32', grid[0]],
+    ]),
+    grid,
+  );
   const chunks = Math.ceil(rows / CHUNK);
   const partials = emptyTensor(backend, [chunks * 2 * C]);
-  backwardPartials.dispatch(backend, [dy, x, stats, partials], uniformBlock([['u32', rows], ['u32', C]]), [Math.ceil(C / WG), chunks]);
+  backwardPartials.dispatch(
+    backend,
+    [dy, x, stats, partials],
+    uniformBlock([
+      ['u32', rows],
+      ['u32', C],
+    ]),
+    [Math.ceil(C / WG), chunks],
+  );
   const dw = emptyTensor(backend, [C]);
   const db = emptyTensor(backend, [C]);
-  backwardTotals.dispatch(backend, [partials, dw, db], uniformBlock([['u32', chunks], ['u32', C]]), gridFor(C));
+  backwardTotals.dispatch(
+    backend,
+    [partials, dw, db],
+    uniformBlock([
+      ['u32', chunks],
+      ['u32', C],
+    ]),
+    gridFor(C),
+  );
   backend.disposeData(partials.dataId);
   return [asTensor(dx), asTensor(dw), asTensor(db)];
 }

@@ -61,8 +61,14 @@ interface MatrixSyntax {
   store(ptr: string, offset: string, value: string, stride: string): string;
 }
 const SYNTAXES: MatrixSyntax[] = [
-  { load: (t, p, o, s) => `subgroupMatrixLoad<${t}, row_major>(${p}, ${o}, ${s})`, store: (p, o, v, s) => `subgroupMatrixStore<row_major>(${p}, ${o}, ${v}, ${s})` },
-  { load: (t, p, o, s) => `subgroupMatrixLoad<${t}>(${p}, ${o}, false, ${s})`, store: (p, o, v, s) => `subgroupMatrixStore(${p}, ${o}, ${v}, false, ${s})` },
+  {
+    load: (t, p, o, s) => `subgroupMatrixLoad<${t}, row_major>(${p}, ${o}, ${s})`,
+    store: (p, o, v, s) => `subgroupMatrixStore<row_major>(${p}, ${o}, ${v}, ${s})`,
+  },
+  {
+    load: (t, p, o, s) => `subgroupMatrixLoad<${t}>(${p}, ${o}, false, ${s})`,
+    store: (p, o, v, s) => `subgroupMatrixStore(${p}, ${o}, ${v}, false, ${s})`,
+  },
 ];
 
 const BM = 128; // block rows
@@ -214,7 +220,12 @@ const kernels = new WeakMap<object, WgslKernel>();
 let dispatched = 0; // products run on tensor cores, so that a self-test cannot pass on tfjs's kernel
 
 /** C = op(A)·op(B) on tensor cores for rank >= 2 inputs whose batches agree or one is 1; null if it does not apply. */
-function tensorCoreBatchMatMul(backend: WebGPUBackendLike, a: tf.TensorInfo, b: tf.TensorInfo, attrs: BatchMatMulAttrs): tf.TensorInfo | null {
+function tensorCoreBatchMatMul(
+  backend: WebGPUBackendLike,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  attrs: BatchMatMulAttrs,
+): tf.TensorInfo | null {
   const kern = kernels.get(backend.device);
   if (!kern || precision !== 'f16' || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
   const batchOf = (s: number[]) => s.slice(0, -2).reduce((p, q) => p * q, 1);
@@ -224,7 +235,8 @@ function tensorCoreBatchMatMul(backend: WebGPUBackendLike, a: tf.TensorInfo, b: 
   const [br, bc] = b.shape.slice(-2);
   const [M, K] = attrs.transposeA ? [ac, ar] : [ar, ac];
   const N = attrs.transposeB ? br : bc;
-  if ((attrs.transposeB ? bc : br) !== K) throw new Error(`matMul: inner dimensions ${K} and ${attrs.transposeB ? bc : br} differ`);
+  if ((attrs.transposeB ? bc : br) !== K)
+    throw new Error(`matMul: inner dimensions ${K} and ${attrs.transposeB ? bc : br} differ`);
   const batch = Math.max(ba, bb);
   // small products stay on tfjs (and the direct tile store needs an output of >= 16 x 16 floats); operands
   // are read as float4 along their contiguous axis, so that axis must hold whole float4s
@@ -235,11 +247,30 @@ function tensorCoreBatchMatMul(backend: WebGPUBackendLike, a: tf.TensorInfo, b: 
   const splits = splitsFor(M, N, K, batch);
   const kChunk = Math.ceil(K / splits / BK) * BK;
   const out = splits > 1 ? emptyTensor(backend, [splits * M * N]) : c;
-  const u = uniformBlock([['u32', M], ['u32', N], ['u32', K], ['u32', +attrs.transposeA], ['u32', +attrs.transposeB], ['u32', ba > 1 ? M * K : 0], ['u32', bb > 1 ? K * N : 0], ['u32', splits], ['u32', kChunk]]);
+  const u = uniformBlock([
+    ['u32', M],
+    ['u32', N],
+    ['u32', K],
+    ['u32', +attrs.transposeA],
+    ['u32', +attrs.transposeB],
+    ['u32', ba > 1 ? M * K : 0],
+    ['u32', bb > 1 ? K * N : 0],
+    ['u32', splits],
+    ['u32', kChunk],
+  ]);
   dispatched++;
   kern.dispatch(backend, [a, b, out], u, [Math.ceil(N / BN), Math.ceil(M / BM), batch * splits], [out]);
   if (splits > 1) {
-    sumSplits.dispatch(backend, [out, c], uniformBlock([['u32', M * N], ['u32', splits]]), [gridStrideGroups(M * N, 256)], [c]);
+    sumSplits.dispatch(
+      backend,
+      [out, c],
+      uniformBlock([
+        ['u32', M * N],
+        ['u32', splits],
+      ]),
+      [gridStrideGroups(M * N, 256)],
+      [c],
+    );
     backend.disposeData(out.dataId);
   }
   return c;
@@ -257,7 +288,14 @@ function overrideBatchMatMul(): void {
     ...original,
     kernelFunc: (args) => {
       const { a, b } = args.inputs as unknown as { a: tf.TensorInfo; b: tf.TensorInfo };
-      return tensorCoreBatchMatMul(args.backend as unknown as WebGPUBackendLike, a, b, args.attrs as unknown as BatchMatMulAttrs) ?? original.kernelFunc(args);
+      return (
+        tensorCoreBatchMatMul(
+          args.backend as unknown as WebGPUBackendLike,
+          a,
+          b,
+          args.attrs as unknown as BatchMatMulAttrs,
+        ) ?? original.kernelFunc(args)
+      );
     },
   });
 }
@@ -300,20 +338,28 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
     return `fp32 matmul (tensor-core kernel failed its self-test: error ${worst.toFixed(2)} x the fp16 bound)`;
   }
   ready.add(backend.device);
-  return precision === 'f16' ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation; CAUSALFUSION_MATMUL=f32 for fp32)' : 'fp32 matmul (CAUSALFUSION_MATMUL=f32; tensor cores available)';
+  return precision === 'f16'
+    ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation; CAUSALFUSION_MATMUL=f32 for fp32)'
+    : 'fp32 matmul (CAUSALFUSION_MATMUL=f32; tensor cores available)';
 }
 
 /**
  * Largest |C16 - C| / (2^-10 (|A||B|) + 1e-30) over a few awkward shapes (<= 1 passes); throws if a product
  * did not run on the kernel.
  */
-export async function selfTest(cases: [number, number, number, boolean, boolean, number][] = SELF_TEST): Promise<number> {
+export async function selfTest(
+  cases: [number, number, number, boolean, boolean, number][] = SELF_TEST,
+): Promise<number> {
   let worst = 0;
   for (const [M, N, K, tA, tB, batch] of cases) {
-    const rand = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 2);
+    const rand = (n: number, seed: number) =>
+      Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 2);
     const ha = rand(batch * M * K, 1);
     const hb = rand(batch * K * N, 2);
-    const [at, bt] = [tf.tensor(ha, tA ? [batch, K, M] : [batch, M, K]), tf.tensor(hb, tB ? [batch, N, K] : [batch, K, N])];
+    const [at, bt] = [
+      tf.tensor(ha, tA ? [batch, K, M] : [batch, M, K]),
+      tf.tensor(hb, tB ? [batch, N, K] : [batch, K, N]),
+    ];
     const before = dispatched;
     const ct = tf.matMul(at, bt, tA, tB);
     if (dispatched === before) throw new Error(`matmul ${M}x${K}x${N} did not reach the tensor-core kernel`);
@@ -333,7 +379,17 @@ const SELF_TEST: [number, number, number, boolean, boolean, number][] = [
 ];
 
 /** max over elements of |c - exact| / (2^-10 Σ|a||b|): the fp16-input bound the kernel must meet. */
-export function matmulErrorRatio(a: Float32Array, b: Float32Array, c: Float32Array, M: number, N: number, K: number, tA: boolean, tB: boolean, batch: number): number {
+export function matmulErrorRatio(
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+  tA: boolean,
+  tB: boolean,
+  batch: number,
+): number {
   let worst = 0;
   for (let z = 0; z < batch; z++) {
     for (let i = 0; i < M; i++) {

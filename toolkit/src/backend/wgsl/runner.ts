@@ -62,7 +62,11 @@ export class WgslKernel {
     let p = this.pipelines.get(backend.device);
     if (!p) {
       const module = backend.device.createShaderModule({ code: this.code });
-      p = backend.device.createComputePipeline({ label: this.name, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      p = backend.device.createComputePipeline({
+        label: this.name,
+        layout: 'auto',
+        compute: { module, entryPoint: 'main' },
+      });
       this.pipelines.set(backend.device, p);
     }
     return p;
@@ -75,7 +79,11 @@ export class WgslKernel {
    * out again, so repeated work (every diffusion step of a sampler; the persistent weights, moments and EMA of
    * the optimizer) binds without creating anything.
    */
-  private bindGroup(backend: WebGPUBackendLike, pipeline: Pipeline, entries: { binding: number; resource: { buffer: GpuBuffer; offset: number; size: number } }[]): unknown {
+  private bindGroup(
+    backend: WebGPUBackendLike,
+    pipeline: Pipeline,
+    entries: { binding: number; resource: { buffer: GpuBuffer; offset: number; size: number } }[],
+  ): unknown {
     let cache = this.bindGroups.get(pipeline);
     if (!cache) this.bindGroups.set(pipeline, (cache = new Map()));
     const key = entries.map((e) => `${bufferId(e.resource.buffer)}:${e.resource.size}`).join(',');
@@ -94,7 +102,13 @@ export class WgslKernel {
    * Records one dispatch of `grid` workgroups over `tensors` (read or written in place) and `uniforms`.
    * Tensors written by the kernel lose any copy tfjs cached on the CPU.
    */
-  dispatch(backend: WebGPUBackendLike, tensors: readonly tf.TensorInfo[], uniforms: ArrayBuffer, grid: readonly [number, number?, number?], written: readonly tf.TensorInfo[] = []): void {
+  dispatch(
+    backend: WebGPUBackendLike,
+    tensors: readonly tf.TensorInfo[],
+    uniforms: ArrayBuffer,
+    grid: readonly [number, number?, number?],
+    written: readonly tf.TensorInfo[] = [],
+  ): void {
     const G = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage;
     const entries = tensors.map((t, i) => {
       backend.uploadToGPU(t.dataId);
@@ -111,7 +125,9 @@ export class WgslKernel {
     if (timed) {
       backend.endComputePassEncoder();
       backend.querySet ??= backend.device.createQuerySet({ type: 'timestamp', count: backend.querySetCount });
-      backend.computePassEncoder = backend.commandEncoder.beginComputePass({ timestampWrites: { querySet: backend.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+      backend.computePassEncoder = backend.commandEncoder.beginComputePass({
+        timestampWrites: { querySet: backend.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+      });
     }
     backend.computePassEncoder ??= backend.commandEncoder.beginComputePass({});
     backend.computePassEncoder.setPipeline(pipeline);
