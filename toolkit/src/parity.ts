@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { arStepCountProbs, getArWeights, getAttnMask } from './factorization';
 import { createDiffusion } from './diffusion';
 import { configFromOfficial } from './model/config';
-import { CausalDiffusionModel, disposeBatch, disposeCache } from './model/causalfusion';
+import { CausalDiffusionModel, disposeBatch, disposeCache, TrainingInputs } from './model/causalfusion';
 import { HostTensor, StateDict } from './model/params';
 import { weightedLoss } from './train/loss';
 import { matmulPrecision, setMatmulPrecision } from './backend/wgsl/matmul';
@@ -71,7 +71,7 @@ export interface ReferenceFixture {
   };
 }
 
-/** The project's own copy of the official code's outputs (this file runs from `toolkit/dist/src/io/`). */
+/** The project's own copy of the official code's outputs (this file runs from `toolkit/dist/src/`). */
 export const DEFAULT_REFERENCE = nodePath.resolve(
   __dirname,
   '..',
@@ -81,6 +81,20 @@ export const DEFAULT_REFERENCE = nodePath.resolve(
   'reference',
   'causalfusion-reference.json',
 );
+
+/** The fixture's training forward as model inputs (the official `forward(xn, t, x, y, ..., noise)` arguments). */
+export function fixtureInputs(ref: ReferenceFixture): TrainingInputs {
+  const f = ref.forward;
+  return {
+    x: f.x.data,
+    xn: f.x_t.data,
+    target: f.noise.data,
+    t: f.t,
+    y: f.y,
+    splitSizes: f.split_sizes,
+    idsShuffle: f.ids_shuffle,
+  };
+}
 
 function isJsonTensor(v: unknown): v is JsonTensor {
   return (
@@ -251,15 +265,7 @@ function verifyForward(ref: ReferenceFixture, model: CausalDiffusionModel): Veri
   const rows: VerifyRow[] = [];
   const probs: Float32Array[] = [];
   let eps: Float32Array | null = null;
-  const batch = model.prepareBatch({
-    x: f.x.data,
-    xn: f.x_t.data,
-    target: f.noise.data,
-    t: f.t,
-    y: f.y,
-    splitSizes: f.split_sizes,
-    idsShuffle: f.ids_shuffle,
-  });
+  const batch = model.prepareBatch(fixtureInputs(ref));
   const arW = getArWeights(f.split_sizes);
   rows.push(row('forward', 'AR weights of the step', arW, f.ar_weights, 'exact', TOLERANCES.exact));
   const names = model.trainableNames();

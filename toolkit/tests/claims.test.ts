@@ -29,6 +29,13 @@ import { SHIPPED_MODEL } from '../src/cli/main';
 const DATA = path.resolve(__dirname, '..', '..', '..', 'data');
 const CLAIMS_DIR = path.join(DATA, 'claims');
 
+/** A study environment on the MNIST test split (train = test: the tests check the pipeline, not the claims). */
+const testEnv = () => ({
+  train: loadMnist('test'),
+  test: loadMnist('test'),
+  classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')),
+});
+
 test('the committed full study is complete: 7 variants x 3 seeds, same budget, every S_eval scored', () => {
   const full = CLAIMS_SETTINGS.full;
   for (const ab of ABLATIONS)
@@ -92,11 +99,7 @@ test('runClaims caches each run and resumes; unknown variants and missing caches
     lossImages: 8,
     lossS: [1, 16],
   };
-  const env = {
-    train: loadMnist('test'),
-    test: loadMnist('test'),
-    classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')),
-  };
+  const env = testEnv();
   const dir = tempDir('cf-claims-');
   assert.throws(() => runClaims(tiny, env, { dir, only: ['nope'] }), /unknown ablation\(s\) nope/);
   assert.throws(() => loadClaims(tiny, { dir, only: ['raster'] }), /no cached run of "raster" seed 0 for setting test/);
@@ -174,11 +177,7 @@ test('a study with evalOrders samples every model in each order up to S = L; sum
     lossImages: 4,
     lossS: [1, 49],
   };
-  const env = {
-    train: loadMnist('test'),
-    test: loadMnist('test'),
-    classifier: Classifier.load(path.join(DATA, 'classifier-mnist.safetensors')),
-  };
+  const env = testEnv();
   const dir = tempDir('cf-claims49-');
   const r = runClaims(tiny, env, { dir, only: ['causalfusion', 'raster'] });
   for (const run of r.runs)

@@ -7,6 +7,7 @@ import { SamplingRecorder, traceTrainingBatch, TrainingRecorder } from '../src/i
 import { sampleImages } from '../src/sample/sampler';
 import { Trainer } from '../src/train/trainer';
 import { reference, syntheticDataset, useBackend } from './helpers';
+import { fixtureInputs } from '../src/parity';
 
 function refModel(): CausalDiffusionModel {
   const ref = reference();
@@ -18,19 +19,7 @@ test("recorded training attention equals the fixture's attn_probs, and is exactl
   const f = reference().forward;
   const m = refModel();
   const N = f.t.length;
-  const trace = traceTrainingBatch(
-    m,
-    {
-      x: f.x.data,
-      xn: f.x_t.data,
-      target: f.noise.data,
-      t: f.t,
-      y: f.y,
-      splitSizes: f.split_sizes,
-      idsShuffle: f.ids_shuffle,
-    },
-    { samples: Array.from({ length: N }, (_, n) => n) },
-  );
+  const trace = traceTrainingBatch(m, fixtureInputs(reference()), { samples: Array.from({ length: N }, (_, n) => n) });
   assert.equal(trace.attention.length, f.attn_probs.length * N);
   for (const rec of trace.attention) {
     const ref = f.attn_probs[rec.layer];

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { nativeGemmActive } from '../src/backend';
-import { verifyReference, TOLERANCES } from '../src/parity';
+import { verifyReference, TOLERANCES, fixtureInputs } from '../src/parity';
 import { configFromOfficial } from '../src/model/config';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { getAttnMask } from '../src/factorization';
@@ -49,18 +49,7 @@ test('recorded attention is exactly zero where the generalized causal mask forbi
   const f = ref.forward;
   const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: ref.state_dict });
   const probs: Float32Array[] = [];
-  const mse = model.forward(
-    {
-      x: f.x.data,
-      xn: f.x_t.data,
-      target: f.noise.data,
-      t: f.t,
-      y: f.y,
-      splitSizes: f.split_sizes,
-      idsShuffle: f.ids_shuffle,
-    },
-    { attention: (_l, p) => probs.push(p.dataSync() as Float32Array) },
-  );
+  const mse = model.forward(fixtureInputs(ref), { attention: (_l, p) => probs.push(p.dataSync() as Float32Array) });
   const mask = getAttnMask(16, ref.model_config.num_cond_tokens as number, f.split_sizes);
   const S = mask.seqLen;
   assert.equal(probs.length, 2);

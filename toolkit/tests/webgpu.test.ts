@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport } from '../src/backend';
-import { verifyReference } from '../src/parity';
+import { verifyReference, fixtureInputs } from '../src/parity';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { configFromOfficial } from '../src/model/config';
 import { sampleImages, SampleOptions } from '../src/sample/sampler';
@@ -91,15 +91,7 @@ test('editing keeps the kept tokens bit for bit on webgpu; the recorder sees eve
   assert.ok(rec.trajectories.length > 0);
   // the training recorder's attention equals the official attention probabilities on this backend too
   const f = reference().forward;
-  const trace = traceTrainingBatch(m, {
-    x: f.x.data,
-    xn: f.x_t.data,
-    target: f.noise.data,
-    t: f.t,
-    y: f.y,
-    splitSizes: f.split_sizes,
-    idsShuffle: f.ids_shuffle,
-  });
+  const trace = traceTrainingBatch(m, fixtureInputs(reference()));
   const ref = f.attn_probs[trace.attention[0].layer];
   const got = trace.attention[0].data;
   assert.ok(maxAbsDiff(got, ref.data.subarray(0, got.length)) < 1e-5);

@@ -50,6 +50,18 @@ const DEFAULTS: CausalFusionConfig = {
   prediction: 'eps',
 };
 
+const MNIST_SMALL = {
+  inputSize: 28,
+  patchSize: 7,
+  latentChannels: 1,
+  hiddenSize: 128,
+  numCondTokens: 4,
+  depth: 4,
+  numHeads: 4,
+  numClasses: 10,
+  trainablePos: true,
+};
+
 /** Named presets. L / XL / H are the official `model_dict`; `ablation` is the paper's Table 9 model. */
 export const PRESETS = {
   /** The shape of the reference fixture: 4x4 latent, 16 tokens; for tests and demos in milliseconds. */
@@ -65,29 +77,9 @@ export const PRESETS = {
     trainablePos: true,
   },
   /** MNIST in pixel space, 28x28 in 7x7 patches = 16 tokens of 49 values: the 15-minute model on 2 cores. */
-  'mnist-small': {
-    inputSize: 28,
-    patchSize: 7,
-    latentChannels: 1,
-    hiddenSize: 128,
-    numCondTokens: 4,
-    depth: 4,
-    numHeads: 4,
-    numClasses: 10,
-    trainablePos: true,
-  },
-  /** mnist-small's width and depth on 4x4 patches = 49 tokens: the claims study at 49 tokens (21 runs share one GPU). */
-  'mnist-small-49': {
-    inputSize: 28,
-    patchSize: 4,
-    latentChannels: 1,
-    hiddenSize: 128,
-    numCondTokens: 4,
-    depth: 4,
-    numHeads: 4,
-    numClasses: 10,
-    trainablePos: true,
-  },
+  'mnist-small': MNIST_SMALL,
+  /** mnist-small's width and depth on 4x4 patches = 49 tokens: the claims study at 49 tokens (7 runs share one GPU). */
+  'mnist-small-49': { ...MNIST_SMALL, patchSize: 4 },
   /** MNIST with 4x4 patches = 49 tokens of 16 values, wider and deeper: for longer runs and finer attention maps. */
   'mnist-base': {
     inputSize: 28,

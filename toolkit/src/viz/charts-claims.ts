@@ -7,6 +7,24 @@ import { Chart } from './chart';
 import { imageGridChart } from './charts-diffusion';
 import { vegaLiteChart } from './vega';
 
+/** A categorical colour channel on `field` with its legend. */
+const colorBy = (field: string, title: string, legend: Record<string, unknown> = { labelLimit: 320 }) => ({
+  field,
+  type: 'nominal',
+  title,
+  scale: { scheme: 'category10' },
+  legend,
+});
+
+/** A quantitative channel on a log2 scale with ticks at exactly `values` (AR-step counts). */
+const log2Axis = (field: string, title: string, values: readonly number[]) => ({
+  field,
+  type: 'quantitative',
+  title,
+  scale: { type: 'log', base: 2 },
+  axis: { values },
+});
+
 const labelOf = (r: ClaimsResults, id: string) => r.ablations.find((a) => a.id === id)?.label ?? id;
 
 /** FD (log scale) and conditional accuracy against S_eval per variant: mean over seeds as a dot, min..max as a bar. */
@@ -21,13 +39,7 @@ export function claimsQualityChart(r: ClaimsResults, opts: { title?: string } = 
     })),
   );
   const floor = r.runs[0]?.fdRealVsReal ?? 0;
-  const color = {
-    field: 'variant',
-    type: 'nominal',
-    title: 'training variant',
-    scale: { scheme: 'category10' },
-    legend: { labelLimit: 480, orient: 'bottom', columns: 2 },
-  };
+  const color = colorBy('variant', 'training variant', { labelLimit: 480, orient: 'bottom', columns: 2 });
   const x = { field: 'sEval', type: 'ordinal', title: 'AR steps when sampling (S_eval)' };
   // variants side by side within each S_eval, so the seed ranges do not hide each other
   const xOffset = { field: 'variant', type: 'nominal' };
@@ -94,20 +106,8 @@ export function claimsLossChart(r: ClaimsResults, opts: { title?: string; varian
   const fd = runs.flatMap((run) =>
     ownOrderEvals(r, run).map((e) => ({ variant: labelOf(r, run.ablation), S: e.sEval, fd: e.fd })),
   );
-  const color = {
-    field: 'variant',
-    type: 'nominal',
-    title: 'training variant',
-    scale: { scheme: 'category10' },
-    legend: { labelLimit: 320 },
-  };
-  const x = {
-    field: 'S',
-    type: 'quantitative',
-    title: 'AR steps S',
-    scale: { type: 'log', base: 2 },
-    axis: { values: r.setting.lossS },
-  };
+  const color = colorBy('variant', 'training variant');
+  const x = log2Axis('S', 'AR steps S', r.setting.lossS);
   return vegaLiteChart(opts.title ?? 'More AR steps: the loss falls, the samples do not get better', {
     hconcat: [
       {
@@ -191,20 +191,8 @@ export function claimsOrderChart(r: ClaimsResults, opts: { title?: string } = {}
         seed: run.seed,
       })),
     );
-  const x = {
-    field: 'sEval',
-    type: 'quantitative',
-    title: 'AR steps when sampling (S_eval)',
-    scale: { type: 'log', base: 2 },
-    axis: { values: r.setting.sEval },
-  };
-  const color = {
-    field: 'model',
-    type: 'nominal',
-    title: 'token order',
-    scale: { scheme: 'category10' },
-    legend: { labelLimit: 320 },
-  };
+  const x = log2Axis('sEval', 'AR steps when sampling (S_eval)', r.setting.sEval);
+  const color = colorBy('model', 'token order');
   return vegaLiteChart(
     opts.title ??
       `Random vs raster order across S_eval (${r.setting.name}: seeds ${r.setting.seeds.join(', ')}; line = mean, band = min..max)`,
