@@ -2,8 +2,9 @@
 /**
  * Executes every notebook headless with the CausalFusion kernel (nbconvert), each under a time limit, fails on
  * any cell error, and writes the executed HTML exports to runs/notebooks/. `--inplace` instead refreshes the
- * committed notebooks' outputs. Notebook 7 (the claims study) runs its reduced setting here and its full
- * setting (the committed, cached study) with `--inplace`, unless CAUSALFUSION_CLAIMS_SETTING says otherwise.
+ * committed notebooks' outputs, slimmed (slim.js: static charts, no chart libraries). Notebook 7 (the claims
+ * study) runs its reduced setting here and its full setting (the committed, cached study) with `--inplace`, unless
+ * CAUSALFUSION_CLAIMS_SETTING says otherwise.
  *
  *   node notebooks/execute.js [--inplace] [NAME.ipynb ...]
  */
@@ -12,6 +13,7 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 const { withTempKernel } = require('../kernels/temp-kernel');
+const { slimFile } = require('./slim');
 
 const LIMIT_S = Number(process.env.NOTEBOOK_TIMEOUT_S || 600);
 const args = process.argv.slice(2);
@@ -54,7 +56,12 @@ const failed = withTempKernel((kernelEnv) => {
       },
     );
     const sec = ((Date.now() - t0) / 1000).toFixed(1);
-    if (r.status === 0) console.log(`ok   ${nb} (${sec} s)`);
+    if (r.status === 0 && inplace) {
+      const { before, after } = slimFile(path.join(__dirname, nb));
+      console.log(
+        `ok   ${nb} (${sec} s; committed outputs ${(before / 1e6).toFixed(2)} -> ${(after / 1e6).toFixed(2)} MB without the chart libraries)`,
+      );
+    } else if (r.status === 0) console.log(`ok   ${nb} (${sec} s)`);
     else {
       bad.push(nb);
       console.log(

@@ -1,0 +1,73 @@
+/**
+ * The committed notebooks are stored slim (notebooks/slim.js): no chart libraries and no chart scripts in their
+ * outputs, while every chart keeps its static SVG for GitHub, nbviewer and untrusted Notebooks.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const NOTEBOOKS = path.resolve(__dirname, '..', '..', '..', 'notebooks');
+const slim = require(path.join(NOTEBOOKS, 'slim.js')) as {
+  slimNotebook(nb: Notebook): Notebook;
+  LIBRARIES: string;
+};
+
+type Output = { output_type: string; data?: Record<string, string | string[]> };
+type Notebook = { cells: { cell_type: string; outputs?: Output[] }[] };
+const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : (v ?? ''));
+const outputs = (nb: Notebook) => nb.cells.flatMap((c) => c.outputs ?? []);
+
+test('committed notebooks hold no chart libraries and no scripts, and every chart keeps its static SVG', () => {
+  const files = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb'));
+  assert.equal(files.length, 7);
+  for (const f of files) {
+    const nb = JSON.parse(fs.readFileSync(path.join(NOTEBOOKS, f), 'utf8')) as Notebook;
+    let charts = 0;
+    for (const o of outputs(nb)) {
+      assert.ok(!text(o.data?.['text/plain']).startsWith(slim.LIBRARIES), `${f}: chart libraries stored`);
+      const html = text(o.data?.['text/html']);
+      assert.doesNotMatch(html, /<script/, `${f}: a script in an output`);
+      if (/class="cf-chart"/.test(html)) {
+        charts++;
+        assert.match(html, /<svg/, `${f}: a chart without its static SVG`);
+        assert.match(text(o.data?.['image/svg+xml']), /^<svg/, `${f}: a chart without image/svg+xml`);
+      }
+    }
+    if (f !== '06-fashion-and-your-images.ipynb') assert.ok(charts > 0, `${f}: no chart outputs (not executed?)`);
+  }
+});
+
+test('slimNotebook drops the library output and chart scripts, and leaves other outputs alone', () => {
+  const chart =
+    '<div id="c1" class="cf-chart"><div class="cf-static"><svg/></div><script type="application/json" class="cf-spec">{"a":1}</script><script>mount("c1")</script></div>';
+  const nb: Notebook = {
+    cells: [
+      {
+        cell_type: 'code',
+        outputs: [
+          {
+            output_type: 'display_data',
+            data: { 'text/html': '<script>libs</script>', 'text/plain': `${slim.LIBRARIES}: d3` },
+          },
+        ],
+      },
+      {
+        cell_type: 'code',
+        outputs: [{ output_type: 'display_data', data: { 'text/html': [chart], 'image/svg+xml': '<svg/>' } }],
+      },
+      {
+        cell_type: 'code',
+        outputs: [{ output_type: 'display_data', data: { 'text/html': '<b>table</b><script>x()</script>' } }],
+      },
+      { cell_type: 'markdown' },
+    ],
+  };
+  const out = slim.slimNotebook(nb);
+  assert.deepEqual(out.cells[0].outputs, []);
+  assert.equal(
+    out.cells[1].outputs![0].data!['text/html'],
+    '<div id="c1" class="cf-chart"><div class="cf-static"><svg/></div></div>',
+  );
+  assert.equal(out.cells[2].outputs![0].data!['text/html'], '<b>table</b><script>x()</script>');
+});
