@@ -7,7 +7,7 @@ import * as path from 'path';
 import { BACKENDS, initBackend, parseBackendName } from '../backend';
 import { DEFAULT_REFERENCE, formatVerifyTable, loadReference, verifyReference } from '../parity';
 import { BENCH_DEFAULTS, BenchOptions, benchTrainStep } from '../../bench/train-step';
-import { PRESETS, PresetName, makeConfig, numPatches } from '../model/config';
+import { PRESETS, PresetName, makeConfig, numPatches, CausalFusionConfig } from '../model/config';
 import { countParameters } from '../model/params';
 
 import { ImageDataset, loadFashionMnist, loadMnist, toModelRange } from '../data/datasets';
@@ -273,19 +273,11 @@ async function cmdExport(argv: string[]): Promise<number> {
   );
   if (v.help) return (console.log(HELP.export), 0);
   const s = (k: string) => v[k] as string | undefined;
-  const src = s('checkpoint');
   const dst = s('out');
-  if (!src || !dst) throw new UsageError('export needs --checkpoint FILE and --out FILE');
-  const preset = s('config');
-  const config = preset
-    ? makeConfig(oneOf('config', preset, Object.keys(PRESETS) as PresetName[], preset as PresetName))
-    : undefined;
+  if (!s('checkpoint') || !dst) throw new UsageError('export needs --checkpoint FILE and --out FILE');
+  const { file, weights, config } = modelFlags(s);
   const dtype = oneOf('dtype', s('dtype'), ['f32', 'f16'] as const, 'f32');
-  exportWeights(src, path.resolve(dst), {
-    weights: oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema'),
-    dtype: dtype === 'f16' ? 'F16' : 'F32',
-    config,
-  });
+  exportWeights(file, path.resolve(dst), { weights, dtype: dtype === 'f16' ? 'F16' : 'F32', config });
   console.log(`wrote ${dst} (${(fs.statSync(dst).size / 2 ** 20).toFixed(1)} MiB, ${dtype})`);
   return 0;
 }
@@ -482,17 +474,20 @@ async function cmdTrain(argv: string[]): Promise<number> {
 }
 
 /** --checkpoint / --config / --weights: validated now, loaded later (after the backend starts). */
-function modelFlags(s: (k: string) => string | undefined): { file: string; load: () => CausalDiffusionModel } {
+function modelFlags(s: (k: string) => string | undefined): {
+  file: string;
+  weights: 'ema' | 'model';
+  config: CausalFusionConfig | undefined;
+  load: () => CausalDiffusionModel;
+} {
   const file = s('checkpoint') ?? SHIPPED_MODEL;
   if (!fs.existsSync(file)) throw new UsageError(`--checkpoint: ${file} not found`);
   const preset = s('config');
   if (preset !== undefined && !(preset in PRESETS))
     throw new UsageError(`--config must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
   const weights = oneOf('weights', s('weights'), ['ema', 'model'] as const, 'ema');
-  return {
-    file,
-    load: () => loadModel(file, { weights, config: preset ? makeConfig(preset as PresetName) : undefined }),
-  };
+  const config = preset ? makeConfig(preset as PresetName) : undefined;
+  return { file, weights, config, load: () => loadModel(file, { weights, config }) };
 }
 
 /** --sampler / --steps / --cfg, shared by sample, edit and eval. */

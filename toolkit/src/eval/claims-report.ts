@@ -218,8 +218,9 @@ export function claimsMarkdown(results: ClaimsResults): string {
   const s = results.setting;
   const tokens = numPatches(makeConfig(s.preset));
   const orders = s.evalOrders ? `, in ${s.evalOrders.join(' and ')} order` : ', in its training order';
+  const seeds = seedsOf(results).length;
   const head =
-    `# CausalFusion claims at small scale (${s.name} setting, ${tokens} tokens)\n\n${results.ablations.length} variants x ${seedsOf(results).length} seed${seedsOf(results).length > 1 ? 's' : ''} (of ${s.seeds.length} planned), ` +
+    `# CausalFusion claims at small scale (${s.name} setting, ${tokens} tokens)\n\n${results.ablations.length} variants x ${seeds} seed${seeds > 1 ? 's' : ''} (of ${s.seeds.length} planned), ` +
     `each trained ${s.steps} steps (batch ${s.batchSize}, lr ${s.lr}, ${s.preset}), scored with ${s.evalN} samples per S_eval${orders} (${s.evalDiffusionSteps} DDPM steps, no guidance).\n`;
   return [
     head,

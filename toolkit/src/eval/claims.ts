@@ -347,17 +347,19 @@ export function loadClaims(
   opts: Omit<ClaimsSelection, 'seeds'> & { seeds?: number[] | 'available' },
 ): ClaimsResults {
   const chosen = chosenAblations(opts.only);
-  const seeds =
-    opts.seeds === 'available'
-      ? setting.seeds.filter((seed) => chosen.every((ab) => cachedRun(setting, opts.dir, ab, seed)))
-      : (opts.seeds ?? setting.seeds);
-  if (!seeds.length)
+  const available = opts.seeds === 'available';
+  const seeds = opts.seeds === undefined || opts.seeds === 'available' ? setting.seeds : opts.seeds;
+  const perSeed = seeds.map((seed) => ({
+    seed,
+    runs: chosen.map((ab) => ({ ab, run: cachedRun(setting, opts.dir, ab, seed) })),
+  }));
+  const kept = available ? perSeed.filter((p) => p.runs.every((x) => x.run)) : perSeed;
+  if (!kept.length)
     throw new Error(
       `${opts.dir}: no seed of the ${setting.name} study has all its runs cached (run "causalfusion claims --setting ${setting.name}")`,
     );
-  const runs = seeds.flatMap((seed) =>
-    chosen.map((ab) => {
-      const run = cachedRun(setting, opts.dir, ab, seed);
+  const runs = kept.flatMap(({ seed, runs }) =>
+    runs.map(({ ab, run }) => {
       if (!run)
         throw new Error(
           `${runFile(opts.dir, ab, seed)}: no cached run of "${ab.id}" seed ${seed} for setting ${setting.name} (run "causalfusion claims --setting ${setting.name}")`,

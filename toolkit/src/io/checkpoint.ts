@@ -59,6 +59,13 @@ export function saveCheckpoint(file: string, ck: Checkpoint, dtype: StoredDtype 
   saveSafetensors(file, tensors, metadata, dtype);
 }
 
+/** The EMA weights when asked for and present (as the official sampler takes them), else the model's. */
+function pickWeights(ck: Checkpoint, which: 'ema' | 'model', file: string): StateDict {
+  const sd = which === 'ema' && ck.ema ? ck.ema : ck.model;
+  if (Object.keys(sd).length === 0) throw new Error(`${file}: holds no model weights`);
+  return sd;
+}
+
 /**
  * Writes the weights of any checkpoint `readCheckpoint` accepts as a weights-only file (EMA weights by default,
  * as sampling uses), optionally as F16: what a model is shipped or shared as.
@@ -72,8 +79,7 @@ export function exportWeights(
   const which = opts.weights ?? 'ema';
   if (which === 'ema' && !ck.ema && ck.optimizer)
     throw new Error(`${src}: a training checkpoint without EMA weights; export --weights model`);
-  const model = which === 'ema' && ck.ema ? ck.ema : ck.model;
-  if (Object.keys(model).length === 0) throw new Error(`${src}: holds no model weights`);
+  const model = pickWeights(ck, which, src);
   saveCheckpoint(
     dst,
     { config: ck.config, model, meta: { ...ck.meta, weights: which, exportedFrom: path.basename(src) } },
@@ -136,9 +142,7 @@ export function loadModel(
   opts: { weights?: 'ema' | 'model'; config?: CausalFusionConfig } = {},
 ): CausalDiffusionModel {
   const ck = readCheckpoint(file, opts.config);
-  const which = opts.weights ?? 'ema';
-  const sd = which === 'ema' && ck.ema ? ck.ema : ck.model;
-  if (Object.keys(sd).length === 0) throw new Error(`${file}: holds no model weights`);
+  const sd = pickWeights(ck, opts.weights ?? 'ema', file);
   try {
     return new CausalDiffusionModel(ck.config, { stateDict: sd });
   } catch (e) {
