@@ -8,7 +8,7 @@ import { initBackend } from '../src/backend';
 import { loadModel } from '../src/io/checkpoint';
 import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { SamplingRecorder } from '../src/introspect/recorders';
-import { SHIPPED_MODEL } from '../src/cli/main';
+import { SHIPPED_MODEL } from '../src/data/assets';
 import { numPatches } from '../src/model/config';
 import { median } from '../src/util/median';
 

@@ -33,6 +33,7 @@ export * from './sample/edit';
 export * from './eval/classifier';
 export * from './eval/frechet';
 export * from './eval/metrics';
+export * from './eval/sample-set';
 export * from './eval/claims';
 export * from './eval/paper';
 export * from './eval/claims-report';

@@ -15,7 +15,7 @@ import { loadModel } from '../src/io/checkpoint';
 import { loadMnist } from '../src/data/datasets';
 import { buildGallery } from '../src/viz/gallery';
 import { standalonePage } from '../src/viz/chart';
-import { SHIPPED_MODEL } from '../src/cli/main';
+import { SHIPPED_MODEL } from '../src/data/assets';
 
 const CHROMIUM =
   process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));

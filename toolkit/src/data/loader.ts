@@ -66,7 +66,13 @@ export class BatchLoader {
   }
 
   restore(s: LoaderState): void {
-    if (!Number.isInteger(s.epoch) || s.epoch < 0 || !Number.isInteger(s.position) || s.position < 0 || s.position > this.dataset.count) {
+    if (
+      !Number.isInteger(s.epoch) ||
+      s.epoch < 0 ||
+      !Number.isInteger(s.position) ||
+      s.position < 0 ||
+      s.position > this.dataset.count
+    ) {
       throw new Error(`invalid loader state ${JSON.stringify(s)} for a dataset of ${this.dataset.count} images`);
     }
     this.epoch = s.epoch;

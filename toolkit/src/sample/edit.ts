@@ -4,6 +4,7 @@
  * to complete any visible subset because training shows it random subsets in random orders.
  */
 import { CausalDiffusionModel } from '../model/causalfusion';
+import { CausalFusionConfig } from '../model/config';
 import { sampleImages, SampleOptions, SampleResult } from './sampler';
 
 /** Named edits: which region is regenerated. */
@@ -81,4 +82,14 @@ export function editImages(
   const grid = model.config.inputSize / model.config.patchSize;
   const keep = typeof region === 'string' ? editMask(region, grid) : region;
   return sampleImages(model, { ...opts, labels, context: { images, keep } });
+}
+
+/**
+ * What the model was given of each image [N, C, H, W]: the kept tokens' pixels, the regenerated region set to 0
+ * (mid-grey in the model's [-1, 1] range), for the "kept" row of an edit figure.
+ */
+export function keptPixels(images: Float32Array, keep: readonly boolean[], config: CausalFusionConfig): Float32Array {
+  const side = config.inputSize;
+  const pix = keepToPixels(keep, side / config.patchSize, config.patchSize);
+  return images.map((x, i) => (pix[i % (side * side)] ? x : 0));
 }

@@ -1,0 +1,71 @@
+import { makeConfig } from '../../model/config';
+import { BENCH_DEFAULTS as D, benchTrainStep } from '../../../bench/train-step';
+import { defineCommand } from '../command';
+import { decayRange, flag } from '../flags';
+import { seedFlag } from '../common';
+
+export const bench = defineCommand({
+  name: 'bench',
+  summary: 'time one training step (forward, backward, clip, AdamW, EMA)',
+  synopsis: '[--json] [options]',
+  about: 'Times the training step on the active backend and prints the median step time, peak memory and backend.',
+  flags: {
+    hidden: flag.int(D.hidden, 'hidden size'),
+    depth: flag.int(D.depth, 'transformer blocks'),
+    heads: flag.int(D.heads, 'attention heads'),
+    'image-size': flag.int(D.imageSize, 'image side in pixels'),
+    'patch-size': flag.int(D.patchSize, 'patch side in pixels'),
+    channels: flag.int(D.channels, 'image channels'),
+    'cond-tokens': flag.int(D.condTokens, 'condition tokens', 0),
+    classes: flag.int(D.classes, 'classes'),
+    batch: flag.int(D.batch, 'batch size'),
+    steps: flag.int(D.steps, 'timed steps'),
+    warmup: flag.int(D.warmup, 'untimed steps first', 0),
+    checkpoint: flag.switch('recompute blocks in the backward pass (bounded memory, for large batches)'),
+    decay: flag.num(D.arStepDecay, 'AR-step decay gamma', decayRange, 'G'),
+    seed: seedFlag(),
+    json: flag.switch('one JSON line (with the AR-step splits used, for a PyTorch twin to replay)'),
+  },
+  async run(v, ctx) {
+    const opts = {
+      hidden: v.hidden,
+      depth: v.depth,
+      heads: v.heads,
+      imageSize: v['image-size'],
+      patchSize: v['patch-size'],
+      channels: v.channels,
+      condTokens: v['cond-tokens'],
+      classes: v.classes,
+      batch: v.batch,
+      steps: v.steps,
+      warmup: v.warmup,
+      checkpoint: v.checkpoint,
+      arStepDecay: v.decay,
+      seed: v.seed,
+    };
+    // validate the shape before starting a backend, so a bad config fails fast with one message
+    makeConfig(null, {
+      inputSize: opts.imageSize,
+      patchSize: opts.patchSize,
+      latentChannels: opts.channels,
+      hiddenSize: opts.hidden,
+      depth: opts.depth,
+      numHeads: opts.heads,
+      numCondTokens: opts.condTokens,
+      numClasses: opts.classes,
+    });
+    await ctx.startBackend(v.json);
+    const r = benchTrainStep(opts);
+    if (v.json) {
+      console.log(JSON.stringify(r));
+    } else {
+      console.log(
+        `backend ${r.backend}: ${r.params.toLocaleString()} params, batch ${r.batch}${r.checkpoint ? ', checkpointed' : ''}`,
+      );
+      console.log(
+        `median step ${r.medianMs.toFixed(0)} ms (min ${r.minMs.toFixed(0)}, max ${r.maxMs.toFixed(0)}, ${r.stepsMs.length} steps), peak RSS ${r.peakRssMb.toFixed(0)} MB, leaked tensors/step ${r.tensorsLeakedPerStep}`,
+      );
+    }
+    return 0;
+  },
+});
