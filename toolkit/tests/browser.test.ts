@@ -13,7 +13,8 @@ import { chromium, Page } from 'playwright-core';
 import { useBackend, tempDir } from './helpers';
 import { loadModel } from '../src/io/checkpoint';
 import { loadMnist } from '../src/data/datasets';
-import { buildGallery } from '../src/viz/gallery';
+import { galleryCharts } from '../src/viz/gallery';
+import { recordGalleryRun } from '../src/introspect/gallery-run';
 import { standalonePage } from '../src/viz/chart';
 import { SHIPPED_MODEL } from '../src/data/assets';
 
@@ -47,7 +48,7 @@ test(
     assert.ok(CHROMIUM, "Chromium not found: install Debian's chromium (npm test's setup does) or set CHROMIUM_PATH");
     await useBackend('wasm');
     const model = loadModel(SHIPPED_MODEL);
-    const gallery = await buildGallery(model, loadMnist('test'));
+    const gallery = galleryCharts(await recordGalleryRun(model, loadMnist('test')));
     model.dispose();
     const names = Object.keys(gallery);
     const dir = tempDir('cf-browser-');

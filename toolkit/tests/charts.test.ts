@@ -16,7 +16,10 @@ import { AttentionRecord, TrajectoryRecord } from '../src/introspect/recorders';
 import { LogEvent } from '../src/train/trainer';
 import { Chart } from '../src/viz/chart';
 import { arStepStatsChart, maskChart, orderChart } from '../src/viz/charts-factorization';
-import { attentionChart, attentionRollout } from '../src/viz/charts-attention';
+import { attentionChart } from '../src/viz/charts-attention';
+import { attentionRollout } from '../src/introspect/rollout';
+import { denoisingFrames } from '../src/introspect/frames';
+import { arStepStats } from '../src/factorization/step-stats';
 import { denoisingGridChart, imageGridChart, scheduleChart, trajectoryChart } from '../src/viz/charts-diffusion';
 import { lossBreakdownChart, trainingCurvesChart } from '../src/viz/charts-training';
 import { vizSetupHtml, VIZ_LIBRARIES } from '../src/viz/runtime';
@@ -118,7 +121,7 @@ function charts(): Record<string, Chart> {
       [1, 2, 3],
       [4, 6, 7, 8, 9, 11, 12, 13, 14],
     ]),
-    'ar-step-stats': arStepStatsChart(16, [1.0, 0.9], { draws: 2000 }),
+    'ar-step-stats': arStepStatsChart([1.0, 0.9].map((g) => arStepStats(16, g, { draws: 2000 }))),
     schedule: scheduleChart(createDiffusion(''), { '10 respaced steps': samplingDiffusion(10) }),
     training: trainingCurvesChart(history),
     'loss-breakdown': lossBreakdownChart({
@@ -131,10 +134,14 @@ function charts(): Record<string, Chart> {
     grid: imageGridChart([ring(), null, ring(), ring()], 28, ['a', 'b'], ['x', 'y'], { title: 'grid' }),
     trajectories: trajectoryChart(trajectories(), [0, 5], { pixel: 24 }),
     denoising: denoisingGridChart(
-      trajectories(),
-      new Float32Array(16 * 49).fill(0.5),
-      { channels: 1, size: 28, patch: 7 },
-      { columns: [0, 2] },
+      denoisingFrames(
+        trajectories(),
+        new Float32Array(16 * 49).fill(0.5),
+        { channels: 1, size: 28, patch: 7 },
+        {
+          columns: [0, 2],
+        },
+      ),
     ),
   };
 }
@@ -237,22 +244,20 @@ test('bad chart input names the problem', () => {
   assert.throws(() => imageGridChart([ring()], 28, ['a', 'b'], ['x'], { title: 't' }), /1 cells for a 2 x 1 grid/);
   assert.throws(
     () =>
-      denoisingGridChart(
-        trajectories(),
-        new Float32Array(16 * 49),
-        { channels: 1, size: 28, patch: 7 },
-        { arSteps: [5] },
-      ),
+      denoisingFrames(trajectories(), new Float32Array(16 * 49), { channels: 1, size: 28, patch: 7 }, { arSteps: [5] }),
     /no trajectories of AR steps 5 were recorded \(recorded: 0, 1\)/,
   );
   // one AR step's full denoising row: earlier steps' tokens are final (0.5), this step's are its x0 guesses
-  const one = denoisingGridChart(
+  const one = denoisingFrames(
     trajectories(),
     new Float32Array(16 * 49).fill(0.5),
     { channels: 1, size: 28, patch: 7 },
-    { arSteps: [1], columns: [0, 1, 2] },
+    {
+      arSteps: [1],
+      columns: [0, 1, 2],
+    },
   );
-  assert.deepEqual((one.spec as { rows: string[] }).rows, ['AR step 2']);
+  assert.deepEqual(one.rows, ['AR step 2']);
 });
 
 test('scale: a 64 + 2 x 256 mask and 16-head attention over 576 positions stay small and fast', () => {

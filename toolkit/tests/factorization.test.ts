@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../src/rng';
 import {
   arStepCountProbs,
+  arStepStats,
   blockRasterOrder,
   describeSequence,
   dilatedOrder,
@@ -179,4 +180,16 @@ test('describeSequence labels every position with role, step and raster token', 
   );
   assert.deepEqual(seq[2], { role: 'clean', step: 0, token: 4 });
   assert.deepEqual(seq[seq.length - 1], { role: 'noisy', step: 1, token: 0 });
+});
+
+test('arStepStats (Fig. 4b): the Monte Carlo law of S agrees with the exact one, and both shares end at 1', () => {
+  const L = 16;
+  const st = arStepStats(L, 0.9, { draws: 20000 });
+  const exact = arStepCountProbs(L, 0.9);
+  for (let s = 1; s <= L; s++) {
+    const sd = Math.sqrt((exact[s - 1] * (1 - exact[s - 1])) / st.draws);
+    assert.ok(Math.abs(st.pS[s] - exact[s - 1]) <= 4 * sd + 1e-9, `P(S = ${s}): ${st.pS[s]} vs ${exact[s - 1]}`);
+  }
+  assert.ok(Math.abs(st.stepShare[L] - 1) < 1e-12 && Math.abs(st.tokenShare[L] - 1) < 1e-12);
+  for (let k = 1; k <= L; k++) assert.ok(st.tokenShare[k] <= st.stepShare[k] + 1e-12, `k = ${k}`);
 });

@@ -2,26 +2,34 @@
  * Charts of the diffusion side: the noise schedule, full and respaced (vega-lite), x_t / x0 trajectories of
  * chosen tokens (vega-lite), and image grids such as AR step x diffusion step predicted x0 (d3).
  */
-import { GaussianDiffusion } from '../diffusion/gaussian';
 import { TrajectoryRecord } from '../introspect/recorders';
-import { unpatchify } from '../model/patchify';
+import { DenoisingFrames } from '../introspect/frames';
 import { Chart } from './chart';
 import { greyBase64 } from '../io/images';
 import { pngDataUri } from './svg-compose';
 import { escapeXml as esc } from './svg-chart';
 import { vegaLiteChart } from './vega';
 
+/** What a schedule chart reads of a diffusion process (a `GaussianDiffusion` is one). */
+export interface ScheduleCurve {
+  numTimesteps: number;
+  /** The original timestep of each step. */
+  timestepMap: readonly number[];
+  alphasCumprod: ArrayLike<number>;
+  betas: ArrayLike<number>;
+}
+
 /**
  * alpha-bar, SNR (log scale) and beta against the original timestep, for the full chain and, as points, for
  * each respaced chain given (e.g. the 50 or 250 steps a sampler actually visits).
  */
 export function scheduleChart(
-  full: GaussianDiffusion,
-  respaced: Record<string, GaussianDiffusion> = {},
+  full: ScheduleCurve,
+  respaced: Record<string, ScheduleCurve> = {},
   opts: { title?: string } = {},
 ): Chart {
   const rows: Record<string, number | string>[] = [];
-  const add = (chain: string, d: GaussianDiffusion) =>
+  const add = (chain: string, d: ScheduleCurve) =>
     d.timestepMap.forEach((t, i) => {
       const ab = d.alphasCumprod[i];
       rows.push(
@@ -171,63 +179,11 @@ export function imageGridChart(
   });
 }
 
-/**
- * The AR step x diffusion step grid of predicted x0 images of one sample: row s shows the whole image while
- * step s is denoised (earlier steps' tokens final, this step's tokens the current x0 prediction, later steps
- * blank). `records` are `SamplingRecorder.trajectories`; `finalTokens` are the sampler's output tokens of that
- * sample in raster order [L * d]; `columns` picks diffusion-step indices (default: 6 evenly spaced), `arSteps`
- * the rows (default all: e.g. `[2]` with every column is the full denoising grid of AR step 3).
- */
-export function denoisingGridChart(
-  records: readonly TrajectoryRecord[],
-  finalTokens: Float32Array,
-  cfg: { channels: number; size: number; patch: number },
-  opts: { sample?: number; columns?: number[]; arSteps?: number[]; title?: string } = {},
-): Chart {
-  const sample = opts.sample ?? 0;
-  const own = records.filter((r) => r.sample === sample);
-  if (!own.length) throw new Error(`no trajectories recorded for sample ${sample}`);
-  const steps = [...new Set(own.map((r) => r.arStep))].sort((a, b) => a - b);
-  const chainLen = Math.max(...own.map((r) => r.diffusionStep)) + 1;
-  const columns = opts.columns ?? [
-    ...new Set(Array.from({ length: 6 }, (_, k) => Math.round((k * (chainLen - 1)) / 5))),
-  ];
-  const { channels: C, size, patch } = cfg;
-  const d = C * patch * patch;
-  const L = finalTokens.length / d;
-  const done = new Uint8Array(L);
-  const cells: (Float32Array | null)[] = [];
-  const rows = steps.filter((s) => !opts.arSteps || opts.arSteps.includes(s));
-  if (!rows.length)
-    throw new Error(
-      `no trajectories of AR steps ${opts.arSteps?.join(', ')} were recorded (recorded: ${steps.join(', ')})`,
-    );
-  for (const s of steps) {
-    const mine = own.filter((r) => r.arStep === s);
-    // earlier steps still complete the image of later rows, even when their own row is not drawn
-    for (const col of rows.includes(s) ? columns : []) {
-      const r = mine.find((x) => x.diffusionStep === col);
-      if (!r) {
-        cells.push(null);
-        continue;
-      }
-      const tokens = new Float32Array(L * d).fill(1);
-      for (let i = 0; i < L; i++) if (done[i]) tokens.set(finalTokens.subarray(i * d, (i + 1) * d), i * d);
-      r.positions.forEach((p, k) => tokens.set(r.x0.slice(k * d, (k + 1) * d), p * d));
-      cells.push(unpatchify(tokens, 1, C, size, size, patch).subarray(0, size * size));
-    }
-    mine[0]?.positions.forEach((p) => (done[p] = 1));
-  }
-  const t = (col: number) => own.find((r) => r.diffusionStep === col)?.t;
-  return imageGridChart(
-    cells,
-    size,
-    rows.map((s) => `AR step ${s + 1}`),
-    columns.map((c) => `step ${c} (t=${t(c)})`),
-    {
-      title: opts.title ?? 'Predicted x0 while each AR step is denoised (white = not generated yet)',
-      rowTitle: 'AR step',
-      colTitle: 'diffusion step',
-    },
-  );
+/** The AR step x diffusion step grid of predicted x0 images (`denoisingFrames` of a sampling run). */
+export function denoisingGridChart(frames: DenoisingFrames, opts: { title?: string } = {}): Chart {
+  return imageGridChart(frames.cells, frames.size, frames.rows, frames.cols, {
+    title: opts.title ?? 'Predicted x0 while each AR step is denoised (white = not generated yet)',
+    rowTitle: 'AR step',
+    colTitle: 'diffusion step',
+  });
 }

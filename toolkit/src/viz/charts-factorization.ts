@@ -3,9 +3,8 @@
  * with a step slider (d3), and the AR-step statistics of the training law (vega-lite, the paper's Fig. 4b).
  */
 import { AttnMask, SequencePosition, TokenRole } from '../factorization/mask';
-import { splitIntegerExpDecay } from '../factorization/steps';
+import { ArStepStats } from '../factorization/step-stats';
 import { greyBase64 } from '../io/images';
-import { Rng } from '../rng';
 import { Chart } from './chart';
 import { maskSvg, orderGridSvg, ROLE_COLORS, stepColor } from './svg-grids';
 import { vegaLiteChart } from './vega';
@@ -103,40 +102,23 @@ export function orderChart(
 }
 
 /**
- * The paper's Fig. 4b from the AR-step sampler alone: for each decay gamma, the distribution of the number
- * of AR steps S, and the share of steps and of tokens that sit in steps of at most k tokens (Monte Carlo,
- * `draws` splits per gamma).
+ * The paper's Fig. 4b: for each decay gamma, the law of the number of AR steps S, and the share of steps and of
+ * tokens that sit in steps of at most k tokens (`arStepStats`, one per gamma, all of one L).
  */
-export function arStepStatsChart(
-  L: number,
-  gammas: readonly number[],
-  opts: { draws?: number; seed?: number } = {},
-): Chart {
-  const draws = opts.draws ?? 20000;
+export function arStepStatsChart(stats: readonly ArStepStats[]): Chart {
+  if (!stats.length) throw new Error('arStepStatsChart needs the statistics of at least one gamma');
+  const { L, draws } = stats[0];
+  if (stats.some((s) => s.L !== L)) throw new Error('arStepStatsChart: every gamma must have the same L');
   const rows: Record<string, number | string>[] = [];
   const cum: Record<string, number | string>[] = [];
-  for (const g of gammas) {
-    const rng = new Rng(opts.seed ?? 0).fork(`gamma-${g}`);
-    const countS = new Float64Array(L + 1);
-    const stepsOfSize = new Float64Array(L + 1);
-    let steps = 0;
-    for (let i = 0; i < draws; i++) {
-      const split = splitIntegerExpDecay(L, g, rng);
-      countS[split.splitSizes.length]++;
-      for (const k of split.splitSizes) stepsOfSize[k]++;
-      steps += split.splitSizes.length;
-    }
-    for (let S = 1; S <= L; S++) rows.push({ gamma: `γ = ${g}`, S, probability: countS[S] / draws });
-    let accSteps = 0;
-    let accTokens = 0;
-    for (let k = 1; k <= L; k++) {
-      accSteps += stepsOfSize[k];
-      accTokens += k * stepsOfSize[k];
+  for (const st of stats) {
+    const gamma = `γ = ${st.gamma}`;
+    for (let S = 1; S <= L; S++) rows.push({ gamma, S, probability: st.pS[S] });
+    for (let k = 1; k <= L; k++)
       cum.push(
-        { gamma: `γ = ${g}`, k, share: accSteps / steps, of: 'AR steps' },
-        { gamma: `γ = ${g}`, k, share: accTokens / (draws * L), of: 'tokens' },
+        { gamma, k, share: st.stepShare[k], of: 'AR steps' },
+        { gamma, k, share: st.tokenShare[k], of: 'tokens' },
       );
-    }
   }
   const color = { field: 'gamma', type: 'nominal', title: 'AR-step decay', scale: { scheme: 'dark2' } };
   return vegaLiteChart(`AR-step statistics of the training law (L = ${L}, ${draws} draws per γ)`, {

@@ -1,6 +1,7 @@
 import * as path from 'path';
 import { loadMnist } from '../../data/datasets';
-import { buildGallery } from '../../viz/gallery';
+import { galleryCharts } from '../../viz/gallery';
+import { recordGalleryRun } from '../../introspect/gallery-run';
 import { standalonePage } from '../../viz/chart';
 import { writeFileAtomic } from '../../util/atomic-write';
 import { defineCommand } from '../command';
@@ -25,7 +26,7 @@ trajectories, training curves, Fig. 4 breakdowns, AR-step statistics, sample gri
     await ctx.startBackend(true);
     const model = load();
     const t0 = Date.now();
-    const gallery = await buildGallery(model, loadMnist('test'));
+    const gallery = galleryCharts(await recordGalleryRun(model, loadMnist('test')));
     console.log(`built ${Object.keys(gallery).length} charts in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     for (const [name, chart] of Object.entries(gallery)) {
       chart.save(path.join(out, `${name}.svg`));

@@ -1,0 +1,44 @@
+/**
+ * Analyses of recorded attention: the head mean of a layer and the attention rollout across layers, as numbers
+ * (the attention explorer draws them; notebook 4 reads them).
+ */
+import { AttentionRecord } from './recorders';
+
+/** Mean over heads of one record: [Lq, Lk]. */
+export function headMean(r: AttentionRecord): Float32Array {
+  const [H, Lq, Lk] = r.shape;
+  const out = new Float32Array(Lq * Lk);
+  for (let h = 0; h < H; h++) for (let i = 0; i < Lq * Lk; i++) out[i] += r.data[h * Lq * Lk + i] / H;
+  return out;
+}
+
+/**
+ * Attention rollout (Abnar & Zuidema 2020) over square records (queries = keys, e.g. a training trace):
+ * the product over layers of 0.5 * head-mean attention + 0.5 * identity, each row renormalised. [n, n].
+ */
+export function attentionRollout(records: readonly AttentionRecord[]): Float32Array {
+  if (!records.length) throw new Error('attention rollout needs at least one layer');
+  const n = records[0].shape[1];
+  if (records.some((r) => r.shape[1] !== n || r.shape[2] !== n))
+    throw new Error('attention rollout needs square records of one size (queries = keys, as in traceTrainingBatch)');
+  let R = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) R[i * n + i] = 1;
+  for (const r of [...records].sort((a, b) => a.layer - b.layer)) {
+    const A = headMean(r);
+    for (let i = 0; i < n; i++) {
+      A[i * n + i] += 1;
+      let s = 0;
+      for (let j = 0; j < n; j++) s += A[i * n + j];
+      for (let j = 0; j < n; j++) A[i * n + j] /= s;
+    }
+    const next = new Float32Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let k = 0; k < n; k++) {
+        const a = A[i * n + k];
+        if (a === 0) continue;
+        for (let j = 0; j < n; j++) next[i * n + j] += a * R[k * n + j];
+      }
+    R = next;
+  }
+  return R;
+}
