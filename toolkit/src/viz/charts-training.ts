@@ -2,8 +2,8 @@
  * Training charts: loss, learning rate and gradient norm curves (plotly: zoom, hover, and redrawn in place
  * while training runs), and the loss breakdowns behind the paper's Fig. 4 (vega-lite).
  */
-import { LogEvent } from '../train/trainer';
-import { LossBreakdown } from '../train/stats';
+import type { LogEvent } from '../train/trainer';
+import type { LossBreakdown } from '../train/stats';
 import { Chart } from './chart';
 import { lineChartSvg } from './svg-chart';
 import { hstackSvg } from './svg-compose';
