@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Slims executed notebooks for committing: drops the chart-library outputs (d3, vega, plotly: 0.3-2.3 MB per
- * notebook) and the scripts of each chart's HTML (its spec and mount call), keeping every chart's static SVG. A
+ * notebook), the scripts of each chart's HTML (its spec and mount call) and the specs under the vega-lite / plotly
+ * MIME types, keeping every chart's static SVG. A
  * committed notebook then shows the same pictures on GitHub, in nbviewer and in an untrusted Notebook (which runs no
  * script anyway); running a cell sends the libraries again and its charts become interactive.
  *
@@ -11,6 +12,8 @@
 const fs = require('fs');
 
 const LIBRARIES = 'CausalFusion Lab chart libraries';
+/** The ecosystem's chart types (vega-lite, plotly): their specs return when a cell runs; stored, the SVG shows. */
+const NATIVE_CHART_TYPES = ['application/vnd.vegalite.v5+json', 'application/vnd.plotly.v1+json'];
 const text = (v) => (Array.isArray(v) ? v.join('') : (v ?? ''));
 
 /** Whether an output is the chart libraries that `display` sends once per kernel session. */
@@ -31,6 +34,7 @@ function slimNotebook(nb) {
     for (const o of cell.outputs) {
       const html = o.data?.['text/html'];
       if (html !== undefined && /class="cf-chart"/.test(text(html))) o.data['text/html'] = withoutScripts(text(html));
+      for (const t of NATIVE_CHART_TYPES) if (o.data) delete o.data[t];
     }
   }
   return nb;

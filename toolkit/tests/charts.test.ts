@@ -14,7 +14,7 @@ import { createDiffusion } from '../src/diffusion/gaussian';
 import { samplingDiffusion } from '../src/sample/sampler';
 import { AttentionRecord, TrajectoryRecord } from '../src/introspect/recorders';
 import { LogEvent } from '../src/train/trainer';
-import { Chart } from '../src/viz/chart';
+import { Chart, PLOTLY_MIME, VEGALITE_MIME } from '../src/viz/chart';
 import { arStepStatsChart, maskChart, orderChart } from '../src/viz/charts-factorization';
 import { attentionChart } from '../src/viz/charts-attention';
 import { attentionRollout } from '../src/introspect/rollout';
@@ -204,6 +204,16 @@ test('charts save as .html (offline, libraries inline), .svg and .png, atomicall
   );
 });
 
+test("vega-lite and plotly outputs also carry the ecosystem's MIME type, with the spec the runtime draws", () => {
+  const all = charts();
+  const vl = all.schedule.mimeBundle()[VEGALITE_MIME] as Record<string, unknown>;
+  assert.equal(vl.$schema, 'https://vega.github.io/schema/vega-lite/v5.json');
+  assert.deepEqual({ ...vl, $schema: undefined }, { ...all.schedule.spec, $schema: undefined });
+  const plotly = all.training.mimeBundle()[PLOTLY_MIME] as { data: unknown[]; layout: object };
+  assert.ok(Array.isArray(plotly.data) && plotly.data.length > 0 && typeof plotly.layout === 'object');
+  assert.equal(all.schedule.mimeBundle()[PLOTLY_MIME], undefined);
+});
+
 test('an output carries static SVG, spec and loader but no library code; the setup carries each library once', () => {
   const c = charts().attention;
   const html = c.html();
@@ -212,7 +222,7 @@ test('an output carries static SVG, spec and loader but no library code; the set
   assert.match(html, /<script type="application\/json" class="cf-spec">/);
   assert.doesNotMatch(html, /vegaEmbed|Plotly\.newPlot|d3\.select/);
   const bundle = c.mimeBundle();
-  assert.deepEqual(Object.keys(bundle).sort(), ['image/svg+xml', 'text/html', 'text/plain']);
+  assert.deepEqual(Object.keys(bundle).sort(), ['image/svg+xml', 'text/html', 'text/plain']); // d3: no native type
   const setup = vizSetupHtml();
   assert.deepEqual(Object.keys(VIZ_LIBRARIES).sort(), ['d3', 'plotly', 'vega-lite']);
   for (const marker of ['if(!window.vegaEmbed)', 'if(!window.Plotly)', 'if(!window.d3)', 'if(!window.causalfusionViz)'])

@@ -54,7 +54,16 @@ test('slimNotebook drops the library output and chart scripts, and leaves other 
       },
       {
         cell_type: 'code',
-        outputs: [{ output_type: 'display_data', data: { 'text/html': [chart], 'image/svg+xml': '<svg/>' } }],
+        outputs: [
+          {
+            output_type: 'display_data',
+            data: {
+              'text/html': [chart],
+              'image/svg+xml': '<svg/>',
+              'application/vnd.vegalite.v5+json': '{"mark": "point"}',
+            },
+          },
+        ],
       },
       {
         cell_type: 'code',
@@ -69,5 +78,6 @@ test('slimNotebook drops the library output and chart scripts, and leaves other 
     out.cells[1].outputs![0].data!['text/html'],
     '<div id="c1" class="cf-chart"><div class="cf-static"><svg/></div></div>',
   );
+  assert.deepEqual(Object.keys(out.cells[1].outputs![0].data!).sort(), ['image/svg+xml', 'text/html']);
   assert.equal(out.cells[2].outputs![0].data!['text/html'], '<b>table</b><script>x()</script>');
 });

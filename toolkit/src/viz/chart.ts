@@ -26,6 +26,18 @@ export const RENDERER_LIBRARY: Record<ChartRenderer, 'vega-lite' | 'plotly' | 'd
   'd3-frames': 'd3',
 };
 
+/**
+ * The vega-lite type that JupyterLab's built-in renderer (@jupyterlab/vega5-extension 4.x: vega 5, vega-lite 5)
+ * and VS Code accept; our specs use no vega-lite 6 feature, so they go out with the v5 schema.
+ */
+export const VEGALITE_MIME = 'application/vnd.vegalite.v5+json';
+const VEGALITE_SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
+/** plotly.py's type ({data, layout}), drawn by JupyterLab's and VS Code's plotly renderers. */
+export const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
+
+/** A notebook output's data: text types as strings, JSON types as objects. */
+export type MimeBundle = Record<string, string | Record<string, unknown>>;
+
 let counter = 0;
 
 /** JSON that is safe inside a <script> element. */
@@ -87,10 +99,20 @@ export class Chart {
     return file;
   }
 
-  /** The MIME bundle of a notebook output. */
-  mimeBundle(): Record<string, string> {
-    const svg = this.svg();
-    return { 'text/html': this.html(), 'image/svg+xml': svg, 'text/plain': `[${this.library} chart] ${this.title}` };
+  /**
+   * The MIME bundle of a notebook output: our HTML (interactive; classic Notebook and JupyterLab pick it), the
+   * static SVG, and for vega-lite and plotly charts the ecosystem's own type, which VS Code and nteract draw
+   * natively without our scripts.
+   */
+  mimeBundle(): MimeBundle {
+    const bundle: MimeBundle = {
+      'text/html': this.html(),
+      'image/svg+xml': this.svg(),
+      'text/plain': `[${this.library} chart] ${this.title}`,
+    };
+    if (this.renderer === 'vega-lite') bundle[VEGALITE_MIME] = { ...this.spec, $schema: VEGALITE_SCHEMA };
+    if (this.renderer === 'plotly') bundle[PLOTLY_MIME] = this.spec;
+    return bundle;
   }
 }
 

@@ -10,10 +10,10 @@
  * Outside a kernel nothing is shown (`inNotebook()` says which), so the same code runs in plain Node.
  */
 import { encodePng, Raster } from '../io/images';
-import { Chart } from './chart';
+import { Chart, MimeBundle } from './chart';
 import { VIZ_LIBRARIES, VizLibrary, vizSetupHtml } from './runtime';
 
-type Bundle = { data: Record<string, string>; metadata: Record<string, unknown>; transient: { display_id?: string } };
+type Bundle = { data: MimeBundle; metadata: Record<string, unknown>; transient: { display_id?: string } };
 type Writer = (bundle: Bundle, update: boolean) => void;
 
 /** tslab's writer of display messages for the cell being executed, when running inside tslab. */
@@ -57,7 +57,7 @@ export function vizSetup(
   return true;
 }
 
-function bundleOf(fig: Figure): Record<string, string> {
+function bundleOf(fig: Figure): MimeBundle {
   if (fig instanceof Chart) {
     vizSetup([fig.library]);
     return fig.mimeBundle();
