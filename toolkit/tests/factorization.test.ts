@@ -137,26 +137,34 @@ test("splitIntegerExpDecay reproduces the notes' statistics (L = 256, gamma 0.9:
   assert.ok(Math.abs(su / 4000 - 32.5) < 1);
 });
 
-test('splits: fixed count, equal, and user sizes with clear errors', () => {
-  const rng = new Rng(2);
-  const s = splitIntegerRandom(10, 4, rng);
+test('splitIntegerRandom cuts L tokens into exactly the asked number of steps', () => {
+  const s = splitIntegerRandom(10, 4, new Rng(2));
   assert.equal(s.splitSizes.length, 4);
   assert.equal(
     s.splitSizes.reduce((a, b) => a + b),
     10,
   );
+});
+
+test('splitEqual gives the remainder to the first steps; fromSizes builds the cumsum', () => {
   assert.deepEqual(splitEqual(10, 4).splitSizes, [3, 3, 2, 2]);
   assert.deepEqual(fromSizes([2, 3], 5).cumsum, [0, 2, 5]);
+});
+
+test('bad splits name the problem', () => {
   assert.throws(() => fromSizes([2, 2], 5), /sum to 4, but the image has L = 5 tokens/);
   assert.throws(() => fromSizes([2, 0, 3], 5), /positive integers/);
-  assert.throws(() => splitIntegerRandom(4, 5, rng), /number of AR steps/);
+  assert.throws(() => splitIntegerRandom(4, 5, new Rng(2)), /number of AR steps/);
   assert.throws(() => getAttnMask(5, 1, [1, 1]), /sum to 2/);
 });
 
-test('token orders: raster, block-raster, dilated, random, user-given', () => {
+test('raster, block-raster and dilated orders visit the grid as drawn in the notes', () => {
   assert.deepEqual(rasterOrder(4), [0, 1, 2, 3]);
   assert.deepEqual(blockRasterOrder(4, 2), [0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]);
   assert.deepEqual(dilatedOrder(4, 2), [0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15]);
+});
+
+test('a random order is a permutation, and inverseOrder inverts it', () => {
   const r = makeOrder('random', 4, new Rng(3));
   assert.deepEqual(
     validateOrder(r, 16).sort((a, b) => a - b),
@@ -164,6 +172,9 @@ test('token orders: raster, block-raster, dilated, random, user-given', () => {
   );
   const inv = inverseOrder(r);
   r.forEach((v, i) => assert.equal(inv[v], i));
+});
+
+test('bad orders name the problem', () => {
   assert.throws(() => validateOrder([0, 1, 1, 2], 4), /repeats token 1/);
   assert.throws(() => validateOrder([0, 1], 4), /expected L = 4/);
   assert.throws(() => blockRasterOrder(4, 3), /divisor/);

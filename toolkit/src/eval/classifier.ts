@@ -53,6 +53,9 @@ function shapes(c: ClassifierConfig): [string, number[]][] {
   ];
 }
 
+/** How the shipped evaluators were trained (`causalfusion classifier`'s defaults). */
+export const CLASSIFIER_RECIPE = { epochs: 3, batchSize: 128, lr: 1e-3 } as const;
+
 export class Classifier {
   readonly params: Record<string, tf.Variable> = {};
   private readonly idx1: tf.Tensor1D;
@@ -146,21 +149,21 @@ export class Classifier {
     return ok / ds.count;
   }
 
-  /** Trains with AdamW on cross-entropy; returns the loss of each step. */
+  /** Trains with AdamW on cross-entropy, cosine-decayed learning rate; returns the loss of each step. */
   train(
     ds: ImageDataset,
     opts: {
-      epochs: number;
+      epochs?: number;
       batchSize?: number;
       lr?: number;
       seed?: number;
       onEpoch?: (epoch: number, loss: number) => void;
     },
   ): number[] {
-    const batchSize = opts.batchSize ?? 128;
+    const { epochs, batchSize, lr } = { ...CLASSIFIER_RECIPE, ...opts };
     const loader = new BatchLoader(ds, { batchSize, seed: opts.seed ?? 0 });
-    const opt = new AdamW({ lr: opts.lr ?? 1e-3, beta2: 0.999, eps: 1e-8 });
-    const steps = Math.floor(ds.count / batchSize) * opts.epochs;
+    const opt = new AdamW({ lr, beta2: 0.999, eps: 1e-8 });
+    const steps = Math.floor(ds.count / batchSize) * epochs;
     const losses: number[] = [];
     const names = Object.keys(this.params);
     const vars = names.map((n) => this.params[n]);
@@ -176,10 +179,10 @@ export class Classifier {
       const g: Record<string, tf.Tensor> = {};
       names.forEach((n, k) => (g[n] = grads[vars[k].name]));
       // cosine decay to 0 over the run
-      opt.apply(this.params, g, (opts.lr ?? 1e-3) * 0.5 * (1 + Math.cos((Math.PI * i) / steps)));
+      opt.apply(this.params, g, lr * 0.5 * (1 + Math.cos((Math.PI * i) / steps)));
       losses.push(value.dataSync()[0]);
       tf.dispose([value, ...Object.values(g)]);
-      const perEpoch = steps / opts.epochs;
+      const perEpoch = steps / epochs;
       if ((i + 1) % perEpoch === 0)
         opts.onEpoch?.((i + 1) / perEpoch, losses.slice(-50).reduce((a, v) => a + v, 0) / 50);
     }

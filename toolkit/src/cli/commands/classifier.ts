@@ -1,6 +1,6 @@
 import { loadDataset } from '../../data/datasets';
 import { classifierPath } from '../../data/assets';
-import { Classifier } from '../../eval/classifier';
+import { CLASSIFIER_RECIPE as R, Classifier } from '../../eval/classifier';
 import { defineCommand } from '../command';
 import { datasetFlag, seedFlag } from '../common';
 import { flag, positive } from '../flags';
@@ -11,9 +11,9 @@ export const classifier = defineCommand({
   about: `Trains the evaluator CNN on the dataset's training split, prints test accuracy and writes the weights.`,
   flags: {
     dataset: datasetFlag(),
-    epochs: flag.int(3, 'passes over the training split'),
-    batch: flag.int(128, 'batch size'),
-    lr: flag.num(1e-3, 'Adam learning rate', positive),
+    epochs: flag.int(R.epochs, 'passes over the training split'),
+    batch: flag.int(R.batchSize, 'batch size'),
+    lr: flag.num(R.lr, 'peak learning rate (AdamW, cosine decay)', positive),
     seed: seedFlag(),
     out: flag.text(undefined, 'the weights to write', 'FILE', 'data/classifier-<dataset>.safetensors'),
   },
