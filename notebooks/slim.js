@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * Slims executed notebooks for committing: drops the chart-library outputs (d3, vega, plotly: 0.3-2.3 MB per
- * notebook), the scripts of each chart's HTML (its spec and mount call) and the specs under the vega-lite / plotly
- * MIME types, keeping every chart's static SVG. A
- * committed notebook then shows the same pictures on GitHub, in nbviewer and in an untrusted Notebook (which runs no
- * script anyway); running a cell sends the libraries again and its charts become interactive.
+ * Slims executed notebooks for committing. Each chart output of a live kernel carries our interactive HTML (static
+ * SVG inside), the same SVG as image/svg+xml and, for vega-lite / plotly charts, the spec under the ecosystem's MIME
+ * type; the notebook also holds the chart libraries (0.3-2.3 MB). A committed notebook keeps only the static SVG of
+ * each chart (image/svg+xml, what GitHub and nbviewer draw; the HTML copy of it would double the file and JupyterLab's
+ * sanitizer strips inline SVG from untrusted HTML anyway) and no libraries. Running a cell brings everything back.
+ * Other HTML outputs (tables) stay as they are.
  *
  *   node notebooks/slim.js NAME.ipynb ...        (notebooks:refresh runs it on every notebook it executes)
  */
@@ -12,7 +13,7 @@
 const fs = require('fs');
 
 const LIBRARIES = 'CausalFusion Lab chart libraries';
-/** The ecosystem's chart types (vega-lite, plotly): their specs return when a cell runs; stored, the SVG shows. */
+/** The ecosystem's chart types (vega-lite, plotly): their specs return when a cell runs. */
 const NATIVE_CHART_TYPES = ['application/vnd.vegalite.v5+json', 'application/vnd.plotly.v1+json'];
 const text = (v) => (Array.isArray(v) ? v.join('') : (v ?? ''));
 
@@ -21,9 +22,9 @@ function isLibraryOutput(o) {
   return text(o.data?.['text/plain']).startsWith(LIBRARIES);
 }
 
-/** A chart's HTML without its scripts: the static SVG inside stays. */
-function withoutScripts(html) {
-  return html.replace(/<script\b[^>]*>[\s\S]*?<\/script>/g, '');
+/** Whether an output is one of our charts (its HTML has the chart wrapper). */
+function isChartOutput(o) {
+  return /class="cf-chart"/.test(text(o.data?.['text/html']));
 }
 
 /** The notebook object, slimmed in place; returns it. */
@@ -32,9 +33,11 @@ function slimNotebook(nb) {
     if (!cell.outputs) continue;
     cell.outputs = cell.outputs.filter((o) => !isLibraryOutput(o));
     for (const o of cell.outputs) {
-      const html = o.data?.['text/html'];
-      if (html !== undefined && /class="cf-chart"/.test(text(html))) o.data['text/html'] = withoutScripts(text(html));
-      for (const t of NATIVE_CHART_TYPES) if (o.data) delete o.data[t];
+      // a plain SVG figure goes out as the same SVG twice (text/html and image/svg+xml): keep one
+      if (o.data && text(o.data['text/html']) === text(o.data['image/svg+xml'])) delete o.data['text/html'];
+      if (!isChartOutput(o)) continue;
+      if (o.data['image/svg+xml'] === undefined) throw new Error('a chart output without its static SVG');
+      for (const t of ['text/html', ...NATIVE_CHART_TYPES]) delete o.data[t];
     }
   }
   return nb;

@@ -18,7 +18,7 @@ type Notebook = { cells: { cell_type: string; outputs?: Output[] }[] };
 const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : (v ?? ''));
 const outputs = (nb: Notebook) => nb.cells.flatMap((c) => c.outputs ?? []);
 
-test('committed notebooks hold no chart libraries and no scripts, and every chart keeps its static SVG', () => {
+test('committed notebooks hold no chart libraries and no scripts, and each chart once, as its static SVG', () => {
   const files = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb'));
   assert.equal(files.length, 7);
   for (const f of files) {
@@ -26,19 +26,25 @@ test('committed notebooks hold no chart libraries and no scripts, and every char
     let charts = 0;
     for (const o of outputs(nb)) {
       assert.ok(!text(o.data?.['text/plain']).startsWith(slim.LIBRARIES), `${f}: chart libraries stored`);
-      const html = text(o.data?.['text/html']);
-      assert.doesNotMatch(html, /<script/, `${f}: a script in an output`);
-      if (/class="cf-chart"/.test(html)) {
+      assert.doesNotMatch(text(o.data?.['text/html']), /<script/, `${f}: a script in an output`);
+      if (/^\[(vega-lite|plotly|d3) chart\]/.test(text(o.data?.['text/plain']))) {
         charts++;
-        assert.match(html, /<svg/, `${f}: a chart without its static SVG`);
         assert.match(text(o.data?.['image/svg+xml']), /^<svg/, `${f}: a chart without image/svg+xml`);
+        assert.equal(o.data?.['text/html'], undefined, `${f}: a chart stored twice (HTML and SVG)`);
       }
     }
     if (f !== '06-fashion-and-your-images.ipynb') assert.ok(charts > 0, `${f}: no chart outputs (not executed?)`);
   }
 });
 
-test('slimNotebook drops the library output and chart scripts, and leaves other outputs alone', () => {
+test('committed notebooks are at most 500 KB each', () => {
+  for (const f of fs.readdirSync(NOTEBOOKS).filter((x) => x.endsWith('.ipynb'))) {
+    const kb = fs.statSync(path.join(NOTEBOOKS, f)).size / 1000;
+    assert.ok(kb <= 500, `${f}: ${kb.toFixed(0)} KB`);
+  }
+});
+
+test('slimNotebook drops the library output and keeps each chart as its SVG alone; tables stay', () => {
   const chart =
     '<div id="c1" class="cf-chart"><div class="cf-static"><svg/></div><script type="application/json" class="cf-spec">{"a":1}</script><script>mount("c1")</script></div>';
   const nb: Notebook = {
@@ -74,10 +80,6 @@ test('slimNotebook drops the library output and chart scripts, and leaves other 
   };
   const out = slim.slimNotebook(nb);
   assert.deepEqual(out.cells[0].outputs, []);
-  assert.equal(
-    out.cells[1].outputs![0].data!['text/html'],
-    '<div id="c1" class="cf-chart"><div class="cf-static"><svg/></div></div>',
-  );
-  assert.deepEqual(Object.keys(out.cells[1].outputs![0].data!).sort(), ['image/svg+xml', 'text/html']);
+  assert.deepEqual(out.cells[1].outputs![0].data, { 'image/svg+xml': '<svg/>' });
   assert.equal(out.cells[2].outputs![0].data!['text/html'], '<b>table</b><script>x()</script>');
 });
