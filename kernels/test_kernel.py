@@ -90,8 +90,8 @@ class CausalFusionKernelTests(jkt.KernelTests):
             "const pos = cf.describeSequence(16, 1, cf.fromSizes([4, 12], 16));\n"
             "cf.display(cf.maskChart(m, pos));\n"
             "cf.display(cf.maskChart(m, pos, { colorBy: 'step' }));\n"
-            "cf.display(cf.arStepStatsChart(16, [0.9], { draws: 200 }));\n"
-            "cf.display(cf.arStepStatsChart(16, [1.0], { draws: 200 }));",
+            "cf.display(cf.arStepStatsChart([cf.arStepStats(16, 0.9, { draws: 200 })]));\n"
+            "cf.display(cf.arStepStatsChart([cf.arStepStats(16, 1.0, { draws: 200 })]));",
             timeout=60,
         )
         self.assertEqual(reply["content"]["status"], "ok", reply["content"])
@@ -106,6 +106,12 @@ class CausalFusionKernelTests(jkt.KernelTests):
             self.assertIn('<div class="cf-static"><svg', d["text/html"])
             self.assertTrue(d["image/svg+xml"].startswith("<svg"))
             self.assertLess(len(d["text/html"]), 200_000)
+        # vega-lite charts also travel under the ecosystem's MIME type, as a JSON object (not a string)
+        for d in (shown[4], shown[5]):
+            spec = d["application/vnd.vegalite.v5+json"]
+            self.assertEqual(spec["$schema"], "https://vega.github.io/schema/vega-lite/v5.json")
+            self.assertIn("hconcat", spec)
+        self.assertNotIn("application/vnd.vegalite.v5+json", shown[1])  # d3 views have no native type
 
     def test_long_training_cell_stops_through_abort_signal(self):
         reply, _, text = self.run_cell(
