@@ -1,10 +1,10 @@
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { spawn } from 'child_process';
 import * as tf from '@tensorflow/tfjs';
-import { Trainer, TrainSettings, LogEvent } from '../src/train/trainer';
+import { Trainer, TrainSettings, LogEvent, RunSummary, SampleEvent } from '../src/train/trainer';
 import { LossStats } from '../src/train/stats';
 import { ProgressBar, formatDuration } from '../src/train/progress';
 import { loadModel, readCheckpoint } from '../src/io/checkpoint';
@@ -41,59 +41,78 @@ test('train 2N steps == train N, save, resume, train N (bit for bit)', async () 
   c.dispose();
 });
 
-test('callbacks, per-AR-step / per-t breakdowns, samples, checkpoints and AbortSignal', async () => {
-  await useBackend('wasm');
-  const ds = syntheticDataset();
-  const t = new Trainer(ds, SETTINGS);
-  const ac = new AbortController();
-  const seen = { step: 0, log: [] as LogEvent[], sample: 0, ckpt: 0 };
-  const file = path.join(tmp(), 'every.safetensors');
-  const summary = await t.run({
-    steps: 100,
-    signal: ac.signal,
-    logEvery: 2,
-    sampleEvery: 3,
-    sample: { perClass: 1, diffusionSteps: '5' },
-    checkpointEvery: 4,
-    checkpointPath: file,
-    callbacks: {
-      onStep: (e) => {
-        seen.step++;
-        assert.equal(
-          e.splitSizes.reduce((x, y) => x + y, 0),
-          16,
-        );
-        if (e.step === 7) ac.abort();
+describe('one run with every callback, stopped by an AbortSignal at step 7', () => {
+  const seen = { step: 0, log: [] as LogEvent[], samples: [] as SampleEvent[], ckpt: 0, splitSums: [] as number[] };
+  let summary: RunSummary;
+  let trainer: Trainer;
+  let file: string;
+  before(async () => {
+    await useBackend('wasm');
+    trainer = new Trainer(syntheticDataset(), SETTINGS);
+    const ac = new AbortController();
+    file = path.join(tmp(), 'every.safetensors');
+    summary = await trainer.run({
+      steps: 100,
+      signal: ac.signal,
+      logEvery: 2,
+      sampleEvery: 3,
+      sample: { perClass: 1, diffusionSteps: '5' },
+      checkpointEvery: 4,
+      checkpointPath: file,
+      callbacks: {
+        onStep: (e) => {
+          seen.step++;
+          seen.splitSums.push(e.splitSizes.reduce((x, y) => x + y, 0));
+          if (e.step === 7) ac.abort();
+        },
+        onLog: (e) => void seen.log.push(e),
+        onSample: (e) => void seen.samples.push(e),
+        onCheckpoint: () => void seen.ckpt++,
       },
-      onLog: (e) => void seen.log.push(e),
-      onSample: (e) => {
-        seen.sample++;
-        assert.deepEqual(e.labels, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-        assert.equal(e.result.images.length, 10 * 4 * 16);
-      },
-      onCheckpoint: () => void seen.ckpt++,
-    },
+    });
   });
-  assert.equal(summary.stoppedBy, 'signal');
-  assert.equal(summary.steps, 7);
-  assert.equal(seen.step, 7);
-  assert.deepEqual(
-    seen.log.map((e) => e.step),
-    [2, 4, 6, 7],
-  );
-  assert.equal(seen.sample, 2);
-  assert.equal(seen.ckpt, 2); // step 4, and the final one at 7
-  assert.equal(readCheckpoint(file).meta.step, 7);
-  const bd = t.stats.breakdown();
-  assert.ok(bd.byArStep[0] !== null && bd.byArStep[0]! > 0);
-  assert.equal(bd.byTBin.length, 10);
-  assert.ok(bd.byNumSteps.some((v) => v !== null));
-  // the window breakdowns cover every token of the window
-  assert.equal(
-    seen.log[0].breakdown.arStepTokens.reduce((x, y) => x + y, 0),
-    2 * 8 * 16,
-  );
-  t.dispose();
+  after(() => trainer.dispose());
+
+  test('the signal stops the run after the current step', () => {
+    assert.equal(summary.stoppedBy, 'signal');
+    assert.equal(summary.steps, 7);
+    assert.equal(seen.step, 7);
+  });
+
+  test('onStep sees each step split into AR steps covering all 16 tokens', () => {
+    assert.deepEqual(seen.splitSums, new Array(7).fill(16));
+  });
+
+  test('onLog fires every logEvery steps and at the stop', () => {
+    assert.deepEqual(
+      seen.log.map((e) => e.step),
+      [2, 4, 6, 7],
+    );
+  });
+
+  test('onSample fires every sampleEvery steps with one image per class', () => {
+    assert.equal(seen.samples.length, 2);
+    for (const e of seen.samples) {
+      assert.deepEqual(e.labels, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      assert.equal(e.result.images.length, 10 * 4 * 16);
+    }
+  });
+
+  test('checkpoints are written every checkpointEvery steps and at the stop', () => {
+    assert.equal(seen.ckpt, 2); // step 4, and the final one at 7
+    assert.equal(readCheckpoint(file).meta.step, 7);
+  });
+
+  test('loss breakdowns by AR step, S and t bin; a log window covers every token of the window', () => {
+    const bd = trainer.stats.breakdown();
+    assert.ok(bd.byArStep[0] !== null && bd.byArStep[0]! > 0);
+    assert.equal(bd.byTBin.length, 10);
+    assert.ok(bd.byNumSteps.some((v) => v !== null));
+    assert.equal(
+      seen.log[0].breakdown.arStepTokens.reduce((x, y) => x + y, 0),
+      2 * 8 * 16,
+    );
+  });
 });
 
 test('LossStats buckets tokens by AR step, S and t bin', () => {
