@@ -1,10 +1,10 @@
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { configFromOfficial } from '../src/model/config';
 import { getAttnMask } from '../src/factorization/mask';
 import { SamplingRecorder, traceTrainingBatch, TrainingRecorder } from '../src/introspect/recorders';
-import { sampleImages } from '../src/sample/sampler';
+import { sampleImages, SampleResult } from '../src/sample/sampler';
 import { Trainer } from '../src/train/trainer';
 import { reference, syntheticDataset, useBackend } from './helpers';
 import { fixtureInputs } from '../src/parity';
@@ -46,59 +46,81 @@ test("recorded training attention equals the fixture's attn_probs, and is exactl
   m.dispose();
 });
 
-test('the sampling recorder keeps order, cache growth, bounded attention and trajectories; last x0 = sample', async () => {
-  await useBackend('wasm');
-  const m = refModel();
-  const rec = new SamplingRecorder({
-    attention: { layers: [1], heads: [0, 2], diffusionSteps: [0, 5] },
-    trajectories: { samples: [0, 1] },
+describe('the sampling recorder on one run (AR steps of 3, 5, 8 tokens, 6 diffusion steps, CFG)', () => {
+  let m: CausalDiffusionModel;
+  let rec: SamplingRecorder;
+  let r: SampleResult;
+  before(async () => {
+    await useBackend('wasm');
+    m = refModel();
+    rec = new SamplingRecorder({
+      attention: { layers: [1], heads: [0, 2], diffusionSteps: [0, 5] },
+      trajectories: { samples: [0, 1] },
+    });
+    r = sampleImages(m, {
+      labels: [2, 9],
+      stepSizes: [3, 5, 8],
+      diffusionSteps: '6',
+      cfgScale: 1.5,
+      seed: 4,
+      observer: rec,
+    });
   });
-  const r = sampleImages(m, {
-    labels: [2, 9],
-    stepSizes: [3, 5, 8],
-    diffusionSteps: '6',
-    cfgScale: 1.5,
-    seed: 4,
-    observer: rec,
-  });
-  assert.deepEqual(
-    rec.generation.map((g) => g.positions),
-    [0, 1, 2].map((s) => r.orders.map((o) => o.slice([0, 3, 8][s], [3, 8, 16][s]))),
-  );
-  assert.deepEqual(
-    rec.cacheLength.map((c) => c.length),
-    [4, 4, 7, 7, 12, 12],
-  );
-  assert.equal(rec.attention.length, 3 * 2); // 3 AR steps x 2 diffusion steps x layer 1 x sample 0
-  for (const a of rec.attention) {
-    const k = r.stepSizes[a.arStep];
-    const cache = 4 + r.stepSizes.slice(0, a.arStep).reduce((x, y) => x + y, 0);
-    assert.deepEqual(a.shape, [2, k, cache + k]);
-    assert.equal(a.keys.length, cache + k);
-    for (let row = 0; row < 2 * k; row++) {
-      const sum = a.data.slice(row * (cache + k), (row + 1) * (cache + k)).reduce((x, y) => x + y, 0);
-      assert.ok(Math.abs(sum - 1) < 1e-5);
-    }
-  }
-  assert.equal(rec.trajectories.length, 3 * 6 * 2);
-  const d = 4;
-  for (const tr of rec.trajectories.filter((t) => t.diffusionStep === 5)) {
-    tr.positions.forEach((p, i) =>
-      assert.deepEqual(
-        tr.x0.slice(i * d, (i + 1) * d),
-        Array.from(r.tokens.subarray((tr.sample * 16 + p) * d, (tr.sample * 16 + p + 1) * d)),
-      ),
+  after(() => m.dispose());
+
+  test('generation order: the tokens of each AR step, per sample', () => {
+    assert.deepEqual(
+      rec.generation.map((g) => g.positions),
+      [0, 1, 2].map((s) => r.orders.map((o) => o.slice([0, 3, 8][s], [3, 8, 16][s]))),
     );
-  }
-  const { mask, positions } = rec.mask(0);
-  assert.deepEqual(mask.maskedOut, getAttnMask(16, 4, [3, 5, 8]).maskedOut);
-  assert.deepEqual(
-    positions.filter((p) => p.role === 'noisy').map((p) => p.token),
-    r.orders[0],
-  );
-  const json = JSON.parse(JSON.stringify(rec));
-  assert.equal(json.attention[0].data.length, 2 * 3 * 7);
-  m.dispose();
+  });
+
+  test('the KV cache grows by the clean tokens of each finished AR step', () => {
+    assert.deepEqual(
+      rec.cacheLength.map((c) => c.length),
+      [4, 4, 7, 7, 12, 12],
+    );
+  });
+
+  test('attention is recorded only where asked, over cache + own step, rows summing to 1', () => {
+    assert.equal(rec.attention.length, 3 * 2); // 3 AR steps x 2 diffusion steps x layer 1 x sample 0
+    for (const a of rec.attention) {
+      const k = r.stepSizes[a.arStep];
+      const cache = 4 + r.stepSizes.slice(0, a.arStep).reduce((x, y) => x + y, 0);
+      assert.deepEqual(a.shape, [2, k, cache + k]);
+      assert.equal(a.keys.length, cache + k);
+      for (let row = 0; row < 2 * k; row++) {
+        const sum = a.data.slice(row * (cache + k), (row + 1) * (cache + k)).reduce((x, y) => x + y, 0);
+        assert.ok(Math.abs(sum - 1) < 1e-5);
+      }
+    }
+  });
+
+  test("the last trajectory point's x0 is the sampled token", () => {
+    assert.equal(rec.trajectories.length, 3 * 6 * 2);
+    const d = 4;
+    for (const tr of rec.trajectories.filter((t) => t.diffusionStep === 5))
+      tr.positions.forEach((p, i) =>
+        assert.deepEqual(
+          tr.x0.slice(i * d, (i + 1) * d),
+          Array.from(r.tokens.subarray((tr.sample * 16 + p) * d, (tr.sample * 16 + p + 1) * d)),
+        ),
+      );
+  });
+
+  test("the recorded mask is get_attn_mask of the run's split, its noisy positions the sample's order", () => {
+    const { mask, positions } = rec.mask(0);
+    assert.deepEqual(mask.maskedOut, getAttnMask(16, 4, [3, 5, 8]).maskedOut);
+    assert.deepEqual(
+      positions.filter((p) => p.role === 'noisy').map((p) => p.token),
+      r.orders[0],
+    );
+  });
+
+  test('the recorder serialises to JSON with its arrays', () => {
+    const json = JSON.parse(JSON.stringify(rec));
+    assert.equal(json.attention[0].data.length, 2 * 3 * 7);
+  });
 });
 
 test('the training recorder gets order, step sizes, t, AR weights and per-token loss of each step', async () => {
