@@ -214,7 +214,7 @@ test("vega-lite and plotly outputs also carry the ecosystem's MIME type, with th
   assert.equal(all.schedule.mimeBundle()[PLOTLY_MIME], undefined);
 });
 
-test('an output carries static SVG, spec and loader but no library code; the setup carries each library once', () => {
+test('a chart output carries static SVG, spec and loader but no library code', () => {
   const c = charts().attention;
   const html = c.html();
   assert.ok(html.length < 100_000, `${html.length} bytes`);
@@ -223,13 +223,18 @@ test('an output carries static SVG, spec and loader but no library code; the set
   assert.doesNotMatch(html, /vegaEmbed|Plotly\.newPlot|d3\.select/);
   const bundle = c.mimeBundle();
   assert.deepEqual(Object.keys(bundle).sort(), ['image/svg+xml', 'text/html', 'text/plain']); // d3: no native type
+});
+
+test('the setup output carries each library once, AMD hidden once, no closing script tag inside', () => {
   const setup = vizSetupHtml();
   assert.deepEqual(Object.keys(VIZ_LIBRARIES).sort(), ['d3', 'plotly', 'vega-lite']);
   for (const marker of ['if(!window.vegaEmbed)', 'if(!window.Plotly)', 'if(!window.d3)', 'if(!window.causalfusionViz)'])
     assert.equal(setup.split(marker).length, 2, marker);
-  assert.equal(setup.match(/window\.define=undefined/g)?.length, 1); // AMD hidden once around all libraries
+  assert.equal(setup.match(/window\.define=undefined/g)?.length, 1);
   assert.doesNotMatch(setup.slice(setup.indexOf('<script>') + 8, setup.lastIndexOf('</script>')), /<\/script/i);
-  // a page of d3 views gets d3 and the runtime only
+});
+
+test('a page of d3 views gets d3 and the runtime only', () => {
   const d3only = vizSetupHtml(['d3']);
   assert.ok(d3only.length < 400_000 && !d3only.includes('if(!window.Plotly)'), `${d3only.length} bytes`);
 });
