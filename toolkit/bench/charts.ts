@@ -9,12 +9,11 @@ import * as path from 'path';
 import { chromium } from 'playwright-core';
 import { describeSequence, getAttnMask } from '../src/factorization/mask';
 import { fromSizes } from '../src/factorization/steps';
-import { AttentionRecord } from '../src/introspect/recorders';
+import { randomAttentionRecord } from '../src/introspect/synthetic';
 import { Chart, standalonePage } from '../src/viz/chart';
 import { maskChart } from '../src/viz/charts-factorization';
 import { attentionChart } from '../src/viz/charts-attention';
 import { median } from '../src/util/median';
-import { Rng } from '../src/rng';
 
 const CHROMIUM =
   process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
@@ -35,22 +34,7 @@ export async function benchCharts(repeats = 3): Promise<Record<string, unknown>[
   const mask = getAttnMask(256, 64, split.splitSizes);
   const pos = describeSequence(256, 64, split);
   const n = mask.seqLen;
-  const rng = new Rng(1);
-  const data = new Array<number>(16 * n * n);
-  for (let i = 0; i < data.length; i++) data[i] = mask.maskedOut[i % (n * n)] ? 0 : rng.random() / n;
-  const rec: AttentionRecord = {
-    arStep: -1,
-    diffusionStep: -1,
-    t: 0,
-    layer: 0,
-    sample: 0,
-    unconditional: false,
-    heads: Array.from({ length: 16 }, (_, h) => h),
-    shape: [16, n, n],
-    data,
-    queries: pos,
-    keys: pos,
-  };
+  const rec = randomAttentionRecord(mask, pos, 16);
   const image = new Float32Array(32 * 32).map((_, i) => Math.sin(i / 7));
   const build: [string, () => Chart][] = [
     [`mask, ${n} positions`, () => maskChart(mask, pos)],

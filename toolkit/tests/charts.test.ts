@@ -13,6 +13,7 @@ import { fromSizes } from '../src/factorization/steps';
 import { createDiffusion } from '../src/diffusion/gaussian';
 import { samplingDiffusion } from '../src/sample/sampler';
 import { AttentionRecord, TrajectoryRecord } from '../src/introspect/recorders';
+import { randomAttentionRecord } from '../src/introspect/synthetic';
 import { LogEvent } from '../src/train/trainer';
 import { Chart, PLOTLY_MIME, VEGALITE_MIME } from '../src/viz/chart';
 import { arStepStatsChart, maskChart, orderChart } from '../src/viz/charts-factorization';
@@ -284,24 +285,8 @@ test('scale: a 64 + 2 x 256 mask and 16-head attention over 576 positions stay s
   assert.ok(Date.now() - t0 < 5000, `mask chart took ${Date.now() - t0} ms`);
   assert.ok(html.length < 1_500_000, `mask output ${html.length} bytes`);
   // 16 heads of random attention over the 576 x 576 sequence, one layer
-  const n = mask.seqLen;
   const pos = describeSequence(256, 64, split);
-  const rng = new Rng(1);
-  const data = new Array<number>(16 * n * n);
-  for (let i = 0; i < data.length; i++) data[i] = mask.maskedOut[i % (n * n)] ? 0 : rng.random() / n;
-  const rec: AttentionRecord = {
-    arStep: -1,
-    diffusionStep: -1,
-    t: 0,
-    layer: 0,
-    sample: 0,
-    unconditional: false,
-    heads: Array.from({ length: 16 }, (_, h) => h),
-    shape: [16, n, n],
-    data,
-    queries: pos,
-    keys: pos,
-  };
+  const rec = randomAttentionRecord(mask, pos, 16);
   t0 = Date.now();
   const a = attentionChart([rec], ring(32), 32, 16).html();
   assert.ok(Date.now() - t0 < 15000, `attention chart took ${Date.now() - t0} ms`);
