@@ -6,7 +6,9 @@
 #           notebooks' HTML exports; the Vulkan loader and Mesa's CPU Vulkan driver (lavapipe) >= 25, so that every
 #           machine has a WebGPU adapter for the webgpu backend's tests (Debian 12's own Mesa 22.3 is refused by
 #           Dawn: on bookworm they come from bookworm-backports);
-#   npm:    the locked packages (npm ci) when node_modules is absent or older than package-lock.json.
+#   npm:    the locked packages (npm ci) when node_modules is absent or older than package-lock.json;
+#   native: the fused CPU kernels (toolkit/native, against OpenBLAS) when their source is newer than the build;
+#           when they cannot build, the toolkit runs tfjs ops instead (slower, same results).
 # Idempotent and quick when everything is there. Needs root (or sudo) only when a Debian package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,3 +50,5 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "[setup] installing npm packages (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+bash toolkit/native/build.sh || echo "[setup] fused CPU kernels not built (the wasm backend uses tfjs ops instead)"

@@ -41,6 +41,18 @@ export function maxAbs(a: ArrayLike<number>): number {
 
 export const values = (t: tf.Tensor) => Array.from(t.dataSync());
 
+/** Value and gradients of `f` at `inputs` under the upstream gradient `dy`, on the host. */
+export function valueAndGrads(
+  f: (...xs: tf.Tensor[]) => tf.Tensor,
+  inputs: tf.Tensor[],
+  dy: tf.Tensor,
+): Float32Array[] {
+  return tf.tidy(() => {
+    const { value, grads } = tf.valueAndGrads((...xs: tf.Tensor[]) => f(...xs))(inputs, dy);
+    return [value, ...grads].map((t) => t.dataSync() as Float32Array);
+  });
+}
+
 /** 40 random 4-channel 4x4 "images" in 10 classes: the shape of the tiny preset. */
 export function syntheticDataset(count = 40, seed = 5): ImageDataset {
   const rng = new Rng(seed);

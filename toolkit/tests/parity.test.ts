@@ -1,45 +1,63 @@
 /**
- * Parity with the official PyTorch code on every CPU path: wasm with native GEMM (when nblas is installed),
- * wasm with XNNPACK only, and the plain cpu backend.
+ * Parity with the official PyTorch code on every CPU path: wasm with native GEMM (when nblas is installed) or
+ * XNNPACK, each with the fused native kernels (toolkit/native) and with tfjs ops only, and the plain cpu backend.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { nativeGemmActive } from '../src/backend';
+import { backendReport, nativeGemmActive, nativeKernels, setFusedKernels } from '../src/backend';
 import { verifyReference, TOLERANCES, fixtureInputs } from '../src/parity';
 import { configFromOfficial } from '../src/model/config';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { getAttnMask } from '../src/factorization';
 import { reference, useBackend } from './helpers';
 
-const PATHS: [string, 'wasm' | 'cpu', boolean][] = [
-  ['wasm + native GEMM (or XNNPACK when nblas is absent)', 'wasm', true],
-  ['wasm + XNNPACK', 'wasm', false],
-  ['cpu', 'cpu', false],
+const PATHS: { label: string; backend: 'wasm' | 'cpu'; gemm: boolean; fused: boolean }[] = [
+  {
+    label: 'wasm + native GEMM (or XNNPACK when nblas is absent) + fused native kernels',
+    backend: 'wasm',
+    gemm: true,
+    fused: true,
+  },
+  {
+    label: 'wasm + native GEMM (or XNNPACK when nblas is absent), tfjs ops',
+    backend: 'wasm',
+    gemm: true,
+    fused: false,
+  },
+  { label: 'wasm + XNNPACK + fused native kernels', backend: 'wasm', gemm: false, fused: true },
+  { label: 'wasm + XNNPACK, tfjs ops', backend: 'wasm', gemm: false, fused: false },
+  { label: 'cpu', backend: 'cpu', gemm: false, fused: false },
 ];
 
-for (const [label, backend, gemm] of PATHS) {
+for (const { label, backend, gemm, fused } of PATHS) {
   test(`every fixture comparison within tolerance on ${label}`, async () => {
     await useBackend(backend, gemm);
-    if (backend === 'wasm' && !gemm) assert.equal(nativeGemmActive(), false);
-    const rows = verifyReference(reference());
-    const failed = rows.filter((r) => !r.pass);
-    assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
-    // every section is really compared (nothing silently empty)
-    for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const)
-      assert.ok(
-        rows.some((r) => r.section === s),
-        s,
+    setFusedKernels(fused);
+    try {
+      if (backend === 'wasm' && !gemm) assert.equal(nativeGemmActive(), false);
+      if (backend === 'wasm') assert.equal(!!nativeKernels(), fused, `native kernels: ${backendReport()?.detail}`);
+      const rows = verifyReference(reference());
+      const failed = rows.filter((r) => !r.pass);
+      assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
+      // every section is really compared (nothing silently empty)
+      for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const)
+        assert.ok(
+          rows.some((r) => r.section === s),
+          s,
+        );
+      const grads = rows.filter((r) => r.section === 'grads');
+      assert.equal(grads.length, Object.keys(reference().forward.grads).length);
+      // only the key-LayerNorm biases have a true gradient of ~0 (a shift of all keys does not change softmax)
+      assert.deepEqual(
+        grads.filter((r) => r.note).map((r) => r.item),
+        ['blocks.0.attn.k_norm.bias', 'blocks.1.attn.k_norm.bias'],
       );
-    const grads = rows.filter((r) => r.section === 'grads');
-    assert.equal(grads.length, Object.keys(reference().forward.grads).length);
-    // only the key-LayerNorm biases have a true gradient of ~0 (a shift of all keys does not change softmax)
-    assert.deepEqual(
-      grads.filter((r) => r.note).map((r) => r.item),
-      ['blocks.0.attn.k_norm.bias', 'blocks.1.attn.k_norm.bias'],
-    );
-    const fwd = rows.filter((r) => r.section === 'forward' && r.metric === 'rel');
-    assert.ok(fwd.every((r) => r.maxRel <= TOLERANCES.forward));
+      const fwd = rows.filter((r) => r.section === 'forward' && r.metric === 'rel');
+      assert.ok(fwd.every((r) => r.maxRel <= TOLERANCES.forward));
+    } finally {
+      setFusedKernels(true);
+    }
   });
 }
 

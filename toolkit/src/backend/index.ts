@@ -11,8 +11,11 @@ import { activateWebgpu, WebGPUBackendLike } from './webgpu';
 import { activeWebgpu } from './wgsl/runner';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-gemm';
+import { loadNativeKernels, NativeKernels, nativeKernelsStatus } from './native-kernels';
 
 export { nativeGemmActive } from './native-gemm';
+export { nativeKernelsStatus, setNativeThreads } from './native-kernels';
+export type { NativeKernels } from './native-kernels';
 export { isSoftwareAdapter } from './webgpu';
 export { matmulPrecision, setMatmulPrecision, tensorCoreMatmul, tensorCoresAvailable } from './wgsl/matmul';
 export type { MatmulPrecision } from './wgsl/matmul';
@@ -92,7 +95,7 @@ async function activate(name: BackendName, nativeGemm: boolean, forced: boolean)
       patchWasmKernels();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
       const gemm = setNativeGemm(nativeGemm);
-      return { ok: true, detail: `SIMD ${simd ? 'on' : 'off'}, patched kernels, ${gemm}` };
+      return { ok: true, detail: `SIMD ${simd ? 'on' : 'off'}, patched kernels, ${gemm}, ${nativeKernelsStatus()}` };
     } catch (e) {
       return { ok: false, why: `wasm failed: ${errMsg(e)}` };
     }
@@ -130,8 +133,9 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
 let fusedOn = process.env.CAUSALFUSION_FUSED !== '0';
 
 /**
- * Turns the hand-written WGSL kernels (fused optimizer, LayerNorm, attention) on or off; on by default,
- * off with $CAUSALFUSION_FUSED=0. Off, webgpu runs tfjs's own kernels only: the reference they are tested against.
+ * Turns the hand-written kernels (fused optimizer, LayerNorm, GELU, attention: WGSL on webgpu, toolkit/native
+ * on wasm) on or off; on by default, off with $CAUSALFUSION_FUSED=0. Off, the model runs tfjs's own kernels
+ * only: the reference they are tested against.
  */
 export function setFusedKernels(on: boolean): void {
   fusedOn = on;
@@ -140,6 +144,11 @@ export function setFusedKernels(on: boolean): void {
 /** The webgpu backend when it is active and the fused kernels are on, else null. */
 export function fusedKernels(): WebGPUBackendLike | null {
   return fusedOn ? activeWebgpu() : null;
+}
+
+/** The fused CPU kernels (toolkit/native) when the wasm backend is active, they are built and fused kernels are on. */
+export function nativeKernels(): NativeKernels | null {
+  return fusedOn && tf.getBackend() === 'wasm' ? loadNativeKernels() : null;
 }
 
 /** True when matmuls must avoid transpose flags and batching to reach XNNPACK (wasm without native GEMM). */

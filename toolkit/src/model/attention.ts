@@ -3,10 +3,12 @@
  * and k (QK-norm, before q is scaled), softmax(q·kᵀ·scale + additive mask)·v, then `proj`.
  * Two entry points, as in the official code: a masked full-sequence forward for training, and a KV-cache
  * forward for inference where the current chunk attends, unmasked, to the cache plus itself.
- * On webgpu both run as flash-style WGSL kernels (backend/wgsl/attention) unless probabilities are recorded.
+ * On webgpu both run as flash-style WGSL kernels (backend/wgsl/attention) unless probabilities are recorded; on
+ * wasm as one native kernel per direction (backend/native-kernels), which also hands probabilities to a hook.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedKernels } from '../backend';
+import { fusedKernels, nativeKernels, NativeKernels } from '../backend';
+import * as native from '../backend/native-kernels';
 import type { WebGPUBackendLike } from '../backend/webgpu';
 import {
   flashAttentionBackward,
@@ -110,16 +112,37 @@ const flashAttention = (gpu: WebGPUBackendLike, s: FlashShape, ranges: tf.Tensor
     };
   });
 
+/** The native kernels as a differentiable op of (q, k, v); probabilities go to `onProbs` when given. */
+const nativeAttention = (cpu: NativeKernels, s: FlashShape, ranges: Int32Array, onProbs?: ProbsHook) =>
+  customOp<tf.Tensor3D>(([q, k, v], save) => {
+    const [o, probs] = native.attentionForward(cpu, s, q, k, v, ranges);
+    onProbs?.(probs);
+    save([q, k, v, probs]);
+    return {
+      value: o,
+      gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, ps]: tf.Tensor[]) =>
+        native.attentionBackward(cpu, s, qs, ks, vs, ps, dO),
+    };
+  });
+
 /** `proj` of the merged heads [N, L, D]. */
 function project(p: Params, pre: string, o: tf.Tensor3D): tf.Tensor3D {
   return linear(o, p[`${pre}.proj.weight`], p[`${pre}.proj.bias`]) as tf.Tensor3D;
 }
 
-/** The generalized causal mask in both forms: additive [S, S] for the tfjs path, key ranges for the fused one. */
+/** The generalized causal mask in its forms: additive [S, S] for the tfjs path, key ranges for the fused ones. */
 export interface MaskedContext {
   mask: tf.Tensor2D;
-  /** `rangesTensor(getAttnRanges(...))`. */
+  /** `rangesTensor(getAttnRanges(...))` (WGSL kernels). */
   ranges: tf.Tensor1D;
+  /** `getAttnRanges(...)` (native kernels). */
+  keyRanges: Int32Array;
+}
+
+/** q, k, v of the whole sequence read in place from [N, L, H, hd]. */
+function maskedShape(N: number, L: number, H: number, hd: number): FlashShape {
+  const layout = tokenMajor(H, L, hd);
+  return { N, H, Lq: L, Lk: L, hd, scale: Math.pow(hd, -0.5), q: layout, k: layout, v: layout };
 }
 
 /** Training path (`_forward`): the whole sequence under the additive generalized causal mask [S, S]. */
@@ -134,21 +157,13 @@ export function maskedAttention(
   return tf.tidy(() => {
     const [N, L, D] = x.shape;
     const hd = D / numHeads;
+    const s = maskedShape(N, L, numHeads, hd);
     const gpu = flashBackend(hd, onProbs);
-    if (!gpu) return project(p, pre, attend(...qkvNormed(p, pre, x, numHeads, true), ctx.mask, onProbs));
-    const layout = tokenMajor(numHeads, L, hd);
-    const s: FlashShape = {
-      N,
-      H: numHeads,
-      Lq: L,
-      Lk: L,
-      hd,
-      scale: Math.pow(hd, -0.5),
-      q: layout,
-      k: layout,
-      v: layout,
-    };
-    return project(p, pre, flashAttention(gpu, s, ctx.ranges)(...qkvNormed(p, pre, x, numHeads, false)));
+    if (gpu) return project(p, pre, flashAttention(gpu, s, ctx.ranges)(...qkvNormed(p, pre, x, numHeads, false)));
+    const cpu = nativeKernels();
+    if (cpu)
+      return project(p, pre, nativeAttention(cpu, s, ctx.keyRanges, onProbs)(...qkvNormed(p, pre, x, numHeads, false)));
+    return project(p, pre, attend(...qkvNormed(p, pre, x, numHeads, true), ctx.mask, onProbs));
   });
 }
 
@@ -178,7 +193,8 @@ export function cachedAttention(
       cache.k = tf.keep(k);
       cache.v = tf.keep(v);
     }
-    if (!gpu) return project(p, pre, attend(q, k, v, null, onProbs));
+    const cpu = gpu ? null : nativeKernels();
+    if (!gpu && !cpu) return project(p, pre, attend(q, k, v, null, onProbs));
     const Lk = k.shape[2];
     const s: FlashShape = {
       N,
@@ -191,6 +207,7 @@ export function cachedAttention(
       k: headMajor(numHeads, Lk, hd),
       v: headMajor(numHeads, Lk, hd),
     };
-    return project(p, pre, flashAttention(gpu, s, rangesTensor(fullRanges(Lq, Lk), hd))(q, k, v));
+    if (cpu) return project(p, pre, nativeAttention(cpu, s, fullRanges(Lq, Lk), onProbs)(q, k, v));
+    return project(p, pre, flashAttention(gpu!, s, rangesTensor(fullRanges(Lq, Lk), hd))(q, k, v));
   });
 }

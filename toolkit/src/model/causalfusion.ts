@@ -64,8 +64,10 @@ export interface PreparedBatch {
   y: tf.Tensor1D;
   /** Additive generalized causal mask [S, S] (tfjs attention). */
   mask: tf.Tensor2D;
-  /** The same mask as key ranges per row (fused attention kernels). */
+  /** The same mask as key ranges per row (WGSL attention kernels). */
   ranges: tf.Tensor1D;
+  /** The key ranges on the host (native attention kernels). */
+  keyRanges: Int32Array;
 }
 
 /** `TimestepEmbedder.timestep_embedding`: [cos | sin] features, float32 arithmetic as in PyTorch. */
@@ -204,6 +206,7 @@ export class CausalDiffusionModel {
     const badLabel = inp.y.find((v) => !Number.isInteger(v) || v < 0 || v >= maxLabel);
     if (badLabel !== undefined) throw new Error(`label ${badLabel} is outside [0, ${maxLabel})`);
     const mask = getAttnMask(L, c.numCondTokens, inp.splitSizes);
+    const keyRanges = getAttnRanges(L, c.numCondTokens, inp.splitSizes);
     const Lc = L - inp.splitSizes[inp.splitSizes.length - 1];
     const tok = (a: Float32Array) => patchify(a, N, c.latentChannels, S, S, c.patchSize);
     return {
@@ -217,7 +220,8 @@ export class CausalDiffusionModel {
       tFreq: tf.tensor2d(timestepFrequencies(inp.t), [N, 256]),
       y: tf.tensor1d(Int32Array.from(inp.y), 'int32'),
       mask: tf.tensor2d(additiveMask(mask), [mask.seqLen, mask.seqLen]),
-      ranges: rangesTensor(getAttnRanges(L, c.numCondTokens, inp.splitSizes), c.hiddenSize / c.numHeads),
+      ranges: rangesTensor(keyRanges, c.hiddenSize / c.numHeads),
+      keyRanges,
     };
   }
 

@@ -4,14 +4,16 @@
  * On wasm, `BatchMatMul` reaches XNNPACK only for plain 2-D products without transpose flags; anything else
  * falls into a naive loop 10-50x slower (measured: see the README section "Backends"). So on wasm: transposes are
  * explicit, batched products are split into 2-D ones, and linear layers carry hand-written gradients that
- * keep every product on XNNPACK. On other backends the same functions pass transpose flags through. On webgpu,
- * LayerNorm and GELU run as fused WGSL kernels (backend/wgsl) unless they are switched off.
+ * keep every product on XNNPACK. On other backends the same functions pass transpose flags through. LayerNorm
+ * and GELU run as fused kernels unless they are switched off: WGSL on webgpu (backend/wgsl), toolkit/native on
+ * wasm (backend/native-kernels).
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedKernels, prefersPlain2dMatmul } from '../backend';
+import { fusedKernels, nativeKernels, NativeKernels, prefersPlain2dMatmul } from '../backend';
+import * as native from '../backend/native-kernels';
 import type { WebGPUBackendLike } from '../backend/webgpu';
-import { geluBackward, geluForward } from '../backend/wgsl/gelu';
-import { layerNormBackward, layerNormForward } from '../backend/wgsl/layernorm';
+import * as wgslGelu from '../backend/wgsl/gelu';
+import * as wgslLayerNorm from '../backend/wgsl/layernorm';
 
 /** 2-D product a·b with optional transposes, the fastest way for the active backend. */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
@@ -31,8 +33,13 @@ export function bmm(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transpos
   });
 }
 
-/** Column sums of a 2-D tensor; on wasm as ones·X, which stays on XNNPACK instead of transposing to reduce. */
+/**
+ * Column sums of a 2-D tensor: in one pass with the native kernels, else on wasm as ones·X, which stays on
+ * XNNPACK instead of transposing to reduce.
+ */
 function sumRows(x: tf.Tensor2D): tf.Tensor1D {
+  const cpu = nativeKernels();
+  if (cpu) return native.sumRows(cpu, x);
   if (!prefersPlain2dMatmul()) return tf.sum(x, 0);
   return tf.tidy(() => tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]));
 }
@@ -83,38 +90,63 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   });
 }
 
-/** `make(gpu)` built once per webgpu backend and key (a customGrad wrapper, not rebuilt at every call). */
-function perBackend<F>(make: (gpu: WebGPUBackendLike, key: number) => F): (gpu: WebGPUBackendLike, key?: number) => F {
-  const made = new WeakMap<WebGPUBackendLike, Map<number, F>>();
-  return (gpu, key = 0) => {
-    let m = made.get(gpu);
-    if (!m) made.set(gpu, (m = new Map()));
-    let f = m.get(key);
-    if (!f) m.set(key, (f = make(gpu, key)));
+/** `make(key)` built once per key (a customGrad wrapper, not rebuilt at every call). */
+function memo<K, F>(make: (key: K) => F): (key: K) => F {
+  const made = new Map<K, F>();
+  return (key) => {
+    let f = made.get(key);
+    if (!f) made.set(key, (f = make(key)));
     return f;
   };
 }
 
-/** LayerNorm in fused WGSL kernels (webgpu): rows of the last axis, statistics kept for the backward. */
-const fusedLayerNorm = perBackend((gpu, eps) =>
+/** A fused LayerNorm: rows of the last axis, per-row statistics kept for the backward. */
+interface LayerNormKernels {
+  forward(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): [tf.Tensor2D, tf.Tensor1D];
+  backward(dy: tf.Tensor2D, x: tf.Tensor2D, w: tf.Tensor, stats: tf.Tensor1D): tf.Tensor[];
+}
+
+const layerNormOp = (k: LayerNormKernels) =>
   customOp(([x, w, b], save) => {
-    const [y, stats] = layerNormForward(gpu, x as tf.Tensor2D, w, b, eps);
+    const [y, stats] = k.forward(x as tf.Tensor2D, w, b);
     save([x, w, stats]);
     return {
       value: y as tf.Tensor,
       gradFunc: (dy: tf.Tensor, [xs, ws, st]: tf.Tensor[]) =>
-        layerNormBackward(gpu, dy as tf.Tensor2D, xs as tf.Tensor2D, ws, st as tf.Tensor1D),
+        k.backward(dy as tf.Tensor2D, xs as tf.Tensor2D, ws, st as tf.Tensor1D),
     };
-  }),
+  });
+
+const gpuLayerNorm = memo((gpu: WebGPUBackendLike) =>
+  memo((eps: number) =>
+    layerNormOp({
+      forward: (x, w, b) => wgslLayerNorm.layerNormForward(gpu, x, w, b, eps),
+      backward: (dy, x, w, st) => wgslLayerNorm.layerNormBackward(gpu, dy, x, w, st),
+    }),
+  ),
 );
+
+const cpuLayerNorm = memo((cpu: NativeKernels) =>
+  memo((eps: number) =>
+    layerNormOp({
+      forward: (x, w, b) => native.layerNormForward(cpu, x, w, b, eps),
+      backward: (dy, x, w, st) => native.layerNormBackward(cpu, dy, x, w, st),
+    }),
+  ),
+);
+
+/** The fused LayerNorm of the active backend, or null to compose it from tfjs ops. */
+function fusedLayerNorm(eps: number): ((x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.Tensor) | null {
+  const gpu = fusedKernels();
+  if (gpu) return gpuLayerNorm(gpu)(eps);
+  const cpu = nativeKernels();
+  return cpu ? cpuLayerNorm(cpu)(eps) : null;
+}
 
 /** `nn.LayerNorm` over the last axis (PyTorch's eps 1e-5, biased variance). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps = 1e-5): tf.Tensor {
-  const gpu = fusedKernels();
-  if (gpu)
-    return tf.tidy(() =>
-      tf.reshape(fusedLayerNorm(gpu, eps)(tf.reshape(x, [-1, x.shape[x.rank - 1]]), weight, bias), x.shape),
-    );
+  const fused = fusedLayerNorm(eps);
+  if (fused) return tf.tidy(() => tf.reshape(fused(tf.reshape(x, [-1, x.shape[x.rank - 1]]), weight, bias), x.shape));
   return tf.tidy(() => {
     const mean = tf.mean(x, -1, true);
     const xc = tf.sub(x, mean);
@@ -126,18 +158,33 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps 
 /** GELU, tanh approximation (`nn.GELU(approximate="tanh")`), written as x·sigmoid(2z): the same function. */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
   const gpu = fusedKernels();
-  if (gpu) return fusedGelu(gpu)(x);
+  if (gpu) return gpuGelu(gpu)(x);
+  const cpu = nativeKernels();
+  if (cpu) return cpuGelu(cpu)(x);
   return tf.tidy(() => {
     const z = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * Math.sqrt(2 / Math.PI));
     return tf.mul(x, tf.sigmoid(z));
   });
 }
 
-const fusedGelu = perBackend((gpu) =>
+const geluOp = (forward: (x: tf.Tensor) => tf.Tensor, backward: (dy: tf.Tensor, x: tf.Tensor) => tf.Tensor) =>
   customOp(([x], save) => {
     save([x]);
-    return { value: geluForward(gpu, x), gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [geluBackward(gpu, dy, xs)] };
-  }),
+    return { value: forward(x), gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [backward(dy, xs)] };
+  });
+
+const gpuGelu = memo((gpu: WebGPUBackendLike) =>
+  geluOp(
+    (x) => wgslGelu.geluForward(gpu, x),
+    (dy, x) => wgslGelu.geluBackward(gpu, dy, x),
+  ),
+);
+
+const cpuGelu = memo((cpu: NativeKernels) =>
+  geluOp(
+    (x) => native.geluForward(cpu, x),
+    (dy, x) => native.geluBackward(cpu, dy, x),
+  ),
 );
 
 /** SiLU, x·sigmoid(x). */

@@ -16,9 +16,10 @@ import { CausalDiffusionModel, disposeBatch, PreparedBatch, TrainingInputs } fro
 import { Params } from '../model/attention';
 import { weightedLoss } from './loss';
 import { AdamW, biasCorrections, clipGradNorm, Ema, warmupLr } from './optim';
-import { fusedKernels } from '../backend';
+import { fusedKernels, nativeKernels } from '../backend';
+import { adamwUpdate as nativeAdamWUpdate } from '../backend/native-kernels';
 import type { WebGPUBackendLike } from '../backend/webgpu';
-import { fusedAdamWUpdate } from '../backend/wgsl/adamw';
+import { FusedAdamWArgs, fusedAdamWUpdate } from '../backend/wgsl/adamw';
 import { lossScaleFor } from '../backend/wgsl/matmul';
 import { OFFICIAL_RECIPE } from './recipes';
 
@@ -251,7 +252,13 @@ export interface StepResult {
 /** The statistics of a step before its sanity checks. */
 type Update = Omit<StepResult, 'lr'>;
 
-/** clip + AdamW + EMA with tfjs ops; reads the loss first, so a non-finite one stops before any change. */
+/** The settings of a fused clip + AdamW + EMA update, the optimizer's step already counted. */
+function fusedUpdateArgs(opt: AdamW, ema: Ema | null, lr: number, cfg: StepConfig, gradScale: number): FusedAdamWArgs {
+  const c = opt.config;
+  return { ...c, ...biasCorrections(c, opt.step), lr, maxNorm: cfg.gradClip, emaDecay: ema?.decay, gradScale };
+}
+
+/** clip + AdamW + EMA with tfjs ops, or in one native pass per parameter; reads the loss first, so a non-finite one stops before any change. */
 function hostUpdate(
   model: CausalDiffusionModel,
   opt: AdamW,
@@ -265,6 +272,16 @@ function hostUpdate(
   if (!Number.isFinite(loss)) {
     tf.dispose(Object.values(r.grads));
     return { loss, gradNorm: NaN, tokenMse };
+  }
+  const cpu = nativeKernels();
+  if (cpu) {
+    opt.step += 1;
+    const moments = (n: string) => opt.moment(n, model.params[n]);
+    const args = fusedUpdateArgs(opt, ema, lr, cfg, r.scale);
+    const gradNorm = nativeAdamWUpdate(cpu, model.params, r.grads, moments, ema?.shadow ?? null, args);
+    if (!Number.isFinite(gradNorm)) opt.step -= 1;
+    tf.dispose(Object.values(r.grads));
+    return { loss, gradNorm, tokenMse };
   }
   if (r.scale !== 1) {
     for (const [n, g] of Object.entries(r.grads)) {
@@ -294,7 +311,6 @@ function gpuUpdate(
   lr: number,
   cfg: StepConfig,
 ): Update {
-  const c = opt.config;
   opt.step += 1;
   const clip = fusedAdamWUpdate(
     backend,
@@ -303,14 +319,7 @@ function gpuUpdate(
     (n) => opt.moment(n, model.params[n]),
     ema?.shadow ?? null,
     r.loss,
-    {
-      ...c,
-      ...biasCorrections(c, opt.step),
-      lr,
-      maxNorm: cfg.gradClip,
-      emaDecay: ema?.decay,
-      gradScale: r.scale,
-    },
+    fusedUpdateArgs(opt, ema, lr, cfg, r.scale),
   );
   tf.dispose(Object.values(r.grads));
   const all = tf.tidy(() =>
