@@ -10,9 +10,9 @@
  * autocast), W384 D6 B64 on 8x8 tokens and W768 D12 B64 on 16x16 tokens (`runs/bench-gpu.json`);
  * BENCH_GPU_STEPS sets the timed steps (default 20), BENCH_GPU_ONLY picks cases by name.
  */
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
+import { findPython, runJson, TWIN } from './torch';
 // the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
 type Sections = typeof import('./sampling') & typeof import('./charts') & typeof import('./soak');
 const section = <K extends keyof Sections>(file: string, name: K): Sections[K] => require(file)[name];
@@ -24,7 +24,6 @@ interface Case {
 }
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
-const TWIN = path.resolve(__dirname, '..', '..', 'bench', 'torch_twin.py');
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
 const base = ['--image-size', '8', '--patch-size', '1', '--channels', '48', '--cond-tokens', '4', '--classes', '10'];
@@ -41,25 +40,6 @@ const CASES: Case[] = [
   { name: 'W384 D6 B16', args: [...W384, '--batch', '16', '--steps', '8'] },
   { name: 'W384 D6 B64 checkpointed', args: [...W384, '--batch', '64', '--steps', '4', '--checkpoint'] },
 ];
-
-function findPython(): string | null {
-  for (const py of [process.env.PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[]) {
-    if (spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) return py;
-  }
-  return null;
-}
-
-function runJson(
-  cmd: string,
-  args: string[],
-  env: Record<string, string> = {},
-  input?: string,
-): Record<string, unknown> {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', input, env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-  const line = r.stdout.trim().split('\n').pop()!;
-  return JSON.parse(line);
-}
 
 function writeResults(name: string, results: Record<string, unknown>[]): void {
   const out = path.join(ROOT, 'runs');
@@ -187,7 +167,7 @@ async function main(): Promise<void> {
         `| ${fmt(ours.peakRssMb).padStart(5)} MB | ${fmt(twin.t1).padStart(8)} ms | ${fmt(twin.t2).padStart(8)} ms | ${Number.isFinite(ratio) ? ratio.toFixed(2) + 'x' : 'n/a'}`,
     );
   }
-  results.push(...(await section('./sampling', 'benchSampling')(process.env.BENCH_QUICK ? 1 : 3)));
+  results.push(...(await section('./sampling', 'benchSampling')(process.env.BENCH_QUICK ? 1 : 3, python)));
   results.push(...(await section('./charts', 'benchCharts')(process.env.BENCH_QUICK ? 1 : 3)));
   writeResults('bench.json', results);
 }

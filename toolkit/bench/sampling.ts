@@ -1,6 +1,7 @@
 /**
  * Sampling speed of the shipped MNIST model: wall time per grid for S = 1, 2, 4, 8, L AR steps in raster and
- * random order, and the cost of introspection (no observer vs an empty observer vs a recorder taking one
+ * random order, against the PyTorch twin's KV-cache sampler (same shapes, best of 1 and 2 threads) when torch is
+ * installed, and the cost of introspection (no observer vs an empty observer vs a recorder taking one
  * layer's attention at one diffusion step per AR step plus all trajectories of one sample).
  * Prints a table and returns the rows (bench-suite writes them to runs/bench.json).
  */
@@ -11,29 +12,57 @@ import { SamplingRecorder } from '../src/introspect/recorders';
 import { SHIPPED_MODEL } from '../src/data/assets';
 import { numPatches } from '../src/model/config';
 import { median } from '../src/util/median';
+import { runJson, TWIN } from './torch';
 
-export async function benchSampling(repeats = 3): Promise<Record<string, unknown>[]> {
+export async function benchSampling(repeats = 3, python: string | null = null): Promise<Record<string, unknown>[]> {
   await initBackend({ backend: 'wasm', quiet: true });
   const model = loadModel(SHIPPED_MODEL);
   const L = numPatches(model.config);
   const labels = Array.from({ length: 10 }, (_, i) => i);
+  const steps = 50;
   const time = (o: Omit<SampleOptions, 'labels'>) => {
     const ms: number[] = [];
     for (let r = 0; r < repeats; r++) {
       const t0 = process.hrtime.bigint();
-      sampleImages(model, { labels, diffusionSteps: '50', clipDenoised: true, seed: r, ...o });
+      sampleImages(model, { labels, diffusionSteps: String(steps), clipDenoised: true, seed: r, ...o });
       ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
     }
     return median(ms);
   };
+  const torch = (arSteps: number) =>
+    python
+      ? Math.min(
+          ...[1, 2].map(
+            (threads) =>
+              runJson(
+                python,
+                [TWIN],
+                {},
+                JSON.stringify({
+                  mode: 'sample',
+                  config: model.config,
+                  batch: labels.length,
+                  arSteps,
+                  diffusionSteps: steps,
+                  repeats,
+                  threads,
+                }),
+              ).medianMs as number,
+          ),
+        )
+      : NaN;
   const rows: Record<string, unknown>[] = [];
-  console.log(`\nsampling 10 digits, 50 DDPM steps per AR step (shipped model, L = ${L}), median of ${repeats}`);
-  console.log('AR steps | raster ms | random ms');
+  console.log(`\nsampling 10 digits, ${steps} DDPM steps per AR step (shipped model, L = ${L}), median of ${repeats}`);
+  console.log('AR steps | raster ms | random ms | torch ms (best of 1, 2 threads) | ratio (random / torch)');
   for (const S of [1, 2, 4, 8, L]) {
     const raster = time({ arSteps: S, order: 'raster' });
     const random = time({ arSteps: S, order: 'random' });
-    rows.push({ kind: 'sampling', arSteps: S, rasterMs: raster, randomMs: random });
-    console.log(`${String(S).padStart(8)} | ${raster.toFixed(0).padStart(9)} | ${random.toFixed(0).padStart(9)}`);
+    const torchMs = torch(S);
+    rows.push({ kind: 'sampling', arSteps: S, rasterMs: raster, randomMs: random, torchMs, ratio: random / torchMs });
+    const ratio = Number.isFinite(torchMs) ? `${(random / torchMs).toFixed(2)}x` : 'n/a';
+    console.log(
+      `${String(S).padStart(8)} | ${raster.toFixed(0).padStart(9)} | ${random.toFixed(0).padStart(9)} | ${torchMs.toFixed(0).padStart(32)} | ${ratio}`,
+    );
   }
   const plain = time({ arSteps: 4 });
   const empty = time({ arSteps: 4, observer: {} });

@@ -4,6 +4,10 @@ Reads a JSON plan on stdin: {"config": {...}, "batch": N, "splits": [[sizes...],
 "device": "cpu" | "cuda", "precision": "fp32" | "tf32" | "bf16"} and replays exactly those AR-step splits (so
 both sides do the same work), timing forward + backward + clip_grad_norm_(1.0) + AdamW(0.9, 0.95, eps 1e-15) +
 EMA(0.9999) per step (on CUDA up to a synchronize, eager mode; bf16 is autocast). Prints one JSON line.
+With "mode": "sample" ({"config", "batch", "arSteps", "diffusionSteps", "repeats", "threads"}) it times the
+sampler instead: S AR steps of equal size in a random order, each a DDPM chain with a KV cache (the official
+`_forward_kv_cache`: condition tokens and finished steps cached, the current step attends to cache + itself),
+no guidance, under torch.inference_mode.
 The model follows the official CausalDiffusionModel (pre-LN blocks, QK-norm, GELU-tanh, in-context
 condition tokens, t-embedding on noisy tokens, generalized causal mask)."""
 import json
@@ -25,12 +29,18 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.q_norm, self.k_norm = nn.LayerNorm(self.hd), nn.LayerNorm(self.hd)
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, cache=None):
         n, l, _ = x.shape
         q, k, v = self.qkv(x).reshape(n, l, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4).unbind(0)
         q = self.q_norm(q) * self.hd ** -0.5
         k = self.k_norm(k)
-        a = (q @ k.transpose(-2, -1) + mask).softmax(-1)
+        if cache is not None:  # sampling: attend to the cache + this chunk, unmasked; "update" keeps the chunk
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+            if cache.get("update"):
+                cache["k"], cache["v"] = k, v
+        s = q @ k.transpose(-2, -1)
+        a = (s if mask is None else s + mask).softmax(-1)
         return self.proj((a @ v).transpose(1, 2).reshape(n, l, -1))
 
 
@@ -41,8 +51,8 @@ class Block(nn.Module):
         self.attn = Attention(dim, heads)
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim))
 
-    def forward(self, x, mask):
-        x = x + self.attn(self.norm1(x), mask)
+    def forward(self, x, mask, cache=None):
+        x = x + self.attn(self.norm1(x), mask, cache)
         return x + self.mlp(self.norm2(x))
 
 
@@ -80,6 +90,44 @@ class Model(nn.Module):
         return (noise - self.final(h[:, -L:])) ** 2
 
 
+    def run_cached(self, h, caches, update):
+        for b, c in zip(self.blocks, caches):
+            c["update"] = update
+            h = b(h, None, c)
+        return h
+
+    @torch.inference_mode()
+    def sample(self, y, S, steps):
+        """S AR steps x a DDPM chain of `steps` steps (linear betas respaced), KV cache; returns [n, L, d]."""
+        n, L, D = y.shape[0], self.L, self.c["hiddenSize"]
+        d = self.x_proj.in_features
+        betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+        ac = torch.cumprod(1 - betas, 0)[torch.linspace(0, 999, steps).round().long()]
+        acp = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]])
+        b = 1 - ac / acp
+        c1, c2 = (b * acp.sqrt() / (1 - ac)).float(), ((1 - acp) * (1 - b).sqrt() / (1 - ac)).float()
+        r1, r2, sd = (1 / ac).sqrt().float(), (1 / ac - 1).sqrt().float(), b.sqrt().float()
+        caches = [{} for _ in self.blocks]
+        cond = self.table(y).reshape(n, self.c["numCondTokens"], D) + self.cond_pos
+        self.run_cached(cond, caches, True)
+        order = torch.argsort(torch.rand(n, L), 1)
+        pos = torch.gather(self.pos_embed.expand(n, -1, -1), 1, order.unsqueeze(-1).expand(-1, -1, D))
+        out, start = [], 0
+        for k in [L // S + (i < L % S) for i in range(S)]:
+            p = pos[:, start:start + k]
+            x = torch.randn(n, k, d)
+            for i in reversed(range(steps)):
+                t = torch.full((n,), i)
+                h = self.x_proj(x) + p + self.t_mlp(self.t_freq(t))[:, None]
+                eps = self.final(self.run_cached(h, caches, False))
+                x0 = (r1[i] * x - r2[i] * eps).clamp(-1, 1)
+                x = c1[i] * x0 + c2[i] * x + (sd[i] * torch.randn_like(x) if i > 0 else 0)
+            self.run_cached(self.x_proj(x) + p, caches, True)
+            out.append(x)
+            start += k
+        return torch.cat(out, 1)
+
+
 def attn_mask(L, cond, sizes, device):
     cs = [0]
     for s in sizes:
@@ -96,10 +144,26 @@ def attn_mask(L, cond, sizes, device):
     return torch.zeros(m.shape).masked_fill_(m, float("-inf")).to(device)
 
 
+def bench_sampling(plan):
+    c = plan["config"]
+    model = Model(c).eval()
+    y = torch.arange(plan["batch"]) % c["numClasses"]
+    times = []
+    for r in range(plan.get("repeats", 3) + 1):
+        start = time.perf_counter()
+        model.sample(y, plan["arSteps"], plan["diffusionSteps"])
+        if r > 0:  # the first run warms up
+            times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    print(json.dumps({"medianMs": times[len(times) // 2], "threads": torch.get_num_threads(), "torch": torch.__version__}))
+
+
 def main():
     plan = json.load(sys.stdin)
     torch.set_num_threads(plan.get("threads", 1))
     torch.manual_seed(0)
+    if plan.get("mode") == "sample":
+        return bench_sampling(plan)
     c, N = plan["config"], plan["batch"]
     dev, precision = plan.get("device", "cpu"), plan.get("precision", "fp32")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"

@@ -127,11 +127,14 @@ static void *run_part(void *p) {
   return NULL;
 }
 
-/* fn over [0, n) split in g_threads contiguous parts; OpenBLAS single-threaded meanwhile (its own threads
-   would compete with ours, and its threading of small products costs more than it gains) */
-static void parallel(size_t n, Work fn, void *ctx) {
+/* fn over [0, n) split in g_threads contiguous parts when the call is worth it (`work`: about the number of
+   floats it touches; below MIN_PARALLEL_WORK a thread start costs more than it saves); OpenBLAS single-threaded
+   meanwhile (its own threads would compete with ours, and its threading of small products costs more than it
+   gains) */
+#define MIN_PARALLEL_WORK (1 << 17)
+static void parallel(size_t n, size_t work, Work fn, void *ctx) {
   int t = g_threads < (int)n ? g_threads : (int)n;
-  if (t <= 1) {
+  if (t <= 1 || work < MIN_PARALLEL_WORK) {
     fn(ctx, 0, n, 0);
     return;
   }
@@ -218,7 +221,7 @@ static napi_value layer_norm_forward(napi_env env, napi_callback_info info) {
                     .cols = cols,
                     .eps = num(&a, 7)};
   if (a.failed) return NULL;
-  parallel(rows, ln_forward_rows, &c);
+  parallel(rows, rows * cols, ln_forward_rows, &c);
   return NULL;
 }
 
@@ -280,7 +283,7 @@ static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
   c.db = c.dw + 64 * cols;
   c.pw = calloc(2 * 64 * cols, sizeof(float));
   c.pb = c.pw + 64 * cols;
-  parallel(rows, ln_backward_rows, &c);
+  parallel(rows, rows * cols, ln_backward_rows, &c);
   for (size_t i = 0; i < cols; i++) {
     double sw = 0, sb = 0;
     for (int t = 0; t < g_threads; t++) sw += c.dw[t * cols + i], sb += c.db[t * cols + i];
@@ -356,7 +359,7 @@ static napi_value gelu_forward(napi_env env, napi_callback_info info) {
   size_t n = count(&a, 2);
   GeluCtx c = {.x = f32(&a, 0, n, "x"), .y = f32(&a, 1, n, "y")};
   if (a.failed) return NULL;
-  parallel(n, gelu_forward_part, &c);
+  parallel(n, n, gelu_forward_part, &c);
   return NULL;
 }
 
@@ -367,7 +370,7 @@ static napi_value gelu_backward(napi_env env, napi_callback_info info) {
   size_t n = count(&a, 3);
   GeluCtx c = {.dy = f32(&a, 0, n, "dy"), .x = f32(&a, 1, n, "x"), .y = f32(&a, 2, n, "dx")};
   if (a.failed) return NULL;
-  parallel(n, gelu_backward_part, &c);
+  parallel(n, n, gelu_backward_part, &c);
   return NULL;
 }
 
@@ -450,7 +453,7 @@ static napi_value attention_forward(napi_env env, napi_callback_info info) {
   c.o = f32(&a, 4, N * c.Lq * c.H * c.hd, "o");
   c.p = f32(&a, 5, N * c.H * c.Lq * c.Lk, "probabilities");
   if (a.failed) return NULL;
-  parallel(N * c.H, attn_forward_heads, &c);
+  parallel(N * c.H, N * c.H * c.Lq * c.Lk * c.hd / 8, attn_forward_heads, &c);
   return NULL;
 }
 
@@ -499,7 +502,7 @@ static napi_value attention_backward(napi_env env, napi_callback_info info) {
   c.dv = f32(&a, 7, ev, "dv");
   if (a.failed) return NULL;
   c.scratch = malloc(sizeof(float) * g_threads * c.Lq * c.Lk);
-  parallel(N * c.H, attn_backward_heads, &c);
+  parallel(N * c.H, N * c.H * c.Lq * c.Lk * c.hd / 4, attn_backward_heads, &c);
   free(c.scratch);
   return NULL;
 }
@@ -582,11 +585,7 @@ static napi_value adamw_update(napi_env env, napi_callback_info info) {
   c.eps = (float)num(&a, 10), c.wd = (float)num(&a, 11), c.bc1 = (float)num(&a, 12);
   c.bc2s = (float)num(&a, 13), c.d = (float)num(&a, 14);
   if (a.failed) return NULL;
-  /* threads only pay off on large tensors */
-  if (n >= (1 << 16))
-    parallel(n, adamw_part, &c);
-  else
-    adamw_part(&c, 0, n, 0);
+  parallel(n, 5 * n, adamw_part, &c);
   return NULL;
 }
 
