@@ -30,7 +30,7 @@ const base = ['--image-size', '8', '--patch-size', '1', '--channels', '48', '--c
 const W256 = ['--hidden', '256', '--depth', '4', '--heads', '4', ...base];
 const W384 = ['--hidden', '384', '--depth', '6', '--heads', '6', ...base];
 const CASES: Case[] = [
-  { name: 'W256 D4 B16 (target)', args: [...W256, '--batch', '16', '--steps', '12'] },
+  { name: 'W256 D4 B16 (target)', args: [...W256, '--batch', '16', '--steps', '20'] },
   {
     name: 'W256 D4 B16, XNNPACK only',
     args: [...W256, '--batch', '16', '--steps', '12'],

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { createDiffusion, getNamedBetaSchedule, spaceTimesteps } from '../src/diffusion';
+import { createDiffusion, getNamedBetaSchedule, minSnrCdf, spaceTimesteps, timeSampler } from '../src/diffusion';
+import { Rng } from '../src/rng';
 import { maxAbsDiff, reference, useBackend } from './helpers';
 
 test('linear beta schedule and alpha-bar equal the official float64 values to 1e-12', () => {
@@ -124,4 +125,26 @@ test('v-prediction: the v target and eps-from-v invert each other', async () => 
     const a = Math.sqrt(d.alphasCumprod[ti]);
     assert.ok(Math.abs(v[n * 8] - (a * eps[n * 8] - Math.sqrt(1 - a * a) * x0[n * 8])) < 1e-6);
   });
+});
+
+test('Min-SNR time sampling: the CDF of min(SNR, 5) / (SNR + 1), uniform draws exactly the official randint', () => {
+  const d = createDiffusion('', { noiseSchedule: 'cosine' });
+  const cdf = minSnrCdf(d, 'v');
+  assert.equal(cdf[cdf.length - 1], 1);
+  for (let t = 1; t < cdf.length; t++) assert.ok(cdf[t] >= cdf[t - 1]);
+  // the density peaks where SNR crosses gamma and vanishes for nearly clean images
+  const density = (t: number) => cdf[t] - (t > 0 ? cdf[t - 1] : 0);
+  const snr = (t: number) => d.alphasCumprod[t] / (1 - d.alphasCumprod[t]);
+  const peak = Array.from(cdf.keys()).reduce((a, t) => (density(t) > density(a) ? t : a), 0);
+  assert.ok(snr(peak) > 2 && snr(peak) < 12, `peak at t=${peak}, SNR ${snr(peak)}`);
+  assert.ok(density(0) < 0.01 * density(peak));
+  // draws follow the CDF: the median draw is where the CDF crosses 1/2
+  const draw = timeSampler(d, 'min-snr', 'v');
+  const rng = new Rng(1);
+  const draws = Array.from({ length: 4000 }, () => draw(rng)).sort((a, b) => a - b);
+  const half = cdf.findIndex((c) => c >= 0.5);
+  assert.ok(Math.abs(draws[2000] - half) <= 15, `median draw ${draws[2000]} vs ${half}`);
+  const [a, b] = [new Rng(3), new Rng(3)];
+  const uniform = timeSampler(d, 'uniform', 'v');
+  for (let i = 0; i < 100; i++) assert.equal(uniform(a), b.randint(0, 999));
 });

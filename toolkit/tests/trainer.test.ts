@@ -162,6 +162,10 @@ test('bad settings and a mismatched dataset get clear errors', async () => {
   assert.throws(() => new Trainer(ds, { ...SETTINGS, batchSize: 0 }), /batchSize must be a positive integer/);
   assert.throws(() => new Trainer(ds, { ...SETTINGS, lr: -1 }), /learning rate must be > 0/);
   assert.throws(
+    () => new Trainer(ds, { ...SETTINGS, timeSampling: 'beta' as 'uniform' }),
+    /time sampling must be uniform or min-snr, got beta/,
+  );
+  assert.throws(
     () => new Trainer(ds, { ...SETTINGS, factorization: { arStepDecay: 1.5 } }),
     /AR-step decay must be in \(0, 1\]/,
   );

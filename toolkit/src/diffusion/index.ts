@@ -1,2 +1,3 @@
 export * from './gaussian';
 export * from './respace';
+export * from './time-sampling';

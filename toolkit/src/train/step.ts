@@ -58,6 +58,8 @@ export interface SampledBatch extends TrainingInputs {
 export interface SampleBatchOptions {
   /** Diffusion time (0..T-1): one for the whole batch, or one per sample (to look at one noise level, say). */
   t?: number | readonly number[];
+  /** How to draw t otherwise (`timeSampler`); default uniform, as the official code. */
+  drawT?: (rng: Rng) => number;
 }
 
 /**
@@ -79,7 +81,7 @@ export function sampleBatch(
   const noise = rng.normalArray(x.length);
   const t =
     opts.t === undefined
-      ? Array.from({ length: N }, () => rng.randint(0, diffusion.numTimesteps - 1))
+      ? Array.from({ length: N }, () => (opts.drawT ? opts.drawT(rng) : rng.randint(0, diffusion.numTimesteps - 1)))
       : fixedTimes(opts.t, N, diffusion.numTimesteps);
   const xn = diffusion.qSampleArray(x, t, noise);
   // the regression target: the noise (official) or v for v-prediction models

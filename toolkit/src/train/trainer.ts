@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng, RngState } from '../rng';
 import { createDiffusion, GaussianDiffusion } from '../diffusion/gaussian';
+import { TimeSampling, timeSampler } from '../diffusion/time-sampling';
 import { CausalFusionConfig, makeConfig, PresetName } from '../model/config';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { BatchLoader, LoaderState } from '../data/loader';
@@ -33,6 +34,8 @@ export interface TrainConfig {
   factorization: FactorizationConfig;
   lr: number;
   warmupSteps: number;
+  /** Which diffusion times batches draw: `uniform` (official) or `min-snr` (diffusion/time-sampling.ts). */
+  timeSampling: TimeSampling;
   gradClip: number;
   beta1: number;
   beta2: number;
@@ -52,6 +55,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model'> = {
   flip: false,
   factorization: FACTORIZATION_DEFAULTS,
   ...OFFICIAL_RECIPE,
+  timeSampling: 'uniform',
   checkpointActivations: false,
   tBins: 10,
 };
@@ -179,6 +183,8 @@ function resolveConfig(s: TrainSettings): TrainConfig {
   if (!Number.isInteger(cfg.warmupSteps) || cfg.warmupSteps < 0)
     throw new Error(`warm-up steps must be an integer >= 0, got ${cfg.warmupSteps}`);
   if (!(cfg.gradClip > 0)) throw new Error(`gradient clip must be > 0, got ${cfg.gradClip}`);
+  if (cfg.timeSampling !== 'uniform' && cfg.timeSampling !== 'min-snr')
+    throw new Error(`time sampling must be uniform or min-snr, got ${cfg.timeSampling}`);
   const f = cfg.factorization;
   if (!(f.arStepDecay > 0 && f.arStepDecay <= 1))
     throw new Error(`AR-step decay must be in (0, 1], got ${f.arStepDecay}`);
@@ -207,6 +213,8 @@ export class Trainer {
   /** The EMA weights as a model of their own, ready to sample from. */
   readonly emaModel: CausalDiffusionModel;
   readonly diffusion: GaussianDiffusion;
+  /** Draws each sample's diffusion time (`timeSampling`). */
+  private readonly drawT: (rng: Rng) => number;
   readonly loader: BatchLoader;
   /** Log events so far (loss curve and Fig. 4 breakdowns over time). */
   history: LogEvent[] = [];
@@ -232,6 +240,7 @@ export class Trainer {
     this.ema = new Ema(this.model.params, c.emaDecay, this.emaModel.params);
     this.opt = new AdamW({ lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weightDecay });
     this.diffusion = createDiffusion('', { noiseSchedule: c.model.noiseSchedule });
+    this.drawT = timeSampler(this.diffusion, c.timeSampling, c.model.prediction);
     this.loader = new BatchLoader(dataset, { batchSize: c.batchSize, seed: c.seed, flip: c.flip });
     this.rng = new Rng(c.seed).fork('train');
     this.stats = this.newStats();
@@ -267,7 +276,9 @@ export class Trainer {
   trainOne(window?: LossStats): StepEvent {
     const c = this.config;
     const batch = this.loader.next();
-    const sb = sampleBatch(this.model, this.diffusion, batch.x, batch.y, this.rng, c.factorization);
+    const sb = sampleBatch(this.model, this.diffusion, batch.x, batch.y, this.rng, c.factorization, {
+      drawT: this.drawT,
+    });
     const r = trainStep(this.model, this.opt, this.ema, sb, {
       lr: c.lr,
       warmupSteps: c.warmupSteps,
