@@ -66,10 +66,10 @@ static void *typed(Args *a, size_t i, napi_typedarray_type want, size_t *len, co
   return data;
 }
 
-/* a Float32Array holding at least `need` values */
-static float *f32(Args *a, size_t i, size_t need, const char *what) {
+/* a typed array of `want` holding at least `need` values */
+static void *sized(Args *a, size_t i, napi_typedarray_type want, size_t need, const char *what) {
   size_t len = 0;
-  float *p = typed(a, i, napi_float32_array, &len, what);
+  void *p = typed(a, i, want, &len, what);
   if (p && len < need) {
     char msg[200];
     snprintf(msg, sizeof msg, "%s holds %zu values, needs %zu", what, len, need);
@@ -80,17 +80,12 @@ static float *f32(Args *a, size_t i, size_t need, const char *what) {
   return p;
 }
 
+static float *f32(Args *a, size_t i, size_t need, const char *what) {
+  return sized(a, i, napi_float32_array, need, what);
+}
+
 static int32_t *i32(Args *a, size_t i, size_t need, const char *what) {
-  size_t len = 0;
-  int32_t *p = typed(a, i, napi_int32_array, &len, what);
-  if (p && len < need) {
-    char msg[200];
-    snprintf(msg, sizeof msg, "%s holds %zu values, needs %zu", what, len, need);
-    napi_throw_range_error(a->env, NULL, msg);
-    a->failed = 1;
-    return NULL;
-  }
-  return p;
+  return sized(a, i, napi_int32_array, need, what);
 }
 
 static double num(Args *a, size_t i) {

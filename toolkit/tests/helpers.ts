@@ -4,7 +4,8 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, BackendName, setMatmulPrecision } from '../src/backend';
-import { DEFAULT_REFERENCE, loadReference, ReferenceFixture } from '../src/parity';
+import assert from 'node:assert/strict';
+import { DEFAULT_REFERENCE, loadReference, ReferenceFixture, verifyReference, VerifyRow } from '../src/parity';
 import { ImageDataset } from '../src/data/datasets';
 import { Rng } from '../src/rng';
 
@@ -78,4 +79,21 @@ export function tempDir(prefix = 'cf-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   tempDirs.push(dir);
   return dir;
+}
+
+/**
+ * Runs every comparison with the official fixture on the active backend and fails on any miss; also fails when
+ * a section compared nothing or a gradient is missing. Returns the rows for further checks.
+ */
+export function assertFullParity(): VerifyRow[] {
+  const rows = verifyReference(reference());
+  const failed = rows.filter((r) => !r.pass);
+  assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
+  for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const)
+    assert.ok(
+      rows.some((r) => r.section === s),
+      `nothing compared in ${s}`,
+    );
+  assert.equal(rows.filter((r) => r.section === 'grads').length, Object.keys(reference().forward.grads).length);
+  return rows;
 }

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport } from '../src/backend';
-import { verifyReference, fixtureInputs } from '../src/parity';
+import { fixtureInputs } from '../src/parity';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { configFromOfficial } from '../src/model/config';
 import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { editImages } from '../src/sample/edit';
 import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
 import { Trainer, TrainSettings } from '../src/train/trainer';
-import { maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
+import { assertFullParity, maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
 
 const refModel = () =>
   new CausalDiffusionModel(configFromOfficial(reference().model_config), { stateDict: reference().state_dict });
@@ -42,15 +42,7 @@ test('webgpu starts when forced, on the adapter this machine has', async () => {
 
 test('every fixture comparison within tolerance on webgpu: forward, attention, every gradient, KV cache + CFG', async () => {
   await useBackend('webgpu');
-  const rows = verifyReference(reference());
-  const failed = rows.filter((r) => !r.pass);
-  assert.deepEqual(failed, [], `failed: ${failed.map((r) => `${r.item} rel=${r.maxRel}`).join(', ')}`);
-  for (const s of ['factorization', 'diffusion', 'forward', 'grads', 'inference'] as const)
-    assert.ok(
-      rows.some((r) => r.section === s),
-      s,
-    );
-  assert.equal(rows.filter((r) => r.section === 'grads').length, Object.keys(reference().forward.grads).length);
+  assertFullParity();
 });
 
 test('KV-cache sampling with CFG gives the same images on webgpu as on wasm (same seed)', async () => {
