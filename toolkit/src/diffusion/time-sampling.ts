@@ -11,8 +11,11 @@ import type { GaussianDiffusion } from './gaussian';
 
 export type TimeSampling = 'uniform' | 'min-snr';
 
-/** γ of Min-SNR-γ (the paper's choice). */
-export const MIN_SNR_GAMMA = 5;
+/**
+ * γ of Min-SNR-γ. The paper uses 5; for the main job 2 measured better (10-minute runs on 2 cores, N = 1000:
+ * 91.0 % unguided accuracy, FD 18.8 against 89.4 %, FD 22.5 with 5, and 88.5 %, FD 28.6 with uniform times).
+ */
+export const MIN_SNR_GAMMA = 2;
 
 /** The cumulative distribution of t under Min-SNR-γ, over the chain's timesteps. */
 export function minSnrCdf(d: GaussianDiffusion, prediction: Prediction, gamma = MIN_SNR_GAMMA): Float64Array {

@@ -27,7 +27,7 @@ export const QUICK_RECIPE = {
   lr: 2e-3,
   warmup: 200,
   ema: 0.998,
-  /** Min-SNR-5 time sampling (official: uniform); see diffusion/time-sampling.ts and the README. */
+  /** Min-SNR-2 time sampling (official: uniform); see diffusion/time-sampling.ts and the README. */
   timeSampling: 'min-snr' as TimeSampling,
   minutes: 10,
   // the official model is eps + linear; at this budget in pixel space it stays at blobs (see README), v + cosine does not

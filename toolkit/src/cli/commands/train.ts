@@ -54,7 +54,7 @@ history.json). Ctrl-C stops after the current step and still saves.`,
     'time-sampling': flag.oneOf(
       ['uniform', 'min-snr'] as const,
       Q.timeSampling,
-      'diffusion times of training: uniform (official) or by the Min-SNR-5 weight',
+      'diffusion times of training: uniform (official) or by the Min-SNR-2 weight',
     ),
     ema: flag.num(Q.ema, 'EMA decay', unitInterval),
     prediction: flag.oneOf(['eps', 'v'] as const, Q.prediction, 'regression target (the official model: eps)'),
