@@ -105,6 +105,8 @@ static size_t count(Args *a, size_t i) {
 /* ---------------------------------------------------------------------------------------------------------- */
 /* threads: a fixed number of workers per call (pthread_create costs ~20 us, a kernel call ~1-10 ms)           */
 
+/* worker threads per kernel call: the cores, at most MAX_THREADS */
+#define MAX_THREADS 64
 static int g_threads = 1;
 
 typedef void (*Work)(void *ctx, size_t begin, size_t end, int worker);
@@ -135,8 +137,8 @@ static void parallel(size_t n, size_t work, Work fn, void *ctx) {
   }
   int blas = openblas_get_num_threads();
   openblas_set_num_threads(1);
-  pthread_t ids[64];
-  Part parts[64];
+  pthread_t ids[MAX_THREADS];
+  Part parts[MAX_THREADS];
   for (int i = 0; i < t; i++) {
     parts[i] = (Part){fn, ctx, n * i / t, n * (i + 1) / t, i};
     if (i > 0) pthread_create(&ids[i], NULL, run_part, &parts[i]);
@@ -274,10 +276,10 @@ static napi_value layer_norm_backward(napi_env env, napi_callback_info info) {
                     .cols = cols};
   float *dw = f32(&a, 5, cols, "dw"), *db = f32(&a, 6, cols, "db");
   if (a.failed) return NULL;
-  c.dw = calloc(2 * 64 * cols, sizeof(double));
-  c.db = c.dw + 64 * cols;
-  c.pw = calloc(2 * 64 * cols, sizeof(float));
-  c.pb = c.pw + 64 * cols;
+  c.dw = calloc(2 * g_threads * cols, sizeof(double));
+  c.db = c.dw + g_threads * cols;
+  c.pw = calloc(2 * g_threads * cols, sizeof(float));
+  c.pb = c.pw + g_threads * cols;
   parallel(rows, rows * cols, ln_backward_rows, &c);
   for (size_t i = 0; i < cols; i++) {
     double sw = 0, sb = 0;
@@ -601,21 +603,9 @@ static napi_value sum_rows(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setThreads(n) -> the number used (1..64) */
-static napi_value set_threads(napi_env env, napi_callback_info info) {
-  Args a;
-  if (!args_init(&a, env, info, 1, "setThreads")) return NULL;
-  size_t t = count(&a, 0);
-  if (a.failed) return NULL;
-  g_threads = t < 1 ? 1 : t > 64 ? 64 : (int)t;
-  napi_value out;
-  napi_create_int32(env, g_threads, &out);
-  return out;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  g_threads = cpus < 1 ? 1 : cpus > 64 ? 64 : (int)cpus;
+  g_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
   const struct {
     const char *name;
     napi_callback fn;
@@ -627,8 +617,7 @@ static napi_value init(napi_env env, napi_value exports) {
              {"attentionBackward", attention_backward},
              {"sumSquares", sum_squares},
              {"adamwUpdate", adamw_update},
-             {"sumRows", sum_rows},
-             {"setThreads", set_threads}};
+             {"sumRows", sum_rows}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);

@@ -14,7 +14,7 @@ import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-
 import { loadNativeKernels, NativeKernels, nativeKernelsStatus } from './native-kernels';
 
 export { nativeGemmActive } from './native-gemm';
-export { nativeKernelsStatus, setNativeThreads } from './native-kernels';
+export { nativeKernelsStatus } from './native-kernels';
 export type { NativeKernels } from './native-kernels';
 export { isSoftwareAdapter } from './webgpu';
 export { matmulPrecision, setMatmulPrecision, tensorCoreMatmul, tensorCoresAvailable } from './wgsl/matmul';

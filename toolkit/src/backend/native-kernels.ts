@@ -75,7 +75,6 @@ export interface NativeKernels {
     emaDecay: number,
   ): void;
   sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
-  setThreads(n: number): number;
 }
 
 /** The part of tfjs-backend-wasm's `BackendWasm` used here. */
@@ -108,13 +107,6 @@ export function loadNativeKernels(): NativeKernels | null {
 /** One line for the backend report: the fused CPU kernels in use, or why not. */
 export function nativeKernelsStatus(): string {
   return loadNativeKernels() ? 'fused CPU kernels' : `fused CPU kernels ${why}`;
-}
-
-/** Sets the kernels' worker threads (default: the number of cores); returns the number used. */
-export function setNativeThreads(n: number): number {
-  const b = loadNativeKernels();
-  if (!b) throw new Error(`native kernels ${why}`);
-  return b.setThreads(n);
 }
 
 const wasm = () => tf.backend() as unknown as WasmBackend;

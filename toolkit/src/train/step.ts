@@ -12,6 +12,7 @@ import { Rng } from '../rng';
 import { fromSizes, splitIntegerExpDecay, splitIntegerRandom, Split } from '../factorization/steps';
 import { ArWeightSchedule, getArWeights } from '../factorization/weights';
 import { GaussianDiffusion } from '../diffusion/gaussian';
+import { timeSampler } from '../diffusion/time-sampling';
 import { CausalDiffusionModel, disposeBatch, PreparedBatch, TrainingInputs } from '../model/causalfusion';
 import { Params } from '../model/attention';
 import { weightedLoss } from './loss';
@@ -79,10 +80,9 @@ export function sampleBatch(
   const L = model.numPatches;
   if (N === 0 || x.length % N !== 0) throw new Error(`${x.length} pixel values do not split into ${N} images`);
   const noise = rng.normalArray(x.length);
+  const drawT = opts.drawT ?? timeSampler(diffusion, 'uniform', model.config.prediction);
   const t =
-    opts.t === undefined
-      ? Array.from({ length: N }, () => (opts.drawT ? opts.drawT(rng) : rng.randint(0, diffusion.numTimesteps - 1)))
-      : fixedTimes(opts.t, N, diffusion.numTimesteps);
+    opts.t === undefined ? Array.from({ length: N }, () => drawT(rng)) : fixedTimes(opts.t, N, diffusion.numTimesteps);
   const xn = diffusion.qSampleArray(x, t, noise);
   // the regression target: the noise (official) or v for v-prediction models
   const target = model.config.prediction === 'v' ? diffusion.vTargetArray(x, t, noise) : noise;
