@@ -33,27 +33,32 @@ async function checkCharts(page, problems) {
   }
   const report = await page.evaluate(() => (window.causalfusionViz ? window.causalfusionViz.report() : []));
   report.forEach((c, i) => {
-    if (!(c.rendered && c.staticHidden && c.w > 100 && c.h > 60 && (c.inked || c.marks > 10)))
+    if (!(c.rendered && c.staticHidden && c.w > 100 && c.h > 60 && c.marks > 10))
       problems.push(`chart ${i} (${c.renderer}) drew nothing: ${JSON.stringify(c)}`);
   });
-  const url = (loc) => loc.evaluate((cv) => cv.toDataURL());
+  // what an element of the live chart draws: its markup, SVG attributes included
+  const drawn = (chart, selector) =>
+    chart
+      .locator(`.cf-live ${selector}`)
+      .first()
+      .evaluate((e) => e.outerHTML);
   for (const chart of await page.locator('.cf-chart[data-renderer="d3-attention"]').all()) {
     const spec = JSON.parse(await chart.locator('script.cf-spec').textContent()).spec;
     if (spec.queries.length < 2) continue;
-    const before = await url(chart.locator('.cf-attn-map').first());
+    const before = await drawn(chart, '.cf-attn-map');
     const k = spec.defaultQuery === 0 ? 1 : 0;
-    const px = (spec.size / spec.grid) * 8;
+    const px = (spec.size / spec.grid) * Math.max(2, Math.floor(224 / spec.size));
     const tok = spec.queries[k].token;
     await chart
-      .locator('.cf-query-picker')
+      .locator('.cf-live .cf-query-picker')
       .click({ position: { x: (tok % spec.grid) * px + px / 2, y: Math.floor(tok / spec.grid) * px + px / 2 } });
-    if ((await url(chart.locator('.cf-attn-map').first())) === before)
+    if ((await drawn(chart, '.cf-attn-map')) === before)
       problems.push('picking another query token did not change the attention maps');
   }
   for (const chart of await page.locator('.cf-chart[data-renderer="d3-order"]').all()) {
-    const before = await url(chart.locator('.cf-order-image'));
-    await chart.locator('.cf-order-slider').fill('1');
-    if ((await url(chart.locator('.cf-order-image'))) === before)
+    const before = await drawn(chart, '.cf-order-image');
+    await chart.locator('.cf-live .cf-order-slider').fill('1');
+    if ((await drawn(chart, '.cf-order-image')) === before)
       problems.push('moving the order slider did not change the image');
   }
   return n;

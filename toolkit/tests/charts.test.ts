@@ -25,7 +25,7 @@ import { denoisingGridChart, imageGridChart, scheduleChart, trajectoryChart } fr
 import { lossBreakdownChart, trainingCurvesChart } from '../src/viz/charts-training';
 import { vizSetupHtml, VIZ_LIBRARIES } from '../src/viz/runtime';
 import { Rng } from '../src/rng';
-import { tempDir } from './helpers';
+import { assertSvgSnapshot, tempDir } from './helpers';
 
 const SNAPSHOTS = path.resolve(__dirname, '..', '..', 'tests', 'fixtures', 'chart-specs');
 
@@ -153,7 +153,8 @@ test('chart specs match their snapshots', () => {
   for (const [name, chart] of Object.entries(charts())) {
     const file = path.join(SNAPSHOTS, `${name}.json`);
     const now = JSON.parse(JSON.stringify({ renderer: chart.renderer, title: chart.title, spec: chart.spec }));
-    if (update || !fs.existsSync(file)) fs.writeFileSync(file, JSON.stringify(now, null, 1) + '\n');
+    if (update) fs.writeFileSync(file, JSON.stringify(now, null, 1) + '\n');
+    assert.ok(fs.existsSync(file), `${name}: no snapshot ${file} (UPDATE_SNAPSHOTS=1 writes it)`);
     assert.deepEqual(
       now,
       JSON.parse(fs.readFileSync(file, 'utf8')),
@@ -229,15 +230,21 @@ test('a chart output carries static SVG, spec and loader but no library code', (
 test('the setup output carries each library once, AMD hidden once, no closing script tag inside', () => {
   const setup = vizSetupHtml();
   assert.deepEqual(Object.keys(VIZ_LIBRARIES).sort(), ['d3', 'plotly', 'vega-lite']);
-  for (const marker of ['if(!window.vegaEmbed)', 'if(!window.Plotly)', 'if(!window.d3)', 'if(!window.causalfusionViz)'])
+  for (const marker of ['if(!window.vegaEmbed)', 'if(!window.Plotly)', 'if(!window.causalfusionViz)'])
     assert.equal(setup.split(marker).length, 2, marker);
   assert.equal(setup.match(/window\.define=undefined/g)?.length, 1);
   assert.doesNotMatch(setup.slice(setup.indexOf('<script>') + 8, setup.lastIndexOf('</script>')), /<\/script/i);
 });
 
-test('a page of d3 views gets d3 and the runtime only', () => {
+test('a page of d3 views gets our runtime only (the d3 modules it uses bundled in)', () => {
   const d3only = vizSetupHtml(['d3']);
-  assert.ok(d3only.length < 400_000 && !d3only.includes('if(!window.Plotly)'), `${d3only.length} bytes`);
+  assert.ok(d3only.length < 100_000 && !d3only.includes('if(!window.Plotly)'), `${d3only.length} bytes`);
+});
+
+test('the d3 views draw the same static SVG as their snapshots (tests/fixtures/chart-svgs)', () => {
+  const d3 = Object.entries(charts()).filter(([, c]) => c.library === 'd3');
+  assert.deepEqual(d3.map(([n]) => n).sort(), ['attention', 'denoising', 'grid', 'mask', 'order']);
+  for (const [name, chart] of d3) assertSvgSnapshot(name, chart.svg());
 });
 
 test('attention rollout: rows sum to 1, masked structure kept, identity for a single self-attending layer', () => {

@@ -97,3 +97,22 @@ export function assertFullParity(): VerifyRow[] {
   assert.equal(rows.filter((r) => r.section === 'grads').length, Object.keys(reference().forward.grads).length);
   return rows;
 }
+
+const SVG_SNAPSHOTS = path.resolve(__dirname, '..', '..', 'tests', 'fixtures', 'chart-svgs');
+
+/** Compares an SVG with its snapshot; UPDATE_SNAPSHOTS=1 writes it. */
+export function assertSvgSnapshot(name: string, svg: string): void {
+  const file = path.join(SVG_SNAPSHOTS, `${name}.svg`);
+  if (process.env.UPDATE_SNAPSHOTS === '1') {
+    fs.mkdirSync(SVG_SNAPSHOTS, { recursive: true });
+    fs.writeFileSync(file, svg + '\n');
+  }
+  if (!fs.existsSync(file)) assert.fail(`${name}: no snapshot ${file} (UPDATE_SNAPSHOTS=1 writes it)`);
+  const want = fs.readFileSync(file, 'utf8').trimEnd();
+  if (svg === want) return;
+  let at = 0;
+  while (svg[at] === want[at]) at++;
+  assert.fail(
+    `${name}: SVG differs from ${file} at character ${at}: "…${svg.slice(at, at + 80)}" vs "…${want.slice(at, at + 80)}" (UPDATE_SNAPSHOTS=1 to accept)`,
+  );
+}

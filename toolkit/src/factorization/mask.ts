@@ -93,6 +93,10 @@ export interface SequencePosition {
   token: number;
 }
 
+/** How hovers and labels name a sequence position: role, raster token and AR step. */
+export const positionLabel = (p: SequencePosition): string =>
+  p.role === 'cond' ? `condition token ${p.token}` : `${p.role} token ${p.token} (AR step ${p.step + 1})`;
+
 /**
  * Describes every position of the sequence built for `split`. `order` maps shuffled position -> raster
  * index (the sample's `ids_shuffle`); without it, `token` is the shuffled position.

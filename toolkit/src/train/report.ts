@@ -4,7 +4,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { lineChartSvg } from '../viz/svg-chart';
+import { lineChartSvg } from '../viz/static-svg';
 import { countParameters } from '../model/params';
 import { writeFileAtomic } from '../util/atomic-write';
 import { Trainer, RunSummary } from './trainer';

@@ -10,11 +10,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { vizSetupHtml } from './runtime';
-import { escapeXml } from './svg-chart';
+import { renderSvg } from './static-svg';
+import { D3_VIEWS, D3Renderer } from './views';
 import { writeFileAtomic } from '../util/atomic-write';
 
 /** Which renderer of the browser runtime draws the spec. */
-export type ChartRenderer = 'vega-lite' | 'plotly' | 'd3-mask' | 'd3-attention' | 'd3-order' | 'd3-frames';
+export type ChartRenderer = 'vega-lite' | 'plotly' | D3Renderer;
 
 /** The library each renderer uses. */
 export const RENDERER_LIBRARY: Record<ChartRenderer, 'vega-lite' | 'plotly' | 'd3'> = {
@@ -39,6 +40,9 @@ export const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
 export type MimeBundle = Record<string, string | Record<string, unknown>>;
 
 let counter = 0;
+
+/** Text made safe inside HTML markup. */
+const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** JSON that is safe inside a <script> element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
@@ -114,6 +118,19 @@ export class Chart {
     if (this.renderer === 'plotly') bundle[PLOTLY_MIME] = this.spec;
     return bundle;
   }
+}
+
+/**
+ * A chart drawn by one of the d3 views (`views/`): interactively by the browser runtime, and statically by the
+ * same drawing code run in Node.
+ */
+export function d3Chart<R extends D3Renderer>(
+  renderer: R,
+  title: string,
+  spec: Parameters<(typeof D3_VIEWS)[R]>[1],
+): Chart {
+  const view = D3_VIEWS[renderer] as (el: HTMLElement, s: typeof spec, interactive: boolean) => void;
+  return new Chart(renderer, title, spec as unknown as Record<string, unknown>, () => renderSvg(view, spec));
 }
 
 /** An offline HTML page with several charts. */

@@ -1,17 +1,17 @@
 /**
- * Attention views (d3): for a chosen query token, its attention over the image's patch grid drawn on the image,
+ * The attention explorer (the d3 view `views/attention.ts`): for a chosen query token, its attention over the image's patch grid drawn on the image,
  * as layer x head small multiples plus the head mean and the attention rollout across layers; the full
  * query x key matrix of one layer with the mask overlaid; click a patch or a matrix row to pick the query.
  */
 import { AttentionRecord } from '../introspect/recorders';
 import { attentionRollout, headMean } from '../introspect/rollout';
-import { SequencePosition } from '../factorization/mask';
-import { Chart } from './chart';
-import { attentionGridSvg, positionLabel as describe, ROLE_COLORS } from './svg-grids';
-import { hstackSvg, titleSvg } from './svg-compose';
-import { greyBase64 } from '../io/images';
+import { positionLabel as describe, SequencePosition } from '../factorization/mask';
+import { Chart, d3Chart } from './chart';
+import { ROLE_COLORS, ROLES } from './palette';
+import { colorRaster, pngDataUri } from './svg-compose';
+import { matrixColor, MatrixSpec } from './views/attention';
 
-const roleIndex = (p: SequencePosition) => ['cond', 'clean', 'noisy'].indexOf(p.role);
+const roleIndex = (p: SequencePosition) => ROLES.indexOf(p.role);
 
 /** Per query row: weights summed per raster token over image keys [G], and the share on condition tokens. */
 function toGrid(
@@ -113,17 +113,19 @@ export function attentionChart(
     opts.matrixLayer === null
       ? null
       : layers.find((r) => r.layer === (opts.matrixLayer ?? layers[layers.length - 1].layer));
-  let matrix: Record<string, unknown> | undefined;
+  let matrix: MatrixSpec | undefined;
   if (mLayer) {
     const mean = means[layers.indexOf(mLayer)];
     const [, Lq] = mLayer.shape;
     const rows = Array.from({ length: Lq }, (_, i) => mean.subarray(i * Lk, (i + 1) * Lk));
+    const rowMax = rows.map((r) => Math.max(1e-12, ...r));
     matrix = {
       title: `Full attention of layer ${mLayer.layer} (head mean): ${Lq} queries x ${Lk} keys; grey = masked; click a noisy row to pick it`,
       rows: Lq,
       cols: Lk,
+      image: pngDataUri(colorRaster(Lq, Lk, (r, c) => matrixColor(rows[r][c] > 0 ? rows[r][c] / rowMax[r] : null))),
       values: quantise(rows),
-      rowMax: rows.map((r) => Number(Math.max(...r).toPrecision(4))),
+      rowMax: rowMax.map((m) => Number(m.toPrecision(4))),
       allowed: Buffer.from(Uint8Array.from(mean, (v) => (v > 0 ? 1 : 0))).toString('base64'),
       rowRoles: mLayer.queries.map(roleIndex),
       colRoles: mLayer.keys.map(roleIndex),
@@ -137,18 +139,14 @@ export function attentionChart(
       ? `AR step ${first.arStep + 1}, diffusion step ${first.diffusionStep} (t = ${first.t})`
       : `training batch, t = ${first.t}`;
   const title = opts.title ?? `Attention of one query over the image tokens: ${where}, sample ${first.sample}`;
-  const spec = { title, grid, size, image: greyBase64(image), queries, defaultQuery, layers: layerViews, matrix };
-  return new Chart('d3-attention', title, spec, () => {
-    const q = queries[defaultQuery];
-    const tiles = layers.map((r, li) => {
-      const { grid: g } = toGrid(means[li].subarray(q.row * Lk, (q.row + 1) * Lk), first.keys, G);
-      return attentionGridSvg(image, size, grid, Array.from(g), {
-        title: `layer ${r.layer}, head mean`,
-        query: q.token,
-        scale: Math.max(3, Math.floor(112 / size)),
-      });
-    });
-    const header = titleSvg(`${title} — query: ${q.label}`);
-    return hstackSvg([header, hstackSvg(tiles)], { vertical: true, gap: 0 });
+  return d3Chart('d3-attention', title, {
+    title,
+    grid,
+    size,
+    image: pngDataUri(image, size),
+    queries,
+    defaultQuery,
+    layers: layerViews,
+    matrix,
   });
 }

@@ -1,13 +1,11 @@
 /**
  * Charts of the diffusion side: the noise schedule, full and respaced (vega-lite), x_t / x0 trajectories of
- * chosen tokens (vega-lite), and image grids such as AR step x diffusion step predicted x0 (d3).
+ * chosen tokens (vega-lite), and image grids such as AR step x diffusion step predicted x0 (the d3 view `views/frames.ts`).
  */
 import { TrajectoryRecord } from '../introspect/recorders';
 import { DenoisingFrames } from '../introspect/frames';
-import { Chart } from './chart';
-import { greyBase64 } from '../io/images';
+import { Chart, d3Chart } from './chart';
 import { pngDataUri } from './svg-compose';
-import { escapeXml as esc } from './svg-chart';
 import { vegaLiteChart } from './vega';
 
 /** What a schedule chart reads of a diffusion process (a `GaussianDiffusion` is one). */
@@ -138,44 +136,15 @@ export function imageGridChart(
 ): Chart {
   if (cells.length !== rows.length * cols.length)
     throw new Error(`${cells.length} cells for a ${rows.length} x ${cols.length} grid`);
-  const cellPx = opts.cellPx ?? 56;
-  const spec = {
+  return d3Chart('d3-frames', opts.title, {
     title: opts.title,
     size,
-    rows,
-    cols,
+    rows: [...rows],
+    cols: [...cols],
     rowTitle: opts.rowTitle ?? 'row',
     colTitle: opts.colTitle ?? 'column',
-    cellPx,
-    cells: cells.map((c) => (c ? greyBase64(c) : null)),
-  };
-  return new Chart('d3-frames', opts.title, spec, () => {
-    const scale = Math.max(1, Math.floor(cellPx / size));
-    const px = size * scale;
-    const colW = Math.max(px, ...cols.map((c) => 7 * c.length)) + 6;
-    const left = Math.max(0, ...rows.map((r) => 7 * r.length)) + 14;
-    const top = 46;
-    const W = Math.max(left + cols.length * colW, 16 + 7.5 * opts.title.length);
-    const H = top + rows.length * (px + 4) + 6;
-    const parts = [
-      `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11"><rect width="${W}" height="${H}" fill="white"/><text x="8" y="17" font-size="13" font-weight="bold">${esc(opts.title)}</text>`,
-    ];
-    cols.forEach((c, ci) =>
-      parts.push(`<text x="${left + ci * colW + px / 2}" y="${top - 6}" text-anchor="middle">${esc(c)}</text>`),
-    );
-    rows.forEach((r, ri) => {
-      const y = top + ri * (px + 4);
-      parts.push(`<text x="${left - 8}" y="${y + px / 2 + 4}" text-anchor="end">${esc(r)}</text>`);
-      cols.forEach((_, ci) => {
-        const cell = cells[ri * cols.length + ci];
-        if (cell)
-          parts.push(
-            `<image x="${left + ci * colW}" y="${y}" width="${px}" height="${px}" image-rendering="pixelated" style="image-rendering:pixelated" href="${pngDataUri(cell, size)}"/>`,
-          );
-      });
-    });
-    parts.push('</svg>');
-    return parts.join('');
+    cellPx: opts.cellPx ?? 56,
+    cells: cells.map((c) => (c ? pngDataUri(c, size) : null)),
   });
 }
 

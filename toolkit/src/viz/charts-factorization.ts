@@ -1,26 +1,25 @@
 /**
- * Charts of the dual factorization itself: the generalized causal mask (d3, canvas), the generation order
- * with a step slider (d3), and the AR-step statistics of the training law (vega-lite, the paper's Fig. 4b).
+ * Charts of the dual factorization itself: the generalized causal mask and the generation order with a step
+ * slider (d3 views, `views/mask.ts` and `views/order.ts`), and the AR-step statistics of the training law
+ * (vega-lite, the paper's Fig. 4b).
  */
-import { AttnMask, SequencePosition, TokenRole } from '../factorization/mask';
+import { AttnMask, SequencePosition } from '../factorization/mask';
 import { ArStepStats } from '../factorization/step-stats';
-import { greyBase64 } from '../io/images';
-import { Chart } from './chart';
-import { maskSvg, orderGridSvg, ROLE_COLORS, stepColor } from './svg-grids';
+import { Chart, d3Chart } from './chart';
+import { colorScheme, rgbBytes, ROLE_COLORS, ROLES } from './palette';
+import { colorRaster, pngDataUri } from './svg-compose';
 import { vegaLiteChart } from './vega';
-import { hstackSvg, imageSvg } from './svg-compose';
 
-const ROLES: TokenRole[] = ['cond', 'clean', 'noisy'];
-
-/** Role colours in role-index order (condition, clean, noisy) and one colour per AR step. */
-export function colorScheme(S: number): { roles: string[]; steps: string[] } {
-  return { roles: ROLES.map((r) => ROLE_COLORS[r]), steps: Array.from({ length: S }, (_, s) => stepColor(s, S)) };
-}
+/** A colour 25 % towards white: the mask's cells, lighter than the role strips. */
+const light = (color: string) =>
+  `rgb(${rgbBytes(color)
+    .map((v) => Math.round(255 - 0.75 * (255 - v)))
+    .join(',')})`;
 
 /**
  * The generalized causal mask as an interactive heatmap: rows are queries, columns keys, both with a role
- * strip; hovering names query and key (role, AR step, raster token). Drawn on a canvas, so 64 + 2 x 256
- * positions stay fast; `colorBy: 'step'` colours allowed cells by the key's AR step instead of its role.
+ * strip; hovering names query and key (role, AR step, raster token). The cells are one raster, so 64 + 2 x 256
+ * positions stay small and fast; `colorBy: 'step'` colours allowed cells by the key's AR step instead of its role.
  */
 export function maskChart(
   mask: AttnMask,
@@ -31,21 +30,20 @@ export function maskChart(
   if (positions.length !== n) throw new Error(`${positions.length} position labels for a mask of ${n}`);
   const S = Math.max(1, ...positions.map((p) => p.step + 1));
   const title = opts.title ?? `Generalized causal mask: ${n} positions, ${S} AR steps`;
-  const allowed = Buffer.from(Uint8Array.from(mask.maskedOut, (m) => (m ? 0 : 1))).toString('base64');
-  return new Chart(
-    'd3-mask',
+  const colors = colorScheme(S);
+  const colorBy = opts.colorBy ?? 'role';
+  const keyColor = (p: SequencePosition) =>
+    light(colorBy === 'step' && p.role !== 'cond' ? colors.steps[p.step] : ROLE_COLORS[p.role]);
+  return d3Chart('d3-mask', title, {
     title,
-    {
-      n,
-      allowed,
-      positions: positions.map((p) => [ROLES.indexOf(p.role), p.step, p.token]),
-      roleNames: ['condition', 'clean', 'noisy'],
-      colors: colorScheme(S),
-      colorBy: opts.colorBy ?? 'role',
-      title,
-    },
-    () => maskSvg(mask, positions, { title }),
-  );
+    n,
+    cells: pngDataUri(colorRaster(n, n, (r, c) => (mask.maskedOut[r * n + c] ? null : keyColor(positions[c])))),
+    allowed: Buffer.from(Uint8Array.from(mask.maskedOut, (m) => (m ? 0 : 1))).toString('base64'),
+    positions: positions.map((p) => [ROLES.indexOf(p.role), p.step, p.token]),
+    roleNames: ['condition', 'clean', 'noisy'],
+    colors,
+    colorBy,
+  });
 }
 
 /**
@@ -69,36 +67,26 @@ export function orderChart(
   const title = opts.title ?? `Generation order: ${grid * grid} tokens in ${S} AR steps`;
   const visible = new Uint8Array(grid * grid);
   for (const t of opts.kept ?? []) visible[t] = 1;
-  const frames: string[] = [];
   const frame = () =>
-    greyBase64(
-      Array.from(image, (v, i) =>
-        visible[Math.floor(Math.floor(i / size) / p) * grid + Math.floor((i % size) / p)] ? v : 0,
-      ),
+    pngDataUri(
+      image.map((v, i) => (visible[Math.floor(Math.floor(i / size) / p) * grid + Math.floor((i % size) / p)] ? v : 0)),
+      size,
     );
-  frames.push(frame());
+  const frames = [frame()];
   for (const ps of steps) {
     for (const t of ps) visible[t] = 1;
     frames.push(frame());
   }
-  return new Chart(
-    'd3-order',
+  return d3Chart('d3-order', title, {
     title,
-    {
-      grid,
-      size,
-      steps,
-      frames,
-      colors: colorScheme(S),
-      startLabel: opts.kept?.length ? 'kept tokens only' : 'nothing generated yet',
-      title,
-    },
-    () =>
-      hstackSvg([
-        orderGridSvg(grid, steps, { title, kept: opts.kept }),
-        imageSvg(image, size, { title: 'final image', scale: Math.max(2, Math.floor(224 / size)) }),
-      ]),
-  );
+    grid,
+    size,
+    steps: steps.map((s) => [...s]),
+    kept: [...(opts.kept ?? [])],
+    frames,
+    colors: colorScheme(S),
+    startLabel: opts.kept?.length ? 'kept tokens only' : 'nothing generated yet',
+  });
 }
 
 /**

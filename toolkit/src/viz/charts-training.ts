@@ -5,7 +5,8 @@
 import type { LogEvent } from '../train/trainer';
 import type { LossBreakdown } from '../train/stats';
 import { Chart } from './chart';
-import { lineChartSvg } from './svg-chart';
+import { lineChartSvg, renderSvg } from './static-svg';
+import { svgRoot } from './views/common';
 import { hstackSvg } from './svg-compose';
 import { vegaLiteChart } from './vega';
 
@@ -66,8 +67,7 @@ export function trainingCurvesChart(history: readonly LogEvent[], opts: { title?
     font: { family: 'sans-serif', size: 11 },
   };
   return new Chart('plotly', title, { data, layout }, () => {
-    if (!history.length)
-      return `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="40" viewBox="0 0 300 40" font-family="sans-serif"><text x="8" y="24">${title}</text></svg>`;
+    if (!history.length) return renderSvg((el) => void svgRoot(el, 300, 28, title), null);
     return hstackSvg(
       [
         lineChartSvg({

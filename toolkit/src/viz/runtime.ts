@@ -1,7 +1,7 @@
 /**
- * The browser side of the charts, sent at most once per page and library: vega, vega-lite, vega-embed,
- * plotly.js (basic bundle) and d3 read from node_modules (never a CDN, so everything works offline), then our
- * runtime (`viz-runtime/causalfusion-viz.js`), which draws every chart output of the page.
+ * The browser side of the charts, sent at most once per page and library: vega, vega-lite, vega-embed and
+ * plotly.js (basic bundle) read from node_modules (never a CDN, so everything works offline), and our runtime
+ * (`views/browser.ts` bundled with its d3 modules by `npm run build`), which draws every chart output of the page.
  *
  * Two details make this work in every front end: the libraries are evaluated with the AMD `define` of
  * classic Notebook hidden (otherwise the UMD bundles register with require.js and set no globals), and
@@ -10,18 +10,23 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-/** A group of UMD builds sent together, in load order, with the global that says it is on the page already. */
+/**
+ * A group of browser builds sent together, in load order, with the global that says it is on the page already:
+ * each file is `package/path` inside node_modules, or an absolute path (our runtime).
+ */
 export interface VizLibraryGroup {
   files: readonly { name: string; file: string }[];
   global: string;
 }
 
+const RUNTIME_FILE = path.resolve(__dirname, '..', '..', 'viz-runtime', 'causalfusion-viz.js');
+
 /**
- * The libraries by chart library: d3 always comes with our runtime; vega's three packages and plotly's basic
- * bundle are sent only when a chart of theirs is first shown (a notebook of d3 views carries ~0.3 MB, not 2.3).
+ * The libraries by chart library: our runtime (the d3 views) comes with any of them; vega's three packages and
+ * plotly's basic bundle are sent only when a chart of theirs is first shown.
  */
 export const VIZ_LIBRARIES: Record<'d3' | 'vega-lite' | 'plotly', VizLibraryGroup> = {
-  d3: { files: [{ name: 'd3', file: 'd3/dist/d3.min.js' }], global: 'd3' },
+  d3: { files: [{ name: 'causalfusion-viz', file: RUNTIME_FILE }], global: 'causalfusionViz' },
   // vega-embed needs vega and vega-lite first
   'vega-lite': {
     files: [
@@ -39,8 +44,6 @@ export const VIZ_LIBRARIES: Record<'d3' | 'vega-lite' | 'plotly', VizLibraryGrou
 
 export type VizLibrary = keyof typeof VIZ_LIBRARIES;
 
-const RUNTIME_FILE = path.resolve(__dirname, '..', '..', '..', 'viz-runtime', 'causalfusion-viz.js');
-
 /** The installed folder of a package (its `exports` map may hide package.json from require.resolve). */
 function packageDir(name: string): string {
   const dir = (require.resolve.paths(name) ?? [])
@@ -50,19 +53,25 @@ function packageDir(name: string): string {
   return dir;
 }
 
-/** Version of each inlined library, as installed. */
+const packageVersion = (dir: string) =>
+  (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** Version of each inlined library, as installed (our runtime: the toolkit's version). */
 export function vizLibraryVersions(): Record<string, string> {
   const files = Object.values(VIZ_LIBRARIES).flatMap((g) => g.files);
   return Object.fromEntries(
     files.map((l) => [
       l.name,
-      (JSON.parse(fs.readFileSync(path.join(packageDir(l.name), 'package.json'), 'utf8')) as { version: string })
-        .version,
+      packageVersion(path.isAbsolute(l.file) ? path.resolve(__dirname, '..', '..', '..') : packageDir(l.name)),
     ]),
   );
 }
 
 function libraryFile(rel: string): string {
+  if (path.isAbsolute(rel)) {
+    if (!fs.existsSync(rel)) throw new Error(`the chart runtime ${rel} is not built: run npm run build`);
+    return rel;
+  }
   const [pkg] = rel.split('/');
   return path.join(packageDir(pkg), rel.slice(pkg.length + 1));
 }
@@ -85,8 +94,8 @@ function groupScript(lib: VizLibrary): string {
 }
 
 /**
- * The `<script>` that puts the given libraries on the page, each at most once (our runtime comes with d3,
- * which it needs), and then draws any chart that was waiting for them. Callers send d3 first.
+ * The `<script>` that puts the given libraries on the page, each at most once, and then draws any chart that was
+ * waiting for them. Callers send 'd3' (our runtime) first.
  */
 export function vizSetupHtml(libs: Iterable<VizLibrary> = ['d3', 'vega-lite', 'plotly']): string {
   const want = [...new Set(libs)];
@@ -98,9 +107,6 @@ export function vizSetupHtml(libs: Iterable<VizLibrary> = ['d3', 'vega-lite', 'p
     // classic Notebook's require.js would make the UMD bundles register as AMD modules and set no globals
     `<script>(function(){var d=window.define;window.define=undefined;try{\n` +
     want.map(groupScript).join('\n;\n') +
-    (want.includes('d3')
-      ? `\n;\nif(!window.causalfusionViz){\n${safe(fs.readFileSync(RUNTIME_FILE, 'utf8'))}\n}`
-      : '') +
     `\n}finally{window.define=d}window.causalfusionViz&&window.causalfusionViz.mountAll()})();</script>`
   );
 }

@@ -6,6 +6,7 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { Chart } from './chart';
+import { roundGeometry } from './static-svg';
 
 const RENDER_SCRIPT = path.resolve(__dirname, '..', '..', '..', 'viz-runtime', 'vega-svg.mjs');
 
@@ -23,17 +24,6 @@ export function vegaLiteSvg(spec: Record<string, unknown>): string {
     );
   // vega's SVG has no background; static viewers with dark themes need one
   return roundGeometry(r.stdout).replace(/<svg([^>]*)>/, '<svg$1><rect width="100%" height="100%" fill="white"/>');
-}
-
-/**
- * Geometry attributes rounded to 1/100 px: vega writes 14 decimals (30.46774193548389), a third of a large
- * chart's bytes, invisible at any zoom. Text and aria labels keep their numbers.
- */
-export function roundGeometry(svg: string): string {
-  return svg.replace(
-    / (d|transform|x|y|x1|x2|y1|y2|width|height|cx|cy|r|points)="([^"]*)"/g,
-    (_m, k: string, v: string) => ` ${k}="${v.replace(/(\.\d\d)\d+/g, '$1')}"`,
-  );
 }
 
 /** Shared look: one font, one title style, and the project's colour scheme for roles and AR steps. */
