@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * Executes every notebook headless with the CausalFusion kernel (nbconvert), each under a time limit, fails on
- * any cell error, and writes the executed HTML exports to runs/notebooks/. `--inplace` instead refreshes the
- * committed notebooks' outputs, slimmed (slim.js: static charts, no chart libraries). Notebook 7 (the claims
- * study) runs its reduced setting here and its full setting (the committed, cached study) with `--inplace`, unless
+ * any cell error, and writes the executed notebooks and their HTML exports to runs/notebooks/. `--inplace` instead
+ * refreshes the committed notebooks' outputs, slimmed (slim.js: static charts, no chart libraries). Notebook 7 (the
+ * claims study) runs its reduced setting here and its full setting (the committed, cached study) with `--inplace`, unless
  * CAUSALFUSION_CLAIMS_SETTING says otherwise.
  *
  *   node notebooks/execute.js [--inplace] [NAME.ipynb ...]
@@ -37,12 +37,14 @@ const failed = withTempKernel((kernelEnv) => {
   const bad = [];
   for (const nb of notebooks) {
     const t0 = Date.now();
-    const to = inplace ? ['--to', 'notebook', '--inplace'] : ['--to', 'html', '--output-dir', outDir];
+    const to = inplace ? ['--inplace'] : ['--output-dir', outDir];
     const r = spawnSync(
       'jupyter',
       [
         'nbconvert',
         '--execute',
+        '--to',
+        'notebook',
         ...to,
         `--ExecutePreprocessor.timeout=${LIMIT_S}`,
         '--ExecutePreprocessor.kernel_name=causalfusion',
@@ -61,8 +63,12 @@ const failed = withTempKernel((kernelEnv) => {
       console.log(
         `ok   ${nb} (${sec} s; committed outputs ${(before / 1e6).toFixed(2)} -> ${(after / 1e6).toFixed(2)} MB without the chart libraries)`,
       );
-    } else if (r.status === 0) console.log(`ok   ${nb} (${sec} s)`);
-    else {
+    } else if (r.status === 0) {
+      // the HTML export of the executed notebook, for check-exports.js (check-lab.js reads the notebook itself)
+      const html = spawnSync('jupyter', ['nbconvert', '--to', 'html', path.join(outDir, nb)], { encoding: 'utf8' });
+      if (html.status !== 0) throw new Error(`nbconvert could not export ${nb} to HTML: ${html.stderr.slice(-500)}`);
+      console.log(`ok   ${nb} (${sec} s)`);
+    } else {
       bad.push(nb);
       console.log(
         `FAIL ${nb} (${sec} s${r.error ? `, ${r.error.message}` : ''})\n${(r.stderr || '')

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * Slims executed notebooks for committing. Each chart output of a live kernel carries our interactive HTML (static
- * SVG inside), the same SVG as image/svg+xml and, for vega-lite / plotly charts, the spec under the ecosystem's MIME
- * type; the notebook also holds the chart libraries (0.3-2.3 MB). A committed notebook keeps only the static SVG of
- * each chart (image/svg+xml, what GitHub and nbviewer draw; the HTML copy of it would double the file and JupyterLab's
- * sanitizer strips inline SVG from untrusted HTML anyway) and no libraries. Running a cell brings everything back.
- * Other HTML outputs (tables) stay as they are.
+ * Slims executed notebooks for committing. Each chart output of a live kernel carries our interactive HTML (the
+ * static picture inside), the same SVG as image/svg+xml and, for vega-lite / plotly charts, the spec under the
+ * ecosystem's MIME type; the notebook also holds the chart libraries (0.1-2 MB). A committed notebook keeps only the
+ * static SVG of each chart (image/svg+xml, what GitHub and nbviewer draw; an HTML copy would double the file) and
+ * no libraries; plain SVG figures keep their SVG alone too. JupyterLab does not draw SVG from an untrusted notebook,
+ * so the text line of each figure says how to see it there. Running a cell brings everything back. Other HTML
+ * outputs (tables) stay as they are.
  *
  *   node notebooks/slim.js NAME.ipynb ...        (notebooks:refresh runs it on every notebook it executes)
  */
@@ -22,6 +23,9 @@ function isLibraryOutput(o) {
   return text(o.data?.['text/plain']).startsWith(LIBRARIES);
 }
 
+/** What an untrusted JupyterLab shows instead of a figure's SVG. */
+const UNTRUSTED_HINT = ' (JupyterLab: trust the notebook to see the picture, or run the cell)';
+
 /** Whether an output is one of our charts (its HTML has the chart wrapper). */
 function isChartOutput(o) {
   return /class="cf-chart"/.test(text(o.data?.['text/html']));
@@ -33,11 +37,15 @@ function slimNotebook(nb) {
     if (!cell.outputs) continue;
     cell.outputs = cell.outputs.filter((o) => !isLibraryOutput(o));
     for (const o of cell.outputs) {
-      // a plain SVG figure goes out as the same SVG twice (text/html and image/svg+xml): keep one
-      if (o.data && text(o.data['text/html']) === text(o.data['image/svg+xml'])) delete o.data['text/html'];
-      if (!isChartOutput(o)) continue;
-      if (o.data['image/svg+xml'] === undefined) throw new Error('a chart output without its static SVG');
-      for (const t of ['text/html', ...NATIVE_CHART_TYPES]) delete o.data[t];
+      if (!o.data || o.data['image/svg+xml'] === undefined) {
+        if (isChartOutput(o)) throw new Error('a chart output without its static SVG');
+        continue;
+      }
+      // a plain SVG figure goes out as an <img> of its SVG and the SVG itself: keep the SVG
+      if (isChartOutput(o) || /^<img [^>]*src="data:image\/svg\+xml;/.test(text(o.data['text/html'])))
+        for (const t of ['text/html', ...NATIVE_CHART_TYPES]) delete o.data[t];
+      const line = text(o.data['text/plain']);
+      if (!line.endsWith(UNTRUSTED_HINT)) o.data['text/plain'] = line + UNTRUSTED_HINT;
     }
   }
   return nb;
@@ -51,7 +59,7 @@ function slimFile(file) {
   return { before, after: fs.statSync(file).size };
 }
 
-module.exports = { isLibraryOutput, slimNotebook, slimFile, LIBRARIES };
+module.exports = { isLibraryOutput, slimNotebook, slimFile, LIBRARIES, UNTRUSTED_HINT };
 
 if (require.main === module) {
   for (const file of process.argv.slice(2)) {

@@ -220,7 +220,9 @@ test('a chart output carries static SVG, spec and loader but no library code', (
   const c = charts().attention;
   const html = c.html();
   assert.ok(html.length < 100_000, `${html.length} bytes`);
-  assert.match(html, /<div class="cf-static"><svg/);
+  assert.match(html, /<div class="cf-static"><img alt="Attention of one query[^"]*" src="data:image\/svg\+xml;base64,/);
+  const img = /src="data:image\/svg\+xml;base64,([^"]+)"/.exec(html)![1];
+  assert.equal(Buffer.from(img, 'base64').toString(), c.svg()); // the static picture is the chart's SVG
   assert.match(html, /<script type="application\/json" class="cf-spec">/);
   assert.doesNotMatch(html, /vegaEmbed|Plotly\.newPlot|d3\.select/);
   const bundle = c.mimeBundle();

@@ -11,6 +11,7 @@ const NOTEBOOKS = path.resolve(__dirname, '..', '..', '..', 'notebooks');
 const slim = require(path.join(NOTEBOOKS, 'slim.js')) as {
   slimNotebook(nb: Notebook): Notebook;
   LIBRARIES: string;
+  UNTRUSTED_HINT: string;
 };
 
 type Output = { output_type: string; data?: Record<string, string | string[]> };
@@ -31,6 +32,7 @@ test('committed notebooks hold no chart libraries and no scripts, and each chart
         charts++;
         assert.match(text(o.data?.['image/svg+xml']), /^<svg/, `${f}: a chart without image/svg+xml`);
         assert.equal(o.data?.['text/html'], undefined, `${f}: a chart stored twice (HTML and SVG)`);
+        assert.ok(text(o.data?.['text/plain']).endsWith(slim.UNTRUSTED_HINT), `${f}: a chart without its hint`);
       }
     }
     if (f !== '06-fashion-and-your-images.ipynb') assert.ok(charts > 0, `${f}: no chart outputs (not executed?)`);
@@ -46,7 +48,7 @@ test('committed notebooks are at most 500 KB each', () => {
 
 test('slimNotebook drops the library output and keeps each chart as its SVG alone; tables stay', () => {
   const chart =
-    '<div id="c1" class="cf-chart"><div class="cf-static"><svg/></div><script type="application/json" class="cf-spec">{"a":1}</script><script>mount("c1")</script></div>';
+    '<div id="c1" class="cf-chart"><div class="cf-static"><img src="data:image/svg+xml;base64,PHN2Zy8+"></div><script type="application/json" class="cf-spec">{"a":1}</script><script>mount("c1")</script></div>';
   const nb: Notebook = {
     cells: [
       {
@@ -66,6 +68,7 @@ test('slimNotebook drops the library output and keeps each chart as its SVG alon
             data: {
               'text/html': [chart],
               'image/svg+xml': '<svg/>',
+              'text/plain': '[vega-lite chart] t',
               'application/vnd.vegalite.v5+json': '{"mark": "point"}',
             },
           },
@@ -75,11 +78,32 @@ test('slimNotebook drops the library output and keeps each chart as its SVG alon
         cell_type: 'code',
         outputs: [{ output_type: 'display_data', data: { 'text/html': '<b>table</b><script>x()</script>' } }],
       },
+      {
+        cell_type: 'code',
+        outputs: [
+          {
+            output_type: 'display_data',
+            data: {
+              'text/html': '<img alt="SVG figure" src="data:image/svg+xml;base64,PHN2Zy8+">',
+              'image/svg+xml': '<svg/>',
+              'text/plain': '[SVG figure]',
+            },
+          },
+        ],
+      },
       { cell_type: 'markdown' },
     ],
   };
   const out = slim.slimNotebook(nb);
   assert.deepEqual(out.cells[0].outputs, []);
-  assert.deepEqual(out.cells[1].outputs![0].data, { 'image/svg+xml': '<svg/>' });
+  assert.deepEqual(out.cells[1].outputs![0].data, {
+    'image/svg+xml': '<svg/>',
+    'text/plain': `[vega-lite chart] t${slim.UNTRUSTED_HINT}`,
+  });
+  assert.deepEqual(slim.slimNotebook(structuredClone(out)), out); // slimming twice changes nothing
   assert.equal(out.cells[2].outputs![0].data!['text/html'], '<b>table</b><script>x()</script>');
+  assert.deepEqual(out.cells[3].outputs![0].data, {
+    'image/svg+xml': '<svg/>',
+    'text/plain': `[SVG figure]${slim.UNTRUSTED_HINT}`,
+  });
 });

@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { vizSetupHtml } from './runtime';
 import { renderSvg } from './static-svg';
+import { escapeXml, svgImageHtml } from './svg-compose';
 import { D3_VIEWS, D3Renderer } from './views';
 import { writeFileAtomic } from '../util/atomic-write';
 
@@ -41,9 +42,6 @@ export type MimeBundle = Record<string, string | Record<string, unknown>>;
 
 let counter = 0;
 
-/** Text made safe inside HTML markup. */
-const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 /** JSON that is safe inside a <script> element. */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 
@@ -73,14 +71,14 @@ export class Chart {
   }
 
   /**
-   * The output's HTML: static SVG first (kept when scripts do not run), the spec, and a loader that hands
+   * The output's HTML: the static picture first (kept when scripts do not run), the spec, and a loader that hands
    * both to the runtime, which replaces the static picture by the interactive chart.
    */
   html(): string {
     const id = `cf-chart-${process.pid}-${Date.now().toString(36)}-${++counter}`;
     return (
       `<div id="${id}" class="cf-chart" data-renderer="${this.renderer}">` +
-      `<div class="cf-static">${this.svg()}</div><div class="cf-live"></div>` +
+      `<div class="cf-static">${svgImageHtml(this.svg(), this.title)}</div><div class="cf-live"></div>` +
       `<script type="application/json" class="cf-spec">${scriptJson({ renderer: this.renderer, title: this.title, spec: this.spec })}</script>` +
       // without the runtime yet, the setup output that brings it draws this chart
       `<script>window.causalfusionViz&&window.causalfusionViz.mount("${id}")</script>` +

@@ -4,14 +4,15 @@
  * chart of each library in a kernel session, one output loads that library (`vizSetup`), so libraries are
  * never re-sent with every chart. After reloading the page of a running kernel, call `vizSetup(undefined, true)`.
  * In the CausalFusion (tslab) kernel, `display(svg)` sends one output with two
- * representations of the same SVG: `text/html` (drawn inline by JupyterLab, Notebook, VS Code and HTML exports,
- * which sanitise `image/svg+xml` into bare text) and `image/svg+xml` (what static viewers such as GitHub show).
+ * representations of the same SVG: `text/html` (an <img> of it, drawn by JupyterLab, Notebook, VS Code and HTML
+ * exports, trusted or not) and `image/svg+xml` (what static viewers such as GitHub show).
  * Rasters go out as PNG. `newDisplay()` gives a handle that redraws one output in place (live training charts).
  * Outside a kernel nothing is shown (`inNotebook()` says which), so the same code runs in plain Node.
  */
 import { encodePng, Raster } from '../io/images';
 import { Chart, MimeBundle } from './chart';
 import { VIZ_LIBRARIES, VizLibrary, vizSetupHtml } from './runtime';
+import { svgImageHtml } from './svg-compose';
 
 type Bundle = { data: MimeBundle; metadata: Record<string, unknown>; transient: { display_id?: string } };
 type Writer = (bundle: Bundle, update: boolean) => void;
@@ -64,7 +65,7 @@ function bundleOf(fig: Figure): MimeBundle {
   }
   if (typeof fig === 'string') {
     if (!fig.trimStart().startsWith('<svg')) throw new Error('display expects an SVG document string or a Raster');
-    return { 'text/html': fig, 'image/svg+xml': fig };
+    return { 'text/html': svgImageHtml(fig, 'SVG figure'), 'image/svg+xml': fig, 'text/plain': '[SVG figure]' };
   }
   return { 'image/png': encodePng(fig).toString('base64') };
 }

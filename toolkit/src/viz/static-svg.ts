@@ -7,20 +7,19 @@ import { View } from './views/common';
 import { BarChartSpec, drawBarChart, drawLineChart, LineChartSpec } from './views/plots';
 import { OrderSpec, drawOrder } from './views/order';
 import { colorScheme } from './palette';
-
-const escapeText = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+import { escapeXml } from './svg-compose';
 
 /**
  * XML markup of a node of linkedom's DOM. linkedom lists attributes newest first: they are written in the order
  * the view set them (the snapshot tests pin this), so the SVG reads like the code that drew it.
  */
 function markup(node: Node, rootAttrs = ''): string {
-  if (node.nodeType === 3) return escapeText(node.textContent ?? '');
+  if (node.nodeType === 3) return escapeXml(node.textContent ?? '');
   if (node.nodeType !== 1) return '';
   const el = node as Element;
   const attrs = [...el.attributes]
     .reverse()
-    .map((a) => ` ${a.name}="${escapeText(a.value).replace(/"/g, '&quot;')}"`)
+    .map((a) => ` ${a.name}="${escapeXml(a.value)}"`)
     .join('');
   const kids = [...el.childNodes].map((k) => markup(k)).join('');
   const open = `<${el.localName}${rootAttrs}${attrs}`;

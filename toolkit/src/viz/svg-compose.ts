@@ -18,6 +18,18 @@ export function pngDataUri(image: Float32Array | Raster, size = 0): string {
   return `data:image/png;base64,${encodePng(r).toString('base64')}`;
 }
 
+/** Text made safe inside XML / HTML markup, attribute values included. */
+export const escapeXml = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/**
+ * HTML showing an SVG document as an image. Sanitizers (JupyterLab's, for untrusted outputs) keep an <img> with a
+ * data URI but strip inline <svg>, so this shows everywhere HTML does.
+ */
+export function svgImageHtml(svg: string, alt: string): string {
+  return `<img alt="${escapeXml(alt)}" src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}">`;
+}
+
 /** SVG documents side by side (`gap` px apart), or stacked when `vertical`. */
 export function hstackSvg(svgs: readonly string[], opts: { gap?: number; vertical?: boolean } = {}): string {
   const gap = opts.gap ?? 12;
