@@ -8,7 +8,7 @@ import { attentionRollout, headMean } from '../introspect/rollout';
 import { positionLabel as describe, SequencePosition } from '../factorization/mask';
 import { Chart, d3Chart } from './chart';
 import { ROLE_COLORS, ROLES } from './palette';
-import { colorRaster, pngDataUri } from './svg-compose';
+import { colorRaster, packBits, pngDataUri } from './svg-compose';
 import { matrixColor, MatrixSpec } from './views/attention';
 
 const roleIndex = (p: SequencePosition) => ROLES.indexOf(p.role);
@@ -126,7 +126,7 @@ export function attentionChart(
       image: pngDataUri(colorRaster(Lq, Lk, (r, c) => matrixColor(rows[r][c] > 0 ? rows[r][c] / rowMax[r] : null))),
       values: quantise(rows),
       rowMax: rowMax.map((m) => Number(m.toPrecision(4))),
-      allowed: Buffer.from(Uint8Array.from(mean, (v) => (v > 0 ? 1 : 0))).toString('base64'),
+      allowed: packBits(mean.length, (i) => mean[i] > 0),
       rowRoles: mLayer.queries.map(roleIndex),
       colRoles: mLayer.keys.map(roleIndex),
       rowLabels: mLayer.queries.map((p, i) => `query ${i}: ${describe(p)}`),

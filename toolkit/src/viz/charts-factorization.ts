@@ -7,7 +7,7 @@ import { AttnMask, SequencePosition } from '../factorization/mask';
 import { ArStepStats } from '../factorization/step-stats';
 import { Chart, d3Chart } from './chart';
 import { colorScheme, rgbBytes, ROLE_COLORS, ROLES } from './palette';
-import { colorRaster, pngDataUri } from './svg-compose';
+import { colorRaster, packBits, pngDataUri } from './svg-compose';
 import { vegaLiteChart } from './vega';
 
 /** A colour 25 % towards white: the mask's cells, lighter than the role strips. */
@@ -38,7 +38,7 @@ export function maskChart(
     title,
     n,
     cells: pngDataUri(colorRaster(n, n, (r, c) => (mask.maskedOut[r * n + c] ? null : keyColor(positions[c])))),
-    allowed: Buffer.from(Uint8Array.from(mask.maskedOut, (m) => (m ? 0 : 1))).toString('base64'),
+    allowed: packBits(n * n, (i) => mask.maskedOut[i] === 0),
     positions: positions.map((p) => [ROLES.indexOf(p.role), p.step, p.token]),
     roleNames: ['condition', 'clean', 'noisy'],
     colors,

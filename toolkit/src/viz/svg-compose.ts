@@ -1,9 +1,17 @@
 /**
- * Small SVG building blocks for static pictures: raster images embedded as PNG data URIs (compact at any size,
- * unlike one rect per pixel) and side-by-side / stacked composition of whole SVG documents.
+ * Small building blocks for static pictures and chart specs: raster images embedded as PNG data URIs (compact at
+ * any size, unlike one rect per pixel), packed bit sets, SVG as HTML, and side-by-side / stacked composition of
+ * whole SVG documents.
  */
 import { encodePng, imageGrid, Raster } from '../io/images';
 import { rgbBytes } from './palette';
+
+/** A bit set, 8 flags per byte, least significant bit first, base64 (what the views' `bits` reads). */
+export function packBits(n: number, flag: (i: number) => boolean): string {
+  const out = new Uint8Array(Math.ceil(n / 8));
+  for (let i = 0; i < n; i++) if (flag(i)) out[i >> 3] |= 1 << (i & 7);
+  return Buffer.from(out).toString('base64');
+}
 
 /** Width and height of an SVG document from its root element. */
 function sizeOf(svg: string): [number, number] {

@@ -5,7 +5,7 @@
  * query; hover a map for the share that went to the condition tokens.
  */
 import { interpolateOranges } from 'd3-scale-chromatic';
-import { bytes, legend, onCells, pixelImage, Sel, svgRoot, textWidth, tooltip, View } from './common';
+import { bits, bytes, legend, onCells, pixelImage, Sel, svgRoot, textWidth, tooltip, View } from './common';
 
 export interface AttentionSpec {
   title: string;
@@ -36,6 +36,7 @@ export interface MatrixSpec {
   /** Each row's weights, quantised to the row's maximum `rowMax`, base64. */
   values: string;
   rowMax: number[];
+  /** Where the mask lets the query attend, a packed bit set (`bits`). */
   allowed: string;
   rowRoles: number[];
   colRoles: number[];
@@ -45,6 +46,8 @@ export interface MatrixSpec {
 }
 
 const MASKED = '#d9d9d9';
+/** Opacity levels of the attention overlay. */
+const LEVELS = 16;
 const PICKED = '#d62728';
 
 export const drawAttention: View<AttentionSpec> = (el, s, interactive) => {
@@ -131,18 +134,19 @@ export const drawAttention: View<AttentionSpec> = (el, s, interactive) => {
     const tp = tilePx / s.grid;
     for (const t of tiles) {
       const row = maps[t.li][t.hi].subarray(q * G, (q + 1) * G);
-      // only the tokens that get attention: a static picture of 21 maps x 256 tokens stays small
-      const cells = Array.from(row, (v, g) => ({ g, v })).filter((c) => c.v > 0);
+      // one path per opacity level (16 levels): 21 maps x 256 tokens stay a few hundred kB in the static SVG
+      const levels = Array.from({ length: LEVELS }, () => '');
+      row.forEach((v, g) => {
+        const k = Math.round((v / 255) * (LEVELS - 1));
+        if (k > 0) levels[k] += `M${(g % s.grid) * tp},${Math.floor(g / s.grid) * tp}h${tp}v${tp}h${-tp}z`;
+      });
       t.g
         .select('.cf-overlay')
-        .selectAll('rect')
-        .data(cells, (c) => (c as { g: number }).g)
-        .join('rect')
-        .attr('x', (c) => (c.g % s.grid) * tp)
-        .attr('y', (c) => Math.floor(c.g / s.grid) * tp)
-        .attr('width', tp)
-        .attr('height', tp)
-        .attr('fill-opacity', (c) => ((0.8 * c.v) / 255).toFixed(3));
+        .selectAll('path')
+        .data(levels.flatMap((d, k) => (d ? [{ d, k }] : [])))
+        .join('path')
+        .attr('fill-opacity', (l) => ((0.8 * l.k) / (LEVELS - 1)).toFixed(3))
+        .attr('d', (l) => l.d);
       const { label, heads } = s.layers[t.li];
       t.title.text(`${label}, ${heads[t.hi].label}: condition tokens get ${(100 * heads[t.hi].cond[q]).toFixed(1)}%`);
     }
@@ -200,7 +204,7 @@ export const drawAttention: View<AttentionSpec> = (el, s, interactive) => {
   );
   if (!tip) return;
   const v = bytes(m.values);
-  const allowed = bytes(m.allowed);
+  const allowed = bits(m.allowed);
   onCells(
     matrix,
     tip,
@@ -209,7 +213,7 @@ export const drawAttention: View<AttentionSpec> = (el, s, interactive) => {
       r < 0 || c < 0 || r >= m.rows || c >= m.cols
         ? null
         : `${m.rowLabels[r]}\n→ ${m.colLabels[c]}\n${
-            allowed[r * m.cols + c] ? `weight ${((v[r * m.cols + c] / 255) * m.rowMax[r]).toFixed(4)}` : 'masked'
+            allowed(r * m.cols + c) ? `weight ${((v[r * m.cols + c] / 255) * m.rowMax[r]).toFixed(4)}` : 'masked'
           }`,
     (r) => {
       const found = s.queries.findIndex((q) => q.row === r);

@@ -144,3 +144,9 @@ export function onCells(
 
 /** The bytes of a base64 string (atob exists in browsers and in Node >= 16). */
 export const bytes = (b64: string): Uint8Array => Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+
+/** Reader of a bit set packed 8 per byte, least significant bit first (`packBits` writes it), base64. */
+export function bits(b64: string): (i: number) => boolean {
+  const b = bytes(b64);
+  return (i) => ((b[i >> 3] >> (i & 7)) & 1) === 1;
+}

@@ -3,7 +3,7 @@
  * cell has the key's colour (role, or AR step), a masked one is blank. The cells are one raster (64 + 2 x 256
  * positions are 330k cells); hovering names query and key.
  */
-import { bytes, legend, legendWidth, onCells, pixelImage, svgRoot, tooltip, View } from './common';
+import { bits, legend, legendWidth, onCells, pixelImage, svgRoot, tooltip, View } from './common';
 
 export interface MaskSpec {
   title: string;
@@ -11,7 +11,7 @@ export interface MaskSpec {
   n: number;
   /** The cells as a PNG data URI, one pixel per (query, key). */
   cells: string;
-  /** 1 where the query may attend, row-major, base64. */
+  /** Where the query may attend, row-major, a packed bit set (`bits`). */
   allowed: string;
   /** [role index, AR step (0-based, -1 for condition tokens), raster token] per sequence position. */
   positions: [number, number, number][];
@@ -57,10 +57,10 @@ export const drawMask: View<MaskSpec> = (el, s, interactive) => {
   g.append('text').attr('transform', 'translate(-14 40) rotate(-90)').text('queries →');
   legend(g, items, side + 16, 0);
   if (!interactive) return;
-  const allowed = bytes(s.allowed);
+  const allowed = bits(s.allowed);
   onCells(cells, tooltip(el), cell, (r, c) =>
     r < 0 || c < 0 || r >= n || c >= n
       ? null
-      : `query ${r}: ${describe(s, r)}\nkey ${c}: ${describe(s, c)}\n${allowed[r * n + c] ? 'may attend' : 'masked'}`,
+      : `query ${r}: ${describe(s, r)}\nkey ${c}: ${describe(s, c)}\n${allowed(r * n + c) ? 'may attend' : 'masked'}`,
   );
 };
