@@ -4,6 +4,8 @@ Run by `npm test` after `node kernels/install.js --prefix <tmp>`, with JUPYTER_P
 Beyond the protocol checks: the toolkit imports with one line, the backend was chosen at start-up, and a long
 training cell stops cleanly through an AbortSignal.
 """
+import base64
+import re
 import shutil
 import tempfile
 import unittest
@@ -101,9 +103,13 @@ class CausalFusionKernelTests(jkt.KernelTests):
         self.assertEqual(kinds, ["setup", "chart", "chart", "setup", "chart", "chart"])
         self.assertNotIn("if(!window.vegaEmbed)", shown[0]["text/html"])
         self.assertIn("if(!window.vegaEmbed)", shown[3]["text/html"])
-        self.assertNotIn("if(!window.d3)", shown[3]["text/html"])  # d3 and the runtime are not sent again
+        self.assertIn("if(!window.causalfusionViz)", shown[0]["text/html"])
+        self.assertNotIn("if(!window.causalfusionViz)", shown[3]["text/html"])  # the runtime is not sent again
         for d in (shown[1], shown[2], shown[4], shown[5]):
-            self.assertIn('<div class="cf-static"><svg', d["text/html"])
+            # the static picture is the chart's SVG, as an <img> (sanitizers keep it)
+            img = re.search(r'<div class="cf-static"><img alt="[^"]*" src="data:image/svg\+xml;base64,([^"]+)"', d["text/html"])
+            self.assertIsNotNone(img)
+            self.assertEqual(base64.b64decode(img.group(1)).decode(), d["image/svg+xml"])
             self.assertTrue(d["image/svg+xml"].startswith("<svg"))
             self.assertLess(len(d["text/html"]), 200_000)
         # vega-lite charts also travel under the ecosystem's MIME type, as a JSON object (not a string)
