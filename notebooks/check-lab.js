@@ -21,10 +21,7 @@ const { launch, offlinePage, checkCharts } = require('./browser-checks');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'runs', 'lab');
-const VEGALITE = 'application/vnd.vegalite.v5+json';
-const PLOTLY = 'application/vnd.plotly.v1+json';
-const text = (v) => (Array.isArray(v) ? v.join('') : (v ?? ''));
-const { UNTRUSTED_HINT } = require('./slim');
+const { isChartOutput, text, NATIVE_CHART_TYPES, UNTRUSTED_HINT } = require('./slim');
 
 /** An output as the Jupyter server hands it to JupyterLab: multi-line strings joined (nbformat's rejoin_lines). */
 function rejoin(o) {
@@ -66,10 +63,7 @@ function buildPage() {
 /** Whether an output is a figure: one of our charts, an SVG, an image, or a native vega-lite / plotly chart. */
 function isFigure(o) {
   const d = o.data ?? {};
-  return (
-    ['image/svg+xml', 'image/png', 'image/jpeg', VEGALITE, PLOTLY].some((t) => t in d) ||
-    /class="cf-chart"/.test(text(d['text/html']))
-  );
+  return ['image/svg+xml', 'image/png', 'image/jpeg', ...NATIVE_CHART_TYPES].some((t) => t in d) || isChartOutput(o);
 }
 
 /** In the page: per output area, the MIME type JupyterLab chose and whether it drew something. */
@@ -150,10 +144,10 @@ async function main() {
         }
         // what VS Code and JupyterLab draw from the ecosystem's types alone, without our scripts
         const native = outputs
-          .filter((o) => o.data && (VEGALITE in o.data || PLOTLY in o.data))
+          .filter((o) => o.data && NATIVE_CHART_TYPES.some((t) => t in o.data))
           .map((o) => ({
             ...o,
-            data: Object.fromEntries(Object.entries(o.data).filter(([t]) => t === VEGALITE || t === PLOTLY)),
+            data: Object.fromEntries(Object.entries(o.data).filter(([t]) => NATIVE_CHART_TYPES.includes(t))),
           }));
         if (native.length) {
           const r = await checkOutputs(

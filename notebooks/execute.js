@@ -3,8 +3,8 @@
  * Executes every notebook headless with the CausalFusion kernel (nbconvert), each under a time limit, fails on
  * any cell error, and writes the executed notebooks and their HTML exports to runs/notebooks/. `--inplace` instead
  * refreshes the committed notebooks' outputs, slimmed (slim.js: static charts, no chart libraries). Notebook 7 (the
- * claims study) runs its reduced setting here and its full setting (the committed, cached study) with `--inplace`, unless
- * CAUSALFUSION_CLAIMS_SETTING says otherwise.
+ * claims study) runs its reduced setting here and its full setting (the committed, cached study) with `--inplace`,
+ * unless CAUSALFUSION_CLAIMS_SETTING says otherwise.
  *
  *   node notebooks/execute.js [--inplace] [NAME.ipynb ...]
  */

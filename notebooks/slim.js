@@ -59,7 +59,16 @@ function slimFile(file) {
   return { before, after: fs.statSync(file).size };
 }
 
-module.exports = { isLibraryOutput, slimNotebook, slimFile, LIBRARIES, UNTRUSTED_HINT };
+module.exports = {
+  isLibraryOutput,
+  isChartOutput,
+  slimNotebook,
+  slimFile,
+  text,
+  LIBRARIES,
+  NATIVE_CHART_TYPES,
+  UNTRUSTED_HINT,
+};
 
 if (require.main === module) {
   for (const file of process.argv.slice(2)) {

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeSequence, getAttnMask } from '../src/factorization/mask';
 import { fromSizes } from '../src/factorization/steps';
-import { barChartSvg, lineChartSvg, orderGridSvg } from '../src/viz/static-svg';
-import { maskChart } from '../src/viz/charts-factorization';
+import { barChartSvg, lineChartSvg } from '../src/viz/static-svg';
+import { maskChart, orderGridSvg } from '../src/viz/charts-factorization';
 import { display, inNotebook, newDisplay } from '../src/viz/display';
 import { assertSvgSnapshot } from './helpers';
 

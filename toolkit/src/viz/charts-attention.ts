@@ -1,7 +1,8 @@
 /**
- * The attention explorer (the d3 view `views/attention.ts`): for a chosen query token, its attention over the image's patch grid drawn on the image,
- * as layer x head small multiples plus the head mean and the attention rollout across layers; the full
- * query x key matrix of one layer with the mask overlaid; click a patch or a matrix row to pick the query.
+ * The attention explorer (the d3 view `views/attention.ts`): for a chosen query token, its attention over the
+ * image's patch grid drawn on the image, as layer x head small multiples plus the head mean and the attention
+ * rollout across layers; the full query x key matrix of one layer with the mask overlaid; click a patch or a
+ * matrix row to pick the query.
  */
 import { AttentionRecord } from '../introspect/recorders';
 import { attentionRollout, headMean } from '../introspect/rollout';

@@ -1,6 +1,7 @@
 /**
  * Charts of the diffusion side: the noise schedule, full and respaced (vega-lite), x_t / x0 trajectories of
- * chosen tokens (vega-lite), and image grids such as AR step x diffusion step predicted x0 (the d3 view `views/frames.ts`).
+ * chosen tokens (vega-lite), and image grids such as AR step x diffusion step predicted x0 (the d3 view
+ * `views/frames.ts`).
  */
 import { TrajectoryRecord } from '../introspect/recorders';
 import { DenoisingFrames } from '../introspect/frames';

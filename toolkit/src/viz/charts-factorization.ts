@@ -9,6 +9,8 @@ import { Chart, d3Chart } from './chart';
 import { colorScheme, rgbBytes, ROLE_COLORS, ROLES } from './palette';
 import { colorRaster, packBits, pngDataUri } from './svg-compose';
 import { vegaLiteChart } from './vega';
+import { renderSvg } from './static-svg';
+import { drawOrder, OrderSpec } from './views/order';
 
 /** A colour 25 % towards white: the mask's cells, lighter than the role strips. */
 const light = (color: string) =>
@@ -32,12 +34,14 @@ export function maskChart(
   const title = opts.title ?? `Generalized causal mask: ${n} positions, ${S} AR steps`;
   const colors = colorScheme(S);
   const colorBy = opts.colorBy ?? 'role';
-  const keyColor = (p: SequencePosition) =>
-    light(colorBy === 'step' && p.role !== 'cond' ? colors.steps[p.step] : ROLE_COLORS[p.role]);
+  // a cell's colour is its key's: one per column, not one per cell
+  const keyColor = positions.map((p) =>
+    light(colorBy === 'step' && p.role !== 'cond' ? colors.steps[p.step] : ROLE_COLORS[p.role]),
+  );
   return d3Chart('d3-mask', title, {
     title,
     n,
-    cells: pngDataUri(colorRaster(n, n, (r, c) => (mask.maskedOut[r * n + c] ? null : keyColor(positions[c])))),
+    cells: pngDataUri(colorRaster(n, n, (r, c) => (mask.maskedOut[r * n + c] ? null : keyColor[c]))),
     allowed: packBits(n * n, (i) => mask.maskedOut[i] === 0),
     positions: positions.map((p) => [ROLES.indexOf(p.role), p.step, p.token]),
     roleNames: ['condition', 'clean', 'noisy'],
@@ -63,8 +67,7 @@ export function orderChart(
     throw new Error(`orderChart expects one grey ${size}x${size} image, got ${image.length} values`);
   const p = size / grid;
   if (!Number.isInteger(p)) throw new Error(`image size ${size} is not a multiple of the grid ${grid}`);
-  const S = steps.length;
-  const title = opts.title ?? `Generation order: ${grid * grid} tokens in ${S} AR steps`;
+  const title = opts.title ?? `Generation order: ${grid * grid} tokens in ${steps.length} AR steps`;
   const visible = new Uint8Array(grid * grid);
   for (const t of opts.kept ?? []) visible[t] = 1;
   const frame = () =>
@@ -77,16 +80,41 @@ export function orderChart(
     for (const t of ps) visible[t] = 1;
     frames.push(frame());
   }
-  return d3Chart('d3-order', title, {
+  return d3Chart('d3-order', title, orderSpec(title, grid, size, steps, opts.kept, frames));
+}
+
+/** The order view's spec: `frames` (PNG data URIs before step 1 and after each step) may be empty (grid only). */
+function orderSpec(
+  title: string,
+  grid: number,
+  size: number,
+  steps: readonly (readonly number[])[],
+  kept: readonly number[] = [],
+  frames: string[] = [],
+): OrderSpec {
+  return {
     title,
     grid,
     size,
     steps: steps.map((s) => [...s]),
-    kept: [...(opts.kept ?? [])],
+    kept: [...kept],
     frames,
-    colors: colorScheme(S),
-    startLabel: opts.kept?.length ? 'kept tokens only' : 'nothing generated yet',
-  });
+    colors: colorScheme(steps.length),
+    startLabel: kept.length ? 'kept tokens only' : 'nothing generated yet',
+  };
+}
+
+/**
+ * The patch grid coloured and numbered by the AR step that produces each token, as an SVG document: `steps[s]`
+ * lists the raster tokens of step s; `kept` tokens (editing) are grey. (`orderChart` adds the image per step.)
+ */
+export function orderGridSvg(
+  grid: number,
+  steps: readonly (readonly number[])[],
+  opts: { title?: string; kept?: readonly number[] } = {},
+): string {
+  const title = opts.title ?? `Generation order (${steps.length} AR steps)`;
+  return renderSvg(drawOrder, orderSpec(title, grid, grid, steps, opts.kept));
 }
 
 /**

@@ -5,8 +5,6 @@
 import { parseHTML } from 'linkedom';
 import { View } from './views/common';
 import { BarChartSpec, drawBarChart, drawLineChart, LineChartSpec } from './views/plots';
-import { OrderSpec, drawOrder } from './views/order';
-import { colorScheme } from './palette';
 import { escapeXml } from './svg-compose';
 
 /**
@@ -52,25 +50,3 @@ export const lineChartSvg = (spec: LineChartSpec): string => renderSvg(drawLineC
 
 /** A bar chart of labelled values as an SVG document. */
 export const barChartSvg = (spec: BarChartSpec): string => renderSvg(drawBarChart, spec);
-
-/**
- * The patch grid coloured and numbered by the AR step that produces each token, as an SVG document: `steps[s]`
- * lists the raster tokens of step s; `kept` tokens (editing) are grey. (`orderChart` adds the image per step.)
- */
-export function orderGridSvg(
-  grid: number,
-  steps: readonly (readonly number[])[],
-  opts: { title?: string; kept?: readonly number[] } = {},
-): string {
-  const spec: OrderSpec = {
-    title: opts.title ?? `Generation order (${steps.length} AR steps)`,
-    grid,
-    size: grid,
-    steps: steps.map((s) => [...s]),
-    kept: [...(opts.kept ?? [])],
-    frames: [],
-    colors: colorScheme(steps.length),
-    startLabel: '',
-  };
-  return renderSvg(drawOrder, spec);
-}

@@ -60,10 +60,15 @@ export function hstackSvg(svgs: readonly string[], opts: { gap?: number; vertica
 /** An RGBA raster [h x w] whose pixel (r, c) has colour `color(r, c)` (white where null). */
 export function colorRaster(h: number, w: number, color: (r: number, c: number) => string | null): Raster {
   const data = new Uint8Array(4 * h * w).fill(255);
+  // a chart uses few distinct colours: parse each once, not once per pixel
+  const parsed = new Map<string, [number, number, number]>();
   for (let r = 0; r < h; r++)
     for (let c = 0; c < w; c++) {
       const col = color(r, c);
-      if (col) data.set(rgbBytes(col), 4 * (r * w + c));
+      if (!col) continue;
+      let rgb = parsed.get(col);
+      if (!rgb) parsed.set(col, (rgb = rgbBytes(col)));
+      data.set(rgb, 4 * (r * w + c));
     }
   return { width: w, height: h, data };
 }
