@@ -5,9 +5,8 @@
  * chart outputs and the chart libraries) go through JupyterLab's own renderers (@jupyterlab/outputarea,
  * @jupyterlab/rendermime, the vega and plotly mime renderers; see lab/render-outputs.js) in Debian's Chromium,
  * trusted and untrusted. Fails on any console error, page error or network request, and on any figure output
- * (chart, SVG, image) that drew nothing; with our runtime on the page it also checks the charts' interactions.
- * One exception, JupyterLab's rule: an untrusted notebook's SVG is not drawn, so a committed (slim) figure may show
- * its text line instead, which must say so.
+ * (chart, SVG, image) that drew nothing, trusted or not (committed figures are PNGs, which an untrusted JupyterLab
+ * draws); with our runtime on the page it also checks the charts' interactions.
  * The vega-lite and plotly specs are then drawn alone by JupyterLab's vega and plotly renderers (what VS Code
  * and JupyterLab use without our scripts). A screenshot of each page goes to runs/lab/.
  *
@@ -21,7 +20,7 @@ const { launch, offlinePage, checkCharts } = require('./browser-checks');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'runs', 'lab');
-const { isChartOutput, text, NATIVE_CHART_TYPES, UNTRUSTED_HINT } = require('./slim');
+const { isChartOutput, text, NATIVE_CHART_TYPES } = require('./slim');
 
 /** An output as the Jupyter server hands it to JupyterLab: multi-line strings joined (nbformat's rejoin_lines). */
 function rejoin(o) {
@@ -94,17 +93,14 @@ async function checkOutputs(browser, page0, outputs, trusted, shot) {
   const charts = withRuntime ? await checkCharts(page, problems) : 0;
   const drawn = await page.evaluate(outputsInPage);
   let figures = 0;
-  let hidden = 0;
   for (const r of drawn) {
     if (!isFigure(outputs[r.index])) continue;
     figures++;
-    // JupyterLab draws no SVG from an untrusted notebook: a committed figure shows its text line, which says why
-    if (!r.drawn && !trusted && r.mime === 'text/plain' && r.text.endsWith(UNTRUSTED_HINT.trim())) hidden++;
-    else if (!r.drawn) problems.push(`output ${r.index} (shown as ${r.mime}) drew nothing: "${r.text.slice(0, 80)}"`);
+    if (!r.drawn) problems.push(`output ${r.index} (shown as ${r.mime}) drew nothing: "${r.text.slice(0, 80)}"`);
   }
   await page.screenshot({ path: shot, fullPage: true });
   await page.close();
-  return { problems, figures: figures - hidden, hidden, charts };
+  return { problems, figures, charts };
 }
 
 async function main() {
@@ -135,12 +131,7 @@ async function main() {
           if (r.problems.length) {
             failed++;
             console.log(`FAIL ${name}\n  ${r.problems.slice(0, 10).join('\n  ')}`);
-          } else
-            console.log(
-              `ok   ${name}: ${r.figures} figures drawn${r.charts ? ` (${r.charts} interactive)` : ''}${
-                r.hidden ? `, ${r.hidden} shown as their text line (JupyterLab draws no untrusted SVG)` : ''
-              }`,
-            );
+          } else console.log(`ok   ${name}: ${r.figures} figures drawn${r.charts ? ` (${r.charts} interactive)` : ''}`);
         }
         // what VS Code and JupyterLab draw from the ecosystem's types alone, without our scripts
         const native = outputs

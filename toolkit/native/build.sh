@@ -13,8 +13,18 @@ headers=$(node -p "require('path').resolve(process.execPath, '../../include/node
 # AVX2 + FMA where the CPU has them (x86-64-v3, every x86 server since 2015); the build runs where it is used
 arch=()
 if grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo; then arch=(-mavx2 -mfma); fi
+command -v cc >/dev/null 2>&1 || { echo "no C compiler (cc) found"; exit 1; }
+# macOS: Node resolves the addon's N-API symbols at load time; OpenBLAS from Homebrew where it is installed
+platform=()
+if [ "$(uname)" = Darwin ]; then
+  platform=(-undefined dynamic_lookup)
+  if prefix=$(brew --prefix openblas 2>/dev/null); then platform+=(-I"$prefix/include" -L"$prefix/lib"); fi
+fi
 mkdir -p build
-cc -O3 -fno-trapping-math -fno-math-errno "${arch[@]}" -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -shared -I"$headers" \
-  cfkernels.c -o "$out.tmp" -lopenblas -lpthread -lm
+if ! cc -O3 -fno-trapping-math -fno-math-errno "${arch[@]}" -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fPIC -shared \
+  -I"$headers" "${platform[@]}" cfkernels.c -o "$out.tmp" -lopenblas -lpthread -lm 2>build/cc.log; then
+  echo "the compile failed (is OpenBLAS installed? the compiler's words: toolkit/native/build/cc.log)"
+  exit 1
+fi
 mv "$out.tmp" "$out"
 echo "[setup] built toolkit/native/$out"

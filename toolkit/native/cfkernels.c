@@ -604,7 +604,9 @@ static napi_value sum_rows(napi_env env, napi_callback_info info) {
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  /* $CAUSALFUSION_THREADS overrides the core count (to check results with 1 thread, or to share a machine) */
+  const char *want = getenv("CAUSALFUSION_THREADS");
+  long cpus = want && atol(want) > 0 ? atol(want) : sysconf(_SC_NPROCESSORS_ONLN);
   g_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
   const struct {
     const char *name;

@@ -26,6 +26,7 @@ export * from './sample/sampler';
 export * from './io/checkpoint';
 export * from './io/torch-pickle';
 export * from './io/images';
+export * from './io/palette-png';
 export * from './introspect/recorders';
 export * from './introspect/rollout';
 export * from './introspect/frames';

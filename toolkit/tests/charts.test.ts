@@ -285,19 +285,16 @@ test('bad chart input names the problem', () => {
   assert.deepEqual(one.rows, ['AR step 2']);
 });
 
-test('scale: a 64 + 2 x 256 mask and 16-head attention over 576 positions stay small and fast', () => {
+// their build and draw times are measured by `npm run bench` (charts section), not asserted: a slow machine is not a bug
+test('scale: a 64 + 2 x 256 mask and 16-head attention over 576 positions stay small', () => {
   const split = fromSizes([100, 60, 40, 30, 25, 1], 256); // a 1-token last step: 64 + 255 clean + 256 noisy = 575 positions
   const mask = getAttnMask(256, 64, split.splitSizes);
-  let t0 = Date.now();
   const m = maskChart(mask, describeSequence(256, 64, split));
   const html = m.html();
-  assert.ok(Date.now() - t0 < 5000, `mask chart took ${Date.now() - t0} ms`);
   assert.ok(html.length < 1_500_000, `mask output ${html.length} bytes`);
   // 16 heads of random attention over the 576 x 576 sequence, one layer
   const pos = describeSequence(256, 64, split);
   const rec = randomAttentionRecord(mask, pos, 16);
-  t0 = Date.now();
   const a = attentionChart([rec], ring(32), 32, 16).html();
-  assert.ok(Date.now() - t0 < 15000, `attention chart took ${Date.now() - t0} ms`);
   assert.ok(a.length < 3_000_000, `attention output ${a.length} bytes`);
 });

@@ -113,9 +113,7 @@ test('runClaims caches each run and resumes; unknown variants and missing caches
     first.runs[0].evals.map((e) => e.sEval),
     [1, 2],
   );
-  const t0 = Date.now();
-  const again = loadClaims(tiny, { dir, only: ['raster'] });
-  assert.ok(Date.now() - t0 < 1000);
+  const again = loadClaims(tiny, { dir, only: ['raster'] }); // no dataset given: it can only read the cache
   assert.deepEqual(again.runs, first.runs);
   // a cache made with another budget is not reused
   assert.throws(() => loadClaims({ ...tiny, steps: 3 }, { dir, only: ['raster'] }), /no cached run/);

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
 import { encodePng, imageGrid } from '../src/io/images';
+import { encodePalettePng } from '../src/io/palette-png';
 
 /** The PNG colour type byte of the IHDR chunk (0 greyscale, 6 RGBA). */
 const colorType = (png: Buffer) => png[25];
@@ -24,4 +25,31 @@ test('a colour raster stays RGBA, pixel for pixel', () => {
 test('a grey raster with transparency stays RGBA', () => {
   const data = new Uint8Array(2 * 2 * 4).fill(128);
   assert.equal(colorType(encodePng({ width: 2, height: 2, data })), 6);
+});
+
+test('palette PNG: a raster of at most 256 colours decodes to the same pixels, alpha included', () => {
+  const width = 32;
+  const height = 9;
+  // 60 colours: grey levels of each pixel index mod 60, every other one half transparent
+  const data = new Uint8Array(width * height * 4).map((_, i) =>
+    i % 4 === 3 ? ((i >> 2) % 2 ? 128 : 255) : ((i >> 2) % 60) * 4,
+  );
+  const png = encodePalettePng({ width, height, data });
+  assert.equal(png[25], 3, 'indexed colour');
+  const back = PNG.sync.read(png);
+  assert.deepEqual(new Uint8Array(back.data), data);
+});
+
+test('palette PNG: more than 256 colours keep the most frequent ones and map the rest to the nearest', () => {
+  const width = 300;
+  const data = new Uint8Array(width * 4 * 2);
+  for (let x = 0; x < width; x++) {
+    data.set([x < 150 ? 10 : 240, 20, 30, 255], x * 4); // row 0: two colours, 150 pixels each
+    data.set([Math.min(255, x), 0, 0, 255], (width + x) * 4); // row 1: 256 greys of red, one pixel each
+  }
+  const back = new Uint8Array(PNG.sync.read(encodePalettePng({ width, height: 2, data })).data);
+  assert.deepEqual(back.subarray(0, width * 4), data.subarray(0, width * 4)); // frequent colours exact
+  for (let x = 0; x < width; x++)
+    assert.ok(Math.abs(back[(width + x) * 4] - data[(width + x) * 4]) <= 12, `pixel ${x}`);
+  assert.throws(() => encodePalettePng({ width, height: 2, data }, 300), /2 to 256 colours, got 300/);
 });

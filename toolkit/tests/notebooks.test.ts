@@ -1,6 +1,7 @@
 /**
  * The committed notebooks are stored slim (notebooks/slim.js): no chart libraries and no chart scripts in their
- * outputs, while every chart keeps its static SVG for GitHub, nbviewer and untrusted Notebooks.
+ * outputs, and every figure once, as a palette PNG that every viewer draws (GitHub, nbviewer, VS Code and an
+ * untrusted JupyterLab, which draws no SVG).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,9 +10,8 @@ import * as path from 'path';
 
 const NOTEBOOKS = path.resolve(__dirname, '..', '..', '..', 'notebooks');
 const slim = require(path.join(NOTEBOOKS, 'slim.js')) as {
-  slimNotebook(nb: Notebook): Notebook;
+  slimNotebook(nb: Notebook, scale?: number): Notebook;
   LIBRARIES: string;
-  UNTRUSTED_HINT: string;
 };
 
 type Output = { output_type: string; data?: Record<string, string | string[]> };
@@ -19,7 +19,14 @@ type Notebook = { cells: { cell_type: string; outputs?: Output[] }[] };
 const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join('') : (v ?? ''));
 const outputs = (nb: Notebook) => nb.cells.flatMap((c) => c.outputs ?? []);
 
-test('committed notebooks hold no chart libraries and no scripts, and each chart once, as its static SVG', () => {
+/** A PNG's width, height and colour type (3: indexed) from its header. */
+function pngHeader(b64: string): { width: number; height: number; colourType: number } {
+  const b = Buffer.from(b64, 'base64');
+  assert.equal(b.subarray(1, 4).toString('latin1'), 'PNG');
+  return { width: b.readUInt32BE(16), height: b.readUInt32BE(20), colourType: b[25] };
+}
+
+test('committed notebooks hold no chart libraries and no scripts, and each figure once, as a palette PNG', () => {
   const files = fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb'));
   assert.equal(files.length, 7);
   for (const f of files) {
@@ -30,10 +37,11 @@ test('committed notebooks hold no chart libraries and no scripts, and each chart
       assert.doesNotMatch(text(o.data?.['text/html']), /<script/, `${f}: a script in an output`);
       if (/^\[(vega-lite|plotly|d3) chart\]/.test(text(o.data?.['text/plain']))) {
         charts++;
-        assert.match(text(o.data?.['image/svg+xml']), /^<svg/, `${f}: a chart without image/svg+xml`);
-        assert.equal(o.data?.['text/html'], undefined, `${f}: a chart stored twice (HTML and SVG)`);
-        assert.ok(text(o.data?.['text/plain']).endsWith(slim.UNTRUSTED_HINT), `${f}: a chart without its hint`);
+        assert.equal(pngHeader(text(o.data?.['image/png'])).colourType, 3, `${f}: a chart without its palette PNG`);
       }
+      for (const t of ['text/html', 'image/svg+xml'])
+        if (o.data?.['image/png'] !== undefined)
+          assert.equal(o.data?.[t], undefined, `${f}: a figure stored twice (${t})`);
     }
     if (f !== '06-fashion-and-your-images.ipynb') assert.ok(charts > 0, `${f}: no chart outputs (not executed?)`);
   }
@@ -46,7 +54,10 @@ test('committed notebooks are at most 500 KB each', () => {
   }
 });
 
-test('slimNotebook drops the library output and keeps each chart as its SVG alone; tables stay', () => {
+const SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="10"><rect width="20" height="10" fill="#1f77b4"/></svg>';
+
+test('slimNotebook drops the library output and keeps each figure as a palette PNG alone; tables stay', () => {
   const chart =
     '<div id="c1" class="cf-chart"><div class="cf-static"><img src="data:image/svg+xml;base64,PHN2Zy8+"></div><script type="application/json" class="cf-spec">{"a":1}</script><script>mount("c1")</script></div>';
   const nb: Notebook = {
@@ -67,7 +78,7 @@ test('slimNotebook drops the library output and keeps each chart as its SVG alon
             output_type: 'display_data',
             data: {
               'text/html': [chart],
-              'image/svg+xml': '<svg/>',
+              'image/svg+xml': SVG,
               'text/plain': '[vega-lite chart] t',
               'application/vnd.vegalite.v5+json': '{"mark": "point"}',
             },
@@ -85,7 +96,7 @@ test('slimNotebook drops the library output and keeps each chart as its SVG alon
             output_type: 'display_data',
             data: {
               'text/html': '<img alt="SVG figure" src="data:image/svg+xml;base64,PHN2Zy8+">',
-              'image/svg+xml': '<svg/>',
+              'image/svg+xml': SVG,
               'text/plain': '[SVG figure]',
             },
           },
@@ -94,16 +105,17 @@ test('slimNotebook drops the library output and keeps each chart as its SVG alon
       { cell_type: 'markdown' },
     ],
   };
-  const out = slim.slimNotebook(nb);
+  const out = slim.slimNotebook(nb, 2);
   assert.deepEqual(out.cells[0].outputs, []);
-  assert.deepEqual(out.cells[1].outputs![0].data, {
-    'image/svg+xml': '<svg/>',
-    'text/plain': `[vega-lite chart] t${slim.UNTRUSTED_HINT}`,
-  });
+  for (const [cell, line] of [
+    [1, '[vega-lite chart] t'],
+    [3, '[SVG figure]'],
+  ] as const) {
+    const d = out.cells[cell].outputs![0].data!;
+    assert.deepEqual(Object.keys(d).sort(), ['image/png', 'text/plain']);
+    assert.equal(d['text/plain'], line);
+    assert.deepEqual(pngHeader(text(d['image/png'])), { width: 40, height: 20, colourType: 3 }); // 2x the SVG
+  }
   assert.deepEqual(slim.slimNotebook(structuredClone(out)), out); // slimming twice changes nothing
   assert.equal(out.cells[2].outputs![0].data!['text/html'], '<b>table</b><script>x()</script>');
-  assert.deepEqual(out.cells[3].outputs![0].data, {
-    'image/svg+xml': '<svg/>',
-    'text/plain': `[SVG figure]${slim.UNTRUSTED_HINT}`,
-  });
 });

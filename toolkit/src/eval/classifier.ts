@@ -15,6 +15,7 @@ import { ImageDataset, toModelRange } from '../data/datasets';
 import { BatchLoader } from '../data/loader';
 import { AdamW } from '../train/optim';
 import { loadSafetensors, saveSafetensors } from '../io/safetensors';
+import { existingAsset } from '../data/assets';
 
 export interface ClassifierConfig {
   size: number;
@@ -206,7 +207,9 @@ export class Classifier {
     });
   }
 
-  static load(file: string): Classifier {
+  /** Reads a classifier file, or a shipped one by name (`'classifier-mnist'`, `'classifier-fashion-mnist'`). */
+  static load(nameOrFile: string): Classifier {
+    const file = existingAsset(nameOrFile, ['classifier-mnist', 'classifier-fashion-mnist'], 'classifier');
     const f = loadSafetensors(file);
     if (f.metadata.format !== 'causalfusion-classifier/1')
       throw new Error(`${file}: not a CausalFusion Lab classifier (format ${f.metadata.format ?? 'missing'})`);

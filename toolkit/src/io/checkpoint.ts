@@ -13,6 +13,7 @@ import { CausalDiffusionModel } from '../model/causalfusion';
 import { StateDict } from '../model/params';
 import { loadSafetensors, saveSafetensors, StoredDtype } from './safetensors';
 import { readTorchStateDict } from './torch-pickle';
+import { existingAsset } from '../data/assets';
 
 export const CHECKPOINT_FORMAT = 'causalfusion-checkpoint/1';
 
@@ -134,13 +135,15 @@ export function readCheckpoint(file: string, config?: CausalFusionConfig): Check
 }
 
 /**
- * Loads a model for sampling from any checkpoint `readCheckpoint` accepts. `weights: 'ema'` (the default)
- * takes the EMA weights when the file has them, as the official sampler does.
+ * Loads a model for sampling from any checkpoint `readCheckpoint` accepts, or a shipped model by name
+ * (`'mnist-small'`, `'mnist-base'`: found in the project's data/ from any folder). `weights: 'ema'` (the
+ * default) takes the EMA weights when the file has them, as the official sampler does.
  */
 export function loadModel(
-  file: string,
+  nameOrFile: string,
   opts: { weights?: 'ema' | 'model'; config?: CausalFusionConfig } = {},
 ): CausalDiffusionModel {
+  const file = existingAsset(nameOrFile, ['mnist-small', 'mnist-base'], 'checkpoint');
   const ck = readCheckpoint(file, opts.config);
   const sd = pickWeights(ck, opts.weights ?? 'ema', file);
   try {

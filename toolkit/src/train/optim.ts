@@ -51,11 +51,16 @@ export class AdamW {
     if (!(c.weightDecay >= 0)) throw new Error(`weight decay must be >= 0, got ${c.weightDecay}`);
   }
 
-  /** Applies one update to `params[name]` for every gradient given, at learning rate `lr`. */
+  /** Applies one update to `params[name]` for every gradient given, at learning rate `lr`, and counts it. */
   apply(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr = this.config.lr): void {
-    const { beta1, beta2, eps, weightDecay } = this.config;
     this.step += 1;
-    const { bc1, bc2Sqrt } = biasCorrections(this.config, this.step);
+    this.applyAt(params, grads, lr, this.step);
+  }
+
+  /** The update of `apply` with the bias corrections of `step`, leaving the step count to the caller. */
+  applyAt(params: Record<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr: number, step: number): void {
+    const { beta1, beta2, eps, weightDecay } = this.config;
+    const { bc1, bc2Sqrt } = biasCorrections(this.config, step);
     for (const [name, g] of Object.entries(grads)) {
       const p = params[name];
       const { m, v } = this.moment(name, p);

@@ -19,7 +19,6 @@ import { weightedLoss } from './loss';
 import { AdamW, biasCorrections, clipGradNorm, Ema, warmupLr } from './optim';
 import { fusedKernels, nativeKernels } from '../backend';
 import { adamwUpdate as nativeAdamWUpdate } from '../backend/native-kernels';
-import type { WebGPUBackendLike } from '../backend/webgpu';
 import { FusedAdamWArgs, fusedAdamWUpdate } from '../backend/wgsl/adamw';
 import { lossScaleFor } from '../backend/wgsl/matmul';
 import { OFFICIAL_RECIPE } from './recipes';
@@ -251,86 +250,66 @@ export interface StepResult {
   tokenMse: Float32Array;
 }
 
-/** The statistics of a step before its sanity checks. */
-type Update = Omit<StepResult, 'lr'>;
-
-/** The settings of a fused clip + AdamW + EMA update, the optimizer's step already counted. */
-function fusedUpdateArgs(opt: AdamW, ema: Ema | null, lr: number, cfg: StepConfig, gradScale: number): FusedAdamWArgs {
+/** The settings of a fused clip + AdamW + EMA update: the optimizer's next step. */
+function fusedUpdateArgs(opt: AdamW, ema: Ema | null, lr: number, gradClip: number, gradScale: number): FusedAdamWArgs {
   const c = opt.config;
-  return { ...c, ...biasCorrections(c, opt.step), lr, maxNorm: cfg.gradClip, emaDecay: ema?.decay, gradScale };
-}
-
-/** clip + AdamW + EMA with tfjs ops, or in one native pass per parameter; reads the loss first, so a non-finite one stops before any change. */
-function hostUpdate(
-  model: CausalDiffusionModel,
-  opt: AdamW,
-  ema: Ema | null,
-  r: LossAndGrads,
-  lr: number,
-  cfg: StepConfig,
-): Update {
-  const loss = r.loss.dataSync()[0] / r.scale;
-  const tokenMse = r.tokenMse.dataSync() as Float32Array;
-  if (!Number.isFinite(loss)) {
-    tf.dispose(Object.values(r.grads));
-    return { loss, gradNorm: NaN, tokenMse };
-  }
-  const cpu = nativeKernels();
-  if (cpu) {
-    opt.step += 1;
-    const moments = (n: string) => opt.moment(n, model.params[n]);
-    const args = fusedUpdateArgs(opt, ema, lr, cfg, r.scale);
-    const gradNorm = nativeAdamWUpdate(cpu, model.params, r.grads, moments, ema?.shadow ?? null, args);
-    if (!Number.isFinite(gradNorm)) opt.step -= 1;
-    tf.dispose(Object.values(r.grads));
-    return { loss, gradNorm, tokenMse };
-  }
-  if (r.scale !== 1) {
-    for (const [n, g] of Object.entries(r.grads)) {
-      r.grads[n] = tf.mul(g, 1 / r.scale);
-      g.dispose();
-    }
-  }
-  const clipped = clipGradNorm(r.grads, cfg.gradClip);
-  if (Number.isFinite(clipped.norm)) {
-    opt.apply(model.params, clipped.grads, lr);
-    ema?.update(model.params);
-  }
-  tf.dispose(Object.values(clipped.grads));
-  return { loss, gradNorm: clipped.norm, tokenMse };
+  return { ...c, ...biasCorrections(c, opt.step + 1), lr, maxNorm: gradClip, emaDecay: ema?.decay, gradScale };
 }
 
 /**
- * The same in fused WebGPU kernels (backend/wgsl/adamw.ts): the GPU itself skips the update when the loss or
- * the norm is not finite, and loss, norm and token MSE come back in one read at the end of the step.
+ * clip + AdamW + EMA of `params`, in place, from `grads` scaled by `scale` (disposed here), on the backend's
+ * fused kernels where it has them (WGSL on webgpu, toolkit/native on wasm), else with tfjs ops. Nothing changes
+ * when the loss or the gradient norm is not finite. Returns [gradient norm, ...] as a tensor, so the GPU's
+ * result is read together with the loss; `opt.step` counts the update once it is read (`countUpdate`).
  */
-function gpuUpdate(
-  backend: WebGPUBackendLike,
-  model: CausalDiffusionModel,
+export function applyUpdate(
+  params: Record<string, tf.Variable>,
   opt: AdamW,
   ema: Ema | null,
-  r: LossAndGrads,
+  grads: Record<string, tf.Tensor>,
+  loss: tf.Scalar,
+  scale: number,
   lr: number,
-  cfg: StepConfig,
-): Update {
-  opt.step += 1;
-  const clip = fusedAdamWUpdate(
-    backend,
-    model.params,
-    r.grads,
-    (n) => opt.moment(n, model.params[n]),
-    ema?.shadow ?? null,
-    r.loss,
-    fusedUpdateArgs(opt, ema, lr, cfg, r.scale),
-  );
-  tf.dispose(Object.values(r.grads));
-  const all = tf.tidy(() =>
-    tf.concat([tf.reshape(r.loss, [1]), tf.slice(clip, [0], [1]), tf.reshape(r.tokenMse, [-1])]),
-  );
-  const values = all.dataSync() as Float32Array;
-  tf.dispose([all, clip]);
-  if (!Number.isFinite(values[0]) || !Number.isFinite(values[1])) opt.step -= 1; // the GPU skipped the update
-  return { loss: values[0] / r.scale, gradNorm: values[1], tokenMse: values.slice(2) };
+  gradClip: number,
+): tf.Tensor1D {
+  const moments = (n: string) => opt.moment(n, params[n]);
+  const gpu = fusedKernels();
+  if (gpu) {
+    // the GPU skips the update itself when the loss or the norm is not finite, so nothing is read here
+    const args = fusedUpdateArgs(opt, ema, lr, gradClip, scale);
+    const clip = fusedAdamWUpdate(gpu, params, grads, moments, ema?.shadow ?? null, loss, args);
+    tf.dispose(Object.values(grads));
+    return clip;
+  }
+  if (!Number.isFinite(loss.dataSync()[0])) {
+    tf.dispose(Object.values(grads));
+    return tf.tensor1d([NaN]);
+  }
+  const cpu = nativeKernels();
+  if (cpu) {
+    const args = fusedUpdateArgs(opt, ema, lr, gradClip, scale);
+    const gradNorm = nativeAdamWUpdate(cpu, params, grads, moments, ema?.shadow ?? null, args);
+    tf.dispose(Object.values(grads));
+    return tf.tensor1d([gradNorm]);
+  }
+  if (scale !== 1) {
+    for (const [n, g] of Object.entries(grads)) {
+      grads[n] = tf.mul(g, 1 / scale);
+      g.dispose();
+    }
+  }
+  const clipped = clipGradNorm(grads, gradClip);
+  if (Number.isFinite(clipped.norm)) {
+    opt.applyAt(params, clipped.grads, lr, opt.step + 1);
+    ema?.update(params);
+  }
+  tf.dispose(Object.values(clipped.grads));
+  return tf.tensor1d([clipped.norm]);
+}
+
+/** Counts an update of `applyUpdate` in the optimizer's step once its loss and norm are read: only a finite one happened. */
+export function countUpdate(opt: AdamW, loss: number, gradNorm: number): void {
+  if (Number.isFinite(loss) && Number.isFinite(gradNorm)) opt.step += 1;
 }
 
 /**
@@ -354,9 +333,15 @@ export function trainStep(
       cfg.lossScale ?? lossScaleFor(b.N * b.L * model.patchDim),
     );
     const lr = warmupLr(cfg.lr, opt.step, cfg.warmupSteps);
-    const gpu = fusedKernels();
-    const u = gpu ? gpuUpdate(gpu, model, opt, ema, r, lr, cfg) : hostUpdate(model, opt, ema, r, lr, cfg);
-    tf.dispose([r.loss, r.tokenMse]);
+    const clip = applyUpdate(model.params, opt, ema, r.grads, r.loss, r.scale, lr, cfg.gradClip);
+    // loss, norm and token MSE in one read at the end of the step
+    const all = tf.tidy(() =>
+      tf.concat([tf.reshape(r.loss, [1]), tf.slice(clip, [0], [1]), tf.reshape(r.tokenMse, [-1])]),
+    );
+    const values = all.dataSync() as Float32Array;
+    tf.dispose([all, clip, r.loss, r.tokenMse]);
+    const u = { loss: values[0] / r.scale, gradNorm: values[1], tokenMse: values.slice(2) };
+    countUpdate(opt, u.loss, u.gradNorm);
     if (!Number.isFinite(u.loss)) throw new Error(`loss is ${u.loss} at step ${opt.step + 1}: training stopped`);
     if (!Number.isFinite(u.gradNorm))
       throw new Error(`gradient norm is ${u.gradNorm} at step ${opt.step + 1}: training stopped`);

@@ -14,6 +14,7 @@ import { renderSvg } from './static-svg';
 import { escapeXml, svgImageHtml } from './svg-compose';
 import { D3_VIEWS, D3Renderer } from './views';
 import { writeFileAtomic } from '../util/atomic-write';
+import { encodePalettePng } from '../io/palette-png';
 
 /** Which renderer of the browser runtime draws the spec. */
 export type ChartRenderer = 'vega-lite' | 'plotly' | D3Renderer;
@@ -137,15 +138,18 @@ export function standalonePage(title: string, charts: readonly Chart[]): string 
   return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeXml(title)}</title></head><body style="font-family:sans-serif">${charts.map((c) => c.html()).join('\n')}${vizSetupHtml(['d3', ...charts.map((c) => c.library)])}</body></html>`;
 }
 
-/** Rasterises an SVG document with resvg (system fonts), `scale` times its size. */
-export function svgToPng(svg: string, scale = 2): Buffer {
+/**
+ * Rasterises an SVG document with resvg (system fonts), `scale` times its size; with `palette`, stored in at most
+ * 256 colours (`encodePalettePng`: a third to a quarter of the bytes, for committed notebooks).
+ */
+export function svgToPng(svg: string, scale = 2, opts: { palette?: boolean } = {}): Buffer {
   // resvg is a native module: load it only when a PNG is asked for
   const { Resvg } = require('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
-  return new Resvg(svg, {
+  const image = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: 'white',
     font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
-  })
-    .render()
-    .asPng();
+  }).render();
+  if (!opts.palette) return image.asPng();
+  return encodePalettePng({ width: image.width, height: image.height, data: new Uint8Array(image.pixels) });
 }
