@@ -38,9 +38,14 @@ class CausalFusionKernelTests(jkt.KernelTests):
     ]
     completion_samples = [{"text": "Math.PI.toFi", "matches": {"toFixed"}}]
 
-    # tslab has no pager, history or clear_output messages, and sends errors and last values to the streams;
-    # the suite's tests for those are removed here and replaced by the tests below.
-    test_pager = test_history = test_clear_output = test_error = test_execute_result = None
+    # tslab has no pager or history; execute_result, error and clear_output come from our start-up module
+    test_pager = test_history = None
+    code_execute_result = [
+        {"code": "6 * 7", "result": "42"},
+        {"code": "const s: string = 'a'; s + 'b'", "result": "'ab'"},
+    ]
+    code_generate_error = 'throw new RangeError("boom")'
+    code_clear_output = 'import * as cf from "causalfusion"; cf.clearOutput(true)'
     code_inspect_sample = "Math.max"
     complete_code_samples = ["1 + 1", "function f() { return 1; }"]
     incomplete_code_samples = ["function f() {"]
@@ -51,26 +56,140 @@ class CausalFusionKernelTests(jkt.KernelTests):
         text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
         return reply, outputs, text
 
-    # tslab reports errors on stderr and prints the last expression to stdout instead of sending `error` and
-    # `execute_result` messages, so the suite's test_error / test_execute_result do not apply; these check what it
-    # does, and that our start-up module completes the error reply the protocol requires.
-    def test_error_reply_names_the_error(self):
-        reply, _, _ = self.run_cell('throw new RangeError("boom")')
-        self.assertEqual(reply["content"]["status"], "error")
-        self.assertEqual(reply["content"]["ename"], "RangeError")
-        self.assertEqual(reply["content"]["evalue"], "boom")
-        self.assertTrue(any("boom" in line for line in reply["content"]["traceback"]))
+    def results(self, outputs):
+        return [m["content"] for m in outputs if m["msg_type"] == "execute_result"]
 
-    def test_type_error_reply(self):
-        reply, _, text = self.run_cell("const n: number = 'not a number';")
+    def test_runtime_error_is_an_error_message_with_the_cells_lines(self):
+        reply, outputs, text = self.run_cell(
+            "function f(x: number): number {\n"
+            '  if (x > 2) throw new RangeError("boom " + x);\n'
+            "  return x;\n"
+            "}\n"
+            "const y: number = 3;\n"
+            "f(y);"
+        )
         self.assertEqual(reply["content"]["status"], "error")
+        errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(text, "")  # not printed on stderr as well
+        err = errors[0]
+        self.assertEqual((err["ename"], err["evalue"]), ("RangeError", "boom 3"))
+        self.assertEqual(err["traceback"][0], "RangeError: boom 3")
+        self.assertEqual(
+            [l.strip() for l in err["traceback"][1:]],
+            ['at f (cell line 2): if (x > 2) throw new RangeError("boom " + x);', "at cell line 6: f(y);"],
+        )
+        self.assertFalse(any("node:vm" in l or "evalmachine" in l for l in err["traceback"]))
+        for k in ("ename", "evalue", "traceback"):
+            self.assertEqual(reply["content"][k], err[k])
+
+    def test_awaited_rejection_is_an_error_message(self):
+        reply, outputs, _ = self.run_cell('await Promise.reject(new TypeError("late"));')
+        errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertEqual([(e["ename"], e["evalue"]) for e in errors], [("TypeError", "late")])
+
+    def test_type_error_is_an_error_message_at_its_line_and_column(self):
+        reply, outputs, text = self.run_cell("const ok = 1;\nconst n: number = 'not a number';")
+        self.assertEqual(reply["content"]["status"], "error")
+        errors = [m["content"] for m in outputs if m["msg_type"] == "error"]
+        self.assertEqual(len(errors), 1)
+        self.assertEqual(text, "")
+        self.assertEqual(errors[0]["ename"], "TSError")
+        self.assertIn("not assignable", errors[0]["evalue"])
+        self.assertIn("  cell line 2, column 7:", errors[0]["traceback"])
         self.assertEqual(reply["content"]["ename"], "TSError")
-        self.assertIn("not assignable", reply["content"]["evalue"])
 
-    def test_last_expression_is_printed(self):
-        reply, _, text = self.run_cell("6 * 7")
+    def test_last_expression_is_an_execute_result_with_its_count(self):
+        reply, outputs, text = self.run_cell("const big = Array.from({ length: 100000 }, (_, i) => i);\nbig")
         self.assertEqual(reply["content"]["status"], "ok")
-        self.assertEqual(text.strip(), "42")
+        self.assertEqual(text, "")
+        [res] = self.results(outputs)
+        self.assertEqual(res["execution_count"], reply["content"]["execution_count"])
+        plain = res["data"]["text/plain"]
+        self.assertTrue(plain.startswith("[") and " 49," in plain, plain[:40])
+        self.assertIn("more items", plain)  # bounded
+        self.assertLess(len(plain), 25_000)
+        reply, outputs, _ = self.run_cell("const nothing = undefined;\nnothing")
+        self.assertEqual(self.results(outputs), [])  # undefined shows nothing
+
+    def test_deno_display_convention(self):
+        _, outputs, _ = self.run_cell(
+            "({ [Symbol.for('Jupyter.display')]() { return { 'text/markdown': '**hi**', 'text/plain': 'hi' }; } })"
+        )
+        [res] = self.results(outputs)
+        self.assertEqual(res["data"], {"text/markdown": "**hi**", "text/plain": "hi"})
+
+    def test_a_model_shows_its_card(self):
+        reply, outputs, _ = self.run_cell('import * as cf from "causalfusion";\ncf.loadModel("mnist-small")')
+        self.assertEqual(reply["content"]["status"], "ok", reply["content"])
+        [res] = self.results(outputs)
+        self.assertIn("cf-model-card", res["data"]["text/html"])
+        self.assertIn("preset <code>mnist-small</code>", res["data"]["text/html"])
+        self.assertRegex(
+            res["data"]["text/plain"],
+            r"^CausalFusion model \(mnist-small\): 16 tokens \(4 x 4 patches of 7 x 7 x 1\), 0\.\d\d M parameters, v-prediction, cosine schedule, from mnist-small \(shipped: data/mnist-small\.safetensors\)$",
+        )
+
+    def test_shows_a_chart_as_last_expression_with_its_library_first(self):
+        _, outputs, _ = self.run_cell(
+            'import * as cf from "causalfusion";\n'
+            "cf.arStepStatsChart([cf.arStepStats(16, 0.9, { draws: 200 })])"
+        )
+        kinds = [m["msg_type"] for m in outputs if m["msg_type"] in ("display_data", "execute_result")]
+        self.assertEqual(kinds[-1], "execute_result")
+        [res] = self.results(outputs)
+        self.assertIn('class="cf-chart"', res["data"]["text/html"])
+        self.assertIn("application/vnd.vegalite.v5+json", res["data"])
+
+    def test_samples_recorders_and_history_show_themselves(self):
+        _, outputs, _ = self.run_cell(
+            'import * as cf from "causalfusion";\n'
+            "await cf.backendReady();\n"
+            "const m = cf.loadModel('mnist-small');\n"
+            "const rec = new cf.SamplingRecorder({ attention: { layers: [0], diffusionSteps: [0] } });\n"
+            "const r = cf.sampleImages(m, { labels: [1, 2], arSteps: 2, diffusionSteps: '5', seed: 1, observer: rec });\n"
+            "r",
+            timeout=120,
+        )
+        [res] = self.results(outputs)
+        png = base64.b64decode(res["data"]["image/png"])
+        self.assertEqual(png[1:4], b"PNG")
+        self.assertIn("2 samples [1, 28, 28] in 2 AR steps", res["data"]["text/plain"])
+        _, outputs, _ = self.run_cell("rec")
+        [res] = self.results(outputs)
+        self.assertIn("SamplingRecorder", res["data"]["text/html"])
+        self.assertIn("attention maps", res["data"]["text/html"])
+        self.assertRegex(res["data"]["text/plain"], r"SamplingRecorder: 2 AR steps of generation order\n\d+ attention records")
+        _, outputs, _ = self.run_cell(
+            "const ds = cf.loadMnist('test');\n"
+            "const t = new cf.Trainer(ds, { model: 'mnist-small', batchSize: 4 });\n"
+            "const steps = new cf.TrainingRecorder();\n"
+            "await t.run({ steps: 4, logEvery: 2, callbacks: { onStep: steps.onStep } });\n"
+            "t.history",
+            timeout=120,
+        )
+        [res] = self.results(outputs)
+        self.assertIn("application/vnd.plotly.v1+json", res["data"])
+        self.assertIn("training history: 2 log events, last at step 4", res["data"]["text/plain"])
+        _, outputs, _ = self.run_cell("t")
+        [res] = self.results(outputs)
+        self.assertTrue(res["data"]["text/plain"].startswith("Trainer at step 4: 2 log events"))
+        _, outputs, _ = self.run_cell("steps")
+        [res] = self.results(outputs)
+        self.assertIn("TrainingRecorder</b>: 4 steps recorded", res["data"]["text/html"])
+
+    def test_live_display_updates_in_place(self):
+        _, outputs, _ = self.run_cell(
+            'import * as cf from "causalfusion";\n'
+            "const d = cf.newDisplay();\n"
+            "d.show(cf.imageGrid(new Float32Array(16), 1, 1, 4, 4));\n"
+            "d.show(cf.imageGrid(new Float32Array(16).fill(1), 1, 1, 4, 4));"
+        )
+        shown = [m for m in outputs if m["msg_type"] in ("display_data", "update_display_data")]
+        self.assertEqual([m["msg_type"] for m in shown], ["display_data", "update_display_data"])
+        ids = {m["content"]["transient"]["display_id"] for m in shown}
+        self.assertEqual(len(ids), 1)
 
     def test_toolkit_imports_and_reports_backend(self):
         reply, _, text = self.run_cell(

@@ -44,6 +44,7 @@ export * from './viz/palette';
 export * from './viz/static-svg';
 export type { LineChartSpec, BarChartSpec, Series } from './viz/views/plots';
 export * from './viz/display';
+export * from './viz/mime';
 export * from './viz/chart';
 export * from './viz/runtime';
 export * from './viz/vega';

@@ -13,7 +13,7 @@ import { CausalDiffusionModel } from '../model/causalfusion';
 import { StateDict } from '../model/params';
 import { loadSafetensors, saveSafetensors, StoredDtype } from './safetensors';
 import { readTorchStateDict } from './torch-pickle';
-import { existingAsset } from '../data/assets';
+import { existingAsset, projectPath } from '../data/assets';
 
 export const CHECKPOINT_FORMAT = 'causalfusion-checkpoint/1';
 
@@ -147,7 +147,8 @@ export function loadModel(
   const ck = readCheckpoint(file, opts.config);
   const sd = pickWeights(ck, opts.weights ?? 'ema', file);
   try {
-    return new CausalDiffusionModel(ck.config, { stateDict: sd });
+    const source = file === nameOrFile ? file : `${nameOrFile} (shipped: ${projectPath(file)})`;
+    return new CausalDiffusionModel(ck.config, { stateDict: sd, source });
   } catch (e) {
     throw new Error(`${file}: ${(e as Error).message}`);
   }

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../rng';
 import { additiveMask, getAttnMask, getAttnRanges } from '../factorization/mask';
 import { rangesTensor } from '../backend/wgsl/attention';
-import { CausalFusionConfig, numPatches, patchDim, validateConfig } from './config';
+import { CausalFusionConfig, numPatches, patchDim, presetOf, validateConfig } from './config';
 import { cachedAttention, LayerCache, maskedAttention, MaskedContext, Params, ProbsHook } from './attention';
 import { geluTanh, layerNorm, linear, silu } from './ops';
 import { HostTensor, initParameters, parameterShapes, StateDict } from './params';
@@ -86,14 +86,19 @@ export function timestepFrequencies(t: readonly number[], dim = 256, maxPeriod =
   return out;
 }
 
+const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 export class CausalDiffusionModel {
   readonly config: CausalFusionConfig;
   /** Parameters under their official state_dict names. */
   readonly params: Record<string, tf.Variable>;
+  /** Where the weights came from: a checkpoint file, or the initialisation and its seed. */
+  readonly source: string;
 
-  constructor(config: CausalFusionConfig, opts: { seed?: number; stateDict?: StateDict } = {}) {
+  constructor(config: CausalFusionConfig, opts: { seed?: number; stateDict?: StateDict; source?: string } = {}) {
     validateConfig(config);
     this.config = config;
+    this.source = opts.source ?? (opts.stateDict ? 'weights given in code' : `initialised (seed ${opts.seed ?? 0})`);
     const sd = opts.stateDict ?? initParameters(config, new Rng(opts.seed ?? 0));
     checkStateDict(config, sd);
     this.params = {};
@@ -109,6 +114,36 @@ export class CausalDiffusionModel {
 
   get patchDim(): number {
     return patchDim(this.config);
+  }
+
+  /** The number of parameters (all of them, trainable or not). */
+  get numParams(): number {
+    return Object.values(this.params).reduce((n, p) => n + p.size, 0);
+  }
+
+  /**
+   * The model card a notebook shows for a model (Jupyter's display protocol, shared with Deno's kernel): preset,
+   * tokens, parameters, the whole config, where the weights came from.
+   */
+  [Symbol.for('Jupyter.display')](): Record<string, string> {
+    const c = this.config;
+    const grid = c.inputSize / c.patchSize;
+    const preset = presetOf(c) ?? 'custom';
+    const params = this.numParams;
+    const million = `${(params / 1e6).toFixed(2)} M`;
+    const summary = `CausalFusion model (${preset}): ${this.numPatches} tokens (${grid} x ${grid} patches of ${c.patchSize} x ${c.patchSize} x ${c.latentChannels}), ${million} parameters, ${c.prediction}-prediction, ${c.noiseSchedule} schedule, from ${this.source}`;
+    const rows = Object.entries(c)
+      .map(
+        ([k, v]) =>
+          `<tr><td style="text-align:left">${k}</td><td style="text-align:left">${escapeHtml(String(v))}</td></tr>`,
+      )
+      .join('');
+    const html =
+      `<div class="cf-model-card"><b>CausalFusion model</b> &middot; preset <code>${preset}</code> &middot; ` +
+      `${this.numPatches} tokens (${grid} x ${grid}) &middot; ${million} parameters (${params.toLocaleString('en-US')})` +
+      `<br>weights: <code>${escapeHtml(this.source)}</code>` +
+      `<details><summary>config</summary><table>${rows}</table></details></div>`;
+    return { 'text/plain': summary, 'text/html': html };
   }
 
   /** Names of the parameters that receive gradients (pos_embed only when `trainablePos`). */

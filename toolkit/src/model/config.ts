@@ -155,6 +155,24 @@ export function makeConfig(
   return cfg;
 }
 
+/** The preset whose architecture `c` has (size, patches, channels, width, depth, heads, condition), if any. */
+export function presetOf(c: CausalFusionConfig): PresetName | undefined {
+  const keys = [
+    'inputSize',
+    'patchSize',
+    'latentChannels',
+    'hiddenSize',
+    'depth',
+    'numHeads',
+    'numCondTokens',
+    'numClasses',
+  ] as const;
+  return (Object.keys(PRESETS) as PresetName[]).find((name) => {
+    const p = makeConfig(name);
+    return keys.every((k) => p[k] === c[k]);
+  });
+}
+
 export function validateConfig(c: CausalFusionConfig): void {
   for (const key of [
     'inputSize',

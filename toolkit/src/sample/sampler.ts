@@ -81,6 +81,8 @@ export interface SamplingObserver {
 export interface SampleResult {
   /** Generated images [N, C, H, W] in model range. */
   images: Float32Array;
+  /** [N, C, H, W] of `images`. */
+  imageShape: [number, number, number, number];
   /** Final tokens [N, L, d] in raster order. */
   tokens: Float32Array;
   /** Per-sample generation order of the generated tokens (raster indices), AR step by AR step. */
@@ -245,6 +247,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
   }
   return {
     images: unpatchify(out, N, shape[0], shape[1], shape[2], c.patchSize),
+    imageShape: [N, shape[0], shape[1], shape[2]],
     tokens: out,
     orders,
     stepSizes: split.splitSizes.slice(),

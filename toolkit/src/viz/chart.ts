@@ -15,6 +15,7 @@ import { escapeXml, svgImageHtml } from './svg-compose';
 import { D3_VIEWS, D3Renderer } from './views';
 import { writeFileAtomic } from '../util/atomic-write';
 import { encodePalettePng } from '../io/palette-png';
+import { vizSetup } from './notebook-io';
 
 /** Which renderer of the browser runtime draws the spec. */
 export type ChartRenderer = 'vega-lite' | 'plotly' | D3Renderer;
@@ -107,6 +108,15 @@ export class Chart {
    * static SVG, and for vega-lite and plotly charts the ecosystem's own type, which VS Code and nteract draw
    * natively without our scripts.
    */
+  /**
+   * What a notebook shows when a chart ends a cell or goes through `display` (Jupyter's display protocol, as in
+   * Deno's kernel): its library first, once per kernel session, then `mimeBundle`.
+   */
+  [Symbol.for('Jupyter.display')](): MimeBundle {
+    vizSetup([this.library]);
+    return this.mimeBundle();
+  }
+
   mimeBundle(): MimeBundle {
     const bundle: MimeBundle = {
       'text/html': this.html(),

@@ -1,73 +1,28 @@
 /**
- * Showing figures in a notebook. A `Chart` goes out as one output carrying its interactive HTML (static SVG
- * inside, replaced by the live chart when scripts run), the SVG itself and a text line; before the first
+ * Showing things in a notebook. `display(value)` shows any value as its MIME bundle (`mimeBundleOf`: charts as
+ * their interactive chart, models as their card, recorders, trainers and sample batches as themselves, any
+ * object with a `Symbol.for('Jupyter.display')` method as what it returns); the CausalFusion kernel shows the
+ * last expression of a cell the same way. A `Chart` goes out as one output carrying its interactive HTML (static
+ * SVG inside, replaced by the live chart when scripts run), the SVG itself and a text line; before the first
  * chart of each library in a kernel session, one output loads that library (`vizSetup`), so libraries are
  * never re-sent with every chart. After reloading the page of a running kernel, call `vizSetup(undefined, true)`.
- * In the CausalFusion (tslab) kernel, `display(svg)` sends one output with two
- * representations of the same SVG: `text/html` (an <img> of it, drawn by JupyterLab, Notebook, VS Code and HTML
- * exports, trusted or not) and `image/svg+xml` (what static viewers such as GitHub show).
- * Rasters go out as PNG. `newDisplay()` gives a handle that redraws one output in place (live training charts).
- * Outside a kernel nothing is shown (`inNotebook()` says which), so the same code runs in plain Node.
+ * `display(svg)` sends one output with two representations of the same SVG: `text/html` (an <img> of it, drawn
+ * by JupyterLab, Notebook, VS Code and HTML exports, trusted or not) and `image/svg+xml` (what static viewers such
+ * as GitHub show). Rasters go out as PNG. `newDisplay()` gives a handle that redraws one output in place (live
+ * training charts); `clearOutput(wait)` clears the cell's output. Outside a kernel nothing is shown (`inNotebook()`
+ * says which), so the same code runs in plain Node.
  */
-import { encodePng, Raster } from '../io/images';
-import { Chart, MimeBundle } from './chart';
-import { VIZ_LIBRARIES, VizLibrary, vizSetupHtml } from './runtime';
+import { MimeBundle } from './chart';
+import { mimeBundleOf } from './mime';
+import { writer } from './notebook-io';
 import { svgImageHtml } from './svg-compose';
 
-type Bundle = { data: MimeBundle; metadata: Record<string, unknown>; transient: { display_id?: string } };
-type Writer = (bundle: Bundle, update: boolean) => void;
+export { clearOutput, vizSetup } from './notebook-io';
 
-/** tslab's writer of display messages for the cell being executed, when running inside tslab. */
-function writer(): Writer | null {
-  try {
-    const jupyter = require('tslab/dist/jupyter') as { lastWriteDisplayData?: Writer | null };
-    return jupyter.lastWriteDisplayData ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** Anything `display` shows. */
-export type Figure = string | Raster | Chart;
-
-const sent = new Set<VizLibrary>();
-
-/**
- * Sends chart libraries to the page: each at most once per kernel session unless `force` (after reloading
- * the page of a running kernel: `vizSetup(undefined, true)`). `display` calls it before a chart whose library
- * is not there yet. Returns false outside a kernel.
- */
-export function vizSetup(
-  libs: readonly VizLibrary[] = Object.keys(VIZ_LIBRARIES) as VizLibrary[],
-  force = false,
-): boolean {
-  const w = writer();
-  if (!w) return false;
-  // d3 and the runtime come with any library
-  const todo = [...new Set<VizLibrary>(['d3', ...libs])].filter((l) => force || !sent.has(l));
-  if (!todo.length) return true;
-  w(
-    {
-      data: { 'text/html': vizSetupHtml(todo), 'text/plain': `CausalFusion Lab chart libraries: ${todo.join(', ')}` },
-      metadata: {},
-      transient: {},
-    },
-    false,
-  );
-  for (const l of todo) sent.add(l);
-  return true;
-}
-
-function bundleOf(fig: Figure): MimeBundle {
-  if (fig instanceof Chart) {
-    vizSetup([fig.library]);
-    return fig.mimeBundle();
-  }
-  if (typeof fig === 'string') {
-    if (!fig.trimStart().startsWith('<svg')) throw new Error('display expects an SVG document string or a Raster');
-    return { 'text/html': svgImageHtml(fig, 'SVG figure'), 'image/svg+xml': fig, 'text/plain': '[SVG figure]' };
-  }
-  return { 'image/png': encodePng(fig).toString('base64') };
+function bundleOf(value: unknown): MimeBundle {
+  if (typeof value === 'string' && value.trimStart().startsWith('<svg'))
+    return { 'text/html': svgImageHtml(value, 'SVG figure'), 'image/svg+xml': value, 'text/plain': '[SVG figure]' };
+  return mimeBundleOf(value);
 }
 
 /** Whether this code runs inside a notebook kernel (where `display` shows something). */
@@ -76,17 +31,17 @@ export function inNotebook(): boolean {
 }
 
 /**
- * Shows a chart, an SVG string or a raster as a new output; does nothing outside a notebook kernel. Returns
- * nothing, so a `display(...)` at the end of a cell prints no stray value.
+ * Shows a value (a chart, a model, an SVG string, a raster, anything) as a new output; does nothing outside a
+ * notebook kernel. Returns nothing, so a `display(...)` at the end of a cell prints no stray value.
  */
-export function display(fig: Figure): void {
+export function display(fig: unknown): void {
   writer()?.({ data: bundleOf(fig), metadata: {}, transient: {} }, false);
 }
 
 let displays = 0;
 
 /** A single output that each `show` replaces (live charts and sample grids during training). */
-export function newDisplay(): { show(fig: Figure): void } {
+export function newDisplay(): { show(fig: unknown): void } {
   const id = `causalfusion-${process.pid}-${++displays}`;
   let shown = false;
   return {
