@@ -9,9 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import { backendReport, fusedKernels, nativeKernels, setFusedKernels } from '../src/backend';
 import { geluTanh, layerNorm } from '../src/model/ops';
 import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
-import { rangesTensor } from '../src/backend/wgsl/attention';
-import { adamwUpdate as nativeAdamWUpdate, loadNativeKernels } from '../src/backend/native-kernels';
-import { FusedAdamWArgs, fusedAdamWUpdate } from '../src/backend/wgsl/adamw';
+import { attentionRanges, disposeRanges, FusedAdamWArgs, kernels } from '../src/backend/kernels';
+import { loadNativeKernels } from '../src/backend/native-kernels';
 import { additiveMask, getAttnMask, getAttnRanges, sequenceLength } from '../src/factorization/mask';
 import { createDiffusion } from '../src/diffusion';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
@@ -231,11 +230,8 @@ function updateRun(
         gradScale: 1,
         ...wrong,
       };
-      const gpu = fusedKernels();
       const loss = tf.scalar(1);
-      const out = gpu
-        ? fusedAdamWUpdate(gpu, model.params, grads, moments, ema?.shadow ?? null, loss, args)
-        : tf.tensor1d([nativeAdamWUpdate(nativeKernels()!, model.params, grads, moments, ema?.shadow ?? null, args)]);
+      const out = kernels()!.adamwUpdate(model.params, grads, moments, ema?.shadow ?? null, loss, args);
       norm = out.dataSync()[0];
       tf.dispose([out, loss, ...Object.values(grads)]);
     } else {
@@ -501,11 +497,9 @@ function fusedSuite(backend: FusedBackend): void {
         () => {
           const p = attentionParams(new Rng(7), c.D, c.H);
           const mask = getAttnMask(c.L, c.cond, c.sizes);
-          const keyRanges = getAttnRanges(c.L, c.cond, c.sizes);
           const ctx = {
             mask: tf.tensor2d(additiveMask(mask), [seq, seq]),
-            ranges: rangesTensor(keyRanges, c.D / c.H),
-            keyRanges,
+            ranges: attentionRanges(getAttnRanges(c.L, c.cond, c.sizes), c.D / c.H),
           };
           const [x, dy] = [tf.tensor3d(xHost, [N, seq, c.D]), tf.tensor3d(dyHost, [N, seq, c.D])];
           // k_norm.bias shifts all scores of a query alike: its true gradient is 0, both paths give rounding noise
@@ -515,7 +509,8 @@ function fusedSuite(backend: FusedBackend): void {
             return maskedAttention(q, 'a', xs as tf.Tensor3D, c.H, ctx);
           };
           const out = valueAndGrads(f, [x, ...names.map((k) => p[k])], dy);
-          tf.dispose([x, dy, ctx.mask, ctx.ranges, ...Object.values(p)]);
+          tf.dispose([x, dy, ctx.mask, ...Object.values(p)]);
+          disposeRanges(ctx.ranges);
           return out;
         },
         2e-5,

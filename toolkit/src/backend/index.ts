@@ -12,6 +12,9 @@ import { activeWebgpu } from './wgsl/runner';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-gemm';
 import { loadNativeKernels, NativeKernels, nativeKernelsStatus } from './native-kernels';
+import { FusedKernels, kernels, setKernelsEnabled, setKernelTable, setPlain2dMatmul } from './kernels';
+import { wgslKernels } from './kernels-wgsl';
+import { nativeKernelTable } from './kernels-native';
 
 export { nativeGemmActive } from './native-gemm';
 export { nativeKernelsStatus } from './native-kernels';
@@ -118,6 +121,7 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
   for (const name of order) {
     const r = await activate(name, nativeGemm, wanted !== 'auto');
     if (r.ok) {
+      setKernelTable(name, kernelTable(name));
       const how = wanted === 'auto' ? 'auto' : 'forced';
       const skips = skipped.map((s) => `${s.name}: ${s.why}`).join('; ');
       const line = `[causalfusion] backend ${name} (${how}; ${r.detail})${skips ? ` — skipped ${skips}` : ''}`;
@@ -130,7 +134,18 @@ export async function initBackend(opts: BackendOptions = {}): Promise<BackendRep
   throw new Error(`backend ${wanted} is not available: ${skipped.map((s) => s.why).join('; ')}`);
 }
 
-let fusedOn = process.env.CAUSALFUSION_FUSED !== '0';
+/** The device table of a backend that just started: its fused kernels, chosen once (backend/kernels.ts). */
+function kernelTable(name: BackendName): FusedKernels | null {
+  if (name === 'webgpu') {
+    const gpu = activeWebgpu();
+    return gpu ? wgslKernels(gpu) : null;
+  }
+  const cpu = name === 'wasm' ? loadNativeKernels() : null;
+  return cpu ? nativeKernelTable(cpu) : null;
+}
+
+setKernelsEnabled(process.env.CAUSALFUSION_FUSED !== '0');
+setPlain2dMatmul(() => tf.getBackend() === 'wasm' && !nativeGemmActive());
 
 /**
  * Turns the hand-written kernels (fused optimizer, LayerNorm, GELU, attention: WGSL on webgpu, toolkit/native
@@ -138,23 +153,21 @@ let fusedOn = process.env.CAUSALFUSION_FUSED !== '0';
  * only: the reference they are tested against.
  */
 export function setFusedKernels(on: boolean): void {
-  fusedOn = on;
+  setKernelsEnabled(on);
 }
 
-/** The webgpu backend when it is active and the fused kernels are on, else null. */
+/** The webgpu backend when its WGSL kernel table is in use, else null (for the low-level kernels and tests). */
 export function fusedKernels(): WebGPUBackendLike | null {
-  return fusedOn ? activeWebgpu() : null;
+  return kernels()?.name === 'wgsl' ? activeWebgpu() : null;
 }
 
-/** The fused CPU kernels (toolkit/native) when the wasm backend is active, they are built and fused kernels are on. */
+/** The native addon when its kernel table is in use (wasm, built, fused kernels on), else null. */
 export function nativeKernels(): NativeKernels | null {
-  return fusedOn && tf.getBackend() === 'wasm' ? loadNativeKernels() : null;
+  return kernels()?.name === 'native' ? loadNativeKernels() : null;
 }
 
-/** True when matmuls must avoid transpose flags and batching to reach XNNPACK (wasm without native GEMM). */
-export function prefersPlain2dMatmul(): boolean {
-  return tf.getBackend() === 'wasm' && !nativeGemmActive();
-}
+export { kernels, prefersPlain2dMatmul } from './kernels';
+export type { FusedKernels } from './kernels';
 
 /**
  * The backend chosen at start-up by the CausalFusion Jupyter kernel (kernels/startup.js), or a fresh

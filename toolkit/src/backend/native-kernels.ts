@@ -8,8 +8,7 @@
  */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
-import type { FusedAdamWArgs } from './wgsl/adamw';
-import type { FlashShape } from './wgsl/attention';
+import type { FlashShape, FusedAdamWArgs } from './kernels';
 
 /** What `cfkernels.node` exports (arrays are views of the wasm heap, written in place). */
 export interface NativeKernels {

@@ -7,20 +7,10 @@
  * wasm as one native kernel per direction (backend/native-kernels), which also hands probabilities to a hook.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedKernels, nativeKernels, NativeKernels } from '../backend';
-import * as native from '../backend/native-kernels';
-import type { WebGPUBackendLike } from '../backend/webgpu';
-import {
-  flashAttentionBackward,
-  flashAttentionForward,
-  FlashShape,
-  headMajor,
-  MAX_HEAD_DIM,
-  rangesTensor,
-  tokenMajor,
-} from '../backend/wgsl/attention';
+import { AttentionRanges, FlashShape, headMajor, kernels, ProbsHook, tokenMajor } from '../backend/kernels';
 import { fullRanges } from '../factorization/mask';
-import { bmm, customOp, layerNorm, linear } from './ops';
+import { customOp } from '../backend/custom-op';
+import { bmm, layerNorm, linear } from './ops';
 
 export type Params = Record<string, tf.Tensor>;
 
@@ -30,8 +20,7 @@ export interface LayerCache {
   v: tf.Tensor4D | null;
 }
 
-/** Called with the attention probabilities [N, heads, Lq, Lk] of one layer; copy what you need, do not keep. */
-export type ProbsHook = (probs: tf.Tensor4D) => void;
+export type { ProbsHook };
 
 /** softmax(q·kᵀ + mask)·v on [n, Lq, hd] x [n, Lk, hd], with a hand-written gradient that keeps products 2-D. */
 function attentionCore(mask: tf.Tensor2D | null, onProbs: ((p: tf.Tensor3D) => void) | undefined) {
@@ -95,48 +84,16 @@ function attend(
   return tf.reshape(tf.transpose(tf.reshape(o, [N, H, Lq, hd]), [0, 2, 1, 3]), [N, Lq, H * hd]);
 }
 
-/** The fused WGSL kernels when they apply: webgpu, no probabilities requested (they are never formed), hd <= 128. */
-function flashBackend(hd: number, onProbs?: ProbsHook): WebGPUBackendLike | null {
-  return onProbs || hd > MAX_HEAD_DIM ? null : fusedKernels();
-}
-
-/** Flash attention as a differentiable op of (q, k, v) for fixed shapes, layouts and key ranges. */
-const flashAttention = (gpu: WebGPUBackendLike, s: FlashShape, ranges: tf.Tensor1D) =>
-  customOp<tf.Tensor3D>(([q, k, v], save) => {
-    const [o, lse] = flashAttentionForward(gpu, s, q, k, v, ranges);
-    save([q, k, v, o, lse]);
-    return {
-      value: o,
-      gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, os, ls]: tf.Tensor[]) =>
-        flashAttentionBackward(gpu, s, qs, ks, vs, ranges, os, ls, dO),
-    };
-  });
-
-/** The native kernels as a differentiable op of (q, k, v); probabilities go to `onProbs` when given. */
-const nativeAttention = (cpu: NativeKernels, s: FlashShape, ranges: Int32Array, onProbs?: ProbsHook) =>
-  customOp<tf.Tensor3D>(([q, k, v], save) => {
-    const [o, probs] = native.attentionForward(cpu, s, q, k, v, ranges);
-    onProbs?.(probs);
-    save([q, k, v, probs]);
-    return {
-      value: o,
-      gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, ps]: tf.Tensor[]) =>
-        native.attentionBackward(cpu, s, qs, ks, vs, ps, dO),
-    };
-  });
-
 /** `proj` of the merged heads [N, L, D]. */
 function project(p: Params, pre: string, o: tf.Tensor3D): tf.Tensor3D {
   return linear(o, p[`${pre}.proj.weight`], p[`${pre}.proj.bias`]) as tf.Tensor3D;
 }
 
-/** The generalized causal mask in its forms: additive [S, S] for the tfjs path, key ranges for the fused ones. */
+/** The generalized causal mask in its forms: additive [S, S] for the tfjs path, key ranges for the fused kernels. */
 export interface MaskedContext {
   mask: tf.Tensor2D;
-  /** `rangesTensor(getAttnRanges(...))` (WGSL kernels). */
-  ranges: tf.Tensor1D;
-  /** `getAttnRanges(...)` (native kernels). */
-  keyRanges: Int32Array;
+  /** `getAttnRanges(...)`, in the form the backend's attention kernel reads. */
+  ranges: AttentionRanges;
 }
 
 /** q, k, v of the whole sequence read in place from [N, L, H, hd]. */
@@ -157,12 +114,16 @@ export function maskedAttention(
   return tf.tidy(() => {
     const [N, L, D] = x.shape;
     const hd = D / numHeads;
-    const s = maskedShape(N, L, numHeads, hd);
-    const gpu = flashBackend(hd, onProbs);
-    if (gpu) return project(p, pre, flashAttention(gpu, s, ctx.ranges)(...qkvNormed(p, pre, x, numHeads, false)));
-    const cpu = nativeKernels();
-    if (cpu)
-      return project(p, pre, nativeAttention(cpu, s, ctx.keyRanges, onProbs)(...qkvNormed(p, pre, x, numHeads, false)));
+    const k = kernels();
+    if (k) {
+      const o = k.attention(
+        maskedShape(N, L, numHeads, hd),
+        ...qkvNormed(p, pre, x, numHeads, false),
+        ctx.ranges,
+        onProbs,
+      );
+      if (o) return project(p, pre, o);
+    }
     return project(p, pre, attend(...qkvNormed(p, pre, x, numHeads, true), ctx.mask, onProbs));
   });
 }
@@ -183,7 +144,6 @@ export function cachedAttention(
   return tf.tidy(() => {
     const [N, Lq, D] = x.shape;
     const hd = D / numHeads;
-    const gpu = flashBackend(hd, onProbs);
     const [q, curK, curV] = qkvNormed(p, pre, x, numHeads, true);
     const k = cache.k ? (tf.concat([cache.k, curK], 2) as tf.Tensor4D) : curK;
     const v = cache.v ? (tf.concat([cache.v, curV], 2) as tf.Tensor4D) : curV;
@@ -193,8 +153,8 @@ export function cachedAttention(
       cache.k = tf.keep(k);
       cache.v = tf.keep(v);
     }
-    const cpu = gpu ? null : nativeKernels();
-    if (!gpu && !cpu) return project(p, pre, attend(q, k, v, null, onProbs));
+    const fused = kernels();
+    if (!fused) return project(p, pre, attend(q, k, v, null, onProbs));
     const Lk = k.shape[2];
     const s: FlashShape = {
       N,
@@ -207,7 +167,7 @@ export function cachedAttention(
       k: headMajor(numHeads, Lk, hd),
       v: headMajor(numHeads, Lk, hd),
     };
-    if (cpu) return project(p, pre, nativeAttention(cpu, s, fullRanges(Lq, Lk), onProbs)(q, k, v));
-    return project(p, pre, flashAttention(gpu!, s, rangesTensor(fullRanges(Lq, Lk), hd))(q, k, v));
+    const o = fused.attention(s, q, k, v, fused.ranges(fullRanges(Lq, Lk), hd), onProbs);
+    return project(p, pre, o ?? attend(q, k, v, null, onProbs));
   });
 }

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../rng';
 import { additiveMask, getAttnMask, getAttnRanges } from '../factorization/mask';
-import { rangesTensor } from '../backend/wgsl/attention';
+import { AttentionRanges, attentionRanges, disposeRanges } from '../backend/kernels';
 import { CausalFusionConfig, numPatches, patchDim, presetOf, validateConfig } from './config';
 import { cachedAttention, LayerCache, maskedAttention, MaskedContext, Params, ProbsHook } from './attention';
 import { geluTanh, layerNorm, linear, silu } from './ops';
@@ -64,10 +64,8 @@ export interface PreparedBatch {
   y: tf.Tensor1D;
   /** Additive generalized causal mask [S, S] (tfjs attention). */
   mask: tf.Tensor2D;
-  /** The same mask as key ranges per row (WGSL attention kernels). */
-  ranges: tf.Tensor1D;
-  /** The key ranges on the host (native attention kernels). */
-  keyRanges: Int32Array;
+  /** The same mask as key ranges per row, in the form the backend's fused attention reads. */
+  ranges: AttentionRanges;
 }
 
 /** `TimestepEmbedder.timestep_embedding`: [cos | sin] features, float32 arithmetic as in PyTorch. */
@@ -255,8 +253,7 @@ export class CausalDiffusionModel {
       tFreq: tf.tensor2d(timestepFrequencies(inp.t), [N, 256]),
       y: tf.tensor1d(Int32Array.from(inp.y), 'int32'),
       mask: tf.tensor2d(additiveMask(mask), [mask.seqLen, mask.seqLen]),
-      ranges: rangesTensor(keyRanges, c.hiddenSize / c.numHeads),
-      keyRanges,
+      ranges: attentionRanges(keyRanges, c.hiddenSize / c.numHeads),
     };
   }
 
@@ -392,7 +389,8 @@ export class CausalDiffusionModel {
 
 /** Frees the device tensors of a prepared batch. */
 export function disposeBatch(b: PreparedBatch): void {
-  tf.dispose([b.clean, b.noisy, b.target, b.posIndex, b.tFreq, b.y, b.mask, b.ranges]);
+  tf.dispose([b.clean, b.noisy, b.target, b.posIndex, b.tFreq, b.y, b.mask]);
+  disposeRanges(b.ranges);
 }
 
 /** Frees a KV cache. */

@@ -17,9 +17,7 @@ import { CausalDiffusionModel, disposeBatch, PreparedBatch, TrainingInputs } fro
 import { Params } from '../model/attention';
 import { weightedLoss } from './loss';
 import { AdamW, biasCorrections, clipGradNorm, Ema, warmupLr } from './optim';
-import { fusedKernels, nativeKernels } from '../backend';
-import { adamwUpdate as nativeAdamWUpdate } from '../backend/native-kernels';
-import { FusedAdamWArgs, fusedAdamWUpdate } from '../backend/wgsl/adamw';
+import { FusedAdamWArgs, kernels } from '../backend/kernels';
 import { lossScaleFor } from '../backend/wgsl/matmul';
 import { OFFICIAL_RECIPE } from './recipes';
 
@@ -257,8 +255,8 @@ function fusedUpdateArgs(opt: AdamW, ema: Ema | null, lr: number, gradClip: numb
 }
 
 /**
- * clip + AdamW + EMA of `params`, in place, from `grads` scaled by `scale` (disposed here), on the backend's
- * fused kernels where it has them (WGSL on webgpu, toolkit/native on wasm), else with tfjs ops. Nothing changes
+ * clip + AdamW + EMA of `params`, in place, from `grads` scaled by `scale` (disposed here), in the backend's
+ * fused kernel where its table has one (backend/kernels.ts), else with tfjs ops. Nothing changes
  * when the loss or the gradient norm is not finite. Returns [gradient norm, ...] as a tensor, so the GPU's
  * result is read together with the loss; `opt.step` counts the update once it is read (`countUpdate`).
  */
@@ -272,25 +270,17 @@ export function applyUpdate(
   lr: number,
   gradClip: number,
 ): tf.Tensor1D {
-  const moments = (n: string) => opt.moment(n, params[n]);
-  const gpu = fusedKernels();
-  if (gpu) {
-    // the GPU skips the update itself when the loss or the norm is not finite, so nothing is read here
+  const fused = kernels();
+  if (fused) {
+    const moments = (n: string) => opt.moment(n, params[n]);
     const args = fusedUpdateArgs(opt, ema, lr, gradClip, scale);
-    const clip = fusedAdamWUpdate(gpu, params, grads, moments, ema?.shadow ?? null, loss, args);
+    const clip = fused.adamwUpdate(params, grads, moments, ema?.shadow ?? null, loss, args);
     tf.dispose(Object.values(grads));
     return clip;
   }
   if (!Number.isFinite(loss.dataSync()[0])) {
     tf.dispose(Object.values(grads));
     return tf.tensor1d([NaN]);
-  }
-  const cpu = nativeKernels();
-  if (cpu) {
-    const args = fusedUpdateArgs(opt, ema, lr, gradClip, scale);
-    const gradNorm = nativeAdamWUpdate(cpu, params, grads, moments, ema?.shadow ?? null, args);
-    tf.dispose(Object.values(grads));
-    return tf.tensor1d([gradNorm]);
   }
   if (scale !== 1) {
     for (const [n, g] of Object.entries(grads)) {

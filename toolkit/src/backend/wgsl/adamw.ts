@@ -12,6 +12,7 @@
  * The arithmetic follows `AdamW.apply` / `Ema.update` operation by operation (same constants in float32).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { FusedAdamWArgs } from '../kernels';
 import type { WebGPUBackendLike } from '../webgpu';
 import { asTensor, emptyTensor, gridStrideGroups, ownBuffer, uniformBlock, WgslKernel, workgroupSum } from './runner';
 
@@ -150,25 +151,6 @@ function chunks<T>(items: T[], size: number): [number, T[]][] {
   const out: [number, T[]][] = [];
   for (let i = 0; i < items.length; i += size) out.push([i, items.slice(i, i + size)]);
   return out;
-}
-
-/** Optimizer settings of one fused update: the AdamW hyper-parameters and this step's bias corrections. */
-export interface FusedAdamWArgs {
-  lr: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  /** 1 - beta1^step, with step counted from 1 (`biasCorrections` in train/optim). */
-  bc1: number;
-  /** sqrt(1 - beta2^step). */
-  bc2Sqrt: number;
-  /** `clip_grad_norm_`'s max_norm; 0 or less: no clipping. */
-  maxNorm: number;
-  /** EMA decay, when an EMA is kept. */
-  emaDecay?: number;
-  /** The loss scale the gradients carry (a power of two), divided out here. */
-  gradScale?: number;
 }
 
 /**

@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackendLike } from '../webgpu';
+import { FlashShape, tokenMajor } from '../kernels';
 import { asTensor, emptyTensor, uniformBlock, WgslKernel } from './runner';
 
 /** Rows (threads) per workgroup: fewer rows per workgroup let it skip more of the masked tiles. */
@@ -26,18 +27,6 @@ export const MAX_HEAD_DIM = 128;
 
 /** Rows per tile staged in workgroup memory: 2 tiles of TILE x hd floats stay within WebGPU's 16 KiB. */
 const tileFor = (hd: number) => (hd <= 64 ? 16 : 8);
-
-/** How a [N, heads, rows, hd] tensor lies in memory: element (n, h, i, d) is at n·sN + h·sH + i·sL + d. */
-export interface HeadLayout {
-  sN: number;
-  sH: number;
-  sL: number;
-}
-
-/** [N, H, L, hd] contiguous. */
-export const headMajor = (H: number, L: number, hd: number): HeadLayout => ({ sN: H * L * hd, sH: L * hd, sL: hd });
-/** [N, L, H, hd] contiguous, i.e. [N, L, D] with head h in columns h·hd ... (h+1)·hd. */
-export const tokenMajor = (H: number, L: number, hd: number): HeadLayout => ({ sN: L * H * hd, sH: hd, sL: H * hd });
 
 /**
  * Row ranges followed by the bounds of each block of `tile` rows: (max a, min b, max c), b and c over rows
@@ -324,19 +313,6 @@ function kernel(name: string, code: (hd: number, tile: number) => string, hd: nu
   let kern = kernels.get(key);
   if (!kern) kernels.set(key, (kern = new WgslKernel(name, code(hd, tileFor(hd)))));
   return kern;
-}
-
-/** Shapes and layouts of one attention call: q [N, H, Lq, hd], k and v [N, H, Lk, hd], o token-major. */
-export interface FlashShape {
-  N: number;
-  H: number;
-  Lq: number;
-  Lk: number;
-  hd: number;
-  scale: number;
-  q: HeadLayout;
-  k: HeadLayout;
-  v: HeadLayout;
 }
 
 function uniforms(s: FlashShape): ArrayBuffer {

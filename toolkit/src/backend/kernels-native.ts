@@ -1,0 +1,55 @@
+/**
+ * The device table of the wasm backend where toolkit/native built: the fused CPU kernels (`native-kernels.ts`),
+ * working in place on views of the wasm heap. Node only (a native addon).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { customOp, memo } from './custom-op';
+import { FusedKernels } from './kernels';
+import * as native from './native-kernels';
+
+/** The native kernels `k` as a table. */
+export function nativeKernelTable(k: native.NativeKernels): FusedKernels {
+  const layerNorm = memo((eps: number) =>
+    customOp<tf.Tensor2D>(([x, w, b], save) => {
+      const [y, stats] = native.layerNormForward(k, x as tf.Tensor2D, w, b, eps);
+      save([x, w, stats]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor2D, [xs, ws, st]: tf.Tensor[]) =>
+          native.layerNormBackward(k, dy, xs as tf.Tensor2D, ws, st as tf.Tensor1D),
+      };
+    }),
+  );
+  const gelu = customOp(([x], save) => {
+    save([x]);
+    return {
+      value: native.geluForward(k, x),
+      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [native.geluBackward(k, dy, xs)],
+    };
+  });
+  return {
+    name: 'native',
+    layerNorm: (x, w, b, eps) => layerNorm(eps)(x, w, b),
+    gelu: (x) => gelu(x),
+    ranges: (host) => ({ host }),
+    attention(s, q, kk, v, ranges, onProbs) {
+      // the probabilities are a by-product here: recorders are served too
+      return customOp<tf.Tensor3D>(([qi, ki, vi], save) => {
+        const [o, probs] = native.attentionForward(k, s, qi, ki, vi, ranges.host);
+        onProbs?.(probs);
+        save([qi, ki, vi, probs]);
+        return {
+          value: o,
+          gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, ps]: tf.Tensor[]) =>
+            native.attentionBackward(k, s, qs, ks, vs, ps, dO),
+        };
+      })(q, kk, v);
+    },
+    sumRows: (x) => native.sumRows(k, x),
+    adamwUpdate(params, grads, moments, ema, loss, args) {
+      // the loss is on the host already: a non-finite one leaves everything as it is
+      if (!Number.isFinite(loss.dataSync()[0])) return tf.tensor1d([NaN]);
+      return tf.tensor1d([native.adamwUpdate(k, params, grads, moments, ema, args)]);
+    },
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The device table: the fused kernels the active backend offers, chosen once when the backend starts
+ * (`initBackend`). The model and the training step call its entries and compose tfjs ops where there is no table
+ * (cpu, or `setFusedKernels(false)`: the reference the kernels are tested against), so neither names a device.
+ * One file per backend fills it: `kernels-wgsl.ts` (webgpu), `kernels-native.ts` (wasm + toolkit/native). A new
+ * kernel is an entry here, its implementation in each of those files and a test in fused-kernels.test.ts.
+ * Browser-safe: this file imports tfjs only.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** How a [N, heads, rows, hd] tensor lies in memory: element (n, h, i, d) is at n·sN + h·sH + i·sL + d. */
+export interface HeadLayout {
+  sN: number;
+  sH: number;
+  sL: number;
+}
+
+/** [N, H, L, hd] contiguous. */
+export const headMajor = (H: number, L: number, hd: number): HeadLayout => ({ sN: H * L * hd, sH: L * hd, sL: hd });
+/** [N, L, H, hd] contiguous, i.e. [N, L, D] with head h in columns h·hd ... (h+1)·hd. */
+export const tokenMajor = (H: number, L: number, hd: number): HeadLayout => ({ sN: L * H * hd, sH: hd, sL: H * hd });
+
+/** Shapes and layouts of one attention call: q [N, H, Lq, hd], k and v [N, H, Lk, hd], o token-major. */
+export interface FlashShape {
+  N: number;
+  H: number;
+  Lq: number;
+  Lk: number;
+  hd: number;
+  scale: number;
+  q: HeadLayout;
+  k: HeadLayout;
+  v: HeadLayout;
+}
+
+/** Receives the attention probabilities [N, H, Lq, Lk] of a layer (recorders). */
+export type ProbsHook = (probs: tf.Tensor4D) => void;
+
+/**
+ * The key ranges of each query row (`getAttnRanges`: row i sees keys [0, r[3i]) and [r[3i+1], r[3i+2])), as the
+ * host array and, where the table wants one, in the device form its attention reads (made once per batch, freed
+ * by `disposeRanges`).
+ */
+export interface AttentionRanges {
+  host: Int32Array;
+  device?: tf.Tensor;
+}
+
+/** Optimizer settings of one fused update: the AdamW hyper-parameters and this step's bias corrections. */
+export interface FusedAdamWArgs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1 - beta1^step, with step counted from 1 (`biasCorrections` in train/optim). */
+  bc1: number;
+  /** sqrt(1 - beta2^step). */
+  bc2Sqrt: number;
+  /** `clip_grad_norm_`'s max_norm; 0 or less: no clipping. */
+  maxNorm: number;
+  /** EMA decay, when an EMA is kept. */
+  emaDecay?: number;
+  /** The loss scale the gradients carry (a power of two), divided out here. */
+  gradScale?: number;
+}
+
+/** A fused kernel table (see the module comment). Every op is differentiable where the model needs a gradient. */
+export interface FusedKernels {
+  /** 'wgsl' or 'native', for reports and tests. */
+  readonly name: string;
+  /** LayerNorm over the columns of [rows, cols], weight and bias [cols]. */
+  layerNorm(x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor2D;
+  /** GELU, tanh approximation, elementwise. */
+  gelu(x: tf.Tensor): tf.Tensor;
+  /** The key ranges in the form `attention` reads, for head size `hd`. */
+  ranges(host: Int32Array, hd: number): AttentionRanges;
+  /**
+   * softmax(q·kᵀ·scale | ranges)·v, o [N, Lq, H·hd] token-major, q, k, v read in the layouts of `s`; null where
+   * this kernel does not apply (it never forms the probabilities `onProbs` asks for, or hd is too large).
+   */
+  attention(
+    s: FlashShape,
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    ranges: AttentionRanges,
+    onProbs?: ProbsHook,
+  ): tf.Tensor3D | null;
+  /** Column sums of [rows, cols] (a linear layer's bias gradient), where the table has a faster one than tfjs's. */
+  sumRows?(x: tf.Tensor2D): tf.Tensor1D;
+  /**
+   * clip + AdamW + EMA of `params`, in place, unless the loss or the gradient norm is not finite. Returns a tensor
+   * whose first value is the gradient norm before clipping (read it together with the loss).
+   */
+  adamwUpdate(
+    params: Record<string, tf.Variable>,
+    grads: Record<string, tf.Tensor>,
+    moments: (name: string) => { m: tf.Variable; v: tf.Variable },
+    ema: Record<string, tf.Variable> | null,
+    loss: tf.Scalar,
+    args: FusedAdamWArgs,
+  ): tf.Tensor1D;
+}
+
+let table: { backend: string; kernels: FusedKernels } | null = null;
+let enabled = true;
+let plain2d: () => boolean = () => false;
+
+/** Installs the table of `backend`, which just started (`initBackend`), or none. */
+export function setKernelTable(backend: string, t: FusedKernels | null): void {
+  table = t ? { backend, kernels: t } : null;
+}
+
+/** Turns the table on or off (off: tfjs ops only, the reference the fused kernels are tested against). */
+export function setKernelsEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/** The active backend's fused kernels, or null to compose tfjs ops (also when tfjs was switched to another backend). */
+export function kernels(): FusedKernels | null {
+  return enabled && table && table.backend === tf.getBackend() ? table.kernels : null;
+}
+
+/** Whether the table is switched on (`setKernelsEnabled`). */
+export function kernelsEnabled(): boolean {
+  return enabled;
+}
+
+/** Installs the backend's answer to whether products must be plain 2-D ones without transpose flags. */
+export function setPlain2dMatmul(f: () => boolean): void {
+  plain2d = f;
+}
+
+/** True when matmuls must avoid transpose flags and batching to reach XNNPACK (wasm without native GEMM). */
+export function prefersPlain2dMatmul(): boolean {
+  return plain2d();
+}
+
+/** Key ranges in the form the active table's attention reads (the host array alone without a table). */
+export function attentionRanges(host: Int32Array, hd: number): AttentionRanges {
+  return kernels()?.ranges(host, hd) ?? { host };
+}
+
+/** Frees the device form of attention ranges. */
+export function disposeRanges(r: AttentionRanges): void {
+  r.device?.dispose();
+}
