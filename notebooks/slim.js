@@ -51,7 +51,7 @@ function slimNotebook(nb, scale = SCALES[0]) {
       if (!isFigure(o)) continue;
       const png = svgToPng(text(o.data['image/svg+xml']), scale, { palette: true });
       for (const t of ['text/html', 'image/svg+xml', ...NATIVE_CHART_TYPES]) delete o.data[t];
-      o.data['image/png'] = png.toString('base64');
+      o.data['image/png'] = Buffer.from(png).toString('base64');
     }
   }
   return nb;

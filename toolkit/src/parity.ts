@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as nodePath from 'path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { arStepCountProbs, getArWeights, getAttnMask } from './factorization';
 import { createDiffusion } from './diffusion';
 import { configFromOfficial } from './model/config';

@@ -169,8 +169,8 @@ test('every library is used: vega-lite, plotly and d3 renderers', () => {
 });
 
 /** Decoded PNG and the share of pixels that are not near-white. */
-function inked(png: Buffer): { width: number; height: number; ink: number } {
-  const img = PNG.sync.read(png);
+function inked(png: Uint8Array): { width: number; height: number; ink: number } {
+  const img = PNG.sync.read(Buffer.from(png));
   let ink = 0;
   for (let i = 0; i < img.width * img.height; i++)
     if (img.data[4 * i] + img.data[4 * i + 1] + img.data[4 * i + 2] < 600) ink++;

@@ -1,5 +1,5 @@
 /** Helpers for differentiable ops written by hand (the model's linear layers, the fused kernels' gradients). */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** `tf.customGrad` with the inputs as an array (its own typing wants a variadic tensor-or-save list). */
 export function customOp<T extends tf.Tensor>(

@@ -5,7 +5,7 @@
  * with an override through `initBackend({backend})` or the CAUSALFUSION_BACKEND environment variable, and a
  * one-line report of what was chosen and why the others were skipped.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { patchWasmKernels } from './wasm-kernels';
 import { activateWebgpu, WebGPUBackendLike } from './webgpu';
 import { activeWebgpu } from './wgsl/runner';

@@ -2,7 +2,7 @@
  * The device table of the wasm backend where toolkit/native built: the fused CPU kernels (`native-kernels.ts`),
  * working in place on views of the wasm heap. Node only (a native addon).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { customOp, memo } from './custom-op';
 import { FusedKernels } from './kernels';
 import * as native from './native-kernels';

@@ -2,7 +2,7 @@
  * The device table of the webgpu backend: the project's WGSL kernels (backend/wgsl), recorded into
  * tfjs-backend-webgpu's own command stream. Browser-safe.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { customOp, memo } from './custom-op';
 import { AttentionRanges, FlashShape, FusedKernels } from './kernels';
 import type { WebGPUBackendLike } from './webgpu';

@@ -6,7 +6,7 @@
  * kernel is an entry here, its implementation in each of those files and a test in fused-kernels.test.ts.
  * Browser-safe: this file imports tfjs only.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** How a [N, heads, rows, hd] tensor lies in memory: element (n, h, i, d) is at n·sN + h·sH + i·sL + d. */
 export interface HeadLayout {

@@ -5,7 +5,7 @@
  * GFLOP/s on one thread and ~205 on two, against ~37 for XNNPACK (tfjs-backends.md §6).
  * Without `nblas` nothing changes: the model then keeps every product 2-D and untransposed for XNNPACK.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 const NO_TRANS = 111;
 const TRANS = 112;

@@ -7,7 +7,7 @@
  * are tested against.
  */
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { FlashShape, FusedAdamWArgs } from './kernels';
 
 /** What `cfkernels.node` exports (arrays are views of the wasm heap, written in place). */

@@ -6,7 +6,7 @@
  *  - `Identity` and same-dtype `Cast` copy instead of aliasing.
  * They work on views of the wasm heap through the backend's public `makeOutput` / `typedArrayFromHeap`.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 type TypedArray = Float32Array | Int32Array | Uint8Array;
 type Info = tf.TensorInfo;

@@ -8,7 +8,7 @@
  *   the event loop (`deasync`) until Dawn has mapped it, so every engine path runs unchanged on the GPU.
  */
 import * as fs from 'fs';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { BufferPool, bucketBufferPool, PooledBuffer, trimBufferPool } from './webgpu-pool';
 import { installTensorCoreMatmul, tensorCoreFeatures } from './wgsl/matmul';

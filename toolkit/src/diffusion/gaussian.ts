@@ -3,7 +3,7 @@
  * schedule, epsilon prediction, fixed-large variance for sampling. Schedules are float64, like numpy there;
  * per-sample coefficients are rounded to float32 before they touch tensors, like `_extract_into_tensor`.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { spaceTimesteps } from './respace';
 
 /** Noise schedules: 'linear' is the official one; 'cosine' (Nichol & Dhariwal) is offered for small pixel models. */

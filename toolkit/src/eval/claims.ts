@@ -6,7 +6,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, toModelRange } from '../data/datasets';
 import { GaussianDiffusion } from '../diffusion/gaussian';
 import { CausalDiffusionModel, disposeBatch } from '../model/causalfusion';

@@ -8,7 +8,7 @@
  * Convolutions are written as im2col (a gather of 5x5 windows) + one matrix product, because tfjs's wasm
  * backend has no kernel for the filter gradient of conv2d; gather and matmul are fast there (and exact).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../rng';
 import { HostTensor, StateDict } from '../model/params';
 import { ImageDataset, toModelRange } from '../data/datasets';

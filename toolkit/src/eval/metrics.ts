@@ -5,7 +5,7 @@
  * neighbour memorisation check (distance of each sample to its closest training image, against the same for
  * held-out real images).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { ImageDataset, toModelRange } from '../data/datasets';
 import { Rng } from '../rng';
 import { Classifier } from './classifier';

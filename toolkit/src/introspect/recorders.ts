@@ -4,7 +4,7 @@
  * records only what was selected (layers, heads, AR steps, diffusion steps, samples), so memory stays bounded.
  * Nothing is recorded, and nothing costs anything, when no recorder is attached.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { AttnMask, describeSequence, getAttnMask, SequencePosition } from '../factorization/mask';
 import { fromSizes } from '../factorization/steps';
 import { CausalDiffusionModel, TrainingInputs } from '../model/causalfusion';

@@ -1,9 +1,8 @@
 /**
- * Image grids and PNG output. Images are model-range float arrays [N, C, H, W] in [-1, 1] (1 = grey, 3 = RGB);
- * a grid lays them out row by row with a gap, upscaled by an integer factor so 28-pixel digits are visible.
+ * Image grids. Images are model-range float arrays [N, C, H, W] in [-1, 1] (1 = grey, 3 = RGB); a grid lays them
+ * out row by row with a gap, upscaled by an integer factor so 28-pixel digits are visible. PNG bytes: io/png.ts.
  */
-import { PNG } from 'pngjs';
-import { writeFileAtomic } from '../util/atomic-write';
+import { toBase64 } from '../util/bytes';
 
 /** An RGBA raster. */
 export interface Raster {
@@ -28,8 +27,7 @@ export interface GridOptions {
 export const toByte = (v: number): number => Math.max(0, Math.min(255, Math.floor(127.5 * v + 128)));
 
 /** Grey bytes of values in model range, base64: the compact form charts and the claims cache store images in. */
-export const greyBase64 = (image: ArrayLike<number>): string =>
-  Buffer.from(Uint8Array.from(image, toByte)).toString('base64');
+export const greyBase64 = (image: ArrayLike<number>): string => toBase64(Uint8Array.from(image, toByte));
 
 /** Lays out N images [N, C, H, W] (C = 1 or 3) in a grid. */
 export function imageGrid(
@@ -63,25 +61,4 @@ export function imageGrid(
       }
   }
   return { width, height, data };
-}
-
-/** Whether every pixel of an RGBA raster is opaque grey (r = g = b, alpha 255). */
-function isOpaqueGrey(d: Uint8Array): boolean {
-  for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i] !== d[i + 2] || d[i + 3] !== 255) return false;
-  return true;
-}
-
-/**
- * PNG bytes of a raster. Opaque grey rasters (every MNIST grid) are stored as 8-bit greyscale: a quarter of the
- * raw bytes, about a third of the file, which is what keeps image grids embedded in SVG charts and notebooks small.
- */
-export function encodePng(r: Raster): Buffer {
-  const png = new PNG({ width: r.width, height: r.height });
-  png.data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.byteLength);
-  return PNG.sync.write(png, isOpaqueGrey(r.data) ? { colorType: 0, inputColorType: 6 } : {});
-}
-
-/** Writes a raster as PNG (atomically). */
-export function savePng(file: string, r: Raster): void {
-  writeFileAtomic(file, encodePng(r));
 }

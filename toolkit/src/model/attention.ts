@@ -6,7 +6,7 @@
  * On webgpu both run as flash-style WGSL kernels (backend/wgsl/attention) unless probabilities are recorded; on
  * wasm as one native kernel per direction (backend/native-kernels), which also hands probabilities to a hook.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { AttentionRanges, FlashShape, headMajor, kernels, ProbsHook, tokenMajor } from '../backend/kernels';
 import { fullRanges } from '../factorization/mask';
 import { customOp } from '../backend/custom-op';

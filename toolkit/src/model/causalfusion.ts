@@ -9,7 +9,7 @@
  * Layers are pure functions of a parameter record `p` (official names -> tensors), so the same code serves
  * autograd over the model's variables and block-by-block recomputation (activation checkpointing).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../rng';
 import { additiveMask, getAttnMask, getAttnRanges } from '../factorization/mask';
 import { AttentionRanges, attentionRanges, disposeRanges } from '../backend/kernels';

@@ -7,7 +7,7 @@
  * keep every product on XNNPACK. On other backends the same functions pass transpose flags through. LayerNorm,
  * GELU and the bias gradient take the backend's fused kernel where its table has one (backend/kernels.ts).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from '../backend/custom-op';
 import { kernels, prefersPlain2dMatmul } from '../backend/kernels';
 

@@ -7,7 +7,7 @@
  * clean block goes to both halves. S = 1 is the official pure-diffusion sampler; S = L is token-by-token AR.
  * Editing puts known tokens into the cache first (as clean context) and generates only the rest.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../rng';
 import { createDiffusion, GaussianDiffusion, NoiseSchedule } from '../diffusion/gaussian';
 import { fromSizes, splitEqual, Split } from '../factorization/steps';

@@ -2,7 +2,7 @@
  * The training loss of the official `train.py`: `(mse * ar_weights.reshape(1, -1, 1)).mean()`, a plain mean
  * over batch, tokens and channels, not renormalised by the weights.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /** mean(mse[N, L, d] * w[L]) with per-token AR weights in shuffled order. */
 export function weightedLoss(mse: tf.Tensor3D, arWeights: Float32Array): tf.Scalar {

@@ -3,7 +3,7 @@
  * (beta 0.9 / 0.95, eps 1e-15, no weight decay by default), constant LR with linear warm-up
  * (`get_constant_schedule_with_warmup`) and an EMA of all parameters (decay 0.9999).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { StateDict } from '../model/params';
 import { OFFICIAL_RECIPE } from './recipes';
 

@@ -7,7 +7,7 @@
  * every activation of a gradient call alive until it returns, so this is what lets batch 64 fit the 4 GiB
  * wasm heap (tfjs-backends.md §4).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../rng';
 import { fromSizes, splitIntegerExpDecay, splitIntegerRandom, Split } from '../factorization/steps';
 import { ArWeightSchedule, getArWeights } from '../factorization/weights';

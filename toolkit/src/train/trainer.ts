@@ -8,7 +8,7 @@
  * for noise, t, label dropout, AR splits and token orders. A checkpoint stores all of it, so N steps + save +
  * load + N steps equals 2N steps bit for bit on the same backend.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { Rng, RngState } from '../rng';
 import { createDiffusion, GaussianDiffusion } from '../diffusion/gaussian';
 import { TimeSampling, timeSampler } from '../diffusion/time-sampling';

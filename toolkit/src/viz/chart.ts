@@ -14,7 +14,7 @@ import { renderSvg } from './static-svg';
 import { escapeXml, svgImageHtml } from './svg-compose';
 import { D3_VIEWS, D3Renderer } from './views';
 import { writeFileAtomic } from '../util/atomic-write';
-import { encodePalettePng } from '../io/palette-png';
+import { encodePalettePng } from '../io/png';
 import { vizSetup } from './notebook-io';
 
 /** Which renderer of the browser runtime draws the spec. */
@@ -68,7 +68,7 @@ export class Chart {
   }
 
   /** The static rendering as PNG (resvg), `scale` times the SVG size. */
-  png(scale = 2): Buffer {
+  png(scale = 2): Uint8Array {
     return svgToPng(this.svg(), scale);
   }
 
@@ -152,7 +152,7 @@ export function standalonePage(title: string, charts: readonly Chart[]): string 
  * Rasterises an SVG document with resvg (system fonts), `scale` times its size; with `palette`, stored in at most
  * 256 colours (`encodePalettePng`: a third to a quarter of the bytes, for committed notebooks).
  */
-export function svgToPng(svg: string, scale = 2, opts: { palette?: boolean } = {}): Buffer {
+export function svgToPng(svg: string, scale = 2, opts: { palette?: boolean } = {}): Uint8Array {
   // resvg is a native module: load it only when a PNG is asked for
   const { Resvg } = require('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
   const image = new Resvg(svg, {

@@ -10,6 +10,7 @@ import { positionLabel as describe, SequencePosition } from '../factorization/ma
 import { Chart, d3Chart } from './chart';
 import { ROLE_COLORS, ROLES } from './palette';
 import { colorRaster, packBits, pngDataUri } from './svg-compose';
+import { toBase64 } from '../util/bytes';
 import { matrixColor, MatrixSpec } from './views/attention';
 
 const roleIndex = (p: SequencePosition) => ROLES.indexOf(p.role);
@@ -35,7 +36,7 @@ const quantise = (rows: Float32Array[]) => {
     const max = Math.max(1e-12, ...r);
     r.forEach((v, j) => (out[i * r.length + j] = Math.round((255 * v) / max)));
   });
-  return Buffer.from(out).toString('base64');
+  return toBase64(out);
 };
 
 export interface AttentionChartOptions {

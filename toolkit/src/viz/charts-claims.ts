@@ -6,6 +6,7 @@ import { ClaimsResults, ownOrderEvals } from '../eval/claims';
 import { Chart } from './chart';
 import { imageGridChart } from './charts-diffusion';
 import { vegaLiteChart } from './vega';
+import { fromBase64 } from '../util/bytes';
 
 /** A categorical colour channel on `field` with its legend. */
 const colorBy = (field: string, title: string, legend: Record<string, unknown> = { labelLimit: 320 }) => ({
@@ -150,7 +151,7 @@ export function claimsSamplesChart(r: ClaimsResults, opts: { seed?: number; size
       const run = r.runs.find((x) => x.ablation === a.id && x.seed === seed);
       const e = run && ownOrderEvals(r, run).find((v) => v.sEval === s);
       if (!e) return null;
-      const bytes = Buffer.from(e.thumbnails, 'base64');
+      const bytes = fromBase64(e.thumbnails);
       const tile = new Float32Array(4 * size * size);
       for (let d = 0; d < 4; d++)
         for (let y = 0; y < size; y++)

@@ -9,7 +9,9 @@
  */
 import { inspect } from 'util';
 import type { MimeBundle } from './chart';
-import { encodePng, imageGrid, Raster } from '../io/images';
+import { imageGrid, Raster } from '../io/images';
+import { encodePng } from '../io/png';
+import { toBase64 } from '../util/bytes';
 import { SamplingRecorder, TrainingRecorder } from '../introspect/recorders';
 import type { SampleResult } from '../sample/sampler';
 import type { LogEvent, Trainer } from '../train/trainer';
@@ -57,7 +59,7 @@ export function mimeBundleOf(value: unknown): MimeBundle {
   if (isDisplayable(value)) return value[JUPYTER_DISPLAY]();
   if (isRaster(value))
     return {
-      'image/png': encodePng(value).toString('base64'),
+      'image/png': toBase64(encodePng(value)),
       'text/plain': `[${value.width} x ${value.height} image]`,
     };
   if (isTrainer(value)) return historyBundle(value.history, `Trainer at step ${value.step}`);
@@ -82,7 +84,7 @@ function sampleBundle(r: SampleResult): MimeBundle {
   const [N, C, H, W] = r.imageShape;
   const png = encodePng(imageGrid(r.images, N, C, H, W, { cols: Math.min(N, 10), scale: H < 64 ? 2 : 1 }));
   return {
-    'image/png': png.toString('base64'),
+    'image/png': toBase64(png),
     'text/plain': `${N} samples [${C}, ${H}, ${W}] in ${r.stepSizes.length} AR steps of ${r.stepSizes.join(', ')} tokens, ${r.timesteps.length / r.stepSizes.length} diffusion steps each`,
   };
 }

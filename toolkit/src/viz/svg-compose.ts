@@ -3,14 +3,16 @@
  * any size, unlike one rect per pixel), packed bit sets, SVG as HTML, and side-by-side / stacked composition of
  * whole SVG documents.
  */
-import { encodePng, imageGrid, Raster } from '../io/images';
+import { imageGrid, Raster } from '../io/images';
+import { encodePng } from '../io/png';
+import { toBase64, utf8 } from '../util/bytes';
 import { rgbBytes } from './palette';
 
 /** A bit set, 8 flags per byte, least significant bit first, base64 (what the views' `bits` reads). */
 export function packBits(n: number, flag: (i: number) => boolean): string {
   const out = new Uint8Array(Math.ceil(n / 8));
   for (let i = 0; i < n; i++) if (flag(i)) out[i >> 3] |= 1 << (i & 7);
-  return Buffer.from(out).toString('base64');
+  return toBase64(out);
 }
 
 /** Width and height of an SVG document from its root element. */
@@ -23,7 +25,7 @@ function sizeOf(svg: string): [number, number] {
 /** A PNG data URI of a grey image [h x w] in [-1, 1] or of a raster. */
 export function pngDataUri(image: Float32Array | Raster, size = 0): string {
   const r = image instanceof Float32Array ? imageGrid(image, 1, 1, image.length / size, size, { pad: 0 }) : image;
-  return `data:image/png;base64,${encodePng(r).toString('base64')}`;
+  return `data:image/png;base64,${toBase64(encodePng(r))}`;
 }
 
 /** Text made safe inside XML / HTML markup, attribute values included. */
@@ -35,7 +37,7 @@ export const escapeXml = (s: string): string =>
  * data URI but strip inline <svg>, so this shows everywhere HTML does.
  */
 export function svgImageHtml(svg: string, alt: string): string {
-  return `<img alt="${escapeXml(alt)}" src="data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}">`;
+  return `<img alt="${escapeXml(alt)}" src="data:image/svg+xml;base64,${toBase64(utf8(svg))}">`;
 }
 
 /** SVG documents side by side (`gap` px apart), or stacked when `vertical`. */

@@ -11,7 +11,7 @@
  *      `emaOnly` for parameters without a gradient (a frozen pos_embed still has an EMA copy).
  * The arithmetic follows `AdamW.apply` / `Ema.update` operation by operation (same constants in float32).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { FusedAdamWArgs } from '../kernels';
 import type { WebGPUBackendLike } from '../webgpu';
 import { asTensor, emptyTensor, gridStrideGroups, ownBuffer, uniformBlock, WgslKernel, workgroupSum } from './runner';

@@ -12,7 +12,7 @@
  * [N, L, H·hd] (straight from the qkv projection, no transposes) both work; the output o is token-major.
  * The backward recomputes probabilities from the per-row log-sum-exp kept by the forward.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu';
 import { FlashShape, tokenMajor } from '../kernels';
 import { asTensor, emptyTensor, uniformBlock, WgslKernel } from './runner';

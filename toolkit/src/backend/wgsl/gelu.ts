@@ -2,7 +2,7 @@
  * GELU (tanh approximation) as x·sigmoid(2z), z = √(2/π)(x + 0.044715x³), and its derivative
  * s + x·s·(1 − s)·2√(2/π)(1 + 3·0.044715x²), one elementwise dispatch each (tfjs ops: 7 and ~12).
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu';
 import { asTensor, emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 

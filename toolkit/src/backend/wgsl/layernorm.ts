@@ -7,7 +7,7 @@
  * and dw = Σ dy·x̂, db = Σ dy over rows in two steps (per-chunk partial sums, then their total), so that
  * tens of thousands of rows are summed in parallel.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu';
 import { asTensor, emptyTensor, uniformBlock, WgslKernel, workgroupSum } from './runner';
 

@@ -16,7 +16,7 @@
  * fp16 flushes magnitudes below 6e-8 and saturates above 65504, so training scales the loss
  * (`lossScaleFor`) to keep the backward's operands near 1.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu';
 import { emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 

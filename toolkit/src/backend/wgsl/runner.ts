@@ -5,7 +5,7 @@
  *
  * Bindings are the tensors in the order given (`@binding(0)`, `@binding(1)`, ...), then the uniform block.
  */
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import type { GpuBuffer, WebGPUBackendLike } from '../webgpu';
 
 /** The webgpu backend when it is the active one, else null. */

@@ -1,6 +1,7 @@
 import { loadDataset, toModelRange } from '../../data/datasets';
 import { EDIT_MODES, EditMode, editImages, editMask, keepAllBut, keptPixels } from '../../sample/edit';
-import { imageGrid, savePng } from '../../io/images';
+import { imageGrid } from '../../io/images';
+import { savePng } from '../../io/image-files';
 import { defineCommand } from '../command';
 import { AR_FLAGS, MODEL_FLAGS, datasetFlag, diffusionSteps, modelSource, samplerFlags, seedFlag } from '../common';
 import { UsageError, flag, usage } from '../flags';

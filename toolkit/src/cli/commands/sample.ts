@@ -1,4 +1,5 @@
-import { imageGrid, savePng } from '../../io/images';
+import { imageGrid } from '../../io/images';
+import { savePng } from '../../io/image-files';
 import { sampleImages } from '../../sample/sampler';
 import { defineCommand } from '../command';
 import { AR_FLAGS, MODEL_FLAGS, diffusionSteps, modelSource, samplerFlags, seedFlag } from '../common';
