@@ -25,6 +25,7 @@ export * from './train/trainer';
 export * from './sample/sampler';
 export * from './io/checkpoint';
 export * from './io/torch-pickle';
+export * from './io/files';
 export * from './io/images';
 export * from './io/png';
 export * from './io/image-files';

@@ -17,7 +17,7 @@ import * as zlib from 'zlib';
 import fc from 'fast-check';
 import { PNG } from 'pngjs';
 import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors';
-import { readTorchFile } from '../src/io/torch-pickle';
+import { readTorchFile } from '../src/io/files';
 import { readCheckpoint } from '../src/io/checkpoint';
 import { parseIdx, readIdxFile } from '../src/data/idx';
 import { loadImageFolder } from '../src/data/folder';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { loadSafetensors, parseSafetensors, saveSafetensors, serializeSafetensors } from '../src/io/safetensors';
+import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors';
+import { loadSafetensors, saveSafetensors } from '../src/io/files';
 import { configFromOfficial } from '../src/model/config';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { reference, useBackend, tempDir } from './helpers';
@@ -79,7 +80,7 @@ test('a writer killed with SIGKILL in the middle of saving never leaves a corrup
   const dir = tmpdir();
   const file = path.join(dir, 'ckpt.safetensors');
   saveSafetensors(file, { v: { shape: [1], data: new Float32Array([1]) } }, { version: 'old' });
-  const modulePath = path.resolve(__dirname, '..', 'src', 'io', 'safetensors.js');
+  const modulePath = path.resolve(__dirname, '..', 'src', 'io', 'files.js');
   const script = `
     const { saveSafetensors } = require(${JSON.stringify(modulePath)});
     const big = new Float32Array(16 << 20).fill(2);

@@ -14,7 +14,7 @@ import { HostTensor, StateDict } from '../model/params';
 import { ImageDataset, toModelRange } from '../data/datasets';
 import { BatchLoader } from '../data/loader';
 import { AdamW } from '../train/optim';
-import { loadSafetensors, saveSafetensors } from '../io/safetensors';
+import { loadSafetensors, saveSafetensors } from '../io/files';
 import { existingAsset } from '../data/assets';
 
 export interface ClassifierConfig {

@@ -11,8 +11,9 @@ import * as path from 'path';
 import { CausalFusionConfig, makeConfig, validateConfig } from '../model/config';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { StateDict } from '../model/params';
-import { loadSafetensors, saveSafetensors, StoredDtype } from './safetensors';
-import { readTorchStateDict } from './torch-pickle';
+import { StoredDtype } from './safetensors';
+import { loadSafetensors, saveSafetensors } from './files';
+import { readTorchStateDict } from './files';
 import { existingAsset, projectPath } from '../data/assets';
 
 export const CHECKPOINT_FORMAT = 'causalfusion-checkpoint/1';

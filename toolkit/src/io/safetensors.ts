@@ -1,15 +1,13 @@
 /**
  * safetensors files (the Hugging Face format): an 8-byte little-endian header length, a JSON header of
  * `{name: {dtype, shape, data_offsets}}` plus string `__metadata__`, then the raw little-endian values.
- * Reading accepts F32, F64, F16 and BF16 (converted to float32); writing is F32 or F16. Files are written
- * atomically: a temporary file in the same folder, flushed, then renamed over the target, so a crash or a
- * kill never leaves a half-written checkpoint under the real name.
+ * Reading accepts F32, F64, F16 and BF16 (converted to float32); writing is F32 or F16. This file works on bytes
+ * (browser-safe); io/files.ts reads and writes them on disk.
  */
-import * as fs from 'fs';
 import { HostTensor } from '../model/params';
 import { f32ToF16 } from './half';
 import { DTYPE_BYTES, Dtype, decodeToFloat32 } from './dtypes';
-import { writeFileAtomic } from '../util/atomic-write';
+import { fromUtf8, utf8 } from '../util/bytes';
 
 export interface SafetensorsFile {
   tensors: Record<string, HostTensor>;
@@ -33,7 +31,7 @@ export function parseSafetensors(buf: Uint8Array, label = 'safetensors data'): S
     { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>
   >;
   try {
-    header = JSON.parse(Buffer.from(buf.subarray(8, 8 + headerLen)).toString('utf8'));
+    header = JSON.parse(fromUtf8(buf.subarray(8, 8 + headerLen)));
   } catch (e) {
     throw new Error(`${label}: header is not valid JSON (${(e as Error).message})`);
   }
@@ -90,7 +88,7 @@ export function serializeSafetensors(
   tensors: Record<string, HostTensor>,
   metadata: Record<string, string> = {},
   dtype: StoredDtype = 'F32',
-): Buffer {
+): Uint8Array {
   const width = DTYPE_BYTES[SAFETENSORS_DTYPES[dtype]];
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -101,30 +99,20 @@ export function serializeSafetensors(
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + width * n] };
     offset += width * n;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8); // align the data to 8 bytes
-  const head = Buffer.from(json, 'utf8');
-  const out = Buffer.alloc(8 + head.length + offset);
-  out.writeBigUInt64LE(BigInt(head.length), 0);
-  head.copy(out, 8);
+  const json = JSON.stringify(header);
+  const pad = (8 - ((8 + utf8(json).length) % 8)) % 8; // align the data to 8 bytes
+  const head = utf8(json + ' '.repeat(pad));
+  const out = new Uint8Array(8 + head.length + offset);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(head.length), true);
+  out.set(head, 8);
   let at = 8 + head.length;
   for (const t of Object.values(tensors)) {
-    if (dtype === 'F16') for (let i = 0; i < t.data.length; i++, at += 2) out.writeUInt16LE(f32ToF16(t.data[i]), at);
-    else at += Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength).copy(out, at);
+    if (dtype === 'F16') for (let i = 0; i < t.data.length; i++, at += 2) view.setUint16(at, f32ToF16(t.data[i]), true);
+    else {
+      out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
+      at += t.data.byteLength;
+    }
   }
   return out;
-}
-
-export function saveSafetensors(
-  file: string,
-  tensors: Record<string, HostTensor>,
-  metadata: Record<string, string> = {},
-  dtype: StoredDtype = 'F32',
-): void {
-  writeFileAtomic(file, serializeSafetensors(tensors, metadata, dtype));
-}
-
-export function loadSafetensors(file: string): SafetensorsFile {
-  if (!fs.existsSync(file)) throw new Error(`checkpoint not found: ${file}`);
-  return parseSafetensors(fs.readFileSync(file), file);
 }

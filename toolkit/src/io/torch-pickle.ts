@@ -5,8 +5,8 @@
  * example the `argparse.Namespace` of an official training checkpoint) becomes an inert placeholder, so a
  * malicious file cannot execute anything. Legacy (pre-1.6, non-zip) files are refused with a conversion hint.
  */
-import * as fs from 'fs';
-import * as zlib from 'zlib';
+import { inflateSync } from 'fflate';
+import { ByteView } from '../util/bytes';
 import { HostTensor, StateDict } from '../model/params';
 import { DTYPE_BYTES, decodeToFloat32, isDtype } from './dtypes';
 
@@ -82,7 +82,8 @@ const STORAGE_DTYPES: Record<string, string> = {
  * 100 stored entries: 1.6 ms here vs 1.69 s there (it copies every entry, doubling memory for a large checkpoint),
  * so the reader stays ours; it is fuzzed in tests/fuzz.test.ts.
  */
-function readZip(buf: Buffer, label: string): Map<string, Buffer> {
+function readZip(data: Uint8Array, label: string): Map<string, Uint8Array> {
+  const buf = new ByteView(data);
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 65557); i--) {
     if (buf.readUInt32LE(i) === 0x06054b50) {
@@ -104,7 +105,7 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
     count = Number(buf.readBigUInt64LE(rec + 32));
     cdOffset = Number(buf.readBigUInt64LE(rec + 48));
   }
-  const out = new Map<string, Buffer>();
+  const out = new Map<string, Uint8Array>();
   let p = cdOffset;
   for (let e = 0; e < count; e++) {
     if (buf.readUInt32LE(p) !== 0x02014b50) throw new Error(`${label}: corrupt zip central directory`);
@@ -115,7 +116,7 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
     const extraLen = buf.readUInt16LE(p + 30);
     const commentLen = buf.readUInt16LE(p + 32);
     let local = buf.readUInt32LE(p + 42);
-    const name = buf.toString('utf8', p + 46, p + 46 + nameLen);
+    const name = buf.text(p + 46, p + 46 + nameLen);
     // zip64 extra field: 64-bit sizes / offset replace the 0xffffffff ones, in this order
     let x = p + 46 + nameLen;
     const xEnd = x + extraLen;
@@ -133,16 +134,19 @@ function readZip(buf: Buffer, label: string): Map<string, Buffer> {
     const dataStart = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
     const raw = buf.subarray(dataStart, dataStart + csize);
     if (method === 0) out.set(name, raw);
-    else if (method === 8)
-      out.set(name, zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) })); // never more than the entry claims
-    else throw new Error(`${label}: zip entry ${name} uses unsupported compression ${method}`);
+    else if (method === 8) {
+      // never more than the entry claims: one byte of room tells a larger one
+      const inflated = inflateSync(raw, { out: new Uint8Array(usize + 1) });
+      if (inflated.length > usize) throw new Error(`${label}: zip entry ${name} is larger than it claims`);
+      out.set(name, inflated);
+    } else throw new Error(`${label}: zip entry ${name} uses unsupported compression ${method}`);
     if (out.get(name)!.length !== usize) throw new Error(`${label}: zip entry ${name} is truncated`);
     p = xEnd + commentLen;
   }
   return out;
 }
 
-function toFloat32(bytes: Buffer, dtype: string, offset: number, count: number, label: string): Float32Array {
+function toFloat32(bytes: Uint8Array, dtype: string, offset: number, count: number, label: string): Float32Array {
   if (!isDtype(dtype)) throw new Error(`${label}: unsupported tensor dtype ${dtype}`);
   const s = DTYPE_BYTES[dtype];
   if (
@@ -162,7 +166,7 @@ function rebuildTensor(
   offset: number,
   size: number[],
   stride: number[],
-  files: Map<string, Buffer>,
+  files: Map<string, Uint8Array>,
   prefix: string,
   label: string,
 ): HostTensor {
@@ -190,20 +194,21 @@ function rebuildTensor(
 }
 
 /** Unpickles `data.pkl`; only containers, scalars and tensors come out. */
-function unpickle(pkl: Buffer, files: Map<string, Buffer>, prefix: string, label: string): unknown {
+function unpickle(bytes: Uint8Array, files: Map<string, Uint8Array>, prefix: string, label: string): unknown {
+  const pkl = new ByteView(bytes);
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
   let p = 0;
-  const u8 = () => pkl[p++];
+  const u8 = () => bytes[p++];
   const u16 = () => ((p += 2), pkl.readUInt16LE(p - 2));
   const u32 = () => ((p += 4), pkl.readUInt32LE(p - 4));
-  const str = (n: number) => ((p += n), pkl.toString('utf8', p - n, p));
+  const str = (n: number) => ((p += n), pkl.text(p - n, p));
   const line = () => {
-    const end = pkl.indexOf(0x0a, p);
+    const end = bytes.indexOf(0x0a, p);
     // without this a truncated GLOBAL sent p back to 0: an endless loop growing the stack
     if (end < 0) throw new Error(`${label}: pickle ends inside a GLOBAL name (truncated or corrupt)`);
-    const s = pkl.toString('utf8', p, end);
+    const s = pkl.text(p, end);
     p = end + 1;
     return s;
   };
@@ -325,8 +330,8 @@ function unpickle(pkl: Buffer, files: Map<string, Buffer>, prefix: string, label
       case 0x8a: {
         const n = u8();
         let v = 0n;
-        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(pkl[p + i]);
-        if (n > 0 && pkl[p + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[p + i]);
+        if (n > 0 && bytes[p + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
         p += n;
         stack.push(Number(v));
         break;
@@ -427,34 +432,36 @@ function tensorsOf(v: unknown): StateDict | undefined {
   return Object.keys(out).length ? out : undefined;
 }
 
-/** Everything in a `torch.save` file, as plain JS (Maps for dicts, HostTensors for tensors). */
-export function readTorchFile(file: string): unknown {
-  if (!fs.existsSync(file)) throw new Error(`${file} not found`);
+/** Everything in the bytes of a `torch.save` file, as plain JS (Maps for dicts, HostTensors for tensors). */
+export function parseTorchFile(bytes: Uint8Array, label = 'torch.save data'): unknown {
   try {
-    const files = readZip(fs.readFileSync(file), file);
+    const files = readZip(bytes, label);
     const pklName = [...files.keys()].find((n) => n.endsWith('/data.pkl') || n === 'data.pkl');
-    if (!pklName) throw new Error(`${file}: no data.pkl in the archive: not a torch.save file`);
+    if (!pklName) throw new Error(`${label}: no data.pkl in the archive: not a torch.save file`);
     const prefix = pklName.slice(0, pklName.length - 'data.pkl'.length);
-    return unpickle(files.get(pklName)!, files, prefix, file);
+    return unpickle(files.get(pklName)!, files, prefix, label);
   } catch (e) {
     // our own errors name the file; anything else is a read past the end or a malformed structure
     const m = (e as Error).message;
-    throw m.startsWith(file) ? e : new Error(`${file}: corrupt torch.save file (${m})`);
+    throw m.startsWith(label) ? e : new Error(`${label}: corrupt torch.save file (${m})`);
   }
 }
 
 /**
- * The model (and EMA) state_dicts of a `.pt`: a bare state_dict (what `sample.py` loads) or an official
- * training checkpoint `{"model", "ema", "opt", ...}`.
+ * The model (and EMA) state_dicts in the bytes of a `.pt`: a bare state_dict (what `sample.py` loads) or an
+ * official training checkpoint `{"model", "ema", "opt", ...}`.
  */
-export function readTorchStateDict(file: string): { model: StateDict; ema?: StateDict } {
-  const top = readTorchFile(file);
+export function parseTorchStateDict(
+  bytes: Uint8Array,
+  label = 'torch.save data',
+): { model: StateDict; ema?: StateDict } {
+  const top = parseTorchFile(bytes, label);
   if (top instanceof Map && (top.has('model') || top.has('ema'))) {
     const model = tensorsOf(top.get('model')) ?? tensorsOf(top.get('ema'));
-    if (!model) throw new Error(`${file}: "model" holds no tensors`);
+    if (!model) throw new Error(`${label}: "model" holds no tensors`);
     return { model, ema: tensorsOf(top.get('ema')) };
   }
   const model = tensorsOf(top);
-  if (!model) throw new Error(`${file}: holds no state_dict of tensors`);
+  if (!model) throw new Error(`${label}: holds no state_dict of tensors`);
   return { model };
 }

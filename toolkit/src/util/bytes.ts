@@ -39,3 +39,26 @@ export function crc32(bytes: Uint8Array): number {
   for (let i = 0; i < bytes.length; i++) c = crcTable[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
+
+/** Node's Buffer readers over a byte array, for parsers that must also run in a browser (reads past the end throw). */
+export class ByteView {
+  readonly length: number;
+  private readonly view: DataView;
+
+  constructor(readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.length = bytes.length;
+  }
+
+  readUInt16LE = (i: number): number => this.view.getUint16(i, true);
+  readUInt32LE = (i: number): number => this.view.getUint32(i, true);
+  readInt32LE = (i: number): number => this.view.getInt32(i, true);
+  readBigUInt64LE = (i: number): bigint => this.view.getBigUint64(i, true);
+  readDoubleBE = (i: number): number => this.view.getFloat64(i, false);
+  /** The UTF-8 text of bytes [start, end). */
+  text = (start: number, end: number): string => {
+    if (end > this.length) throw new RangeError(`text [${start}, ${end}) runs past ${this.length} bytes`);
+    return fromUtf8(this.bytes.subarray(start, end));
+  };
+  subarray = (start: number, end?: number): Uint8Array => this.bytes.subarray(start, end);
+}
