@@ -43,7 +43,7 @@ function isFigure(o) {
 /** The notebook object, slimmed in place at PNG `scale`; returns it. */
 function slimNotebook(nb, scale = SCALES[0]) {
   // the toolkit's renderer (built by `npm run build`, which every script runs first)
-  const { svgToPng } = require('../toolkit/dist/src/viz/chart');
+  const { svgToPng } = require('../toolkit/dist/src/viz/node-host');
   for (const cell of nb.cells) {
     if (!cell.outputs) continue;
     cell.outputs = cell.outputs.filter((o) => !isLibraryOutput(o));

@@ -10,6 +10,7 @@ import { chromium } from 'playwright-core';
 import { describeSequence, getAttnMask } from '../src/factorization/mask';
 import { fromSizes } from '../src/factorization/steps';
 import { randomAttentionRecord } from '../src/introspect/synthetic';
+import '../src/viz/node-host';
 import { Chart, standalonePage } from '../src/viz/chart';
 import { maskChart } from '../src/viz/charts-factorization';
 import { attentionChart } from '../src/viz/charts-attention';

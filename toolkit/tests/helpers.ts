@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import '../src/viz/node-host'; // the chart host of Node, for tests that draw charts without the package entry
 import { initBackend, BackendName, setMatmulPrecision } from '../src/backend';
 import assert from 'node:assert/strict';
 import { DEFAULT_REFERENCE, loadReference, ReferenceFixture, verifyReference, VerifyRow } from '../src/parity';

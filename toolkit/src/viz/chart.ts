@@ -6,16 +6,14 @@
  *
  * The HTML of an output holds the static SVG, the spec as inert JSON and a two-line loader; the libraries are
  * sent once per page by `vizSetup()` (see runtime.ts), never with every chart.
+ *
+ * This file is browser-safe: what needs Node (the static SVG of a view in a server-side DOM, vega's own SVG in a
+ * child process, PNG through resvg, files, the notebook's libraries) is a `ChartHost`, installed by
+ * viz/node-host.ts (loaded with the package in Node); a page may install its own.
  */
-import * as fs from 'fs';
-import * as path from 'path';
-import { vizSetupHtml } from './runtime';
-import { renderSvg } from './static-svg';
-import { escapeXml, svgImageHtml } from './svg-compose';
+import { svgImageHtml } from './svg-compose';
 import { D3_VIEWS, D3Renderer } from './views';
-import { writeFileAtomic } from '../util/atomic-write';
-import { encodePalettePng } from '../io/png';
-import { vizSetup } from './notebook-io';
+import type { View } from './views/common';
 
 /** Which renderer of the browser runtime draws the spec. */
 export type ChartRenderer = 'vega-lite' | 'plotly' | D3Renderer;
@@ -41,6 +39,50 @@ export const PLOTLY_MIME = 'application/vnd.plotly.v1+json';
 
 /** A notebook output's data: text types as strings, JSON types as objects. */
 export type MimeBundle = Record<string, string | Record<string, unknown>>;
+
+/** What the core leaves to its environment (Node: viz/node-host.ts). */
+export interface ChartHost {
+  /** The SVG document a d3 view draws (non-interactive) for `spec`. */
+  viewSvg<S>(view: View<S>, spec: S): string;
+  /** vega's own static SVG of a vega-lite spec. */
+  vegaLiteSvg(spec: Record<string, unknown>): string;
+  /** An SVG document as PNG, `scale` times its size (`palette`: at most 256 colours). */
+  png(svg: string, scale: number, opts?: { palette?: boolean }): Uint8Array;
+  /** An offline HTML page with the charts and their libraries inlined. */
+  page(title: string, charts: readonly Chart[]): string;
+  /** Writes a file atomically, creating its folder. */
+  write(file: string, body: string | Uint8Array): void;
+  /** Before a chart goes to a notebook: its library, once per kernel session. */
+  beforeDisplay(chart: Chart): void;
+}
+
+let host: ChartHost | null = null;
+
+/** Installs what the environment does for charts (Node: viz/node-host.ts does it when loaded). */
+export function setChartHost(h: ChartHost): void {
+  host = h;
+}
+
+/** The host, or an error naming what needed it. */
+function chartHost(what: string): ChartHost {
+  if (!host) throw new Error(`${what} needs Node (load "causalfusion", not only the browser core)`);
+  return host;
+}
+
+/** The SVG document a d3 view draws for `spec` (static pictures composed of several views). */
+export function staticViewSvg<S>(view: View<S>, spec: S): string {
+  return chartHost('a static chart').viewSvg(view, spec);
+}
+
+/** vega's static SVG of a vega-lite spec. */
+export function staticVegaLiteSvg(spec: Record<string, unknown>): string {
+  return chartHost('a static vega-lite chart').vegaLiteSvg(spec);
+}
+
+/** An offline HTML page with several charts. */
+export function standalonePage(title: string, charts: readonly Chart[]): string {
+  return chartHost('a chart page').page(title, charts);
+}
 
 let counter = 0;
 
@@ -69,7 +111,7 @@ export class Chart {
 
   /** The static rendering as PNG (resvg), `scale` times the SVG size. */
   png(scale = 2): Uint8Array {
-    return svgToPng(this.svg(), scale);
+    return chartHost('a chart PNG').png(this.svg(), scale);
   }
 
   /**
@@ -77,7 +119,7 @@ export class Chart {
    * both to the runtime, which replaces the static picture by the interactive chart.
    */
   html(): string {
-    const id = `cf-chart-${process.pid}-${Date.now().toString(36)}-${++counter}`;
+    const id = `cf-chart-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}-${++counter}`;
     return (
       `<div id="${id}" class="cf-chart" data-renderer="${this.renderer}">` +
       `<div class="cf-static">${svgImageHtml(this.svg(), this.title)}</div><div class="cf-live"></div>` +
@@ -95,12 +137,20 @@ export class Chart {
 
   /** Writes .html (interactive, offline), .svg or .png (static), chosen by the file's extension; atomically. */
   save(file: string): string {
-    const ext = path.extname(file).toLowerCase();
+    const ext = (/\.[^./\\]*$/.exec(file)?.[0] ?? '').toLowerCase();
     const body = ext === '.html' ? this.page() : ext === '.svg' ? this.svg() : ext === '.png' ? this.png() : null;
     if (body === null) throw new Error(`cannot save a chart as "${ext || file}": use .html, .svg or .png`);
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    writeFileAtomic(file, typeof body === 'string' ? Buffer.from(body) : body);
+    chartHost('saving a chart').write(file, body);
     return file;
+  }
+
+  /**
+   * What a notebook shows when a chart ends a cell or goes through `display` (Jupyter's display protocol, as in
+   * Deno's kernel): its library first, once per kernel session, then `mimeBundle`.
+   */
+  [Symbol.for('Jupyter.display')](): MimeBundle {
+    host?.beforeDisplay(this);
+    return this.mimeBundle();
   }
 
   /**
@@ -108,15 +158,6 @@ export class Chart {
    * static SVG, and for vega-lite and plotly charts the ecosystem's own type, which VS Code and nteract draw
    * natively without our scripts.
    */
-  /**
-   * What a notebook shows when a chart ends a cell or goes through `display` (Jupyter's display protocol, as in
-   * Deno's kernel): its library first, once per kernel session, then `mimeBundle`.
-   */
-  [Symbol.for('Jupyter.display')](): MimeBundle {
-    vizSetup([this.library]);
-    return this.mimeBundle();
-  }
-
   mimeBundle(): MimeBundle {
     const bundle: MimeBundle = {
       'text/html': this.html(),
@@ -139,27 +180,5 @@ export function d3Chart<R extends D3Renderer>(
   spec: Parameters<(typeof D3_VIEWS)[R]>[1],
 ): Chart {
   const view = D3_VIEWS[renderer] as (el: HTMLElement, s: typeof spec, interactive: boolean) => void;
-  return new Chart(renderer, title, spec as unknown as Record<string, unknown>, () => renderSvg(view, spec));
-}
-
-/** An offline HTML page with several charts. */
-export function standalonePage(title: string, charts: readonly Chart[]): string {
-  // charts first, setup last: the setup draws everything already on the page
-  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeXml(title)}</title></head><body style="font-family:sans-serif">${charts.map((c) => c.html()).join('\n')}${vizSetupHtml(['d3', ...charts.map((c) => c.library)])}</body></html>`;
-}
-
-/**
- * Rasterises an SVG document with resvg (system fonts), `scale` times its size; with `palette`, stored in at most
- * 256 colours (`encodePalettePng`: a third to a quarter of the bytes, for committed notebooks).
- */
-export function svgToPng(svg: string, scale = 2, opts: { palette?: boolean } = {}): Uint8Array {
-  // resvg is a native module: load it only when a PNG is asked for
-  const { Resvg } = require('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
-  const image = new Resvg(svg, {
-    fitTo: { mode: 'zoom', value: scale },
-    background: 'white',
-    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
-  }).render();
-  if (!opts.palette) return image.asPng();
-  return encodePalettePng({ width: image.width, height: image.height, data: new Uint8Array(image.pixels) });
+  return new Chart(renderer, title, spec as unknown as Record<string, unknown>, () => staticViewSvg(view, spec));
 }

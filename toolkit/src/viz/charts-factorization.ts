@@ -5,11 +5,10 @@
  */
 import { AttnMask, SequencePosition } from '../factorization/mask';
 import { ArStepStats } from '../factorization/step-stats';
-import { Chart, d3Chart } from './chart';
+import { Chart, d3Chart, staticViewSvg } from './chart';
 import { colorScheme, rgbBytes, ROLE_COLORS, ROLES } from './palette';
 import { colorRaster, packBits, pngDataUri } from './svg-compose';
 import { vegaLiteChart } from './vega';
-import { renderSvg } from './static-svg';
 import { drawOrder, OrderSpec } from './views/order';
 
 /** A colour 25 % towards white: the mask's cells, lighter than the role strips. */
@@ -114,7 +113,7 @@ export function orderGridSvg(
   opts: { title?: string; kept?: readonly number[] } = {},
 ): string {
   const title = opts.title ?? `Generation order (${steps.length} AR steps)`;
-  return renderSvg(drawOrder, orderSpec(title, grid, grid, steps, opts.kept));
+  return staticViewSvg(drawOrder, orderSpec(title, grid, grid, steps, opts.kept));
 }
 
 /**

@@ -4,8 +4,8 @@
  */
 import type { LogEvent } from '../train/trainer';
 import type { LossBreakdown } from '../train/stats';
-import { Chart } from './chart';
-import { lineChartSvg, renderSvg } from './static-svg';
+import { Chart, staticViewSvg } from './chart';
+import { drawLineChart, LineChartSpec } from './views/plots';
 import { svgRoot } from './views/common';
 import { hstackSvg } from './svg-compose';
 import { vegaLiteChart } from './vega';
@@ -67,7 +67,8 @@ export function trainingCurvesChart(history: readonly LogEvent[], opts: { title?
     font: { family: 'sans-serif', size: 11 },
   };
   return new Chart('plotly', title, { data, layout }, () => {
-    if (!history.length) return renderSvg((el) => void svgRoot(el, 300, 28, title), null);
+    if (!history.length) return staticViewSvg((el) => void svgRoot(el, 300, 28, title), null);
+    const lineChartSvg = (spec: LineChartSpec) => staticViewSvg(drawLineChart, spec);
     return hstackSvg(
       [
         lineChartSvg({

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { GpuBuffer, WebGPUBackendLike } from '../webgpu';
+import { toBase64 } from '../../util/bytes';
 
 /** The webgpu backend when it is the active one, else null. */
 export function activeWebgpu(): WebGPUBackendLike | null {
@@ -171,7 +172,7 @@ const UNIFORM_CACHE_SIZE = 2048;
 function uniformBuffer(backend: WebGPUBackendLike, data: ArrayBuffer, usage: number): GpuBuffer {
   let cache = uniformCaches.get(backend.device);
   if (!cache) uniformCaches.set(backend.device, (cache = new Map()));
-  const key = Buffer.from(data).toString('base64');
+  const key = toBase64(new Uint8Array(data));
   let ub = cache.get(key);
   if (!ub) {
     if (cache.size >= UNIFORM_CACHE_SIZE) {
