@@ -126,7 +126,7 @@ test('held-out loss by S: same noise, t and order for every S; S = L equals S = 
   const test = loadMnist('test');
   const idx = [0, 1, 2, 3];
   const x = toModelRange(test, idx);
-  const d = createDiffusion('', { noiseSchedule: model.config.noiseSchedule });
+  const d = createDiffusion('', model.config);
   const a = heldOutLossByS(
     model,
     d,

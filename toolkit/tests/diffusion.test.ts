@@ -128,8 +128,8 @@ test('v-prediction: the v target and eps-from-v invert each other', async () => 
 });
 
 test('Min-SNR time sampling: the CDF of min(SNR, 2) / (SNR + 1), uniform draws exactly the official randint', () => {
-  const d = createDiffusion('', { noiseSchedule: 'cosine' });
-  const cdf = minSnrCdf(d, 'v');
+  const d = createDiffusion('', { noiseSchedule: 'cosine', prediction: 'v' });
+  const cdf = minSnrCdf(d);
   assert.equal(cdf[cdf.length - 1], 1);
   for (let t = 1; t < cdf.length; t++) assert.ok(cdf[t] >= cdf[t - 1]);
   // the density peaks where SNR crosses gamma and vanishes for nearly clean images
@@ -139,12 +139,36 @@ test('Min-SNR time sampling: the CDF of min(SNR, 2) / (SNR + 1), uniform draws e
   assert.ok(snr(peak) > 1 && snr(peak) < 4, `peak at t=${peak}, SNR ${snr(peak)}`);
   assert.ok(density(0) < 0.01 * density(peak));
   // draws follow the CDF: the median draw is where the CDF crosses 1/2
-  const draw = timeSampler(d, 'min-snr', 'v');
+  const draw = timeSampler(d, 'min-snr');
   const rng = new Rng(1);
   const draws = Array.from({ length: 4000 }, () => draw(rng)).sort((a, b) => a - b);
   const half = cdf.findIndex((c) => c >= 0.5);
   assert.ok(Math.abs(draws[2000] - half) <= 15, `median draw ${draws[2000]} vs ${half}`);
+  // the weight follows the diffusion's prediction: eps weighs min(SNR, 2) / SNR, flat below SNR 2
+  const eps = minSnrCdf(createDiffusion('', { noiseSchedule: 'cosine' }));
+  assert.ok(eps[500] < cdf[500], `eps ${eps[500]} vs v ${cdf[500]}`);
   const [a, b] = [new Rng(3), new Rng(3)];
-  const uniform = timeSampler(d, 'uniform', 'v');
+  const uniform = timeSampler(d, 'uniform');
   for (let i = 0; i < 100; i++) assert.equal(uniform(a), b.randint(0, 999));
+});
+
+test('the diffusion owns its parameterisation: training target and eps from the network output follow `prediction`', () => {
+  const x0 = Float32Array.from({ length: 16 }, (_, i) => Math.sin(i));
+  const noise = Float32Array.from({ length: 16 }, (_, i) => Math.cos(3 * i));
+  const t = [10, 700];
+  const eps = createDiffusion('');
+  const v = createDiffusion('', { prediction: 'v' });
+  assert.equal(eps.trainingTargetArray(x0, t, noise), noise);
+  assert.deepEqual(v.trainingTargetArray(x0, t, noise), v.vTargetArray(x0, t, noise));
+  const xt = tf.tensor2d(
+    Array.from({ length: 8 }, (_, i) => i / 8),
+    [1, 8],
+  );
+  const out = tf.tensor2d(
+    Array.from({ length: 8 }, (_, i) => 1 - i / 8),
+    [1, 8],
+  );
+  assert.equal(eps.epsFromOutput(xt, 3, out), out);
+  assert.deepEqual(v.epsFromOutput(xt, 3, out).dataSync(), v.epsFromV(xt, 3, out).dataSync());
+  assert.throws(() => createDiffusion('', { prediction: 'x0' as 'v' }), /prediction must be eps or v, got x0/);
 });

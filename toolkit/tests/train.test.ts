@@ -166,6 +166,10 @@ test('sampleBatch at a fixed t: x_t and the target are those of that t; bad time
     () => sampleBatch(model, diffusion, x, y, new Rng(3), FACTORIZATION_DEFAULTS, { t: diffusion.numTimesteps }),
     /diffusion time 1000 is not an integer in 0\.\.999/,
   );
+  assert.throws(
+    () => sampleBatch(model, createDiffusion('', { prediction: 'v' }), x, y, new Rng(3)),
+    /the diffusion predicts v, the model eps: build it with createDiffusion\('', model\.config\)/,
+  );
   model.dispose();
 });
 

@@ -1,6 +1,7 @@
 /**
  * The Gaussian diffusion of the official code (`diffusion/gaussian_diffusion.py`, ADM lineage): linear beta
- * schedule, epsilon prediction, fixed-large variance for sampling. Schedules are float64, like numpy there;
+ * schedule, epsilon prediction, fixed-large variance for sampling. Like ADM's `model_mean_type`, the diffusion owns
+ * what the network predicts (eps, or v for the demo models): callers hand it the network's output. Schedules are float64, like numpy there;
  * per-sample coefficients are rounded to float32 before they touch tensors, like `_extract_into_tensor`.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -35,6 +36,12 @@ export function getNamedBetaSchedule(numTimesteps = 1000, schedule: NoiseSchedul
 
 export type ModelVarType = 'fixed-large' | 'fixed-small';
 
+/**
+ * What the network predicts: 'eps' (the official model) or 'v' = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans &
+ * Ho), which keeps the target's scale at every t.
+ */
+export type Prediction = 'eps' | 'v';
+
 function cumprod(a: Float64Array): Float64Array {
   const out = new Float64Array(a.length);
   let acc = 1;
@@ -65,7 +72,10 @@ export class GaussianDiffusion {
     readonly betas: Float64Array,
     readonly modelVarType: ModelVarType = 'fixed-large',
     timestepMap?: number[],
+    readonly prediction: Prediction = 'eps',
   ) {
+    if (prediction !== 'eps' && prediction !== 'v')
+      throw new Error(`prediction must be eps or v, got ${String(prediction)}`);
     if (betas.some((b) => !(b > 0 && b <= 1))) throw new Error('betas must lie in (0, 1]');
     this.numTimesteps = betas.length;
     this.timestepMap = timestepMap ?? Array.from({ length: betas.length }, (_, i) => i);
@@ -125,6 +135,19 @@ export class GaussianDiffusion {
       for (let i = n * per; i < (n + 1) * per; i++) out[i] = fr(fr(a * noise[i]) - fr(s * xStart[i]));
     });
     return out;
+  }
+
+  /**
+   * The regression target of a training batch on host arrays (one t per sample): the noise, or v =
+   * sqrt(abar_t) eps - sqrt(1 - abar_t) x0 for a v-predicting model.
+   */
+  trainingTargetArray(xStart: Float32Array, t: readonly number[], noise: Float32Array): Float32Array {
+    return this.prediction === 'v' ? this.vTargetArray(xStart, t, noise) : noise;
+  }
+
+  /** eps from the network's output at index t of this (possibly respaced) chain: the output itself, or from v. */
+  epsFromOutput(xT: tf.Tensor, t: number, out: tf.Tensor): tf.Tensor {
+    return this.prediction === 'v' ? this.epsFromV(xT, t, out) : out;
   }
 
   /** eps from a v prediction: sqrt(1 - abar_t) x_t + sqrt(abar_t) v, at index t of this (possibly respaced) chain. */
@@ -235,11 +258,12 @@ export class GaussianDiffusion {
 
 /**
  * `create_diffusion(timestep_respacing)`: "" trains on all steps; "250", "50", "ddim25", "10,20,30" respace.
- * Respaced betas are recomputed from the kept alpha-bars so the marginals q(x_t | x_0) are unchanged.
+ * Respaced betas are recomputed from the kept alpha-bars so the marginals q(x_t | x_0) are unchanged. A model's
+ * config carries its schedule and prediction: `createDiffusion('', model.config)` is the diffusion it was built for.
  */
 export function createDiffusion(
   timestepRespacing: string | readonly number[] = '',
-  opts: { diffusionSteps?: number; sigmaSmall?: boolean; noiseSchedule?: NoiseSchedule } = {},
+  opts: { diffusionSteps?: number; sigmaSmall?: boolean; noiseSchedule?: NoiseSchedule; prediction?: Prediction } = {},
 ): GaussianDiffusion {
   const T = opts.diffusionSteps ?? 1000;
   const betas = getNamedBetaSchedule(T, opts.noiseSchedule);
@@ -257,5 +281,5 @@ export function createDiffusion(
       timestepMap.push(i);
     }
   });
-  return new GaussianDiffusion(Float64Array.from(newBetas), varType, timestepMap);
+  return new GaussianDiffusion(Float64Array.from(newBetas), varType, timestepMap, opts.prediction);
 }

@@ -5,7 +5,6 @@
  * Sampling by the weight instead of multiplying the loss by it gives the same expected gradient up to a constant,
  * and spends no steps on the nearly clean times whose weight is ~0.
  */
-import type { Prediction } from '../model/config';
 import type { Rng } from '../rng';
 import type { GaussianDiffusion } from './gaussian';
 
@@ -17,21 +16,21 @@ export type TimeSampling = 'uniform' | 'min-snr';
  */
 export const MIN_SNR_GAMMA = 2;
 
-/** The cumulative distribution of t under Min-SNR-γ, over the chain's timesteps. */
-export function minSnrCdf(d: GaussianDiffusion, prediction: Prediction, gamma = MIN_SNR_GAMMA): Float64Array {
+/** The cumulative distribution of t under Min-SNR-γ for the diffusion's prediction, over its timesteps. */
+export function minSnrCdf(d: GaussianDiffusion, gamma = MIN_SNR_GAMMA): Float64Array {
   const cdf = new Float64Array(d.numTimesteps);
   let total = 0;
   d.alphasCumprod.forEach((a, t) => {
     const snr = a / (1 - a);
-    cdf[t] = total += Math.min(snr, gamma) / (prediction === 'v' ? snr + 1 : snr);
+    cdf[t] = total += Math.min(snr, gamma) / (d.prediction === 'v' ? snr + 1 : snr);
   });
   return cdf.map((c) => c / total);
 }
 
 /** A function drawing one training time from `rng` (uniform: exactly the official `randint`). */
-export function timeSampler(d: GaussianDiffusion, kind: TimeSampling, prediction: Prediction): (rng: Rng) => number {
+export function timeSampler(d: GaussianDiffusion, kind: TimeSampling): (rng: Rng) => number {
   if (kind === 'uniform') return (rng) => rng.randint(0, d.numTimesteps - 1);
-  const cdf = minSnrCdf(d, prediction);
+  const cdf = minSnrCdf(d);
   return (rng) => {
     const u = rng.random();
     let lo = 0;

@@ -83,7 +83,7 @@ export async function recordGalleryRun(
   const tokens = r.tokens.subarray(0, L * c.latentChannels * c.patchSize ** 2);
 
   const idx = [0, 1];
-  const diffusion = createDiffusion('', { noiseSchedule: c.noiseSchedule });
+  const diffusion = createDiffusion('', c);
   const rng = new Rng(seed).fork('gallery');
   const fact = { ...FACTORIZATION_DEFAULTS, fixedArSteps: S, classDropoutProb: 0 };
   const sb = sampleBatch(
@@ -132,7 +132,7 @@ export async function recordGalleryRun(
     bigMask: { mask: getAttnMask(256, 64, bigSplit.splitSizes), positions: describeSequence(256, 64, bigSplit) },
     schedule: {
       full: scheduleRecord(diffusion),
-      respaced: { '50 respaced steps': scheduleRecord(samplingDiffusion(50, c.noiseSchedule)) },
+      respaced: { '50 respaced steps': scheduleRecord(samplingDiffusion(50, c)) },
     },
     arStepStats: [1.0, 0.9, 0.8].map((g) => arStepStats(256, g)),
   };

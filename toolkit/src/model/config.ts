@@ -2,7 +2,7 @@
  * Model configurations: the constructor arguments of the official `CausalDiffusionModel`, validated, and
  * named presets from a unit-test toy up to the paper's L / XL / H systems.
  */
-import type { NoiseSchedule } from '../diffusion/gaussian';
+import type { NoiseSchedule, Prediction } from '../diffusion/gaussian';
 
 export interface CausalFusionConfig {
   /** Side of the (latent) image in pixels; the image is inputSize x inputSize. */
@@ -32,7 +32,7 @@ export interface CausalFusionConfig {
   prediction: Prediction;
 }
 
-export type Prediction = 'eps' | 'v';
+export type { Prediction };
 
 const DEFAULTS: CausalFusionConfig = {
   inputSize: 32,

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../rng';
-import { createDiffusion, GaussianDiffusion, NoiseSchedule } from '../diffusion/gaussian';
+import { createDiffusion, GaussianDiffusion, NoiseSchedule, Prediction } from '../diffusion/gaussian';
 import { fromSizes, splitEqual, Split } from '../factorization/steps';
 import { makeOrder, OrderKind, validateOrder } from '../factorization/orders';
 import { CausalDiffusionModel, disposeCache, ForwardHooks } from '../model/causalfusion';
@@ -126,12 +126,15 @@ export function classLabels(numClasses: number, perClass = 1): number[] {
   return Array.from({ length: numClasses }, (_, c) => new Array<number>(perClass).fill(c)).flat();
 }
 
-/** The diffusion used for sampling: '250' / 'ddim50' / 50 style respacing of the 1000-step chain. */
+/**
+ * The diffusion used for sampling: '250' / 'ddim50' / 50 style respacing of the 1000-step chain, with the
+ * schedule and prediction of `model` (a model's config; the official linear / eps by default).
+ */
 export function samplingDiffusion(
   steps: string | number = '250',
-  noiseSchedule: NoiseSchedule = 'linear',
+  model: { noiseSchedule?: NoiseSchedule; prediction?: Prediction } = {},
 ): GaussianDiffusion {
-  return createDiffusion(String(steps), { noiseSchedule });
+  return createDiffusion(String(steps), { noiseSchedule: model.noiseSchedule, prediction: model.prediction });
 }
 
 /**
@@ -155,7 +158,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
   if (sampler !== 'ddpm' && sampler !== 'ddim')
     throw new Error(`unknown sampler "${sampler as string}" (use ddpm or ddim)`);
   const eta = opts.eta ?? 0;
-  const diffusion = samplingDiffusion(opts.diffusionSteps ?? (sampler === 'ddim' ? 'ddim50' : '250'), c.noiseSchedule);
+  const diffusion = samplingDiffusion(opts.diffusionSteps ?? (sampler === 'ddim' ? 'ddim50' : '250'), c);
   const L = model.numPatches;
   const d = model.patchDim;
   const grid = c.inputSize / c.patchSize;
@@ -217,7 +220,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
         if (obs?.onAttention && obs.wantsAttention?.(s, j))
           hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
         const out = model.forwardInference(x, tOrig, cache, pos, cfgScale, opts.cfgInterval ?? [0, 1000], hooks);
-        const eps = c.prediction === 'v' ? (diffusion.epsFromV(x, i, out) as tf.Tensor3D) : out;
+        const eps = diffusion.epsFromOutput(x, i, out) as tf.Tensor3D;
         if (eps !== out) out.dispose();
         const noise =
           i > 0 && (sampler === 'ddpm' || eta > 0)

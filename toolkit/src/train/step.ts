@@ -76,13 +76,16 @@ export function sampleBatch(
   const N = y.length;
   const L = model.numPatches;
   if (N === 0 || x.length % N !== 0) throw new Error(`${x.length} pixel values do not split into ${N} images`);
+  if (diffusion.prediction !== model.config.prediction)
+    throw new Error(
+      `the diffusion predicts ${diffusion.prediction}, the model ${model.config.prediction}: build it with createDiffusion('', model.config)`,
+    );
   const noise = rng.normalArray(x.length);
-  const drawT = opts.drawT ?? timeSampler(diffusion, 'uniform', model.config.prediction);
+  const drawT = opts.drawT ?? timeSampler(diffusion, 'uniform');
   const t =
     opts.t === undefined ? Array.from({ length: N }, () => drawT(rng)) : fixedTimes(opts.t, N, diffusion.numTimesteps);
   const xn = diffusion.qSampleArray(x, t, noise);
-  // the regression target: the noise (official) or v for v-prediction models
-  const target = model.config.prediction === 'v' ? diffusion.vTargetArray(x, t, noise) : noise;
+  const target = diffusion.trainingTargetArray(x, t, noise);
   const nullLabel = model.config.numClasses;
   const yd = y.map((v) => (f.classDropoutProb > 0 && rng.random() < f.classDropoutProb ? nullLabel : v));
   const split = f.splitSizes

@@ -239,8 +239,8 @@ export class Trainer {
     this.emaModel = new CausalDiffusionModel(c.model, { seed: c.seed });
     this.ema = new Ema(this.model.params, c.emaDecay, this.emaModel.params);
     this.opt = new AdamW({ lr: c.lr, beta1: c.beta1, beta2: c.beta2, eps: c.eps, weightDecay: c.weightDecay });
-    this.diffusion = createDiffusion('', { noiseSchedule: c.model.noiseSchedule });
-    this.drawT = timeSampler(this.diffusion, c.timeSampling, c.model.prediction);
+    this.diffusion = createDiffusion('', c.model);
+    this.drawT = timeSampler(this.diffusion, c.timeSampling);
     this.loader = new BatchLoader(dataset, { batchSize: c.batchSize, seed: c.seed, flip: c.flip });
     this.rng = new Rng(c.seed).fork('train');
     this.stats = this.newStats();
