@@ -13,8 +13,8 @@ import { chromium, Page } from 'playwright-core';
 import { useBackend, tempDir } from './helpers';
 import { loadModel } from '../src/io/checkpoint';
 import { loadMnist } from '../src/data/datasets';
-import { galleryCharts } from '../src/viz/gallery';
-import { recordGalleryRun } from '../src/introspect/gallery-run';
+import { galleryCharts } from '../src/studies/gallery';
+import { recordGalleryRun } from '../src/studies/gallery-run';
 import { standalonePage } from '../src/viz/chart';
 import { SHIPPED_MODEL } from '../src/data/assets';
 

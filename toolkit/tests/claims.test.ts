@@ -17,9 +17,14 @@ import {
   loadClaims,
   runClaims,
   summarizeClaims,
-} from '../src/eval/claims';
-import { claimReports, claimsMarkdown, compareFd } from '../src/eval/claims-report';
-import { claimsLossChart, claimsOrderChart, claimsQualityChart, claimsSamplesChart } from '../src/viz/charts-claims';
+} from '../src/studies/claims';
+import { claimReports, claimsMarkdown, compareFd } from '../src/studies/claims-report';
+import {
+  claimsLossChart,
+  claimsOrderChart,
+  claimsQualityChart,
+  claimsSamplesChart,
+} from '../src/studies/claims-charts';
 import { Classifier } from '../src/eval/classifier';
 import { loadMnist, toModelRange } from '../src/data/datasets';
 import { loadModel } from '../src/io/checkpoint';

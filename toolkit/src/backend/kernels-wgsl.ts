@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp, memo } from './custom-op';
 import { AttentionRanges, FlashShape, FusedKernels } from './kernels';
-import type { WebGPUBackendLike } from './webgpu';
+import type { WebGPUBackendLike } from './webgpu-types';
 import { fusedAdamWUpdate } from './wgsl/adamw';
 import { flashAttentionBackward, flashAttentionForward, MAX_HEAD_DIM, rangesTensor } from './wgsl/attention';
 import { geluBackward, geluForward } from './wgsl/gelu';

@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { FusedAdamWArgs } from '../kernels';
-import type { WebGPUBackendLike } from '../webgpu';
+import type { WebGPUBackendLike } from '../webgpu-types';
 import { asTensor, emptyTensor, gridStrideGroups, ownBuffer, uniformBlock, WgslKernel, workgroupSum } from './runner';
 
 const SLOTS = 64; // partial sums per gradient

@@ -13,7 +13,7 @@
  * The backward recomputes probabilities from the per-row log-sum-exp kept by the forward.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackendLike } from '../webgpu';
+import type { WebGPUBackendLike } from '../webgpu-types';
 import { FlashShape, tokenMajor } from '../kernels';
 import { asTensor, emptyTensor, uniformBlock, WgslKernel } from './runner';
 

@@ -3,7 +3,7 @@
  * s + x·s·(1 − s)·2√(2/π)(1 + 3·0.044715x²), one elementwise dispatch each (tfjs ops: 7 and ~12).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackendLike } from '../webgpu';
+import type { WebGPUBackendLike } from '../webgpu-types';
 import { asTensor, emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 
 const WG = 256;

@@ -8,7 +8,7 @@
  * tens of thousands of rows are summed in parallel.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackendLike } from '../webgpu';
+import type { WebGPUBackendLike } from '../webgpu-types';
 import { asTensor, emptyTensor, uniformBlock, WgslKernel, workgroupSum } from './runner';
 
 const WG = 64;

@@ -17,7 +17,7 @@
  * (`lossScaleFor`) to keep the backward's operands near 1.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WebGPUBackendLike } from '../webgpu';
+import type { WebGPUBackendLike } from '../webgpu-types';
 import { emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 
 /** Matmul precision on webgpu: 'f16' = fp16 inputs, fp32 accumulation on tensor cores (when offered). */

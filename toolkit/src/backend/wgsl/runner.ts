@@ -6,7 +6,7 @@
  * Bindings are the tensors in the order given (`@binding(0)`, `@binding(1)`, ...), then the uniform block.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { GpuBuffer, WebGPUBackendLike } from '../webgpu';
+import type { GpuBuffer, WebGPUBackendLike } from '../webgpu-types';
 import { toBase64 } from '../../util/bytes';
 
 /** The webgpu backend when it is the active one, else null. */

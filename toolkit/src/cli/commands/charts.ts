@@ -1,7 +1,7 @@
 import * as path from 'path';
 import { loadMnist } from '../../data/datasets';
-import { galleryCharts } from '../../viz/gallery';
-import { recordGalleryRun } from '../../introspect/gallery-run';
+import { galleryCharts } from '../../studies/gallery';
+import { recordGalleryRun } from '../../studies/gallery-run';
 import { standalonePage } from '../../viz/chart';
 import { writeFileAtomic } from '../../util/atomic-write';
 import { defineCommand } from '../command';

@@ -5,7 +5,7 @@ import { countParameters } from '../../model/params';
 import { ImageDataset, loadFashionMnist, loadMnist } from '../../data/datasets';
 import { loadImageFolder } from '../../data/folder';
 import { Trainer } from '../../train/trainer';
-import { writeTrainingReport } from '../../train/report';
+import { writeTrainingReport } from '../../studies/training-report';
 import { QUICK_RECIPE as Q } from '../../train/recipes';
 import { FACTORIZATION_DEFAULTS as F } from '../../train/step';
 import { imageGrid } from '../../io/images';

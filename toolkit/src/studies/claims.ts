@@ -18,8 +18,8 @@ import { greyBase64 } from '../io/images';
 import { writeFileAtomic } from '../util/atomic-write';
 import { FactorizationConfig, sampleBatch } from '../train/step';
 import { Trainer } from '../train/trainer';
-import { Classifier } from './classifier';
-import { scoreSamples } from './metrics';
+import { Classifier } from '../eval/classifier';
+import { scoreSamples } from '../eval/metrics';
 import { QUICK_RECIPE } from '../train/recipes';
 
 /** Budget and evaluation of one study; every ablation gets exactly the same. */

@@ -2,10 +2,10 @@
  * Charts of the claims study (vega-lite and d3): sample quality against S_eval per training variant with the
  * seed spread, the held-out loss against the number of AR steps (Fig. 4a), and what each variant draws.
  */
-import { ClaimsResults, ownOrderEvals } from '../eval/claims';
-import { Chart } from './chart';
-import { imageGridChart } from './charts-diffusion';
-import { vegaLiteChart } from './vega';
+import { ClaimsResults, ownOrderEvals } from './claims';
+import { Chart } from '../viz/chart';
+import { imageGridChart } from '../viz/charts-diffusion';
+import { vegaLiteChart } from '../viz/vega';
 import { fromBase64 } from '../util/bytes';
 
 /** A categorical colour channel on `field` with its legend. */

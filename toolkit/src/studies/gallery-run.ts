@@ -10,8 +10,8 @@ import { AttnMask, SequencePosition, getAttnMask, describeSequence } from '../fa
 import { splitIntegerExpDecay } from '../factorization/steps';
 import { ArStepStats, arStepStats } from '../factorization/step-stats';
 import { ImageDataset, toModelRange } from '../data/datasets';
-import { AttentionRecord, SamplingRecorder, TrajectoryRecord, traceTrainingBatch } from './recorders';
-import { DenoisingFrames, denoisingFrames } from './frames';
+import { AttentionRecord, SamplingRecorder, TrajectoryRecord, traceTrainingBatch } from '../introspect/recorders';
+import { DenoisingFrames, denoisingFrames } from '../introspect/frames';
 import { samplingDiffusion, sampleImages } from '../sample/sampler';
 import { FACTORIZATION_DEFAULTS, sampleBatch } from '../train/step';
 import { LogEvent, Trainer } from '../train/trainer';

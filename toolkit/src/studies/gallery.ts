@@ -2,12 +2,12 @@
  * Every chart of the toolkit, drawn from the records of one real run (`recordGalleryRun`): `causalfusion charts`
  * saves them as an offline gallery page plus .svg / .png per chart, and the browser tests open that page.
  */
-import type { GalleryRecords } from '../introspect/gallery-run';
-import { Chart } from './chart';
-import { arStepStatsChart, maskChart, orderChart } from './charts-factorization';
-import { attentionChart } from './charts-attention';
-import { denoisingGridChart, imageGridChart, scheduleChart, trajectoryChart } from './charts-diffusion';
-import { lossBreakdownChart, trainingCurvesChart } from './charts-training';
+import type { GalleryRecords } from './gallery-run';
+import { Chart } from '../viz/chart';
+import { arStepStatsChart, maskChart, orderChart } from '../viz/charts-factorization';
+import { attentionChart } from '../viz/charts-attention';
+import { denoisingGridChart, imageGridChart, scheduleChart, trajectoryChart } from '../viz/charts-diffusion';
+import { lossBreakdownChart, trainingCurvesChart } from '../viz/charts-training';
 
 /** Chart name -> chart, in display order. */
 export type Gallery = Record<string, Chart>;

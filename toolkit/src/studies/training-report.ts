@@ -7,7 +7,7 @@ import * as path from 'path';
 import { lineChartSvg } from '../viz/static-svg';
 import { countParameters } from '../model/params';
 import { writeFileAtomic } from '../util/atomic-write';
-import { Trainer, RunSummary } from './trainer';
+import { Trainer, RunSummary } from '../train/trainer';
 
 export interface ReportInputs {
   trainer: Trainer;
