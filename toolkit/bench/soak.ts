@@ -33,14 +33,10 @@ function slope(xs: number[], ys: number[]): number {
 
 export async function benchSoak(steps = 2000, every = 100): Promise<Record<string, unknown>> {
   const backend = await initBackend({ quiet: true });
-  const Q = QUICK_RECIPE;
-  const model = makeConfig(Q.preset, { noiseSchedule: Q.schedule, prediction: Q.prediction });
+  const { model, noiseSchedule, prediction, steps: _s, minutes: _m, cfgScale: _c, ...settings } = QUICK_RECIPE;
   const trainer = new Trainer(loadMnist('train'), {
-    model,
-    batchSize: Q.batch,
-    lr: Q.lr,
-    warmupSteps: Q.warmup,
-    emaDecay: Q.ema,
+    ...settings,
+    model: makeConfig(model, { noiseSchedule, prediction }),
   });
   const samples: SoakSample[] = [];
   const take = (step: number) => {

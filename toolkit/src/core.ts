@@ -5,6 +5,7 @@
  * Node module; `npm test` bundles it for the browser and fails if one creeps in (tests/core-browser.test.ts).
  * Node's entry (index.ts) adds files, datasets, the native kernels, Dawn, the CLI and the notebook plumbing.
  */
+import '@tensorflow/tfjs-core/dist/register_all_gradients'; // tfjs-core alone has no gradient (training needs them)
 export * as tf from '@tensorflow/tfjs-core';
 export * from './rng';
 export * from './factorization';

@@ -35,7 +35,7 @@ test('every declared flag appears in its command help, with --backend and --help
 test("train's help shows the main job's recipe from train/recipes.ts", () => {
   const help = commandHelp(COMMANDS.find((c) => c.name === 'train')!);
   assert.match(help, new RegExp(`--lr X \\[${QUICK_RECIPE.lr}\\]`));
-  assert.match(help, new RegExp(`--batch N \\[${QUICK_RECIPE.batch}\\]`));
+  assert.match(help, new RegExp(`--batch N \\[${QUICK_RECIPE.batchSize}\\]`));
   assert.match(help, /--decay G \[0\.9\]/);
 });
 

@@ -8,6 +8,7 @@ import { CausalDiffusionModel } from '../model/causalfusion';
 import { SHIPPED_MODEL, projectPath } from '../data/assets';
 import { DATASET_NAMES } from '../data/datasets';
 import { Flag, UsageError, atLeastOne, flag, orderFlag } from './flags';
+import { defaultRespacing, OrderSpec, SAMPLING_DEFAULTS, SampleOptions } from '../sample/sampler';
 
 /** A file flag that must exist when given (or by default). */
 export const fileFlag = (dflt: string | undefined, help: string, shown?: string): Flag<string | undefined> => ({
@@ -51,12 +52,12 @@ export function modelSource(v: { checkpoint?: string; config?: PresetName; weigh
 }
 
 /** --sampler / --steps / --cfg; `ddpmSteps` is the command's default number of DDPM steps. */
-export const samplerFlags = (ddpmSteps: number) => ({
+export const samplerFlags = (ddpmSteps: number = SAMPLING_DEFAULTS.ddpmSteps) => ({
   sampler: flag.oneOf(['ddpm', 'ddim'] as const, 'ddpm', 'diffusion sampler'),
   steps: {
     metavar: 'N',
     help: "diffusion steps per AR step, or 'ddimN'",
-    shown: `${ddpmSteps}; ddim: 50`,
+    shown: `${ddpmSteps}; ddim: ${SAMPLING_DEFAULTS.ddimSteps}`,
     read: (name: string, raw: string | undefined) => {
       if (raw !== undefined && !/^(ddim)?\d+$/.test(raw))
         throw new UsageError(`--${name} must be a number or ddimN, got "${raw}"`);
@@ -67,8 +68,30 @@ export const samplerFlags = (ddpmSteps: number) => ({
 });
 
 /** The respacing string of the sampler flags (`--steps`, else the sampler's default). */
-export function diffusionSteps(v: { sampler: 'ddpm' | 'ddim'; steps?: string }, ddpmSteps: number): string {
-  return v.steps ?? (v.sampler === 'ddim' ? 'ddim50' : String(ddpmSteps));
+export function diffusionSteps(
+  v: { sampler: 'ddpm' | 'ddim'; steps?: string },
+  ddpmSteps: number = SAMPLING_DEFAULTS.ddpmSteps,
+): string {
+  return v.steps ?? defaultRespacing(v.sampler, ddpmSteps);
+}
+
+/**
+ * The sampling options the shared flags give (--sampler / --steps / --cfg, --ar-steps / --order, --seed), for
+ * `sampleImages`, `editImages` and the evaluation's sampler; `ddpmSteps` is the command's DDPM default.
+ */
+export function sampleOptions(
+  v: { sampler: 'ddpm' | 'ddim'; steps?: string; cfg: number; 'ar-steps': number; order: OrderSpec; seed: number },
+  ddpmSteps: number = SAMPLING_DEFAULTS.ddpmSteps,
+): Pick<SampleOptions, 'arSteps' | 'order' | 'diffusionSteps' | 'sampler' | 'cfgScale' | 'clipDenoised' | 'seed'> {
+  return {
+    arSteps: v['ar-steps'],
+    order: v.order,
+    diffusionSteps: diffusionSteps(v, ddpmSteps),
+    sampler: v.sampler,
+    cfgScale: v.cfg,
+    clipDenoised: true,
+    seed: v.seed,
+  };
 }
 
 /** --ar-steps / --order: the AR factorization of sampling. */

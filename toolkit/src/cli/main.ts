@@ -3,6 +3,7 @@
  * `causalfusion` command line: one module per command in `commands/`, each with its declared flag table (flags.ts),
  * from which the parser, the checks and the help text are derived. Errors name the flag; usage errors exit 2.
  */
+import '@tensorflow/tfjs'; // tfjs-core alone registers no gradient: the full package registers them all
 import '../viz/node-host'; // the chart host of Node: static SVG, PNG and chart files
 import { BACKENDS } from '../backend';
 import { Command } from './command';

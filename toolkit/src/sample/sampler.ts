@@ -27,7 +27,7 @@ export interface SampleOptions {
   stepSizes?: readonly number[];
   /** Token order of the generated tokens. Default 'random'. */
   order?: OrderSpec;
-  /** Respacing of the 1000-step chain: '250', '50', 'ddim25', or a number. Default '250'. */
+  /** Respacing of the 1000-step chain: '250', '50', 'ddim25', or a number. Default: `defaultRespacing(sampler)`. */
   diffusionSteps?: string | number;
   /** 'ddpm' (ancestral, as the official code) or 'ddim'. Default 'ddpm'. */
   sampler?: 'ddpm' | 'ddim';
@@ -127,11 +127,22 @@ export function classLabels(numClasses: number, perClass = 1): number[] {
 }
 
 /**
+ * The number of steps of each diffusion chain when none is given: 250 DDPM steps (the official sampler's
+ * respacing), 50 DDIM steps, and 100 DDPM steps for an evaluation's thousands of samples.
+ */
+export const SAMPLING_DEFAULTS = { ddpmSteps: 250, ddimSteps: 50, evalDdpmSteps: 100 } as const;
+
+/** The default respacing of a sampler: '250' for DDPM (or `ddpmSteps`), 'ddim50' for DDIM. */
+export function defaultRespacing(sampler: 'ddpm' | 'ddim', ddpmSteps: number = SAMPLING_DEFAULTS.ddpmSteps): string {
+  return sampler === 'ddim' ? `ddim${SAMPLING_DEFAULTS.ddimSteps}` : String(ddpmSteps);
+}
+
+/**
  * The diffusion used for sampling: '250' / 'ddim50' / 50 style respacing of the 1000-step chain, with the
  * schedule and prediction of `model` (a model's config; the official linear / eps by default).
  */
 export function samplingDiffusion(
-  steps: string | number = '250',
+  steps: string | number = defaultRespacing('ddpm'),
   model: { noiseSchedule?: NoiseSchedule; prediction?: Prediction } = {},
 ): GaussianDiffusion {
   return createDiffusion(String(steps), { noiseSchedule: model.noiseSchedule, prediction: model.prediction });
@@ -158,7 +169,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
   if (sampler !== 'ddpm' && sampler !== 'ddim')
     throw new Error(`unknown sampler "${sampler as string}" (use ddpm or ddim)`);
   const eta = opts.eta ?? 0;
-  const diffusion = samplingDiffusion(opts.diffusionSteps ?? (sampler === 'ddim' ? 'ddim50' : '250'), c);
+  const diffusion = samplingDiffusion(opts.diffusionSteps ?? defaultRespacing(sampler), c);
   const L = model.numPatches;
   const d = model.patchDim;
   const grid = c.inputSize / c.patchSize;

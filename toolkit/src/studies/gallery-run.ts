@@ -3,7 +3,6 @@
  * training batch and trains a few steps. Plain data only (arrays, records, statistics), which
  * `galleryCharts` (viz/gallery.ts) draws; `causalfusion charts` and the browser tests use both.
  */
-import { makeConfig } from '../model/config';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { createDiffusion, GaussianDiffusion } from '../diffusion/gaussian';
 import { AttnMask, SequencePosition, getAttnMask, describeSequence } from '../factorization/mask';
@@ -97,7 +96,7 @@ export async function recordGalleryRun(
   const trace = traceTrainingBatch(model, sb);
 
   const trainer = new Trainer(data, {
-    model: makeConfig(null, { ...c }),
+    model: c,
     batchSize: 8,
     lr: QUICK_RECIPE.lr,
     warmupSteps: 5,

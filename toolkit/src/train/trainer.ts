@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng, RngState } from '../rng';
 import { createDiffusion, GaussianDiffusion } from '../diffusion/gaussian';
 import { TimeSampling, timeSampler } from '../diffusion/time-sampling';
-import { CausalFusionConfig, makeConfig, PresetName } from '../model/config';
+import { CausalFusionConfig, makeConfig, PresetName, validateConfig } from '../model/config';
 import { CausalDiffusionModel } from '../model/causalfusion';
 import { BatchLoader, LoaderState } from '../data/loader';
 import { ImageDataset } from '../data/datasets';
@@ -166,8 +166,26 @@ interface TrainerMeta {
   stats: LossStatsState;
 }
 
+/**
+ * A preset's config shaped for a dataset (image size, channels, classes), with `overrides`: the model config of a
+ * training run, built once (the trainer takes it as it is).
+ */
+export function configForDataset(
+  preset: PresetName,
+  ds: ImageDataset,
+  overrides: Partial<CausalFusionConfig> = {},
+): CausalFusionConfig {
+  return makeConfig(preset, {
+    inputSize: ds.height,
+    latentChannels: ds.channels,
+    numClasses: ds.classNames.length,
+    ...overrides,
+  });
+}
+
 function resolveConfig(s: TrainSettings): TrainConfig {
-  const model = typeof s.model === 'string' ? makeConfig(s.model) : makeConfig(null, s.model);
+  if (typeof s.model !== 'string') validateConfig(s.model);
+  const model = typeof s.model === 'string' ? makeConfig(s.model) : s.model;
   const { model: _m, factorization, ...rest } = s;
   void _m;
   const cfg: TrainConfig = {
@@ -195,7 +213,8 @@ function resolveConfig(s: TrainSettings): TrainConfig {
   return cfg;
 }
 
-function checkDataset(ds: ImageDataset, c: CausalFusionConfig): void {
+/** Fails, naming both shapes, when the dataset's images or classes do not fit the model. */
+export function checkDataset(ds: ImageDataset, c: CausalFusionConfig): void {
   if (ds.channels !== c.latentChannels || ds.height !== c.inputSize || ds.width !== c.inputSize) {
     throw new Error(
       `dataset ${ds.name} has images ${ds.channels}x${ds.height}x${ds.width} but the model expects ${c.latentChannels}x${c.inputSize}x${c.inputSize} (set inputSize / latentChannels, or resize the images)`,

@@ -1,5 +1,5 @@
 import { makeConfig } from '../../model/config';
-import { BENCH_DEFAULTS as D, benchTrainStep } from '../../../bench/train-step';
+import { BENCH_DEFAULTS as D, benchTrainStep } from '../../train/step-timer';
 import { defineCommand } from '../command';
 import { decayRange, flag } from '../flags';
 import { seedFlag } from '../common';

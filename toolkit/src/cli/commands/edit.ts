@@ -3,10 +3,10 @@ import { EDIT_MODES, EditMode, editImages, editMask, keepAllBut, keptPixels } fr
 import { imageGrid } from '../../io/images';
 import { savePng } from '../../io/image-files';
 import { defineCommand } from '../command';
-import { AR_FLAGS, MODEL_FLAGS, datasetFlag, diffusionSteps, modelSource, samplerFlags, seedFlag } from '../common';
+import { AR_FLAGS, MODEL_FLAGS, datasetFlag, modelSource, sampleOptions, samplerFlags, seedFlag } from '../common';
+import { checkDataset } from '../../train/trainer';
 import { UsageError, flag, usage } from '../flags';
 
-const DDPM_STEPS = 250;
 // defaults resolved in run(): --mode is "not given" when --tokens chooses the region
 const DEFAULT_MODE: EditMode = 'inpaint';
 const DEFAULT_IMAGES = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -24,7 +24,7 @@ rows: the originals, the kept part (regenerated region grey), the edits.`,
     tokens: flag.intList('regenerate exactly these tokens (raster indices 0..L-1) instead of a --mode region'),
     class: flag.int(undefined, "generate every image as class K (class swap); default: each image's own label", 0, 'K'),
     ...AR_FLAGS,
-    ...samplerFlags(DDPM_STEPS),
+    ...samplerFlags(),
     seed: seedFlag(),
     out: flag.text('edits.png', 'the grid to write'),
     scale: flag.int(2, 'pixel upscaling of the grid'),
@@ -40,10 +40,7 @@ rows: the originals, the kept part (regenerated region grey), the edits.`,
     const model = load();
     const mc = model.config;
     const ds = loadDataset(v.dataset, 'test');
-    if (ds.channels !== mc.latentChannels || ds.height !== mc.inputSize)
-      throw new UsageError(
-        `${ds.name} images (${ds.channels}x${ds.height}x${ds.width}) do not fit this model (${mc.latentChannels}x${mc.inputSize}x${mc.inputSize})`,
-      );
+    usage(() => checkDataset(ds, mc), 'dataset');
     const bad = indices.find((i) => i >= ds.count);
     if (bad !== undefined)
       throw new UsageError(`--images: ${bad} is outside the ${ds.count} test images (0..${ds.count - 1})`);
@@ -55,15 +52,7 @@ rows: the originals, the kept part (regenerated region grey), the edits.`,
     const grid = mc.inputSize / mc.patchSize;
     const keep = tokens ? usage(() => keepAllBut(tokens, grid * grid), 'tokens') : editMask(mode, grid);
     const t0 = Date.now();
-    const r = editImages(model, images, labels, keep, {
-      arSteps: v['ar-steps'],
-      order: v.order,
-      diffusionSteps: diffusionSteps(v, DDPM_STEPS),
-      sampler: v.sampler,
-      cfgScale: v.cfg,
-      clipDenoised: true,
-      seed: v.seed,
-    });
+    const r = editImages(model, images, labels, keep, sampleOptions(v));
     const sec = (Date.now() - t0) / 1000;
     const rows = new Float32Array(3 * images.length);
     rows.set(images, 0);

@@ -4,11 +4,11 @@ import { classifierPath } from '../../data/assets';
 import { Classifier } from '../../eval/classifier';
 import { scoreSamples } from '../../eval/metrics';
 import { sampleInChunks } from '../../eval/sample-set';
+import { SAMPLING_DEFAULTS } from '../../sample/sampler';
 import { defineCommand } from '../command';
-import { AR_FLAGS, MODEL_FLAGS, datasetFlag, diffusionSteps, modelSource, samplerFlags, seedFlag } from '../common';
-import { UsageError, flag } from '../flags';
-
-const DDPM_STEPS = 100;
+import { AR_FLAGS, MODEL_FLAGS, datasetFlag, modelSource, sampleOptions, samplerFlags, seedFlag } from '../common';
+import { checkDataset } from '../../train/trainer';
+import { UsageError, flag, usage } from '../flags';
 
 export const evalCommand = defineCommand({
   name: 'eval',
@@ -23,7 +23,7 @@ image, against held-out real images).`,
     classifier: flag.text(undefined, 'the evaluator', 'FILE', 'data/classifier-<dataset>.safetensors'),
     n: flag.int(1000, 'images to sample', 2),
     ...AR_FLAGS,
-    ...samplerFlags(DDPM_STEPS),
+    ...samplerFlags(SAMPLING_DEFAULTS.evalDdpmSteps),
     seed: seedFlag(),
   },
   async run(v, ctx) {
@@ -39,23 +39,12 @@ image, against held-out real images).`,
     const test = loadDataset(v.dataset, 'test');
     const train = loadDataset(v.dataset, 'train');
     const mc = model.config;
-    if (mc.inputSize !== test.height || mc.latentChannels !== test.channels)
-      throw new UsageError(
-        `the model makes ${mc.latentChannels}x${mc.inputSize}x${mc.inputSize} images, ${test.name} has ${test.channels}x${test.height}x${test.width}`,
-      );
+    usage(() => checkDataset(test, mc), 'dataset');
     const labels = Array.from({ length: v.n }, (_, i) => i % test.classNames.length);
-    const steps = diffusionSteps(v, DDPM_STEPS);
+    const opts = sampleOptions(v, SAMPLING_DEFAULTS.evalDdpmSteps);
+    const steps = opts.diffusionSteps;
     const t0 = Date.now();
-    const images = sampleInChunks(model, {
-      labels,
-      arSteps: v['ar-steps'],
-      order: v.order,
-      diffusionSteps: steps,
-      sampler: v.sampler,
-      cfgScale: v.cfg,
-      clipDenoised: true,
-      seed: v.seed,
-    });
+    const images = sampleInChunks(model, { ...opts, labels });
     const sampleSeconds = (Date.now() - t0) / 1000;
     const m = scoreSamples(clf, images, labels, test, train, v.seed);
     const { sampler, cfg } = v;

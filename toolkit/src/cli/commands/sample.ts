@@ -2,10 +2,8 @@ import { imageGrid } from '../../io/images';
 import { savePng } from '../../io/image-files';
 import { sampleImages } from '../../sample/sampler';
 import { defineCommand } from '../command';
-import { AR_FLAGS, MODEL_FLAGS, diffusionSteps, modelSource, samplerFlags, seedFlag } from '../common';
+import { AR_FLAGS, MODEL_FLAGS, modelSource, sampleOptions, samplerFlags, seedFlag } from '../common';
 import { UsageError, flag, nonNegative } from '../flags';
-
-const DDPM_STEPS = 250;
 
 export const sample = defineCommand({
   name: 'sample',
@@ -18,7 +16,7 @@ export const sample = defineCommand({
     classes: flag.intList('classes to draw, e.g. 3,5,7', 'all'),
     ...AR_FLAGS,
     'step-sizes': flag.intList('tokens per AR step (sum = L), instead of --ar-steps equal steps'),
-    ...samplerFlags(DDPM_STEPS),
+    ...samplerFlags(),
     eta: flag.num(0, 'DDIM eta', nonNegative),
     'cfg-interval': flag.intList('guide only at timesteps LO,HI', '0,1000'),
     'no-clip': flag.switch('do not clamp x0 to [-1, 1]'),
@@ -37,17 +35,12 @@ export const sample = defineCommand({
     const labels = classes.flatMap((k) => new Array<number>(v['per-class']).fill(k));
     const t0 = Date.now();
     const r = sampleImages(model, {
+      ...sampleOptions(v),
       labels,
-      arSteps: v['ar-steps'],
       stepSizes: v['step-sizes'],
-      order: v.order,
-      diffusionSteps: diffusionSteps(v, DDPM_STEPS),
-      sampler: v.sampler,
       eta: v.eta,
-      cfgScale: v.cfg,
       cfgInterval: interval as [number, number] | undefined,
       clipDenoised: !v['no-clip'],
-      seed: v.seed,
     });
     const sec = (Date.now() - t0) / 1000;
     const grid = imageGrid(r.images, labels.length, mc.latentChannels, mc.inputSize, mc.inputSize, {

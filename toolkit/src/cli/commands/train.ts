@@ -1,16 +1,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { makeConfig, numPatches } from '../../model/config';
+import { numPatches } from '../../model/config';
 import { countParameters } from '../../model/params';
 import { ImageDataset, loadFashionMnist, loadMnist } from '../../data/datasets';
 import { loadImageFolder } from '../../data/folder';
-import { Trainer } from '../../train/trainer';
+import { configForDataset, Trainer } from '../../train/trainer';
 import { writeTrainingReport } from '../../studies/training-report';
 import { QUICK_RECIPE as Q } from '../../train/recipes';
 import { FACTORIZATION_DEFAULTS as F } from '../../train/step';
 import { imageGrid } from '../../io/images';
 import { savePng } from '../../io/image-files';
-import { classLabels } from '../../sample/sampler';
+import { classLabels, defaultRespacing } from '../../sample/sampler';
 import { defineCommand } from '../command';
 import { fileFlag, presetFlag, seedFlag } from '../common';
 import { UsageError, atLeastOne, decayRange, flag, nonNegative, positive, probability, unitInterval } from '../flags';
@@ -46,20 +46,20 @@ history.json). Ctrl-C stops after the current step and still saves.`,
   flags: {
     dataset: flag.text('mnist', 'mnist | fashion-mnist | folder:PATH (one sub-folder of PNGs per class)', 'NAME'),
     channels: flag.oneOf(['1', '3'] as const, '1', 'channels of a folder dataset'),
-    preset: presetFlag(Q.preset, 'model preset (image size, channels and classes follow the dataset)'),
+    preset: presetFlag(Q.model, 'model preset (image size, channels and classes follow the dataset)'),
     steps: flag.int(Q.steps, 'stop after this many steps ...'),
     minutes: flag.num(Q.minutes, '... or this many minutes, whichever comes first', positive, 'M'),
-    batch: flag.int(Q.batch, 'batch size'),
+    batch: flag.int(Q.batchSize, 'batch size'),
     lr: flag.num(Q.lr, 'peak learning rate (the official recipe: 1e-4)', positive),
-    warmup: flag.int(Q.warmup, 'linear warm-up steps', 0),
+    warmup: flag.int(Q.warmupSteps, 'linear warm-up steps', 0),
     'time-sampling': flag.oneOf(
       ['uniform', 'min-snr'] as const,
       Q.timeSampling,
       'diffusion times of training: uniform (official) or by the Min-SNR-2 weight',
     ),
-    ema: flag.num(Q.ema, 'EMA decay', unitInterval),
+    ema: flag.num(Q.emaDecay, 'EMA decay', unitInterval),
     prediction: flag.oneOf(['eps', 'v'] as const, Q.prediction, 'regression target (the official model: eps)'),
-    schedule: flag.oneOf(['linear', 'cosine'] as const, Q.schedule, 'noise schedule (the official model: linear)'),
+    schedule: flag.oneOf(['linear', 'cosine'] as const, Q.noiseSchedule, 'noise schedule (the official model: linear)'),
     decay: flag.num(F.arStepDecay, 'AR-step decay gamma (1 = uniform)', decayRange, 'G'),
     'fixed-ar-steps': flag.int(undefined, 'train with exactly S AR steps instead of the law', 1, 'S'),
     'ar-weights': flag.oneOf(['linear', 'cosine'] as const, F.arWeightSchedule, 'AR loss weight schedule'),
@@ -76,7 +76,7 @@ history.json). Ctrl-C stops after the current step and still saves.`,
     'checkpoint-every': flag.int(250, 'steps between checkpoints'),
     'per-class': flag.int(8, 'samples per class in the final grid'),
     'ar-steps': flag.int(1, 'AR steps of the final grid'),
-    cfg: flag.num(Q.cfg, 'guidance scale of the final grid', atLeastOne),
+    cfg: flag.num(Q.cfgScale, 'guidance scale of the final grid', atLeastOne),
     'no-progress': flag.switch('plain log lines instead of the progress bar'),
   },
   async run(v, ctx) {
@@ -90,10 +90,9 @@ history.json). Ctrl-C stops after the current step and still saves.`,
     const trainer = v.resume
       ? Trainer.resume(v.resume, ds)
       : new Trainer(ds, {
-          model: makeConfig(v.preset, {
-            inputSize: ds.height,
-            latentChannels: ds.channels,
-            numClasses: ds.classNames.length,
+          // the model's classDropoutProb gives it the null class (guidance needs one); the rate the batches use is
+          // the factorization's, which may be 0 (no dropout) while the null class stays
+          model: configForDataset(v.preset, ds, {
             classDropoutProb: v['label-dropout'] > 0 ? v['label-dropout'] : F.classDropoutProb,
             noiseSchedule: v.schedule,
             prediction: v.prediction,
@@ -151,7 +150,7 @@ history.json). Ctrl-C stops after the current step and still saves.`,
     const res = trainer.sample({
       labels,
       arSteps: v['ar-steps'],
-      diffusionSteps: '250',
+      diffusionSteps: defaultRespacing('ddpm'),
       clipDenoised: true,
       cfgScale: cfg,
       seed,

@@ -1,20 +1,20 @@
 /**
  * Times the training step (forward, backward, clip, AdamW, EMA) for a model shape on the active backend.
  * The AR-step splits are drawn up front from the gamma law and returned, so a PyTorch twin can replay the
- * exact same sequence lengths.
+ * exact same sequence lengths. `causalfusion bench` and `npm run bench` both use it.
  */
-import * as tf from '@tensorflow/tfjs';
-import { backendReport } from '../src/backend';
-import { median } from '../src/util/median';
-import { Rng } from '../src/rng';
-import { createDiffusion } from '../src/diffusion';
-import { splitIntegerExpDecay } from '../src/factorization/steps';
-import { CausalFusionConfig, makeConfig } from '../src/model/config';
-import { CausalDiffusionModel } from '../src/model/causalfusion';
-import { countParameters } from '../src/model/params';
-import { FACTORIZATION_DEFAULTS, sampleBatch, STEP_DEFAULTS, trainStep } from '../src/train/step';
-import { OFFICIAL_RECIPE } from '../src/train/recipes';
-import { AdamW, Ema } from '../src/train/optim';
+import * as tf from '@tensorflow/tfjs-core';
+import { backendReport } from '../backend';
+import { median } from '../util/median';
+import { Rng } from '../rng';
+import { createDiffusion } from '../diffusion';
+import { splitIntegerExpDecay } from '../factorization/steps';
+import { CausalFusionConfig, makeConfig } from '../model/config';
+import { CausalDiffusionModel } from '../model/causalfusion';
+import { countParameters } from '../model/params';
+import { FACTORIZATION_DEFAULTS, sampleBatch, STEP_DEFAULTS, trainStep } from './step';
+import { OFFICIAL_RECIPE } from './recipes';
+import { AdamW, Ema } from './optim';
 
 export interface BenchOptions {
   hidden: number;
