@@ -3,9 +3,10 @@
  * editing, the recorders, the chart specs and d3 views, and the checkpoint and PNG formats on bytes, over
  * tfjs-core (the page brings its backends: WebGPU with the project's WGSL kernels, WebGL, wasm). It imports no
  * Node module; `npm test` bundles it for the browser and fails if one creeps in (tests/core-browser.test.ts).
- * Node's entry (index.ts) adds files, datasets, the native kernels, Dawn, the CLI and the notebook plumbing.
+ * Node's entry (index.ts) adds files, datasets, the native kernels, Dawn, the CLI and the notebook plumbing. A page
+ * that trains registers tfjs-core's gradients itself (`import '@tensorflow/tfjs-core/dist/register_all_gradients'`):
+ * they are an ES module, which Node's entry cannot load (it gets them from the full tfjs package).
  */
-import '@tensorflow/tfjs-core/dist/register_all_gradients'; // tfjs-core alone has no gradient (training needs them)
 export * as tf from '@tensorflow/tfjs-core';
 export * from './rng';
 export * from './factorization';

@@ -1,61 +1,40 @@
 /**
- * CausalFusion Lab toolkit: Causal Diffusion Transformers (arXiv 2412.12095) on TensorFlow.js.
- * One import gives the whole public API; `tf` is re-exported so notebooks use the same tfjs instance.
+ * CausalFusion Lab toolkit: Causal Diffusion Transformers (arXiv 2412.12095) on TensorFlow.js, for Node.
+ * One import gives the whole public API: the browser-safe core (core.ts) and what needs Node (backends with
+ * native kernels and Dawn, files, datasets, training, evaluation, the studies, notebook display). `tf` is the
+ * full tfjs package (it registers every gradient), re-exported so notebooks use the same tfjs instance.
  */
 export * as tf from '@tensorflow/tfjs';
-export * from './rng';
+export * from './core';
+export type { ProbsHook } from './model/attention';
 export * from './backend';
-export * from './factorization';
-export * from './diffusion';
-export * from './model/config';
-export * from './model/params';
-export * from './model/patchify';
-export * from './model/causalfusion';
-export type { LayerCache, ProbsHook, Params } from './model/attention';
+export * from './data';
+export * from './parity';
+export * from './io/checkpoint';
+export * from './io/files';
+export * from './io/image-files';
 export * from './train/loss';
 export * from './train/optim';
 export * from './train/step';
 export * from './train/recipes';
-export * from './parity';
-export * from './data';
-export * from './io/safetensors';
 export * from './train/stats';
 export * from './train/progress';
 export * from './train/trainer';
-export * from './sample/sampler';
-export * from './io/checkpoint';
-export * from './io/checkpoint-format';
-export * from './io/torch-pickle';
-export * from './io/files';
-export * from './io/images';
-export * from './io/png';
-export * from './io/image-files';
-export * from './introspect/recorders';
-export * from './introspect/rollout';
-export * from './introspect/frames';
-export * from './studies/gallery-run';
-export * from './studies/training-report';
-export * from './sample/edit';
+export * from './train/step-timer';
 export * from './eval/classifier';
 export * from './eval/frechet';
 export * from './eval/metrics';
 export * from './eval/sample-set';
-export * from './studies/claims';
-export * from './studies/paper';
-export * from './studies/claims-report';
-export * from './viz/palette';
 export * from './viz/static-svg';
 export type { LineChartSpec, BarChartSpec, Series } from './viz/views/plots';
 export * from './viz/display';
 export * from './viz/mime';
-export * from './viz/chart';
 export * from './viz/runtime';
-export * from './viz/vega';
 export * from './viz/node-host';
-export * from './viz/svg-compose';
-export * from './viz/charts-factorization';
-export * from './viz/charts-attention';
-export * from './viz/charts-diffusion';
-export * from './viz/charts-training';
+export * from './studies/gallery-run';
 export * from './studies/gallery';
+export * from './studies/training-report';
+export * from './studies/claims';
+export * from './studies/paper';
+export * from './studies/claims-report';
 export * from './studies/claims-charts';

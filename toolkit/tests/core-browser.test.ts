@@ -1,7 +1,8 @@
 /**
  * The core is browser-safe (toolkit/src/core.ts): bundled for the browser by esbuild it imports no Node module
  * (fails naming the file that does) and uses no Node global, and the bundle runs in Debian's Chromium with
- * tfjs's cpu backend: a tiny CausalFusion samples two images in two AR steps, with no page error.
+ * tfjs's cpu backend: a tiny CausalFusion samples two images in two AR steps and takes a training step (the
+ * gradients of the whole model), with no page error.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,47 +100,51 @@ test('the bundle fails the check when the core reaches a Node module (the check 
   );
 });
 
-test('the core runs in Chromium: a tiny model samples two images in two AR steps', { timeout: 120_000 }, async () => {
-  assert.ok(CHROMIUM, "Chromium not found: install Debian's chromium (npm test's setup does) or set CHROMIUM_PATH");
-  const dir = tempDir('cf-core-page-');
-  const entry = path.join(dir, 'page.ts');
-  fs.writeFileSync(
-    entry,
-    `import '@tensorflow/tfjs-backend-cpu';\nimport * as cf from ${JSON.stringify(CORE)};\n(window as unknown as { cf: typeof cf }).cf = cf;\n`,
-  );
-  const { code, nodeImports } = await bundle(entry);
-  assert.deepEqual(nodeImports, []);
-  fs.writeFileSync(path.join(dir, 'core.js'), code);
-  fs.writeFileSync(
-    path.join(dir, 'index.html'),
-    '<!DOCTYPE html><html><body><script src="core.js"></script></body></html>',
-  );
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  try {
-    const page = await browser.newPage();
-    const problems: string[] = [];
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => m.type() === 'error' && problems.push(`console error: ${m.text()}`));
-    await page.goto(`file://${path.join(dir, 'index.html')}`);
-    const out = await page.evaluate(async () => {
-      const cf = (window as unknown as { cf: typeof import('../src/core') }).cf;
-      await cf.tf.setBackend('cpu');
-      const model = new cf.CausalDiffusionModel(cf.makeConfig('tiny'), { seed: 0 });
-      const r = cf.sampleImages(model, { labels: [1, 2], arSteps: 2, diffusionSteps: '3', seed: 0 });
-      return {
-        backend: cf.tf.getBackend(),
-        n: r.images.length,
-        finite: r.images.every(Number.isFinite),
-        steps: r.stepSizes,
-      };
-    });
-    assert.deepEqual(problems, []);
-    assert.deepEqual(out, { backend: 'cpu', n: 2 * 4 * 4 * 4, finite: true, steps: out.steps });
-    assert.equal(
-      out.steps.reduce((a, b) => a + b, 0),
-      16,
+test(
+  'the core runs in Chromium: a tiny model samples two images in two AR steps and differentiates its loss',
+  { timeout: 120_000 },
+  async () => {
+    assert.ok(CHROMIUM, "Chromium not found: install Debian's chromium (npm test's setup does) or set CHROMIUM_PATH");
+    const dir = tempDir('cf-core-page-');
+    const entry = path.join(dir, 'page.ts');
+    fs.writeFileSync(
+      entry,
+      `import '@tensorflow/tfjs-backend-cpu';\nimport '@tensorflow/tfjs-core/dist/register_all_gradients';\nimport * as cf from ${JSON.stringify(CORE)};\n(window as unknown as { cf: typeof cf }).cf = cf;\n`,
     );
-  } finally {
-    await browser.close();
-  }
-});
+    const { code, nodeImports } = await bundle(entry);
+    assert.deepEqual(nodeImports, []);
+    fs.writeFileSync(path.join(dir, 'core.js'), code);
+    fs.writeFileSync(
+      path.join(dir, 'index.html'),
+      '<!DOCTYPE html><html><body><script src="core.js"></script></body></html>',
+    );
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      page.on('console', (m) => m.type() === 'error' && problems.push(`console error: ${m.text()}`));
+      await page.goto(`file://${path.join(dir, 'index.html')}`);
+      const out = await page.evaluate(async () => {
+        const cf = (window as unknown as { cf: typeof import('../src/core') }).cf;
+        await cf.tf.setBackend('cpu');
+        const model = new cf.CausalDiffusionModel(cf.makeConfig('tiny'), { seed: 0 });
+        const r = cf.sampleImages(model, { labels: [1, 2], arSteps: 2, diffusionSteps: '3', seed: 0 });
+        return {
+          backend: cf.tf.getBackend(),
+          n: r.images.length,
+          finite: r.images.every(Number.isFinite),
+          steps: r.stepSizes,
+        };
+      });
+      assert.deepEqual(problems, []);
+      assert.deepEqual(out, { backend: 'cpu', n: 2 * 4 * 4 * 4, finite: true, steps: out.steps });
+      assert.equal(
+        out.steps.reduce((a, b) => a + b, 0),
+        16,
+      );
+    } finally {
+      await browser.close();
+    }
+  },
+);
