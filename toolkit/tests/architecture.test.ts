@@ -25,6 +25,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['cli', 'index', 'core'],
 ];
 const layerOf = (folder: string) => LAYERS.findIndex((l) => l.includes(folder));
+/** The entry points build on each other: Node's entry is the browser core plus Node; the CLI uses Node's entry. */
+const ENTRY_IMPORTS = ['index -> core', 'cli -> index'];
 
 /** Every .ts file under src with its relative imports resolved to files. */
 function imports(): Map<string, string[]> {
@@ -58,7 +60,7 @@ test('every folder of toolkit/src imports only its own folder and lower layers',
     for (const dep of deps) {
       const to = folderOf(dep);
       if (to === from) continue;
-      if (layerOf(to) >= layerOf(from) && !(from === 'cli' && to === 'index'))
+      if (layerOf(to) >= layerOf(from) && !ENTRY_IMPORTS.includes(`${from} -> ${to}`))
         wrong.push(`${path.relative(SRC, file)} -> ${path.relative(SRC, dep)} (${from} -> ${to})`);
     }
   }
