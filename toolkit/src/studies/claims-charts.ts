@@ -109,34 +109,24 @@ export function claimsLossChart(r: ClaimsResults, opts: { title?: string; varian
   );
   const color = colorBy('variant', 'training variant');
   const x = log2Axis('S', 'AR steps S', r.setting.lossS);
+  // one line panel per quantity: the same axes, colours and tooltips
+  const panel = (title: string, values: object[], field: string, yTitle: string, scale: object, format: string) => ({
+    width: 280,
+    height: 220,
+    title,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x,
+      y: { aggregate: 'mean', field, type: 'quantitative', title: yTitle, scale },
+      color,
+      tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field, format }],
+    },
+  });
   return vegaLiteChart(opts.title ?? 'More AR steps: the loss falls, the samples do not get better', {
     hconcat: [
-      {
-        width: 280,
-        height: 220,
-        title: 'held-out MSE with the image cut into S steps (Fig. 4a)',
-        data: { values: loss },
-        mark: { type: 'line', point: true },
-        encoding: {
-          x,
-          y: { aggregate: 'mean', field: 'mse', type: 'quantitative', title: 'MSE', scale: { zero: false } },
-          color,
-          tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'mse', format: '.4f' }],
-        },
-      },
-      {
-        width: 280,
-        height: 220,
-        title: 'FD when sampling with S steps (Table 2)',
-        data: { values: fd },
-        mark: { type: 'line', point: true },
-        encoding: {
-          x,
-          y: { aggregate: 'mean', field: 'fd', type: 'quantitative', title: 'FD (log)', scale: { type: 'log' } },
-          color,
-          tooltip: [{ field: 'variant' }, { field: 'S' }, { aggregate: 'mean', field: 'fd', format: '.1f' }],
-        },
-      },
+      panel('held-out MSE with the image cut into S steps (Fig. 4a)', loss, 'mse', 'MSE', { zero: false }, '.4f'),
+      panel('FD when sampling with S steps (Table 2)', fd, 'fd', 'FD (log)', { type: 'log' }, '.1f'),
     ],
   });
 }
