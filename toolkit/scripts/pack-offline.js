@@ -74,8 +74,10 @@ async function staticModuleFiles() {
       },
     ],
   });
+  // the notebook kernel's packages are reached only from a guarded require the command line never takes
+  const kernelOnly = /^node_modules\/(tslab|@tslab|zeromq|cmake-ts)\//;
   return Object.keys(r.metafile.inputs)
-    .filter((f) => f.startsWith('node_modules/'))
+    .filter((f) => f.startsWith('node_modules/') && !kernelOnly.test(f))
     .map((f) => path.join(ROOT, f));
 }
 
