@@ -68,7 +68,15 @@ function redirectTypeLookups() {
  * over here, so it goes out as an execute_result instead of console.log), its TypeScript diagnostics, and the
  * JavaScript it runs with what it threw (for a traceback in the cell's own lines).
  */
-const cell = { lastExpression: null, diagnostics: null, source: '', code: '', thrown: undefined, printed: false };
+const freshCell = () => ({
+  lastExpression: null,
+  diagnostics: null,
+  source: '',
+  code: '',
+  thrown: undefined,
+  printed: false,
+});
+const cell = freshCell();
 
 /** tslab's converter, wrapped: records the last-expression variable and the diagnostics of each cell. */
 function takeOverConversion() {
@@ -205,14 +213,7 @@ function completeExecute() {
       m.content = content;
       m.signAndSend(this.connInfo.key, socket);
     };
-    Object.assign(cell, {
-      lastExpression: null,
-      diagnostics: null,
-      source: '',
-      code: '',
-      thrown: undefined,
-      printed: false,
-    });
+    Object.assign(cell, freshCell());
     globalThis[Symbol.for('causalfusion.kernel')] = { publish: (type, content) => send(type, content) };
     const writeStream = (name, text) => {
       if (name === 'stderr' && isErrorPrint(text)) return;

@@ -3,34 +3,22 @@
  * working in place on views of the wasm heap. Node only (a native addon).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { customOp, memo } from './custom-op';
+import { customOp, elementwiseOp, layerNormOp } from './custom-op';
 import { FusedKernels } from './kernels';
 import * as native from './native-kernels';
 
 /** The native kernels `k` as a table. */
 export function nativeKernelTable(k: native.NativeKernels): FusedKernels {
-  const layerNorm = memo((eps: number) =>
-    customOp<tf.Tensor2D>(([x, w, b], save) => {
-      const [y, stats] = native.layerNormForward(k, x as tf.Tensor2D, w, b, eps);
-      save([x, w, stats]);
-      return {
-        value: y,
-        gradFunc: (dy: tf.Tensor2D, [xs, ws, st]: tf.Tensor[]) =>
-          native.layerNormBackward(k, dy, xs as tf.Tensor2D, ws, st as tf.Tensor1D),
-      };
-    }),
-  );
-  const gelu = customOp(([x], save) => {
-    save([x]);
-    return {
-      value: native.geluForward(k, x),
-      gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [native.geluBackward(k, dy, xs)],
-    };
-  });
   return {
     name: 'native',
-    layerNorm: (x, w, b, eps) => layerNorm(eps)(x, w, b),
-    gelu: (x) => gelu(x),
+    layerNorm: layerNormOp({
+      forward: (x, w, b, eps) => native.layerNormForward(k, x, w, b, eps),
+      backward: (dy, x, w, st) => native.layerNormBackward(k, dy, x, w, st),
+    }),
+    gelu: elementwiseOp(
+      (x) => native.geluForward(k, x),
+      (dy, x) => native.geluBackward(k, dy, x),
+    ),
     ranges: (host) => ({ host }),
     attention(s, q, kk, v, ranges, onProbs) {
       // the probabilities are a by-product here: recorders are served too

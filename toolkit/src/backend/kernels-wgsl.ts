@@ -3,7 +3,7 @@
  * tfjs-backend-webgpu's own command stream. Browser-safe.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { customOp, memo } from './custom-op';
+import { customOp, elementwiseOp, layerNormOp } from './custom-op';
 import { AttentionRanges, FlashShape, FusedKernels } from './kernels';
 import type { WebGPUBackendLike } from './webgpu-types';
 import { fusedAdamWUpdate } from './wgsl/adamw';
@@ -13,21 +13,6 @@ import { layerNormBackward, layerNormForward } from './wgsl/layernorm';
 
 /** The WGSL kernels of `gpu` as a table. */
 export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
-  const layerNorm = memo((eps: number) =>
-    customOp<tf.Tensor2D>(([x, w, b], save) => {
-      const [y, stats] = layerNormForward(gpu, x as tf.Tensor2D, w, b, eps);
-      save([x, w, stats]);
-      return {
-        value: y,
-        gradFunc: (dy: tf.Tensor2D, [xs, ws, st]: tf.Tensor[]) =>
-          layerNormBackward(gpu, dy, xs as tf.Tensor2D, ws, st as tf.Tensor1D),
-      };
-    }),
-  );
-  const gelu = customOp(([x], save) => {
-    save([x]);
-    return { value: geluForward(gpu, x), gradFunc: (dy: tf.Tensor, [xs]: tf.Tensor[]) => [geluBackward(gpu, dy, xs)] };
-  });
   // flash attention as a differentiable op of (q, k, v) for fixed shapes, layouts and key ranges
   const flash = (s: FlashShape, ranges: tf.Tensor) =>
     customOp<tf.Tensor3D>(([q, k, v], save) => {
@@ -41,8 +26,14 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
     });
   return {
     name: 'wgsl',
-    layerNorm: (x, w, b, eps) => layerNorm(eps)(x, w, b),
-    gelu: (x) => gelu(x),
+    layerNorm: layerNormOp({
+      forward: (x, w, b, eps) => layerNormForward(gpu, x, w, b, eps),
+      backward: (dy, x, w, st) => layerNormBackward(gpu, dy, x, w, st),
+    }),
+    gelu: elementwiseOp(
+      (x) => geluForward(gpu, x),
+      (dy, x) => geluBackward(gpu, dy, x),
+    ),
     ranges: (host, hd) => ({ host, device: rangesTensor(host, hd) }),
     attention(s, q, k, v, ranges: AttentionRanges, onProbs) {
       // the probabilities are never formed here, and the tiles hold head sizes up to MAX_HEAD_DIM

@@ -67,14 +67,6 @@ export const samplerFlags = (ddpmSteps: number = SAMPLING_DEFAULTS.ddpmSteps) =>
   cfg: flag.num(1, 'classifier-free guidance scale (1 = none)', atLeastOne),
 });
 
-/** The respacing string of the sampler flags (`--steps`, else the sampler's default). */
-export function diffusionSteps(
-  v: { sampler: 'ddpm' | 'ddim'; steps?: string },
-  ddpmSteps: number = SAMPLING_DEFAULTS.ddpmSteps,
-): string {
-  return v.steps ?? defaultRespacing(v.sampler, ddpmSteps);
-}
-
 /**
  * The sampling options the shared flags give (--sampler / --steps / --cfg, --ar-steps / --order, --seed), for
  * `sampleImages`, `editImages` and the evaluation's sampler; `ddpmSteps` is the command's DDPM default.
@@ -86,7 +78,7 @@ export function sampleOptions(
   return {
     arSteps: v['ar-steps'],
     order: v.order,
-    diffusionSteps: diffusionSteps(v, ddpmSteps),
+    diffusionSteps: v.steps ?? defaultRespacing(v.sampler, ddpmSteps),
     sampler: v.sampler,
     cfgScale: v.cfg,
     clipDenoised: true,

@@ -99,14 +99,14 @@ export function serializeSafetensors(
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + width * n] };
     offset += width * n;
   }
-  const json = JSON.stringify(header);
-  const pad = (8 - ((8 + utf8(json).length) % 8)) % 8; // align the data to 8 bytes
-  const head = utf8(json + ' '.repeat(pad));
-  const out = new Uint8Array(8 + head.length + offset);
+  const text = utf8(JSON.stringify(header));
+  const headLen = text.length + ((8 - ((8 + text.length) % 8)) % 8); // space-padded: the data starts 8-aligned
+  const out = new Uint8Array(8 + headLen + offset);
   const view = new DataView(out.buffer);
-  view.setBigUint64(0, BigInt(head.length), true);
-  out.set(head, 8);
-  let at = 8 + head.length;
+  view.setBigUint64(0, BigInt(headLen), true);
+  out.fill(0x20, 8, 8 + headLen);
+  out.set(text, 8);
+  let at = 8 + headLen;
   for (const t of Object.values(tensors)) {
     if (dtype === 'F16') for (let i = 0; i < t.data.length; i++, at += 2) view.setUint16(at, f32ToF16(t.data[i]), true);
     else {

@@ -14,6 +14,7 @@ import { Rng } from '../rng';
 import { additiveMask, getAttnMask, getAttnRanges } from '../factorization/mask';
 import { AttentionRanges, attentionRanges, disposeRanges } from '../backend/kernels';
 import { CausalFusionConfig, numPatches, patchDim, presetOf, validateConfig } from './config';
+import { escapeXml } from '../util/markup';
 import { cachedAttention, LayerCache, maskedAttention, MaskedContext, Params, ProbsHook } from './attention';
 import { geluTanh, layerNorm, linear, silu } from './ops';
 import { HostTensor, initParameters, parameterShapes, StateDict } from './params';
@@ -84,8 +85,6 @@ export function timestepFrequencies(t: readonly number[], dim = 256, maxPeriod =
   return out;
 }
 
-const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 export class CausalDiffusionModel {
   readonly config: CausalFusionConfig;
   /** Parameters under their official state_dict names. */
@@ -133,13 +132,13 @@ export class CausalDiffusionModel {
     const rows = Object.entries(c)
       .map(
         ([k, v]) =>
-          `<tr><td style="text-align:left">${k}</td><td style="text-align:left">${escapeHtml(String(v))}</td></tr>`,
+          `<tr><td style="text-align:left">${k}</td><td style="text-align:left">${escapeXml(String(v))}</td></tr>`,
       )
       .join('');
     const html =
       `<div class="cf-model-card"><b>CausalFusion model</b> &middot; preset <code>${preset}</code> &middot; ` +
       `${this.numPatches} tokens (${grid} x ${grid}) &middot; ${million} parameters (${params.toLocaleString('en-US')})` +
-      `<br>weights: <code>${escapeHtml(this.source)}</code>` +
+      `<br>weights: <code>${escapeXml(this.source)}</code>` +
       `<details><summary>config</summary><table>${rows}</table></details></div>`;
     return { 'text/plain': summary, 'text/html': html };
   }

@@ -12,6 +12,7 @@ import type { MimeBundle } from './chart';
 import { imageGrid, Raster } from '../io/images';
 import { encodePng } from '../io/png';
 import { toBase64 } from '../util/bytes';
+import { escapeXml } from '../util/markup';
 import { SamplingRecorder, TrainingRecorder } from '../introspect/recorders';
 import type { SampleResult } from '../sample/sampler';
 import type { LogEvent, Trainer } from '../train/trainer';
@@ -89,12 +90,10 @@ function sampleBundle(r: SampleResult): MimeBundle {
   };
 }
 
-const escapeHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 /** A small HTML table: a header row and body rows. */
 function table(head: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = (r: readonly (string | number)[], tag: string) =>
-    `<tr>${r.map((c) => `<${tag} style="text-align:left">${escapeHtml(String(c))}</${tag}>`).join('')}</tr>`;
+    `<tr>${r.map((c) => `<${tag} style="text-align:left">${escapeXml(String(c))}</${tag}>`).join('')}</tr>`;
   return `<table>${cells(head, 'th')}${rows.map((r) => cells(r, 'td')).join('')}</table>`;
 }
 

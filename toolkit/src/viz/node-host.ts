@@ -12,7 +12,7 @@ import { Chart, setChartHost } from './chart';
 import { vizSetup } from './notebook-io';
 import { vizSetupHtml } from './runtime';
 import { renderSvg, roundGeometry } from './static-svg';
-import { escapeXml } from './svg-compose';
+import { escapeXml } from '../util/markup';
 import { encodePalettePng } from '../io/png';
 import { writeFileAtomic } from '../util/atomic-write';
 import { utf8 } from '../util/bytes';

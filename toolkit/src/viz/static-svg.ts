@@ -5,7 +5,7 @@
 import { parseHTML } from 'linkedom';
 import { View } from './views/common';
 import { BarChartSpec, drawBarChart, drawLineChart, LineChartSpec } from './views/plots';
-import { escapeXml } from './svg-compose';
+import { escapeXml } from '../util/markup';
 
 /**
  * XML markup of a node of linkedom's DOM. linkedom lists attributes newest first: they are written in the order

@@ -6,6 +6,7 @@
 import { imageGrid, Raster } from '../io/images';
 import { encodePng } from '../io/png';
 import { toBase64, utf8 } from '../util/bytes';
+import { escapeXml } from '../util/markup';
 import { rgbBytes } from './palette';
 
 /** A bit set, 8 flags per byte, least significant bit first, base64 (what the views' `bits` reads). */
@@ -28,9 +29,7 @@ export function pngDataUri(image: Float32Array | Raster, size = 0): string {
   return `data:image/png;base64,${toBase64(encodePng(r))}`;
 }
 
-/** Text made safe inside XML / HTML markup, attribute values included. */
-export const escapeXml = (s: string): string =>
-  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export { escapeXml };
 
 /**
  * HTML showing an SVG document as an image. Sanitizers (JupyterLab's, for untrusted outputs) keep an <img> with a

@@ -1,0 +1,3 @@
+/** Text made safe inside XML / HTML markup, attribute values included. */
+export const escapeXml = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
