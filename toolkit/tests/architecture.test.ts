@@ -21,7 +21,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['introspect'],
   ['eval'],
   ['viz'],
-  ['studies', 'parity'],
+  ['studies', 'parity', 'explorer'],
   ['cli', 'index', 'core'],
 ];
 const layerOf = (folder: string) => LAYERS.findIndex((l) => l.includes(folder));

@@ -14,6 +14,7 @@ import { disableNativeGemm, enableNativeGemm, nativeGemmActive } from './native-
 import { loadNativeKernels, NativeKernels, nativeKernelsStatus } from './native-kernels';
 import { FusedKernels, kernels, setKernelsEnabled, setKernelTable, setPlain2dMatmul } from './kernels';
 import { wgslKernels } from './kernels-wgsl';
+import { setMatmulPrecision } from './wgsl/matmul';
 import { nativeKernelTable } from './kernels-native';
 
 export { nativeGemmActive } from './native-gemm';
@@ -145,6 +146,7 @@ function kernelTable(name: BackendName): FusedKernels | null {
 }
 
 setKernelsEnabled(process.env.CAUSALFUSION_FUSED !== '0');
+if (process.env.CAUSALFUSION_MATMUL === 'f32') setMatmulPrecision('f32');
 setPlain2dMatmul(() => tf.getBackend() === 'wasm' && !nativeGemmActive());
 
 /**

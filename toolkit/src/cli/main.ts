@@ -20,6 +20,7 @@ import { exportCommand } from './commands/export';
 import { verify } from './commands/verify';
 import { bench } from './commands/bench';
 import { info } from './commands/info';
+import { explorer } from './commands/explorer';
 import { runCommand } from './command';
 
 /** Every command, in the order `causalfusion --help` lists them. */
@@ -32,6 +33,7 @@ export const COMMANDS = [
   charts,
   claims,
   exportCommand,
+  explorer,
   verify,
   bench,
   info,

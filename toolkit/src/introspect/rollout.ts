@@ -42,3 +42,26 @@ export function attentionRollout(records: readonly AttentionRecord[]): Float32Ar
   }
   return R;
 }
+
+/**
+ * Attention rollout of a KV-cache sampling step, whose records are [k queries x (cache + k) keys], the queries
+ * being the last k keys: the cached tokens are held fixed (their own mixing happened when they entered the
+ * cache and is not traced again), i.e. their rows are the identity; then as `attentionRollout`. Returns the
+ * query rows of the rollout, [k, cache + k].
+ */
+export function cachedRollout(records: readonly AttentionRecord[]): Float32Array {
+  if (!records.length) throw new Error('attention rollout needs at least one layer');
+  const [, k, n] = records[0].shape;
+  if (records.some((r) => r.shape[1] !== k || r.shape[2] !== n))
+    throw new Error('attention rollout needs records of one shape (one AR step, one denoising step)');
+  if (k === n) return attentionRollout(records);
+  const cache = n - k;
+  const square = records.map((r): AttentionRecord => {
+    const mean = headMean(r);
+    const data = new Array<number>(n * n).fill(0);
+    for (let i = 0; i < cache; i++) data[i * n + i] = 1;
+    for (let i = 0; i < k; i++) for (let j = 0; j < n; j++) data[(cache + i) * n + j] = mean[i * n + j];
+    return { ...r, heads: [0], shape: [1, n, n], data };
+  });
+  return attentionRollout(square).slice(cache * n);
+}

@@ -7,9 +7,9 @@
  * position, history). A weights-only export has just the first group (the EMA weights, usually) and the
  * config. Official PyTorch `.pt` files are read too. io/checkpoint.ts reads and writes them as files.
  */
-import { CausalFusionConfig, makeConfig, validateConfig } from '../model/config';
+import { CausalFusionConfig, makeConfig, PRESETS, PresetName, validateConfig } from '../model/config';
 import { CausalDiffusionModel } from '../model/causalfusion';
-import { StateDict } from '../model/params';
+import { parameterShapes, StateDict } from '../model/params';
 import { parseSafetensors, serializeSafetensors, StoredDtype } from './safetensors';
 import { parseTorchStateDict } from './torch-pickle';
 
@@ -66,13 +66,45 @@ export function pickWeights(ck: Checkpoint, which: 'ema' | 'model', label: strin
 }
 
 /**
+ * The preset (with or without a null class) whose parameter names and shapes are exactly those of `sd`: the
+ * config of an official state_dict that carries none. Throws naming the closest preset's first mismatch.
+ */
+export function configFromShapes(sd: StateDict, label: string): CausalFusionConfig {
+  const names = Object.keys(sd);
+  let closest = { miss: Infinity, why: '', preset: '' };
+  for (const preset of Object.keys(PRESETS) as PresetName[]) {
+    for (const classDropoutProb of [0.1, 0]) {
+      const cfg = makeConfig(preset, { classDropoutProb });
+      const want = parameterShapes(cfg);
+      const why: string[] = [];
+      for (const [n, shape] of want) {
+        const got = sd[n]?.shape;
+        if (!got) why.push(`${n} missing`);
+        else if (got.join('x') !== shape.join('x')) why.push(`${n} is [${got}], ${preset} has [${shape}]`);
+      }
+      const extra = names.length - want.filter(([n]) => n in sd).length;
+      if (extra > 0) why.push(`${extra} tensors ${preset} does not have`);
+      if (!why.length) return cfg;
+      if (why.length < closest.miss) closest = { miss: why.length, why: why.slice(0, 2).join('; '), preset };
+    }
+  }
+  throw new Error(
+    `${label}: its tensors match no CausalFusion preset (closest, ${closest.preset}: ${closest.why}); ` +
+      `is this a CausalFusion checkpoint?`,
+  );
+}
+
+/**
  * Parses a checkpoint's bytes; `name` (a file name) tells the format: `.pt` / `.pth` / `.bin` are PyTorch files
  * (a `state_dict`, or a training dict with "model" / "ema"), anything else safetensors (ours, with metadata, or an
- * official-format state_dict). Files without our metadata need `config` (e.g. `makeConfig('CausalFusion-XL')`).
+ * official-format state_dict). Files without our metadata need `config` (e.g. `makeConfig('CausalFusion-XL')`),
+ * or `'infer'`: the preset their shapes match (`configFromShapes`).
  */
-export function parseCheckpoint(bytes: Uint8Array, name: string, config?: CausalFusionConfig): Checkpoint {
+export function parseCheckpoint(bytes: Uint8Array, name: string, config?: CausalFusionConfig | 'infer'): Checkpoint {
+  const infer = (sd: StateDict) => configFromShapes(sd, name);
   if (/\.(pt|pth|bin)$/i.test(name)) {
     const t = parseTorchStateDict(bytes, name);
+    if (config === 'infer') return { config: infer(t.ema ?? t.model), model: t.model, ema: t.ema, meta: { source: 'pytorch' } };
     if (!config)
       throw new Error(
         `${name}: a PyTorch checkpoint carries no CausalFusion config; pass one (e.g. makeConfig('CausalFusion-XL'))`,
@@ -80,7 +112,7 @@ export function parseCheckpoint(bytes: Uint8Array, name: string, config?: Causal
     return { config, model: t.model, ema: t.ema, meta: { source: 'pytorch' } };
   }
   const f = parseSafetensors(bytes, name);
-  let cfg = config;
+  let cfg = config === 'infer' ? undefined : config;
   if (!cfg && f.metadata.config) {
     try {
       cfg = makeConfig(null, JSON.parse(f.metadata.config) as Partial<CausalFusionConfig>);
@@ -88,10 +120,11 @@ export function parseCheckpoint(bytes: Uint8Array, name: string, config?: Causal
       throw new Error(`${name}: bad model config in the metadata (${(e as Error).message})`);
     }
   }
-  if (!cfg) throw new Error(`${name}: no model config in the metadata; pass one (e.g. makeConfig('CausalFusion-XL'))`);
-  validateConfig(cfg);
   const model: StateDict = {};
   for (const [k, v] of Object.entries(f.tensors)) if (!k.startsWith('ema.') && !k.startsWith('opt.')) model[k] = v;
+  if (!cfg && config === 'infer') cfg = infer(model);
+  if (!cfg) throw new Error(`${name}: no model config in the metadata; pass one (e.g. makeConfig('CausalFusion-XL'))`);
+  validateConfig(cfg);
   const ema = takePrefix(f.tensors, 'ema.');
   const expAvg = takePrefix(f.tensors, 'opt.exp_avg.');
   const expAvgSq = takePrefix(f.tensors, 'opt.exp_avg_sq.');

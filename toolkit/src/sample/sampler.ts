@@ -149,10 +149,72 @@ export function samplingDiffusion(
 }
 
 /**
+ * Where a sampling run pauses: after every denoising step (a page draws, a driver yields to the event loop)
+ * and before each read-back of a finished AR step (an asynchronous driver reads `tensor` without blocking,
+ * after which the run's own synchronous read is a cache hit).
+ */
+export type SamplingPause =
+  | { kind: 'step'; arStep: number; diffusionStep: number; diffusionSteps: number; arSteps: number }
+  | { kind: 'read'; tensor: tf.Tensor };
+
+/**
  * Generates images with S AR steps x a reverse diffusion chain per step. Deterministic for a given seed on a
  * given backend.
  */
 export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): SampleResult {
+  const run = samplingRun(model, opts);
+  for (;;) {
+    const r = run.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Options of the asynchronous driver. */
+export interface AsyncSampling {
+  /** Called at every pause; return a promise to hold the run (a page's animation frame, say). */
+  onPause?(p: SamplingPause): void | Promise<void>;
+  /** Longest stretch of synchronous work between two yields to the event loop, ms. Default 25. */
+  sliceMs?: number;
+  /** Checked at every pause: true stops the run with an error "sampling cancelled". */
+  cancelled?(): boolean;
+}
+
+/**
+ * `sampleImages` for a page: the same run (same numbers for a seed), but it yields to the event loop every
+ * `sliceMs` and reads results back asynchronously, so the page stays responsive and WebGPU / WebGL never take
+ * the slow synchronous read.
+ */
+export async function sampleImagesAsync(
+  model: CausalDiffusionModel,
+  opts: SampleOptions,
+  drive: AsyncSampling = {},
+): Promise<SampleResult> {
+  const run = samplingRun(model, opts);
+  const slice = drive.sliceMs ?? 25;
+  let since = Date.now();
+  try {
+    for (;;) {
+      const r = run.next();
+      if (r.done) return r.value;
+      const p = r.value;
+      await drive.onPause?.(p);
+      if (drive.cancelled?.()) throw new Error('sampling cancelled');
+      if (p.kind === 'read') await p.tensor.data();
+      if (Date.now() - since >= slice) {
+        await new Promise((res) => setTimeout(res, 0));
+        since = Date.now();
+      }
+    }
+  } finally {
+    run.return(undefined as never); // frees the KV cache when the run stopped early
+  }
+}
+
+/** The sampling run itself, paused at every `SamplingPause` (see `sampleImages`, `sampleImagesAsync`). */
+export function* samplingRun(
+  model: CausalDiffusionModel,
+  opts: SampleOptions,
+): Generator<SamplingPause, SampleResult, void> {
   const c = model.config;
   const N = opts.labels.length;
   if (N === 0) throw new Error('labels must name at least one image');
@@ -196,6 +258,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
   const timesteps = diffusion.timestepMap.slice().reverse();
 
   const cache = model.newCache();
+  let chain: tf.Tensor[] = []; // the current chain's position embeddings and x_t
   let cacheLength = 0;
   const appendClean = (tokens: Float32Array, positions: number[][], arStep: number, kind: 'kept' | 'generated') => {
     const k = positions[0].length;
@@ -225,7 +288,9 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
       obs?.onArStep?.({ arStep: s, positions, cacheLength });
       const pos = model.posEmbedAt(positions);
       let x = tf.tensor3d(rng.normalArray(N * k * d), [N, k, d]);
-      timesteps.forEach((tOrig, j) => {
+      chain = [pos, x];
+      for (let j = 0; j < timesteps.length; j++) {
+        const tOrig = timesteps[j];
         const i = timesteps.length - 1 - j; // index into the respaced chain
         const hooks: ForwardHooks = {};
         if (obs?.onAttention && obs.wantsAttention?.(s, j))
@@ -247,7 +312,16 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
         );
         tf.dispose([x, eps, noise, step.predXStart]);
         x = step.sample as tf.Tensor3D;
-      });
+        chain = [pos, x];
+        yield {
+          kind: 'step',
+          arStep: s,
+          diffusionStep: j,
+          diffusionSteps: timesteps.length,
+          arSteps: split.splitSizes.length,
+        };
+      }
+      yield { kind: 'read', tensor: x };
       const tokens = x.dataSync() as Float32Array;
       x.dispose();
       pos.dispose();
@@ -258,6 +332,7 @@ export function sampleImages(model: CausalDiffusionModel, opts: SampleOptions): 
     }
   } finally {
     disposeCache(cache);
+    tf.dispose(chain.filter((t) => !t.isDisposed)); // a run stopped inside a chain
   }
   return {
     images: unpatchify(out, N, shape[0], shape[1], shape[2], c.patchSize),

@@ -5,7 +5,7 @@
  * matrix row to pick the query.
  */
 import { AttentionRecord } from '../introspect/recorders';
-import { attentionRollout, headMean } from '../introspect/rollout';
+import { cachedRollout, headMean } from '../introspect/rollout';
 import { positionLabel as describe, SequencePosition } from '../factorization/mask';
 import { Chart, d3Chart } from './chart';
 import { ROLE_COLORS, ROLES } from './palette';
@@ -104,11 +104,9 @@ export function attentionChart(
       heads: [...heads, viewOf('mean', (row) => mean.subarray(row * Lk, (row + 1) * Lk))],
     };
   });
-  const square = layers.every((r) => r.shape[1] === r.shape[2]);
-  if (square && layers.length > 1) {
-    const R = attentionRollout(layers);
-    const n = first.shape[1];
-    layerViews.push({ label: 'rollout', heads: [viewOf('mean', (row) => R.subarray(row * n, (row + 1) * n))] });
+  if (layers.length > 1) {
+    const R = cachedRollout(layers); // a training trace's records are square: plain rollout
+    layerViews.push({ label: 'rollout', heads: [viewOf('mean', (row) => R.subarray(row * Lk, (row + 1) * Lk))] });
   }
 
   const mLayer =

@@ -25,7 +25,7 @@ const light = (color: string) =>
 export function maskChart(
   mask: AttnMask,
   positions: readonly SequencePosition[],
-  opts: { title?: string; colorBy?: 'role' | 'step' } = {},
+  opts: { title?: string; colorBy?: 'role' | 'step'; highlight?: number } = {},
 ): Chart {
   const n = mask.seqLen;
   if (positions.length !== n) throw new Error(`${positions.length} position labels for a mask of ${n}`);
@@ -46,6 +46,7 @@ export function maskChart(
     roleNames: ['condition', 'clean', 'noisy'],
     colors,
     colorBy,
+    highlight: opts.highlight,
   });
 }
 

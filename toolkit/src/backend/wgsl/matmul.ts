@@ -23,7 +23,7 @@ import { emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runne
 /** Matmul precision on webgpu: 'f16' = fp16 inputs, fp32 accumulation on tensor cores (when offered). */
 export type MatmulPrecision = 'f16' | 'f32';
 
-let precision: MatmulPrecision = process.env.CAUSALFUSION_MATMUL === 'f32' ? 'f32' : 'f16';
+let precision: MatmulPrecision = 'f16'; // Node's backend/index.ts applies $CAUSALFUSION_MATMUL
 const ready = new WeakSet<object>(); // devices whose tensor-core kernel passed the self-test
 
 /** Chooses the webgpu matmul; 'f16' (the default) takes effect only where the adapter supports it. */

@@ -18,6 +18,8 @@ export interface MaskSpec {
   roleNames: string[];
   colors: { roles: string[]; steps: string[] };
   colorBy: 'role' | 'step';
+  /** A query row to outline (the explorer's picked token). */
+  highlight?: number;
 }
 
 const describe = (s: MaskSpec, i: number) => {
@@ -56,6 +58,16 @@ export const drawMask: View<MaskSpec> = (el, s, interactive) => {
   g.append('text').attr('y', -14).text('keys →');
   g.append('text').attr('transform', 'translate(-14 40) rotate(-90)').text('queries →');
   legend(g, items, side + 16, 0);
+  if (s.highlight !== undefined)
+    g.append('rect')
+      .attr('class', 'cf-mask-row')
+      .attr('x', -12)
+      .attr('y', s.highlight * cell - 1)
+      .attr('width', side + 14)
+      .attr('height', cell + 2)
+      .attr('fill', 'none')
+      .attr('stroke', '#d62728')
+      .attr('stroke-width', 2);
   if (!interactive) return;
   const allowed = bits(s.allowed);
   onCells(cells, tooltip(el), cell, (r, c) =>

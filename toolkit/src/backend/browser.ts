@@ -1,0 +1,113 @@
+/**
+ * Picks a tfjs backend in a web page: WebGPU (with the project's WGSL kernels, and the tensor-core matmul where
+ * the adapter offers subgroup matrices), else WebGL2, else wasm; or the one asked for. Browser-safe:
+ * the page bundles the three tfjs backends; `wasmFiles` maps tfjs's wasm file names to URLs the page can load
+ * (blob URLs from a static folder, since `file://` pages cannot fetch their neighbours).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import '@tensorflow/tfjs-backend-webgl';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { setKernelTable, setPlain2dMatmul } from './kernels';
+import { wgslKernels } from './kernels-wgsl';
+import { patchWasmKernels } from './wasm-kernels';
+import type { WebGPUBackendLike } from './webgpu-types';
+import { installTensorCoreMatmul, tensorCoreFeatures } from './wgsl/matmul';
+
+export const PAGE_BACKENDS = ['webgpu', 'webgl', 'wasm'] as const;
+export type PageBackend = (typeof PAGE_BACKENDS)[number];
+
+export interface PageBackendReport {
+  chosen: PageBackend;
+  /** Adapter, kernels and precision, in words. */
+  detail: string;
+  /** Backends tried first, and why each was passed over. */
+  skipped: { name: PageBackend; why: string }[];
+}
+
+interface PageAdapter {
+  info?: {
+    description?: string;
+    vendor?: string;
+    architecture?: string;
+    subgroupMinSize?: number;
+    subgroupMaxSize?: number;
+  };
+  features: Set<string>;
+  limits: Record<string, number>;
+  requestDevice(d: object): Promise<{ lost?: Promise<unknown> }>;
+}
+
+const gpuOf = () =>
+  (globalThis as { navigator?: { gpu?: { requestAdapter(o?: object): Promise<PageAdapter | null> } } }).navigator?.gpu;
+
+async function startWebgpu(): Promise<string> {
+  const gpu = gpuOf();
+  if (!gpu) throw new Error('this browser has no WebGPU (navigator.gpu is missing)');
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('WebGPU offered no adapter');
+  const info = adapter.info ?? {};
+  const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures: [...['timestamp-query'].filter((f) => adapter.features.has(f)), ...tensorCores],
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  });
+  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  tf.registerBackend('webgpu', () => new WebGPUBackend(device as never, info as never));
+  if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not start');
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  const matmul = tensorCores.length ? await installTensorCoreMatmul(backend) : 'fp32 matmul';
+  setKernelTable('webgpu', wgslKernels(backend));
+  const name = info.description || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'adapter';
+  return `${name}; WGSL flash attention, LayerNorm, GELU; ${matmul}`;
+}
+
+/** tfjs wasm file name -> URL, fetched only when the wasm backend is tried. */
+export type WasmFiles = () => Promise<Record<string, string> | undefined>;
+
+async function start(name: PageBackend, wasmFiles: WasmFiles | undefined): Promise<string> {
+  if (name === 'webgpu') return startWebgpu();
+  if (name === 'wasm') {
+    const files = await wasmFiles?.();
+    // tfjs wants an entry for the threaded build too, which it never loads once threads are off
+    if (files) setWasmPaths({ 'tfjs-backend-wasm-threaded-simd.wasm': files['tfjs-backend-wasm-simd.wasm'], ...files });
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false); // threads need cross-origin isolation; one file less
+    if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend did not start');
+    patchWasmKernels();
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    return `XNNPACK${simd ? ' with SIMD' : ''}, patched kernels`;
+  }
+  if (!(await tf.setBackend(name))) throw new Error(`the ${name} backend did not start`);
+  const gl = tf.env().getNumber('WEBGL_VERSION');
+  return `WebGL ${gl}, ${tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED') ? 'float32' : 'float16'} textures`;
+}
+
+/**
+ * Starts the backend `wanted` (a forced one that fails is an error), or the first of webgpu, webgl, wasm
+ * that starts. Only one backend's device table is installed: the WGSL kernels on webgpu, none elsewhere.
+ */
+export async function initPageBackend(
+  wanted: PageBackend | 'auto' = 'auto',
+  opts: { wasmFiles?: WasmFiles } = {},
+): Promise<PageBackendReport> {
+  if (wanted !== 'auto' && !PAGE_BACKENDS.includes(wanted))
+    throw new Error(`unknown backend "${wanted as string}": use one of auto, ${PAGE_BACKENDS.join(', ')}`);
+  setKernelTable('', null);
+  setPlain2dMatmul(() => tf.getBackend() === 'wasm'); // XNNPACK wants plain 2-D products
+  const order = wanted === 'auto' ? [...PAGE_BACKENDS] : [wanted];
+  const skipped: { name: PageBackend; why: string }[] = [];
+  for (const name of order) {
+    try {
+      return { chosen: name, detail: await start(name, opts.wasmFiles), skipped };
+    } catch (e) {
+      skipped.push({ name, why: (e as Error).message.split('\n')[0] });
+    }
+  }
+  throw new Error(`no backend started: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`);
+}
