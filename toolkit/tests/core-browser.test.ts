@@ -33,11 +33,17 @@ const NODE_ONLY_PACKAGES = [
 ];
 /**
  * Node modules that third-party code requires only when it finds itself in Node (a runtime check guards each):
- * tfjs-core's Node platform (`util`) and seedrandom's entropy source (`crypto`, in a try). Nothing of ours.
+ * tfjs-core's Node platform (`util`), seedrandom's entropy source (`crypto`, in a try), and the emscripten glue of
+ * tfjs-backend-wasm (its `ENVIRONMENT_IS_NODE` branches; the package's "browser" field maps them to nothing).
+ * Nothing of ours.
  */
 const GUARDED = [
   { importer: /node_modules\/@tensorflow\/tfjs-core\/dist\/platforms\/platform_node\.js$/, module: 'util' },
   { importer: /node_modules\/seedrandom\/seedrandom\.js$/, module: 'crypto' },
+  ...['fs', 'path', 'worker_threads', 'perf_hooks', 'os'].map((module) => ({
+    importer: /node_modules\/@tensorflow\/tfjs-backend-wasm\/wasm-out\/tfjs-backend-wasm(-threaded-simd)?\.js$/,
+    module,
+  })),
 ];
 const BUILTINS = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
@@ -81,6 +87,20 @@ test('the core bundles for the browser with no Node module and no Node global of
   for (const f of ['model/causalfusion.ts', 'sample/sampler.ts', 'io/torch-pickle.ts', 'viz/views/attention.ts'])
     assert.ok(ours.includes(`toolkit/src/${f}`), `${f} is not in the core`);
   for (const f of ours) {
+    const globals = fs.readFileSync(path.join(ROOT, f), 'utf8').match(/\b(process\.|Buffer\.|__dirname|require\()/g);
+    assert.equal(globals, null, `${f} uses Node's ${[...new Set(globals)].join(', ')}`);
+  }
+});
+
+test('the explorer page bundles with tfjs and its three browser backends and no Node module', async () => {
+  const { nodeImports, inputs } = await bundle(path.join(ROOT, 'toolkit', 'src', 'explorer', 'page.ts'));
+  assert.deepEqual(nodeImports, [], `Node imports in the explorer page:\n${nodeImports.join('\n')}`);
+  for (const pkg of ['tfjs-backend-webgpu', 'tfjs-backend-webgl', 'tfjs-backend-wasm'])
+    assert.ok(
+      inputs.some((f) => f.includes(`node_modules/@tensorflow/${pkg}/`)),
+      `${pkg} is not in the page`,
+    );
+  for (const f of inputs.filter((x) => x.startsWith('toolkit/src/'))) {
     const globals = fs.readFileSync(path.join(ROOT, f), 'utf8').match(/\b(process\.|Buffer\.|__dirname|require\()/g);
     assert.equal(globals, null, `${f} uses Node's ${[...new Set(globals)].join(', ')}`);
   }

@@ -290,6 +290,7 @@ export class ExplorerSession {
     const labels = new Array<number>(count).fill(label ?? nullClass(c));
     const recorder = new SamplingRecorder({
       attention: { diffusionSteps: [attentionStep], samples: [0] },
+      deferReads: true,
     });
     const frames = new FrameCapture();
     const observer = opts.frames === false ? recorder : both(recorder, frames);
@@ -313,13 +314,14 @@ export class ExplorerSession {
         {
           ...drive,
           onPause: async (p: SamplingPause) => {
-            if (p.kind === 'read') await frames.collect();
+            if (p.kind === 'read') await Promise.all([frames.collect(), recorder.settle()]);
             await drive.onPause?.(p);
           },
         },
       );
     } finally {
       frames.dispose();
+      recorder.dispose();
     }
     return {
       options: {

@@ -28,14 +28,20 @@ const wants = (list: readonly number[] | undefined, v: number) => !list || list.
 const selectHeads = (sel: readonly number[] | undefined, H: number) =>
   (sel ?? Array.from({ length: H }, (_, h) => h)).filter((h) => h < H);
 
-/** Row `row` of attention probabilities [rows, H, Lq, Lk], chosen heads only, as a plain array [heads, Lq, Lk]. */
-function headsOf(probs: tf.Tensor4D, row: number, heads: readonly number[]): number[] {
+/** Row `row` of attention probabilities [rows, H, Lq, Lk], chosen heads only, [heads, Lq, Lk], on the device. */
+function headsTensor(probs: tf.Tensor4D, row: number, heads: readonly number[]): tf.Tensor {
   const [, H, Lq, Lk] = probs.shape;
-  return Array.from(
-    tf.tidy(() =>
-      tf.gather(tf.reshape(tf.slice(probs, [row, 0, 0, 0], [1, H, Lq, Lk]), [H, Lq, Lk]), Array.from(heads)).dataSync(),
-    ),
+  return tf.tidy(() =>
+    tf.gather(tf.reshape(tf.slice(probs, [row, 0, 0, 0], [1, H, Lq, Lk]), [H, Lq, Lk]), Array.from(heads)),
   );
+}
+
+/** The same as a plain array, read now. */
+function headsOf(probs: tf.Tensor4D, row: number, heads: readonly number[]): number[] {
+  const t = headsTensor(probs, row, heads);
+  const v = Array.from(t.dataSync());
+  t.dispose();
+  return v;
 }
 
 /** Attention probabilities of one layer, one sample: [heads, queries, keys], with what each axis holds. */
@@ -73,6 +79,11 @@ export interface SamplingRecorderOptions {
   attention?: Selection & { unconditional?: boolean };
   /** Record x_t / x0 / eps trajectories for this selection (omit to record none). */
   trajectories?: Omit<Selection, 'layers' | 'heads'>;
+  /**
+   * Read attention from the device later, asynchronously: its records get their data at `settle()` (a page's
+   * WebGPU and WebGL have no dependable synchronous read). Default false: records are complete at once.
+   */
+  deferReads?: boolean;
 }
 
 /**
@@ -91,7 +102,33 @@ export class SamplingRecorder implements SamplingObserver {
   private current: number[][] = [];
   private condTokens = 0;
 
+  /** Attention read back at `settle()`: the device rows and the record each fills. */
+  private pending: { rows: tf.Tensor; record: AttentionRecord }[] = [];
+
   constructor(readonly options: SamplingRecorderOptions = {}) {}
+
+  /** Fills the records of a `deferReads` recorder (one read for all of them). Idempotent. */
+  async settle(): Promise<void> {
+    const pending = this.pending;
+    if (!pending.length) return;
+    this.pending = [];
+    const all = tf.concat(pending.map((p) => tf.reshape(p.rows, [-1])));
+    tf.dispose(pending.map((p) => p.rows));
+    const v = await all.data();
+    all.dispose();
+    let at = 0;
+    for (const p of pending) {
+      const n = p.record.shape.reduce((a, b) => a * b, 1);
+      p.record.data = Array.from(v.subarray(at, at + n));
+      at += n;
+    }
+  }
+
+  /** Frees attention still waiting for `settle()` (a run that stopped early). */
+  dispose(): void {
+    tf.dispose(this.pending.map((p) => p.rows));
+    this.pending = [];
+  }
 
   private samples(sel?: Selection): readonly number[] {
     return sel?.samples ?? [0];
@@ -150,18 +187,21 @@ export class SamplingRecorder implements SamplingObserver {
     for (const n of this.samples(a)) {
       if (n >= N) continue;
       for (const unconditional of halves) {
-        const data = headsOf(probs, unconditional ? N + n : n, heads);
+        const row = unconditional ? N + n : n;
+        const defer = !!this.options.deferReads;
         const noisy: SequencePosition[] = this.current[n].map((p) => ({ role: 'noisy', step: e.arStep, token: p }));
-        this.attention.push({
+        const record: AttentionRecord = {
           ...e,
           sample: n,
           unconditional,
           heads,
           shape: [heads.length, Lq, Lk],
-          data,
+          data: defer ? [] : headsOf(probs, row, heads),
           queries: noisy,
           keys: [...this.cacheKeys(n), ...noisy],
-        });
+        };
+        if (defer) this.pending.push({ rows: tf.keep(headsTensor(probs, row, heads)), record });
+        this.attention.push(record);
       }
     }
   }

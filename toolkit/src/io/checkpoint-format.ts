@@ -104,7 +104,8 @@ export function parseCheckpoint(bytes: Uint8Array, name: string, config?: Causal
   const infer = (sd: StateDict) => configFromShapes(sd, name);
   if (/\.(pt|pth|bin)$/i.test(name)) {
     const t = parseTorchStateDict(bytes, name);
-    if (config === 'infer') return { config: infer(t.ema ?? t.model), model: t.model, ema: t.ema, meta: { source: 'pytorch' } };
+    if (config === 'infer')
+      return { config: infer(t.ema ?? t.model), model: t.model, ema: t.ema, meta: { source: 'pytorch' } };
     if (!config)
       throw new Error(
         `${name}: a PyTorch checkpoint carries no CausalFusion config; pass one (e.g. makeConfig('CausalFusion-XL'))`,
