@@ -1,8 +1,8 @@
 /**
  * What the browser checks of the notebooks share (check-exports.js: nbconvert's HTML exports; check-lab.js:
  * JupyterLab's renderers): Debian's Chromium through playwright-core, pages that fail on any console error,
- * page error or network request, and the checks that every figure and every interactive chart drew something
- * and that the charts' interactions work.
+ * page error or network request, and the checks that every figure and every interactive chart drew something,
+ * that the charts' interactions work, and that live explorers run.
  */
 'use strict';
 const fs = require('fs');
@@ -46,14 +46,14 @@ function drawnInPage(el) {
 }
 
 /**
- * Static figures of the page (SVG and images matching `selector`, outside our interactive charts, whose fallbacks
- * are hidden once they render): what each drew.
+ * Static figures of the page (SVG and images matching `selector`, outside our interactive charts and live
+ * explorers, whose fallbacks are hidden once they render): what each drew.
  */
 function drawnFigures(page, selector) {
   return page.evaluate(
     (sel) =>
       Array.from(document.querySelectorAll(sel))
-        .filter((el) => !el.closest('.cf-chart') && !el.parentElement.closest('svg'))
+        .filter((el) => !el.closest('.cf-chart, .cf-explorer-output') && !el.parentElement.closest('svg'))
         .map((el) => window.cfDrawn(el)),
     selector,
   );
@@ -108,4 +108,28 @@ async function checkCharts(page, problems) {
   return n;
 }
 
-module.exports = { launch, offlinePage, drawnFigures, checkCharts };
+/**
+ * Live explorers (`cf.explorer(model)` outputs, an iframe with the whole page): each must start its backend,
+ * load its model, draw its first image and generate again when asked, with no error. Returns how many there are.
+ */
+async function checkExplorers(page, problems) {
+  const frames = await page.locator('iframe.cf-explorer').elementHandles();
+  for (const [i, handle] of frames.entries()) {
+    try {
+      const frame = await handle.contentFrame();
+      await frame.waitForFunction(() => window.causalfusion, null, { timeout: 60000 });
+      const card = await frame.evaluate(() => window.causalfusion.ready);
+      const r = await frame.evaluate(() => window.causalfusion.generate({ diffusionSteps: 3, count: 2, seed: 1 }));
+      if (
+        r.images.length !== 2 ||
+        !r.images.every((im) => im.length === card.imageSize ** 2 && im.every(Number.isFinite))
+      )
+        problems.push(`explorer ${i} (${card.name}) generated no image`);
+    } catch (e) {
+      problems.push(`explorer ${i} did not run: ${e.message.split('\n')[0]}`);
+    }
+  }
+  return frames.length;
+}
+
+module.exports = { launch, offlinePage, drawnFigures, checkCharts, checkExplorers };

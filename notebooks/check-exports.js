@@ -4,7 +4,7 @@
  * Chromium, driven by playwright-core, opens each export offline and fails on any console error, page error or
  * network request, on any static figure (SVG or image output) that drew nothing, and on any interactive chart
  * that did not render or drew nothing; where an export has them, it checks that picking a query token changes
- * the attention maps and that moving an order slider changes the image. A screenshot of each page goes next
+ * the attention maps and that moving an order slider changes the image; a live explorer must run. A screenshot of each page goes next
  * to the export for a human look.
  *
  *   node notebooks/check-exports.js [DIR]
@@ -12,7 +12,7 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { launch, offlinePage, drawnFigures, checkCharts } = require('./browser-checks');
+const { launch, offlinePage, drawnFigures, checkCharts, checkExplorers } = require('./browser-checks');
 
 const DIR = path.resolve(process.argv[2] || path.join(__dirname, '..', 'runs', 'notebooks'));
 
@@ -28,10 +28,11 @@ async function checkPage(browser, file) {
     if (!(f.w > 10 && f.h > 10 && f.drawn)) problems.push(`figure ${i} (${f.tag}) drew nothing (${f.w}x${f.h})`);
   });
   const charts = await checkCharts(page, problems);
+  const explorers = await checkExplorers(page, problems);
   if (figures.length + charts === 0) problems.push('no figures found');
   await page.screenshot({ path: file.replace(/\.html$/, '.png'), fullPage: true });
   await page.close();
-  return { figures: figures.length, charts, problems };
+  return { figures: figures.length, charts, explorers, problems };
 }
 
 async function main() {
@@ -46,13 +47,13 @@ async function main() {
   let failed = 0;
   try {
     for (const f of files) {
-      const { figures, charts, problems } = await checkPage(browser, path.join(DIR, f));
+      const { figures, charts, explorers, problems } = await checkPage(browser, path.join(DIR, f));
       if (problems.length) {
         failed++;
         console.log(`FAIL ${f}\n  ${problems.slice(0, 10).join('\n  ')}`);
       } else
         console.log(
-          `ok   ${f}: ${figures} static figures and ${charts} interactive charts drawn, no errors, no network`,
+          `ok   ${f}: ${figures} static figures and ${charts} interactive charts drawn${explorers ? `, ${explorers} live explorer(s) ran` : ''}, no errors, no network`,
         );
     }
   } finally {

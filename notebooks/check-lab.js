@@ -6,7 +6,7 @@
  * @jupyterlab/rendermime, the vega and plotly mime renderers; see lab/render-outputs.js) in Debian's Chromium,
  * trusted and untrusted. Fails on any console error, page error or network request, and on any figure output
  * (chart, SVG, image) that drew nothing, trusted or not (committed figures are PNGs, which an untrusted JupyterLab
- * draws); with our runtime on the page it also checks the charts' interactions.
+ * draws); with our runtime on the page it also checks the charts' interactions, and trusted, that live explorers run.
  * The vega-lite and plotly specs are then drawn alone by JupyterLab's vega and plotly renderers (what VS Code
  * and JupyterLab use without our scripts). A screenshot of each page goes to runs/lab/.
  *
@@ -16,7 +16,7 @@
 const fs = require('fs');
 const path = require('path');
 const esbuild = require('esbuild');
-const { launch, offlinePage, checkCharts } = require('./browser-checks');
+const { launch, offlinePage, checkCharts, checkExplorers } = require('./browser-checks');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'runs', 'lab');
@@ -69,13 +69,14 @@ function isFigure(o) {
 function outputsInPage() {
   return Array.from(document.querySelectorAll('[data-output]'), (area) => {
     const out = area.querySelector('.jp-OutputArea-output');
-    const shown = Array.from(out ? out.querySelectorAll('img, svg, canvas') : []).filter(
+    const shown = Array.from(out ? out.querySelectorAll('img, svg, canvas, iframe.cf-explorer') : []).filter(
       (el) => !el.parentElement.closest('svg') && el.getBoundingClientRect().width > 10,
     );
     return {
       index: Number(area.getAttribute('data-output')),
       mime: out ? out.getAttribute('data-mime-type') : null,
-      drawn: shown.some((el) => el.tagName.toLowerCase() === 'canvas' || window.cfDrawn(el).drawn),
+      // a live explorer's frame counts here; checkExplorers checks that it runs
+      drawn: shown.some((el) => ['canvas', 'iframe'].includes(el.tagName.toLowerCase()) || window.cfDrawn(el).drawn),
       text: out ? out.textContent.trim() : '',
     };
   });
@@ -91,6 +92,7 @@ async function checkOutputs(browser, page0, outputs, trusted, shot) {
   await page.waitForTimeout(1500);
   const withRuntime = trusted && (await page.evaluate(() => !!window.causalfusionViz));
   const charts = withRuntime ? await checkCharts(page, problems) : 0;
+  const explorers = trusted ? await checkExplorers(page, problems) : 0;
   const drawn = await page.evaluate(outputsInPage);
   let figures = 0;
   for (const r of drawn) {
@@ -100,7 +102,7 @@ async function checkOutputs(browser, page0, outputs, trusted, shot) {
   }
   await page.screenshot({ path: shot, fullPage: true });
   await page.close();
-  return { problems, figures, charts };
+  return { problems, figures, charts, explorers };
 }
 
 async function main() {
@@ -131,7 +133,10 @@ async function main() {
           if (r.problems.length) {
             failed++;
             console.log(`FAIL ${name}\n  ${r.problems.slice(0, 10).join('\n  ')}`);
-          } else console.log(`ok   ${name}: ${r.figures} figures drawn${r.charts ? ` (${r.charts} interactive)` : ''}`);
+          } else
+            console.log(
+              `ok   ${name}: ${r.figures} figures drawn${r.charts ? ` (${r.charts} interactive)` : ''}${r.explorers ? `, ${r.explorers} live explorer(s) ran` : ''}`,
+            );
         }
         // what VS Code and JupyterLab draw from the ecosystem's types alone, without our scripts
         const native = outputs

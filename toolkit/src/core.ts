@@ -38,3 +38,5 @@ export * from './viz/charts-factorization';
 export * from './viz/charts-attention';
 export * from './viz/charts-diffusion';
 export * from './viz/charts-training';
+export * from './explorer/session';
+export * from './explorer/manifest';

@@ -36,5 +36,7 @@ export * from './studies/gallery';
 export * from './studies/training-report';
 export * from './studies/claims';
 export * from './studies/paper';
+export * from './explorer/folder';
+export * from './explorer/notebook';
 export * from './studies/claims-report';
 export * from './studies/claims-charts';
