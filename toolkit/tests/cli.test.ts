@@ -274,3 +274,22 @@ test('export writes the EMA weights alone, as F16 at half the size, and sampling
   const s = run('sample', '--checkpoint', out, '--out', path.join(dir, 's.png'), '--per-class', '1', '--steps', '2');
   assert.equal(s.status, 0, s.stderr);
 });
+
+test('explorer writes the static folder of a checkpoint, and refuses a folder of other files untouched', () => {
+  const dir = tempDir('cf-cli-explorer-');
+  const out = path.join(dir, 'site');
+  const r = run('explorer', '--checkpoint', 'mnist-small', '--out', out);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /wrote .*site \(\d+ files, [\d.]+ MB; the first page load is [\d.]+ MB\)/);
+  assert.match(r.stdout, /models: mnist-small \(1\.7 MB float16\)/);
+  for (const f of ['index.html', 'manifest.js', 'explorer.js', 'wasm.js', path.join('models', 'mnist-small', '0.js')])
+    assert.ok(fs.existsSync(path.join(out, f)), `${f} missing`);
+  const mine = path.join(dir, 'notes');
+  fs.mkdirSync(mine);
+  fs.writeFileSync(path.join(mine, 'todo.txt'), 'keep me');
+  const refused = run('explorer', '--out', mine);
+  assert.equal(refused.status, 2);
+  assert.match(refused.stderr, /notes is not empty and is not an explorer folder/);
+  assert.equal(fs.readFileSync(path.join(mine, 'todo.txt'), 'utf8'), 'keep me');
+  assert.equal(run('explorer').status, 2);
+});

@@ -164,9 +164,9 @@ function wasmFiles(): Record<string, string> {
 export interface ExplorerFolder {
   dir: string;
   files: string[];
-  /** Bytes of every file, and of what a page on WebGPU / WebGL loads (everything but wasm.js). */
+  /** Bytes of every file, and of what a first visit loads on WebGPU / WebGL (the page, the bundle, the first model). */
   bytes: number;
-  pageBytes: number;
+  firstLoadBytes: number;
 }
 
 /**
@@ -203,6 +203,11 @@ export function writeExplorerFolder(out: string, b: ExplorerBuild): ExplorerFold
   if (fs.existsSync(dir)) fs.renameSync(dir, old);
   fs.renameSync(tmp, dir);
   fs.rmSync(old, { recursive: true, force: true });
-  const wasm = fs.statSync(path.join(dir, 'wasm.js')).size;
-  return { dir, files: Object.keys(files).sort(), bytes, pageBytes: bytes - wasm };
+  const first = b.manifest.models[0].name;
+  const firstLoadBytes = Object.keys(files)
+    .filter(
+      (f) => ['index.html', 'manifest.js', 'explorer.js'].includes(f) || f.startsWith(path.join('models', first, '')),
+    )
+    .reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+  return { dir, files: Object.keys(files).sort(), bytes, firstLoadBytes };
 }

@@ -36,7 +36,7 @@ comma-separated, fill the page's model list.`,
     const f = writeExplorerFolder(v.out, built);
     const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
     console.log(
-      `wrote ${f.dir} (${f.files.length} files, ${mb(f.bytes)}; a WebGPU / WebGL page loads ${mb(f.pageBytes)})\n` +
+      `wrote ${f.dir} (${f.files.length} files, ${mb(f.bytes)}; the first page load is ${mb(f.firstLoadBytes)})\n` +
         `models: ${built.manifest.models.map((m) => `${m.name} (${mb(m.bytes)} float16)`).join(', ')}\n` +
         `open ${f.dir}/index.html in a browser, or publish the folder on a static host`,
     );
