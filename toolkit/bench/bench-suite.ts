@@ -3,7 +3,8 @@
  * same AR-step splits, and prints medians and ratios. Each measurement runs in a fresh process so peak
  * memory is its own. Results also go to runs/bench.json.
  *
- * Then the sampling speed and the cost of introspection hooks (bench/sampling.ts).
+ * Then the sampling speed and the cost of introspection hooks (bench/sampling.ts), the charts (bench/charts.ts)
+ * and the explorer page in Chromium per backend against the Node sampler (bench/explorer.ts; `--explorer` alone).
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
  * `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  * `--gpu` runs only the GPU table: the webgpu backend against the PyTorch twin on CUDA (fp32 eager, TF32, bf16
@@ -14,7 +15,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { findPython, runJson, TWIN } from './torch';
 // the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
-type Sections = typeof import('./sampling') & typeof import('./charts') & typeof import('./soak');
+type Sections = typeof import('./sampling') &
+  typeof import('./charts') &
+  typeof import('./soak') &
+  typeof import('./explorer');
 const section = <K extends keyof Sections>(file: string, name: K): Sections[K] => require(file)[name];
 
 interface Case {
@@ -133,6 +137,8 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--gpu')) return writeResults('bench-gpu.json', benchGpu(findPython()));
+  if (process.argv.includes('--explorer'))
+    return writeResults('bench-explorer.json', await section('./explorer', 'benchExplorer')(3));
   const soak = process.argv.indexOf('--soak');
   if (soak >= 0) {
     const steps = Number(process.argv[soak + 1] ?? 2000);
@@ -169,6 +175,7 @@ async function main(): Promise<void> {
   }
   results.push(...(await section('./sampling', 'benchSampling')(process.env.BENCH_QUICK ? 1 : 3, python)));
   results.push(...(await section('./charts', 'benchCharts')(process.env.BENCH_QUICK ? 1 : 3)));
+  results.push(...(await section('./explorer', 'benchExplorer')(process.env.BENCH_QUICK ? 1 : 3)));
   writeResults('bench.json', results);
 }
 

@@ -9,7 +9,9 @@ import * as tf from '@tensorflow/tfjs';
 import { backendReport, fusedKernels, nativeKernels, setFusedKernels } from '../src/backend';
 import { geluTanh, layerNorm } from '../src/model/ops';
 import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
-import { attentionRanges, disposeRanges, FusedAdamWArgs, kernels } from '../src/backend/kernels';
+import { attentionRanges, disposeRanges, FusedAdamWArgs, kernels, setKernelTable } from '../src/backend/kernels';
+import { heapKernelTable } from '../src/backend/kernels-heap';
+import { jsHeapKernels } from '../src/backend/js-kernels';
 import { loadNativeKernels } from '../src/backend/native-kernels';
 import { additiveMask, getAttnMask, getAttnRanges, sequenceLength } from '../src/factorization/mask';
 import { createDiffusion } from '../src/diffusion';
@@ -29,15 +31,20 @@ import {
 import { Trainer, TrainSettings } from '../src/train/trainer';
 import { maxAbs, maxAbsDiff, syntheticDataset, useBackend, valueAndGrads } from './helpers';
 
-/** The backends with hand-written kernels: WGSL on webgpu (Mesa lavapipe in CI), toolkit/native on wasm. */
-const FUSED_BACKENDS = ['webgpu', 'wasm'] as const;
+/**
+ * The kernel tables: WGSL on webgpu (Mesa lavapipe in CI), toolkit/native on wasm, and the JS heap kernels a
+ * page's wasm uses (`wasm-js`: the wasm backend with `jsHeapKernels` installed instead of the addon).
+ */
+const FUSED_BACKENDS = ['webgpu', 'wasm', 'wasm-js'] as const;
 type FusedBackend = (typeof FUSED_BACKENDS)[number];
 
 /** Switches to `backend` with the fused kernels on, checking they are really there (not tfjs against tfjs). */
 async function useFused(backend: FusedBackend): Promise<void> {
-  await useBackend(backend);
+  await useBackend(backend === 'wasm-js' ? 'wasm' : backend);
+  if (backend === 'wasm-js') setKernelTable('wasm', heapKernelTable(jsHeapKernels, 'js'));
   setFusedKernels(true);
-  const active = backend === 'webgpu' ? fusedKernels() : nativeKernels();
+  const active =
+    backend === 'webgpu' ? fusedKernels() : backend === 'wasm' ? nativeKernels() : kernels()?.name === 'js';
   assert.ok(active, `no fused kernels on ${backend}: ${backendReport()?.detail}`);
 }
 
@@ -549,9 +556,9 @@ test('native kernels name the argument that is wrong: type, size, count', () => 
   const k = loadNativeKernels();
   assert.ok(k, 'native kernels not built: npm run setup builds toolkit/native');
   const x = new Float32Array(8);
-  assert.throws(() => k.geluForward(x, new Float32Array(4), 8), /^RangeError: y holds 4 values, needs 8$/);
+  assert.throws(() => k.geluForward!(x, new Float32Array(4), 8), /^RangeError: y holds 4 values, needs 8$/);
   assert.throws(
-    () => k.geluForward(x, new Int32Array(8) as unknown as Float32Array, 8),
+    () => k.geluForward!(x, new Int32Array(8) as unknown as Float32Array, 8),
     /^TypeError: argument 1 \(y\) must be a Float32Array$/,
   );
   assert.throws(

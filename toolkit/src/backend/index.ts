@@ -15,7 +15,7 @@ import { loadNativeKernels, NativeKernels, nativeKernelsStatus } from './native-
 import { FusedKernels, kernels, setKernelsEnabled, setKernelTable, setPlain2dMatmul } from './kernels';
 import { wgslKernels } from './kernels-wgsl';
 import { setMatmulPrecision } from './wgsl/matmul';
-import { nativeKernelTable } from './kernels-native';
+import { heapKernelTable } from './kernels-heap';
 
 export { nativeGemmActive } from './native-gemm';
 export { nativeKernelsStatus } from './native-kernels';
@@ -142,7 +142,7 @@ function kernelTable(name: BackendName): FusedKernels | null {
     return gpu ? wgslKernels(gpu) : null;
   }
   const cpu = name === 'wasm' ? loadNativeKernels() : null;
-  return cpu ? nativeKernelTable(cpu) : null;
+  return cpu ? heapKernelTable(cpu, 'native') : null;
 }
 
 setKernelsEnabled(process.env.CAUSALFUSION_FUSED !== '0');

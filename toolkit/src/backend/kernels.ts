@@ -71,8 +71,8 @@ export interface FusedKernels {
   readonly name: string;
   /** LayerNorm over the columns of [rows, cols], weight and bias [cols]. */
   layerNorm(x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor2D;
-  /** GELU, tanh approximation, elementwise. */
-  gelu(x: tf.Tensor): tf.Tensor;
+  /** GELU, tanh approximation, elementwise; absent where tfjs's own ops are faster (the JS table). */
+  gelu?(x: tf.Tensor): tf.Tensor;
   /** The key ranges in the form `attention` reads, for head size `hd`. */
   ranges(host: Int32Array, hd: number): AttentionRanges;
   /**

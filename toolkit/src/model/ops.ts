@@ -11,10 +11,39 @@ import * as tf from '@tensorflow/tfjs-core';
 import { customOp } from '../backend/custom-op';
 import { kernels, prefersPlain2dMatmul } from '../backend/kernels';
 
+/** Transposed weights of the current frozen scope (`freezeWeights`), by weight. */
+let frozen: { depth: number; t: Map<tf.Tensor, tf.Tensor2D> } | null = null;
+
+/**
+ * Treats the model's weights as constants until the returned function is called (a sampling run): backends that
+ * want plain 2-D products (wasm without native GEMM, e.g. a web page) then transpose each [out, in] weight once
+ * per run instead of at every call. Nests; the outermost release frees the copies.
+ */
+export function freezeWeights(): () => void {
+  frozen ??= { depth: 0, t: new Map() };
+  frozen.depth++;
+  let released = false;
+  return () => {
+    if (released || !frozen) return;
+    released = true;
+    if (--frozen.depth > 0) return;
+    tf.dispose([...frozen.t.values()]);
+    frozen = null;
+  };
+}
+
+/** bᵀ, from the frozen scope's copies where b is a weight there. */
+function transposed(b: tf.Tensor2D): tf.Tensor2D {
+  if (!frozen || !(b instanceof tf.Variable)) return tf.transpose(b);
+  let t = frozen.t.get(b);
+  if (!t) frozen.t.set(b, (t = tf.keep(tf.transpose(b))));
+  return t;
+}
+
 /** 2-D product a·b with optional transposes, the fastest way for the active backend. */
 export function mm(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
   if (!prefersPlain2dMatmul()) return tf.matMul(a, b, transposeA, transposeB);
-  return tf.tidy(() => tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? tf.transpose(b) : b));
+  return tf.tidy(() => tf.matMul(transposeA ? tf.transpose(a) : a, transposeB ? transposed(b) : b));
 }
 
 /** Batched product over the first axis: [n, M, K] x [n, K, N] (with optional transposes of the last two axes). */
@@ -91,8 +120,8 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps 
 
 /** GELU, tanh approximation (`nn.GELU(approximate="tanh")`), written as x·sigmoid(2z): the same function. */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  const k = kernels();
-  if (k) return k.gelu(x);
+  const gelu = kernels()?.gelu;
+  if (gelu) return gelu(x);
   return tf.tidy(() => {
     const z = tf.mul(tf.add(x, tf.mul(tf.mul(tf.mul(x, x), x), 0.044715)), 2 * Math.sqrt(2 / Math.PI));
     return tf.mul(x, tf.sigmoid(z));

@@ -14,6 +14,7 @@ import { fromSizes, splitEqual, Split } from '../factorization/steps';
 import { makeOrder, OrderKind, validateOrder } from '../factorization/orders';
 import { CausalDiffusionModel, disposeCache, ForwardHooks } from '../model/causalfusion';
 import { gatherTokens, patchify, unpatchify } from '../model/patchify';
+import { freezeWeights } from '../model/ops';
 
 /** How tokens are ordered: a named kind (per-sample draws for 'random'), one order for all, or one per sample. */
 export type OrderSpec = OrderKind | readonly number[] | readonly (readonly number[])[];
@@ -258,6 +259,7 @@ export function* samplingRun(
   const timesteps = diffusion.timestepMap.slice().reverse();
 
   const cache = model.newCache();
+  const thaw = freezeWeights(); // weights are constants for the run: transposed once where a backend wants that
   let chain: tf.Tensor[] = []; // the current chain's position embeddings and x_t
   let cacheLength = 0;
   const appendClean = (tokens: Float32Array, positions: number[][], arStep: number, kind: 'kept' | 'generated') => {
@@ -333,6 +335,7 @@ export function* samplingRun(
   } finally {
     disposeCache(cache);
     tf.dispose(chain.filter((t) => !t.isDisposed)); // a run stopped inside a chain
+    thaw();
   }
   return {
     images: unpatchify(out, N, shape[0], shape[1], shape[2], c.patchSize),

@@ -1,26 +1,37 @@
 /**
- * The device table of the wasm backend where toolkit/native built: the fused CPU kernels (`native-kernels.ts`),
- * working in place on views of the wasm heap. Node only (a native addon).
+ * The device table of the wasm backend: fused CPU kernels working in place on views of the wasm heap
+ * (heap-kernels.ts), from toolkit/native's addon in Node ('native') or from `jsHeapKernels` in a page ('js').
+ * Browser-safe.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp, elementwiseOp, layerNormOp } from './custom-op';
 import { FusedKernels } from './kernels';
-import * as native from './native-kernels';
+import * as native from './heap-kernels';
 
-/** The native kernels `k` as a table. */
-export function nativeKernelTable(k: native.NativeKernels): FusedKernels {
+/**
+ * The heap kernels `k` as a table named `name`. `maxAttentionQueries` hands larger attention calls back to tfjs
+ * (the JS kernels beat XNNPACK's per-head products only for the few queries of a KV-cache step).
+ */
+export function heapKernelTable(
+  k: native.HeapKernels,
+  name: 'native' | 'js',
+  opts: { maxAttentionQueries?: number } = {},
+): FusedKernels {
   return {
-    name: 'native',
+    name,
     layerNorm: layerNormOp({
       forward: (x, w, b, eps) => native.layerNormForward(k, x, w, b, eps),
       backward: (dy, x, w, st) => native.layerNormBackward(k, dy, x, w, st),
     }),
-    gelu: elementwiseOp(
-      (x) => native.geluForward(k, x),
-      (dy, x) => native.geluBackward(k, dy, x),
-    ),
+    gelu: k.geluForward
+      ? elementwiseOp(
+          (x) => native.geluForward(k, x),
+          (dy, x) => native.geluBackward(k, dy, x),
+        )
+      : undefined,
     ranges: (host) => ({ host }),
     attention(s, q, kk, v, ranges, onProbs) {
+      if (s.Lq > (opts.maxAttentionQueries ?? Infinity)) return null;
       // the probabilities are a by-product here: recorders are served too
       return customOp<tf.Tensor3D>(([qi, ki, vi], save) => {
         const [o, probs] = native.attentionForward(k, s, qi, ki, vi, ranges.host);
