@@ -83,9 +83,9 @@ export function drawGrid(canvas: HTMLCanvasElement, grid: number, m: GridMarks):
     const s = m.stepOf?.[t];
     if (s !== undefined && s >= 0 && m.steps) {
       ctx.strokeStyle = stepColor(s, m.steps);
-      ctx.lineWidth = 3;
-      ctx.strokeRect(x + 1.5, y + 1.5, cell - 3, cell - 3);
-      if (cell >= 18) label(ctx, String(s + 1), x, y, cell, '#222');
+      ctx.lineWidth = 2;
+      ctx.strokeRect(x + 1, y + 1, cell - 2, cell - 2);
+      if (cell >= 32) label(ctx, String(s + 1), x, y, cell, '#222');
     }
     const n = m.numbered?.indexOf(t) ?? -1;
     if (n >= 0) label(ctx, String(n + 1), x, y, cell, '#d62728');
@@ -100,10 +100,10 @@ export function drawGrid(canvas: HTMLCanvasElement, grid: number, m: GridMarks):
 
 /** A small number in the cell's top-left corner, on white, so the image stays visible. */
 function label(ctx: CanvasRenderingContext2D, text: string, x: number, y: number, cell: number, color: string): void {
-  const size = Math.max(9, Math.min(14, Math.floor(cell / 4)));
+  const size = Math.max(9, Math.min(12, Math.floor(cell / 5)));
   ctx.font = `bold ${size}px sans-serif`;
   const w = ctx.measureText(text).width + 4;
-  ctx.fillStyle = 'rgba(255,255,255,0.85)';
+  ctx.fillStyle = 'rgba(255,255,255,0.7)';
   ctx.fillRect(x + 3, y + 3, w, size + 3);
   ctx.fillStyle = color;
   ctx.textAlign = 'left';

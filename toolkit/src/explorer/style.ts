@@ -33,5 +33,7 @@ canvas{image-rendering:pixelated;image-rendering:crisp-edges;border:1px solid #c
 .wide{grid-column:1/-1}
 .two{display:grid;grid-template-columns:1fr 1fr;gap:12px}
 .cf-view{overflow:auto}
+.cf-view svg{max-width:100%;height:auto}
+#cf-mask svg{max-height:420px;width:auto}
 @media (max-width:1100px){main{grid-template-columns:1fr}.two{grid-template-columns:1fr}}
 `;
