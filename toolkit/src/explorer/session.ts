@@ -17,7 +17,7 @@ import { unpatchify } from '../model/patchify';
 import { Checkpoint, modelFromCheckpoint, parseCheckpoint } from '../io/checkpoint-format';
 import { AsyncSampling, SampleResult, sampleImagesAsync, SamplingObserver, SamplingPause } from '../sample/sampler';
 import { AttentionRecord, SamplingRecorder } from '../introspect/recorders';
-import { cachedRollout, headMean } from '../introspect/rollout';
+import { attentionPerToken, cachedRollout, headMean } from '../introspect/rollout';
 
 /** What the page's model card shows. */
 export interface ModelCard {
@@ -77,22 +77,14 @@ export interface StepFrames {
   x0: Float32Array[];
 }
 
-/** A finished generation with what was recorded. */
-export interface ExplorerRun {
+/** A finished generation (the sampler's result) with what was recorded. */
+export interface ExplorerRun extends SampleResult {
   options: Required<Omit<ExplorerOptions, 'label' | 'attentionStep' | 'frames'>> & {
     label: number | null;
     attentionStep: number;
   };
   /** Labels given to the sampler (numClasses = unconditional). */
   labels: number[];
-  /** Images [N, C, H, W] in model range. */
-  images: Float32Array;
-  imageShape: [number, number, number, number];
-  /** Final tokens [N, L, d] in raster order. */
-  tokens: Float32Array;
-  orders: number[][];
-  stepSizes: number[];
-  timesteps: number[];
   frames: StepFrames[];
   /** Attention of image 0 at `options.attentionStep` of every AR step, one record per layer (conditional half). */
   attention: AttentionRecord[];
@@ -427,21 +419,6 @@ export function stepOfToken(run: ExplorerRun, token: number): number {
   return run.stepSizes.length - 1;
 }
 
-/** Per raster token, the weight `row` put on it; and the share on the condition tokens. */
-function perToken(
-  row: ArrayLike<number>,
-  keys: readonly SequencePosition[],
-  G: number,
-): { grid: Float32Array; cond: number } {
-  const grid = new Float32Array(G);
-  let cond = 0;
-  keys.forEach((k, j) => {
-    if (k.role === 'cond') cond += row[j];
-    else grid[k.token] += row[j];
-  });
-  return { grid, cond };
-}
-
 /** The attention `token` of image 0 paid at the AR step that generated it (what a click on it shows). */
 export function tokenAttention(run: ExplorerRun, token: number): TokenAttention {
   const s = stepOfToken(run, token);
@@ -453,9 +430,9 @@ export function tokenAttention(run: ExplorerRun, token: number): TokenAttention 
   const layers = records.map((r) => {
     const [H, Lq, Lk] = r.shape;
     const heads = Array.from({ length: H }, (_, h) =>
-      perToken(r.data.slice((h * Lq + row) * Lk, (h * Lq + row + 1) * Lk), r.keys, G),
+      attentionPerToken(r.data.slice((h * Lq + row) * Lk, (h * Lq + row + 1) * Lk), r.keys, G),
     );
-    const mean = perToken(headMean(r).subarray(row * Lk, (row + 1) * Lk), r.keys, G);
+    const mean = attentionPerToken(headMean(r).subarray(row * Lk, (row + 1) * Lk), r.keys, G);
     return {
       layer: r.layer,
       heads: heads.map((x) => x.grid),
@@ -466,7 +443,7 @@ export function tokenAttention(run: ExplorerRun, token: number): TokenAttention 
   });
   const R = cachedRollout(records);
   const Lk = records[0].shape[2];
-  const roll = perToken(R.subarray(row * Lk, (row + 1) * Lk), records[0].keys, G);
+  const roll = attentionPerToken(R.subarray(row * Lk, (row + 1) * Lk), records[0].keys, G);
   return {
     token,
     arStep: s,

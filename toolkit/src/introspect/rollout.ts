@@ -2,7 +2,26 @@
  * Analyses of recorded attention: the head mean of a layer and the attention rollout across layers, as numbers
  * (the attention explorer draws them; notebook 4 reads them).
  */
+import type { SequencePosition } from '../factorization/mask';
 import { AttentionRecord } from './recorders';
+
+/**
+ * One query's attention `row` over `keys`, summed per raster token of the image [G] (a token is a key once,
+ * clean or noisy), and the share that went to the condition tokens.
+ */
+export function attentionPerToken(
+  row: ArrayLike<number>,
+  keys: readonly SequencePosition[],
+  G: number,
+): { grid: Float32Array; cond: number } {
+  const grid = new Float32Array(G);
+  let cond = 0;
+  keys.forEach((k, j) => {
+    if (k.role === 'cond') cond += row[j];
+    else grid[k.token] += row[j];
+  });
+  return { grid, cond };
+}
 
 /** Mean over heads of one record: [Lq, Lk]. */
 export function headMean(r: AttentionRecord): Float32Array {

@@ -5,7 +5,7 @@
  * matrix row to pick the query.
  */
 import { AttentionRecord } from '../introspect/recorders';
-import { cachedRollout, headMean } from '../introspect/rollout';
+import { attentionPerToken, cachedRollout, headMean } from '../introspect/rollout';
 import { positionLabel as describe, SequencePosition } from '../factorization/mask';
 import { Chart, d3Chart } from './chart';
 import { ROLE_COLORS, ROLES } from './palette';
@@ -14,21 +14,6 @@ import { toBase64 } from '../util/bytes';
 import { matrixColor, MatrixSpec } from './views/attention';
 
 const roleIndex = (p: SequencePosition) => ROLES.indexOf(p.role);
-
-/** Per query row: weights summed per raster token over image keys [G], and the share on condition tokens. */
-function toGrid(
-  row: Float32Array | number[],
-  keys: readonly SequencePosition[],
-  G: number,
-): { grid: Float32Array; cond: number } {
-  const grid = new Float32Array(G);
-  let cond = 0;
-  keys.forEach((k, j) => {
-    if (k.role === 'cond') cond += row[j];
-    else grid[k.token] += row[j];
-  });
-  return { grid, cond };
-}
 
 const quantise = (rows: Float32Array[]) => {
   const out = new Uint8Array(rows.length * (rows[0]?.length ?? 0));
@@ -89,7 +74,7 @@ export function attentionChart(
   const [, , Lk] = first.shape;
 
   const viewOf = (label: string, rowsOf: (qRow: number) => Float32Array | number[]) => {
-    const per = queries.map((q) => toGrid(rowsOf(q.row), first.keys, G));
+    const per = queries.map((q) => attentionPerToken(rowsOf(q.row), first.keys, G));
     return { label, maps: quantise(per.map((x) => x.grid)), cond: per.map((x) => Number(x.cond.toFixed(4))) };
   };
   const means = layers.map(headMean);
