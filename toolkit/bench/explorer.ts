@@ -13,7 +13,7 @@ import { chromium } from 'playwright-core';
 import { initBackend } from '../src/backend';
 import { buildExplorer, writeExplorerFolder } from '../src/explorer/folder';
 import { ExplorerSession } from '../src/explorer/session';
-import type { ExplorerApi, RunSummary } from '../src/explorer/page';
+import type { ExplorerApi, RunSummary } from '../src/explorer/api';
 import { median } from '../src/util/median';
 import { sampleImages } from '../src/sample/sampler';
 

@@ -15,7 +15,7 @@ import { PNG } from 'pngjs';
 import { buildExplorer, writeExplorerFolder } from '../src/explorer/folder';
 import { decodeImages } from '../src/explorer/manifest';
 import { ExplorerSession, runImage } from '../src/explorer/session';
-import type { ExplorerApi, RunSummary } from '../src/explorer/page';
+import type { ExplorerApi, RunSummary } from '../src/explorer/api';
 import { sampleImages } from '../src/sample/sampler';
 import { SamplingRecorder } from '../src/introspect/recorders';
 import { headMean } from '../src/introspect/rollout';

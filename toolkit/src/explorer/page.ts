@@ -28,106 +28,13 @@ import {
   tokenAttention,
 } from './session';
 import { drawGrid, drawHeat, drawImage, scaleFor, tokenAt } from './draw';
+import { h, loadScript } from './dom';
+import { Controls } from './controls';
+import { EditRequest, ExplorerApi, optionsFromQuery, runSummary, ShownAttention } from './api';
 import { EXPLORER_CSS } from './style';
-
-/** A run as plain arrays (what `window.causalfusion` returns; structured-clone and JSON friendly). */
-export interface RunSummary {
-  images: number[][];
-  imageShape: number[];
-  labels: number[];
-  orders: number[][];
-  stepSizes: number[];
-  timesteps: number[];
-  kept: number[];
-  ms: number;
-}
-
-/** The page's scripting interface, `window.causalfusion`. */
-export interface ExplorerApi {
-  /** Settles when the first model is loaded and its first image drawn. */
-  ready: Promise<ModelCard>;
-  backend(): PageBackendReport | null;
-  card(): ModelCard | null;
-  /** The shipped models in this folder. */
-  models(): string[];
-  /** Switches to a shipped model. */
-  selectModel(name: string): Promise<ModelCard>;
-  /** Loads a checkpoint from its bytes (a .safetensors of this toolkit or an official .pt); on error the page shows it and keeps its model. */
-  loadModel(bytes: Uint8Array | ArrayBuffer | number[], name: string): Promise<ModelCard>;
-  /** Generates with the given options (the controls follow), animates, and returns the images and the order. */
-  generate(opts?: ExplorerOptions): Promise<RunSummary>;
-  /** Shows the attention of a generated token of image 0 and returns what is shown. */
-  clickToken(token: number): ShownAttention;
-  /** What the attention panel shows now, or null. */
-  shownAttention(): ShownAttention | null;
-  /** Edits a test image (index) or given pixels, keeping the tokens where `keep` is true (or a named region). */
-  edit(opts: EditRequest): Promise<RunSummary & { input: number[] }>;
-  /** The same seed and options at S = 1, a few steps and S = L (or `arSteps`). */
-  compare(opts?: ExplorerOptions, arSteps?: number[]): Promise<RunSummary[]>;
-  /** The test images of the current model, [C, H, W] in model range each. */
-  testImages(): { images: number[][]; labels: number[] };
-  /** Milliseconds from navigation start: backend up, weights loaded, first image drawn. */
-  timings(): Record<string, number>;
-}
-
-export interface EditRequest extends ExplorerOptions {
-  /** A test image's index, or [C, H, W] pixels in model range. Default test image 0. */
-  image?: number | number[];
-  /** Tokens to keep (true) or a named region to regenerate. Default 'bottom'. */
-  keep?: boolean[] | EditMode;
-}
-
-/** The attention panel's content: the token, where it was generated, and per layer the head-mean map. */
-export interface ShownAttention {
-  token: number;
-  arStep: number;
-  diffusionStep: number;
-  t: number;
-  /** Per layer: head-mean weight per raster token [grid²], and the share on the condition tokens. */
-  layers: { layer: number; mean: number[]; heads: number[][]; cond: number }[];
-  rollout: number[];
-  /** The query row highlighted in the mask. */
-  maskRow: number;
-}
 
 type Globals = ExplorerGlobals & typeof globalThis & { causalfusion?: ExplorerApi };
 const g = globalThis as Globals;
-
-/** `h('div', {class: 'x'}, child, ...)`: a small element builder. */
-function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  el.append(...children);
-  return el;
-}
-
-/** Loads a script of the page's folder (file:// pages cannot fetch, but they can load scripts). */
-function loadScript(src: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = h('script', { src });
-    s.onload = () => (s.remove(), resolve());
-    s.onerror = () => reject(new Error(`${src} did not load: is the explorer folder complete?`));
-    document.head.append(s);
-  });
-}
-
-const summary = (r: ExplorerRun): RunSummary => {
-  const [N, C, H, W] = r.imageShape;
-  return {
-    images: Array.from({ length: N }, (_, n) => Array.from(r.images.subarray(n * C * H * W, (n + 1) * C * H * W))),
-    imageShape: [...r.imageShape],
-    labels: r.labels,
-    orders: r.orders,
-    stepSizes: r.stepSizes,
-    timesteps: r.timesteps,
-    kept: r.kept,
-    ms: r.ms,
-  };
-};
 
 class ExplorerPage {
   readonly session = new ExplorerSession();
@@ -138,7 +45,7 @@ class ExplorerPage {
   private frame = { index: -1, which: 'x0' as 'xt' | 'x0' };
   private picked: number | null = null;
   private shown: ShownAttention | null = null;
-  private typedOrder: number[] = [];
+  private readonly controls = new Controls();
   private editKeep: boolean[] = [];
   private editSource: Float32Array | null = null;
   private modelImages: ManifestImages | undefined;
@@ -158,21 +65,6 @@ class ExplorerPage {
       'Drop your own .safetensors or official .pt here, or ',
       h('input', { type: 'file', accept: '.safetensors,.pt,.pth,.bin' }),
     ),
-    label: h('select', { id: 'cf-label' }),
-    cfg: h('input', { type: 'range', min: '1', max: '8', step: '0.5', value: '1', id: 'cf-cfg' }),
-    arSteps: h('input', { type: 'range', min: '1', max: '16', step: '1', value: '4', id: 'cf-ar' }),
-    sizes: h('select', { id: 'cf-sizes' }),
-    typedSizes: h('input', { type: 'text', placeholder: 'e.g. 1,3,12', id: 'cf-typed', style: 'display:none' }),
-    order: h('select', { id: 'cf-order' }),
-    orderGrid: h('canvas', {
-      id: 'cf-order-grid',
-      style: 'display:none;margin-top:4px',
-      title: 'click tokens in the order to generate them',
-    }),
-    diffusion: h('input', { type: 'range', min: '5', max: '250', step: '5', value: '25', id: 'cf-diff' }),
-    seed: h('input', { type: 'number', value: '0', min: '0', id: 'cf-seed', style: 'width:7em' }),
-    count: h('select', { id: 'cf-count' }),
-    generate: h('button', { class: 'primary', id: 'cf-generate' }, 'Generate'),
     main: h('canvas', { id: 'cf-main', title: 'click a generated token to see its attention' }),
     scrub: h('input', { type: 'range', min: '0', max: '0', value: '0', id: 'cf-scrub' }),
     scrubLabel: h('div', { class: 'hint' }),
@@ -201,30 +93,9 @@ class ExplorerPage {
     document.head.append(style);
     document.title = this.manifest.title;
     const e = this.el;
-    const ctl = (title: string, hint: string, ...inputs: (Node | string)[]) =>
-      h(
-        'div',
-        {},
-        h('label', { class: 'ctl' }, title, h('span', { class: 'v' })),
-        ...inputs,
-        h('div', { class: 'hint' }, hint),
-      );
     for (const b of ['auto', ...PAGE_BACKENDS]) e.backend.append(h('option', { value: b }, b));
     e.backend.value = new URLSearchParams(location.search).get('backend') ?? 'auto';
     for (const m of this.manifest.models) e.models.append(h('option', { value: m.name }, m.name));
-    for (const [v, t] of [
-      ['equal', 'equal sizes'],
-      ['law', 'drawn from the training law (γ = 0.9)'],
-      ['typed', 'typed…'],
-    ])
-      e.sizes.append(h('option', { value: v }, t));
-    for (const [v, t] of [
-      ['random', 'random (from the seed)'],
-      ['raster', 'raster (row by row)'],
-      ['click', 'set by clicking tokens'],
-    ])
-      e.order.append(h('option', { value: v }, t));
-    for (const n of ['1', '4', '8']) e.count.append(h('option', { value: n }, n));
     for (const [v, t] of [
       ['x0', 'predicted x̂0'],
       ['xt', 'noisy x_t'],
@@ -242,37 +113,6 @@ class ExplorerPage {
       ),
       h('div', {}, h('div', { class: 'row' }, 'model ', e.models, ' backend ', e.backend), e.drop),
       h('div', {}, e.card, h('div', { class: 'row' }, h('div', { class: 'progress' }, e.bar), e.status)),
-    );
-    const controls = h(
-      'section',
-      { id: 'cf-controls' },
-      h('h2', {}, 'Controls'),
-      ctl(
-        'Class',
-        'Which class to draw. "unconditional" uses the null class the model learned with label dropout.',
-        e.label,
-      ),
-      ctl(
-        'CFG scale',
-        'Classifier-free guidance: 1 is off; larger pushes the image towards the class (two passes per step).',
-        e.cfg,
-      ),
-      ctl(
-        'AR steps S',
-        'How many rounds the image is made in. Each round denoises its tokens from pure noise while seeing the tokens of earlier rounds.',
-        e.arSteps,
-      ),
-      ctl(
-        'Step sizes',
-        'How many tokens each round makes: equal, random cut points as in training, or typed sizes that sum to L.',
-        e.sizes,
-        e.typedSizes,
-      ),
-      ctl('Order', 'Which tokens come first. Training shuffles the order, so any order works.', e.order, e.orderGrid),
-      ctl('Diffusion steps', 'Denoising steps per AR step (respaced from 1000, DDPM).', e.diffusion),
-      ctl('Seed', 'The same seed and options give the same image.', e.seed),
-      ctl('Images', 'Image 0 is animated and inspected; click another to inspect it in the strip.', e.count),
-      h('div', { class: 'row', style: 'margin-top:10px' }, e.generate),
     );
     const generation = h(
       'section',
@@ -331,10 +171,10 @@ class ExplorerPage {
     document.body.append(
       header,
       e.error,
-      h('main', {}, controls, generation, attention, h('div', { class: 'wide two' }, editing, compare)),
+      h('main', {}, this.controls.section, generation, attention, h('div', { class: 'wide two' }, editing, compare)),
     );
     this.wire();
-    this.setControls(optionsFromQuery(location.search));
+    this.controls.set(optionsFromQuery(location.search));
   }
 
   private button(text: string, onClick: () => void): HTMLButtonElement {
@@ -345,19 +185,10 @@ class ExplorerPage {
 
   private wire(): void {
     const e = this.el;
-    const show = () => {
-      const v = (x: HTMLInputElement) => x.parentElement!.querySelector('span.v');
-      for (const x of [e.cfg, e.arSteps, e.diffusion]) {
-        const span = x.previousElementSibling?.querySelector('span.v') ?? v(x);
-        if (span) span.textContent = x.value;
-      }
-      e.typedSizes.style.display = e.sizes.value === 'typed' ? '' : 'none';
-      e.orderGrid.style.display = e.order.value === 'click' ? '' : 'none';
-      this.drawOrderGrid();
-    };
-    for (const x of [e.cfg, e.arSteps, e.diffusion, e.sizes, e.order]) x.addEventListener('input', show);
-    show();
-    e.generate.addEventListener('click', () => void this.guard(() => this.generate(this.controls())));
+    this.controls.el.generate.addEventListener(
+      'click',
+      () => void this.guard(() => this.generate(this.controls.read())),
+    );
     e.backend.addEventListener('change', () => {
       const u = new URL(location.href);
       u.searchParams.set('backend', e.backend.value);
@@ -385,15 +216,6 @@ class ExplorerPage {
       const t = c && tokenAt(e.main, ev, c.grid);
       if (t != null && this.run) this.guard(() => this.clickToken(t));
     });
-    e.orderGrid.addEventListener('click', (ev) => {
-      const c = this.session.card;
-      const t = c && tokenAt(e.orderGrid, ev, c.grid);
-      if (t == null) return;
-      const i = this.typedOrder.indexOf(t);
-      if (i >= 0) this.typedOrder.splice(i, 1);
-      else this.typedOrder.push(t);
-      this.drawOrderGrid();
-    });
     let painting: boolean | null = null;
     const paint = (ev: MouseEvent) => {
       const c = this.session.card;
@@ -412,57 +234,7 @@ class ExplorerPage {
     e.editGrid.addEventListener('mousemove', (ev) => ev.buttons && paint(ev));
     window.addEventListener('mouseup', () => (painting = null));
     e.editRun.addEventListener('click', () => void this.guard(() => this.runEdit({})));
-    e.compareRun.addEventListener('click', () => void this.guard(() => this.compare(this.controls())));
-  }
-
-  /** The options the controls set. */
-  controls(): ExplorerOptions {
-    const e = this.el;
-    const sizes = e.sizes.value;
-    const typed = () => {
-      const v = e.typedSizes.value
-        .split(/[\s,]+/)
-        .filter(Boolean)
-        .map(Number);
-      if (!v.length || v.some((x) => !Number.isInteger(x) || x < 1))
-        throw new Error(`step sizes "${e.typedSizes.value}": type positive integers separated by commas, summing to L`);
-      return v;
-    };
-    const L = this.session.card?.tokens ?? 0;
-    const order =
-      e.order.value === 'click'
-        ? [...this.typedOrder, ...Array.from({ length: L }, (_, i) => i).filter((i) => !this.typedOrder.includes(i))]
-        : (e.order.value as 'random' | 'raster');
-    return {
-      label: e.label.value === 'null' ? null : Number(e.label.value),
-      cfgScale: Number(e.cfg.value),
-      arSteps: Number(e.arSteps.value),
-      stepSizes: sizes === 'typed' ? typed() : (sizes as 'equal' | 'law'),
-      order,
-      diffusionSteps: Number(e.diffusion.value),
-      seed: Number(e.seed.value) || 0,
-      count: Number(e.count.value),
-    };
-  }
-
-  /** Sets the controls from options (what a scripted call asked for), so the page shows what ran. */
-  private setControls(o: ExplorerOptions): void {
-    const e = this.el;
-    if (o.label !== undefined) e.label.value = o.label === null ? 'null' : String(o.label);
-    if (o.cfgScale !== undefined) e.cfg.value = String(o.cfgScale);
-    if (o.arSteps !== undefined) e.arSteps.value = String(o.arSteps);
-    if (o.diffusionSteps !== undefined) e.diffusion.value = String(o.diffusionSteps);
-    if (o.seed !== undefined) e.seed.value = String(o.seed);
-    if (o.count !== undefined) e.count.value = String(o.count);
-    if (Array.isArray(o.stepSizes)) {
-      e.sizes.value = 'typed';
-      e.typedSizes.value = o.stepSizes.join(',');
-    } else if (o.stepSizes) e.sizes.value = o.stepSizes as string;
-    if (Array.isArray(o.order)) {
-      e.order.value = 'click';
-      this.typedOrder = [...o.order];
-    } else if (o.order) e.order.value = o.order as string;
-    e.cfg.dispatchEvent(new Event('input'));
+    e.compareRun.addEventListener('click', () => void this.guard(() => this.compare(this.controls.read())));
   }
 
   // ---------------------------------------------------------------- status and errors
@@ -488,7 +260,7 @@ class ExplorerPage {
   private async guard<T>(f: () => T | Promise<T>): Promise<T> {
     if (this.busy) throw new Error('the explorer is busy; wait for the current run to finish');
     this.busy = true;
-    this.el.generate.disabled = this.el.editRun.disabled = this.el.compareRun.disabled = true;
+    this.controls.el.generate.disabled = this.el.editRun.disabled = this.el.compareRun.disabled = true;
     try {
       const r = await f();
       this.clearError();
@@ -498,7 +270,7 @@ class ExplorerPage {
       throw e;
     } finally {
       this.busy = false;
-      this.el.generate.disabled = this.el.editRun.disabled = this.el.compareRun.disabled = false;
+      this.controls.el.generate.disabled = this.el.editRun.disabled = this.el.compareRun.disabled = false;
     }
   }
 
@@ -600,12 +372,9 @@ class ExplorerPage {
     this.run = null;
     this.picked = null;
     this.shown = null;
-    this.typedOrder = [];
-    if (this.el.sizes.value === 'typed') this.el.sizes.value = 'equal'; // typed sizes were for the previous L
     this.fillCard(card);
-    this.fillLabels(card);
-    this.el.arSteps.max = String(card.tokens);
-    if (Number(this.el.arSteps.value) > card.tokens) this.el.arSteps.value = String(card.tokens);
+    this.controls.setModel(card, this.modelImages?.classNames);
+    this.fillEditLabels(card);
     this.el.compareRun.textContent = `Compare S = 1, ${Math.min(4, card.tokens)}, ${card.tokens}`;
     this.el.attention.textContent = '';
     this.el.mask.textContent = '';
@@ -613,11 +382,7 @@ class ExplorerPage {
     this.el.editOut.textContent = '';
     this.fillEditImages();
     this.status('compiling shaders: first image…', 0.9);
-    await this.generate({
-      ...this.controls(),
-      order: this.el.order.value === 'click' ? 'random' : this.controls().order,
-      count: 1,
-    });
+    await this.generate(this.controls.read());
     this.status(`ready: ${card.name} on ${this.report?.chosen}`, 1);
     return card;
   }
@@ -634,15 +399,8 @@ class ExplorerPage {
     this.el.card.replaceChildren(...rows.flatMap(([k, v]) => [h('b', {}, k), h('span', { 'data-field': k }, v)]));
   }
 
-  private fillLabels(card: ModelCard): void {
+  private fillEditLabels(card: ModelCard): void {
     const names = this.modelImages?.classNames;
-    const opts = Array.from({ length: card.classes }, (_, i) =>
-      h('option', { value: String(i) }, names?.[i] ? `${i}: ${names[i]}` : String(i)),
-    );
-    this.el.label.replaceChildren(
-      ...opts,
-      ...(card.nullClass ? [h('option', { value: 'null' }, 'unconditional')] : []),
-    );
     this.el.editLabel.replaceChildren(
       h('option', { value: 'own' }, "the image's own"),
       ...Array.from({ length: card.classes }, (_, i) =>
@@ -654,7 +412,7 @@ class ExplorerPage {
   // ---------------------------------------------------------------- generation and its animation
 
   async generate(opts: ExplorerOptions): Promise<ExplorerRun> {
-    this.setControls(opts);
+    this.controls.set(opts);
     const card = this.session.card!;
     this.status('generating…');
     const run = await this.session.generate(opts, {
@@ -747,18 +505,6 @@ class ExplorerPage {
         return c;
       }),
     );
-  }
-
-  private drawOrderGrid(): void {
-    const card = this.session.card;
-    if (!card || this.el.order.value !== 'click') return;
-    const c = this.el.orderGrid;
-    const px = scaleFor(card.grid, 160) * card.grid;
-    c.width = c.height = px;
-    const ctx = c.getContext('2d')!;
-    ctx.fillStyle = '#eee';
-    ctx.fillRect(0, 0, px, px);
-    drawGrid(c, card.grid, { numbered: this.typedOrder });
   }
 
   // ---------------------------------------------------------------- attention of a token
@@ -896,7 +642,7 @@ class ExplorerPage {
     this.editSource = image;
     this.editKeep = [...keep];
     this.drawEditGrid();
-    const run = await this.session.edit(image, keep, { ...this.controls(), ...req, label, count: req.count ?? 1 });
+    const run = await this.session.edit(image, keep, { ...this.controls.read(), ...req, label, count: req.count ?? 1 });
     const [, C, H, W] = run.imageShape;
     const fig = (img: Float32Array, caption: string) => {
       const c = h('canvas');
@@ -959,7 +705,8 @@ class ExplorerPage {
         this.guard(() =>
           this.loadModel(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes as ArrayBuffer), name),
         ),
-      generate: async (opts = {}) => summary(await this.guard(() => this.generate({ ...this.controls(), ...opts }))),
+      generate: async (opts = {}) =>
+        runSummary(await this.guard(() => this.generate({ ...this.controls.read(), ...opts }))),
       clickToken: (token) => {
         try {
           const r = this.clickToken(token);
@@ -973,36 +720,14 @@ class ExplorerPage {
       shownAttention: () => this.shown,
       edit: async (req) => {
         const r = await this.guard(() => this.runEdit(req));
-        return { ...summary(r), input: Array.from(r.input) };
+        return { ...runSummary(r), input: Array.from(r.input) };
       },
       compare: async (opts = {}, arSteps) =>
-        (await this.guard(() => this.compare({ ...this.controls(), ...opts }, arSteps))).map(summary),
+        (await this.guard(() => this.compare({ ...this.controls.read(), ...opts }, arSteps))).map(runSummary),
       testImages,
       timings: () => ({ ...this.times }),
     };
   }
-}
-
-/**
- * Options from the page's address (`?label=3&S=4&steps=25&seed=7&order=raster&sizes=law&cfg=2&count=4`), so a
- * link can open the explorer on a given setting; `backend` and `model` are read at start-up.
- */
-export function optionsFromQuery(search: string): ExplorerOptions {
-  const q = new URLSearchParams(search);
-  const num = (k: string) => (q.has(k) ? Number(q.get(k)) : undefined);
-  const list = (v: string) => v.split(',').map(Number);
-  const o: ExplorerOptions = {};
-  if (q.has('label')) o.label = q.get('label') === 'null' ? null : num('label');
-  o.cfgScale = num('cfg');
-  o.arSteps = num('S');
-  o.diffusionSteps = num('steps');
-  o.seed = num('seed');
-  o.count = num('count');
-  const sizes = q.get('sizes');
-  if (sizes) o.stepSizes = sizes === 'law' || sizes === 'equal' ? sizes : list(sizes);
-  const order = q.get('order');
-  if (order) o.order = order === 'random' || order === 'raster' ? order : list(order);
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as ExplorerOptions;
 }
 
 /** Boots the page: the api exists at once, `ready` settles when the first image is drawn. */
