@@ -138,7 +138,10 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
 async function main(): Promise<void> {
   if (process.argv.includes('--gpu')) return writeResults('bench-gpu.json', benchGpu(findPython()));
   if (process.argv.includes('--explorer'))
-    return writeResults('bench-explorer.json', await section('./explorer', 'benchExplorer')(3));
+    return writeResults(
+      'bench-explorer.json',
+      await section('./explorer', 'benchExplorer')(Number(process.env.BENCH_EXPLORER_REPEATS ?? 3)),
+    );
   const soak = process.argv.indexOf('--soak');
   if (soak >= 0) {
     const steps = Number(process.argv[soak + 1] ?? 2000);

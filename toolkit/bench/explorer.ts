@@ -5,7 +5,8 @@
  * options and seed on both sides (the page also records its animation frames and attention; Node's `sampleImages`
  * records nothing); and the page's weight. WebGPU and WebGL run on SwiftShader here (a CPU
  * rasteriser): their times say what the page costs without a GPU, not what a GPU does.
- * `npm run bench -- --explorer` runs this section alone; BENCH_EXPLORER_BACKENDS picks backends.
+ * `npm run bench -- --explorer` runs this section alone; BENCH_EXPLORER_BACKENDS picks backends,
+ * BENCH_EXPLORER_REPEATS the repeats (default 3).
  */
 import * as fs from 'fs';
 import * as path from 'path';
