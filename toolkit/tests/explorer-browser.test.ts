@@ -263,6 +263,13 @@ test(
         assert.deepEqual(again.images, before.images, `after ${name} the model is the same`);
         assert.equal(await page.evaluate(() => document.querySelector<HTMLElement>('.error')!.style.display), 'none');
       }
+      // left to choose, the page passes over software GPUs (SwiftShader here): they are slower than wasm
+      const auto = await open(browser, 'auto');
+      const chosen = (await call(auto.page, 'backend'))!;
+      for (const s of chosen.skipped) assert.match(s.why, /software|no adapter|no WebGPU/, `${s.name}: ${s.why}`);
+      if (chosen.chosen !== 'wasm') assert.doesNotMatch(chosen.detail, /swiftshader|llvmpipe|lavapipe/i);
+      assert.deepEqual(auto.problems, []);
+      await auto.page.close();
       // the second shipped model: its chunks load from the folder, the card follows
       const base = (await page.evaluate(() => (window as unknown as Win).causalfusion.selectModel('mnist-base'))) as {
         tokens: number;

@@ -14,6 +14,7 @@ import { patchWasmKernels } from './wasm-kernels';
 import { heapKernelTable } from './kernels-heap';
 import { jsHeapKernels } from './js-kernels';
 import type { WebGPUBackendLike } from './webgpu-types';
+import { AdapterInfo, isSoftwareAdapter } from './adapter';
 import { installTensorCoreMatmul, tensorCoreFeatures } from './wgsl/matmul';
 
 /**
@@ -34,13 +35,7 @@ export interface PageBackendReport {
 }
 
 interface PageAdapter {
-  info?: {
-    description?: string;
-    vendor?: string;
-    architecture?: string;
-    subgroupMinSize?: number;
-    subgroupMaxSize?: number;
-  };
+  info?: AdapterInfo;
   features: Set<string>;
   limits: Record<string, number>;
   requestDevice(d: object): Promise<{ lost?: Promise<unknown> }>;
@@ -49,12 +44,14 @@ interface PageAdapter {
 const gpuOf = () =>
   (globalThis as { navigator?: { gpu?: { requestAdapter(o?: object): Promise<PageAdapter | null> } } }).navigator?.gpu;
 
-async function startWebgpu(): Promise<string> {
+async function startWebgpu(forced: boolean): Promise<string> {
   const gpu = gpuOf();
   if (!gpu) throw new Error('this browser has no WebGPU (navigator.gpu is missing)');
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('WebGPU offered no adapter');
   const info = adapter.info ?? {};
+  const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'adapter';
+  if (!forced && isSoftwareAdapter(info)) throw new Error(`only a software adapter (${name}); ?backend=webgpu uses it`);
   const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
   const l = adapter.limits;
   const device = await adapter.requestDevice({
@@ -72,15 +69,21 @@ async function startWebgpu(): Promise<string> {
   const backend = tf.backend() as unknown as WebGPUBackendLike;
   const matmul = tensorCores.length ? await installTensorCoreMatmul(backend) : 'fp32 matmul';
   setKernelTable('webgpu', wgslKernels(backend));
-  const name = info.description || [info.vendor, info.architecture].filter(Boolean).join(' ') || 'adapter';
   return `${name}; WGSL flash attention, LayerNorm, GELU; ${matmul}`;
 }
 
 /** tfjs wasm file name -> URL, fetched only when the wasm backend is tried. */
 export type WasmFiles = () => Promise<Record<string, string> | undefined>;
 
-async function start(name: PageBackend, wasmFiles: WasmFiles | undefined): Promise<string> {
-  if (name === 'webgpu') return startWebgpu();
+/** The renderer of a WebGL2 context, where the browser tells it. */
+function webglRenderer(): string {
+  const gl = document.createElement('canvas').getContext('webgl2');
+  const ext = gl?.getExtension('WEBGL_debug_renderer_info');
+  return (ext && gl ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : '') || '';
+}
+
+async function start(name: PageBackend, wasmFiles: WasmFiles | undefined, forced: boolean): Promise<string> {
+  if (name === 'webgpu') return startWebgpu(forced);
   if (name === 'wasm') {
     const files = await wasmFiles?.();
     // tfjs wants an entry for the threaded build too, which it never loads once threads are off
@@ -92,6 +95,9 @@ async function start(name: PageBackend, wasmFiles: WasmFiles | undefined): Promi
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     return `XNNPACK${simd ? ' with SIMD' : ''}, patched kernels, JS LayerNorm and KV-cache attention`;
   }
+  const renderer = webglRenderer();
+  if (!forced && isSoftwareAdapter({ description: renderer }))
+    throw new Error(`only a software renderer (${renderer}); ?backend=webgl uses it`);
   if (!(await tf.setBackend(name))) throw new Error(`the ${name} backend did not start`);
   const gl = tf.env().getNumber('WEBGL_VERSION');
   return `WebGL ${gl}, ${tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED') ? 'float32' : 'float16'} textures`;
@@ -99,7 +105,8 @@ async function start(name: PageBackend, wasmFiles: WasmFiles | undefined): Promi
 
 /**
  * Starts the backend `wanted` (a forced one that fails is an error), or the first of webgpu, webgl, wasm
- * that starts, with its device table: the WGSL kernels on webgpu, the JS heap kernels on wasm, none on webgl.
+ * that starts on real hardware (a software GPU, SwiftShader say, is tens of times slower than wasm), with its device
+ * table: the WGSL kernels on webgpu, the JS heap kernels on wasm, none on webgl.
  */
 export async function initPageBackend(
   wanted: PageBackend | 'auto' = 'auto',
@@ -113,7 +120,7 @@ export async function initPageBackend(
   const skipped: { name: PageBackend; why: string }[] = [];
   for (const name of order) {
     try {
-      return { chosen: name, detail: await start(name, opts.wasmFiles), skipped };
+      return { chosen: name, detail: await start(name, opts.wasmFiles, wanted !== 'auto'), skipped };
     } catch (e) {
       skipped.push({ name, why: (e as Error).message.split('\n')[0] });
     }

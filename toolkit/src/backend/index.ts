@@ -20,7 +20,7 @@ import { heapKernelTable } from './kernels-heap';
 export { nativeGemmActive } from './native-gemm';
 export { nativeKernelsStatus } from './native-kernels';
 export type { NativeKernels } from './native-kernels';
-export { isSoftwareAdapter } from './webgpu';
+export { isSoftwareAdapter } from './adapter';
 export { matmulPrecision, setMatmulPrecision, tensorCoreMatmul, tensorCoresAvailable } from './wgsl/matmul';
 export type { MatmulPrecision } from './wgsl/matmul';
 

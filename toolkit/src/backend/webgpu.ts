@@ -12,17 +12,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { bucketBufferPool, trimBufferPool } from './webgpu-pool';
 import type { GpuBuffer, WebGPUBackendLike } from './webgpu-types';
+import { AdapterInfo, isSoftwareAdapter } from './adapter';
 import { installTensorCoreMatmul, tensorCoreFeatures } from './wgsl/matmul';
-
-/** What a WebGPU adapter says of itself (Dawn fills these; other implementations may leave some out). */
-interface AdapterInfo {
-  vendor?: string;
-  architecture?: string;
-  description?: string;
-  isFallbackAdapter?: boolean;
-  subgroupMinSize?: number;
-  subgroupMaxSize?: number;
-}
 
 interface DawnAdapter {
   info?: AdapterInfo;
@@ -86,15 +77,6 @@ function chunkAddN(maxInputs: number): void {
 }
 
 export type { ComputePassLike, GpuBuffer, GpuDeviceLike, WebGPUBackendLike } from './webgpu-types';
-
-/** Software rasterisers (Mesa lavapipe / llvmpipe, SwiftShader, WARP) are for tests, never an automatic choice. */
-export function isSoftwareAdapter(info: AdapterInfo): boolean {
-  return (
-    !!info.isFallbackAdapter ||
-    info.architecture === 'software' ||
-    /llvmpipe|lavapipe|swiftshader|warp|basic render/i.test(`${info.description ?? ''} ${info.vendor ?? ''}`)
-  );
-}
 
 function hasGpuDeviceNode(): boolean {
   const dri = fs.existsSync('/dev/dri') && fs.readdirSync('/dev/dri').some((f) => f.startsWith('renderD'));

@@ -48,6 +48,8 @@ class ExplorerPage {
   private readonly controls = new Controls();
   private editKeep: boolean[] = [];
   private editSource: Float32Array | null = null;
+  /** The class of the image being edited (null: unknown, e.g. given pixels). */
+  private editLabel: number | null = null;
   private modelImages: ManifestImages | undefined;
   private busy = false;
   private playing = 0;
@@ -596,8 +598,6 @@ class ExplorerPage {
         h('div', { class: 'hint' }, 'No test images of this shape ship with the page: edit a generated image.'),
       );
   }
-
-  private editLabel: number | null = null;
 
   private setEditKeep(mode: EditMode): void {
     const card = this.session.card;
