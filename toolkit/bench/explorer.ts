@@ -17,6 +17,7 @@ import { ExplorerSession } from '../src/explorer/session';
 import type { ExplorerApi, RunSummary } from '../src/explorer/api';
 import { median } from '../src/util/median';
 import { sampleImages } from '../src/sample/sampler';
+import { splitEqual } from '../src/factorization/steps';
 
 const CHROMIUM =
   process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
@@ -108,7 +109,7 @@ export async function benchExplorer(repeats = 3): Promise<Record<string, unknown
             )) as RunSummary;
             pageMs.push(got.ms);
             const t0 = Date.now();
-            const sizes = Array.from({ length: S }, (_, i) => Math.floor(L / S) + (i < L % S ? 1 : 0));
+            const sizes = splitEqual(L, S).splitSizes; // the page's 'equal'
             sampleImages(node.get(model)!.model, {
               labels: new Array(10).fill(3),
               stepSizes: sizes,

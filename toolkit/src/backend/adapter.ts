@@ -1,4 +1,8 @@
-/** What a GPU adapter says of itself, and whether it is a software one. Browser-safe. */
+/**
+ * What a GPU adapter says of itself, whether it is a software one, and the device the project asks of it (Dawn in
+ * Node and a browser's WebGPU alike). Browser-safe.
+ */
+import { tensorCoreFeatures } from './wgsl/matmul';
 
 /** What a WebGPU adapter says of itself (Dawn fills these; other implementations may leave some out). */
 export interface AdapterInfo {
@@ -22,4 +26,38 @@ export function isSoftwareAdapter(info: AdapterInfo): boolean {
       `${info.description ?? ''} ${info.vendor ?? ''} ${info.architecture ?? ''}`,
     )
   );
+}
+
+/** The part of a WebGPU adapter the device request reads. */
+export interface AdapterLike {
+  info?: AdapterInfo;
+  features: Set<string>;
+  limits: Record<string, number>;
+}
+
+/**
+ * The device descriptor for `adapter`: the largest buffers, workgroup memory and storage bindings it allows (the
+ * kernels size their tiles and batches to them), timestamps where offered, and the tensor-core features when it
+ * has all of them (`tensorCores`, empty otherwise).
+ */
+export function deviceRequest(adapter: AdapterLike): { descriptor: object; tensorCores: string[] } {
+  const info = adapter.info ?? {};
+  const l = adapter.limits;
+  const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
+  const descriptor = {
+    requiredFeatures: [
+      ...['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)),
+      ...tensorCores,
+    ],
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    },
+  };
+  return { descriptor, tensorCores };
 }

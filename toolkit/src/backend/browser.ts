@@ -14,8 +14,8 @@ import { patchWasmKernels } from './wasm-kernels';
 import { heapKernelTable } from './kernels-heap';
 import { jsHeapKernels } from './js-kernels';
 import type { WebGPUBackendLike } from './webgpu-types';
-import { AdapterInfo, isSoftwareAdapter } from './adapter';
-import { installTensorCoreMatmul, tensorCoreFeatures } from './wgsl/matmul';
+import { AdapterLike, deviceRequest, isSoftwareAdapter } from './adapter';
+import { installTensorCoreMatmul } from './wgsl/matmul';
 
 /**
  * Attention calls of at most this many queries run in the JS kernels on wasm (measured on the explorer's models:
@@ -34,10 +34,7 @@ export interface PageBackendReport {
   skipped: { name: PageBackend; why: string }[];
 }
 
-interface PageAdapter {
-  info?: AdapterInfo;
-  features: Set<string>;
-  limits: Record<string, number>;
+interface PageAdapter extends AdapterLike {
   requestDevice(d: object): Promise<{ lost?: Promise<unknown> }>;
 }
 
@@ -52,17 +49,8 @@ async function startWebgpu(forced: boolean): Promise<string> {
   const info = adapter.info ?? {};
   const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'adapter';
   if (!forced && isSoftwareAdapter(info)) throw new Error(`only a software adapter (${name}); ?backend=webgpu uses it`);
-  const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
-  const l = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredFeatures: [...['timestamp-query'].filter((f) => adapter.features.has(f)), ...tensorCores],
-    requiredLimits: {
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-    },
-  });
+  const { descriptor, tensorCores } = deviceRequest(adapter);
+  const device = await adapter.requestDevice(descriptor);
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new WebGPUBackend(device as never, info as never));
   if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not start');
@@ -79,7 +67,7 @@ export type WasmFiles = () => Promise<Record<string, string> | undefined>;
 function webglRenderer(): string {
   const gl = document.createElement('canvas').getContext('webgl2');
   const ext = gl?.getExtension('WEBGL_debug_renderer_info');
-  return (ext && gl ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : '') || '';
+  return ext && gl ? String(gl.getParameter(ext.UNMASKED_RENDERER_WEBGL)) : '';
 }
 
 async function start(name: PageBackend, wasmFiles: WasmFiles | undefined, forced: boolean): Promise<string> {

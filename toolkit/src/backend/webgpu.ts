@@ -12,13 +12,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { bucketBufferPool, trimBufferPool } from './webgpu-pool';
 import type { GpuBuffer, WebGPUBackendLike } from './webgpu-types';
-import { AdapterInfo, isSoftwareAdapter } from './adapter';
-import { installTensorCoreMatmul, tensorCoreFeatures } from './wgsl/matmul';
+import { AdapterLike, deviceRequest, isSoftwareAdapter } from './adapter';
+import { installTensorCoreMatmul } from './wgsl/matmul';
 
-interface DawnAdapter {
-  info?: AdapterInfo;
-  features: Set<string>;
-  limits: Record<string, number>;
+interface DawnAdapter extends AdapterLike {
   requestDevice(d: object): Promise<unknown>;
 }
 
@@ -205,23 +202,8 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     return { ok: false, why: `only a software adapter (${name}); CAUSALFUSION_BACKEND=webgpu uses it` };
   let gpuError: string | undefined;
   try {
-    const l = adapter.limits;
-    const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
-    const device = (await adapter.requestDevice({
-      requiredFeatures: [
-        ...['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)),
-        ...tensorCores,
-      ],
-      requiredLimits: {
-        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-        maxBufferSize: l.maxBufferSize,
-        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-      },
-    })) as GpuDevice;
+    const { descriptor, tensorCores } = deviceRequest(adapter);
+    const device = (await adapter.requestDevice(descriptor)) as GpuDevice;
     // A validation error (an invalid pipeline, say) leaves garbage behind without stopping anything: keep the
     // first one and raise it at the next read-back, so that no wrong number leaves the GPU silently.
     device.onuncapturederror = (e) =>
@@ -229,7 +211,7 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     // tfjs-webgpu checks navigator.gpu, which Node lacks
     (globalThis as { navigator?: object }).navigator = { ...(globalThis as { navigator?: object }).navigator, gpu };
     if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-    chunkAddN(l.maxStorageBuffersPerShaderStage - 1);
+    chunkAddN(adapter.limits.maxStorageBuffersPerShaderStage - 1);
     tf.registerBackend('webgpu', () => {
       const backend = new tfwebgpu.WebGPUBackend(device, info);
       bucketBufferPool(

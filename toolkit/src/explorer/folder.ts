@@ -120,12 +120,14 @@ export function buildExplorer(sources: readonly ExplorerModelSource[], title = '
   return { manifest, weights };
 }
 
+/** The manifest as the script that sets the page's global (manifest.js, or inline in a single page). */
+const manifestScript = (b: ExplorerBuild) => `window.CAUSALFUSION_EXPLORER=${JSON.stringify(b.manifest)};`;
+
 /** `<script>` that is safe to inline (no closing tag inside). */
 const inlineScript = (code: string) => `<script>${code.replace(/<\/script/gi, '<\\/script')}</script>`;
 
 /** The page; `inline` puts bundle, wasm and weights inside it (one self-contained file), else it loads them as scripts. */
 export function explorerHtml(b: ExplorerBuild, inline: boolean): string {
-  const manifest = `window.CAUSALFUSION_EXPLORER=${JSON.stringify(b.manifest)};`;
   const head =
     `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">` +
     `<meta name="viewport" content="width=device-width, initial-scale=1">` +
@@ -135,7 +137,7 @@ export function explorerHtml(b: ExplorerBuild, inline: boolean): string {
   const weights = Object.fromEntries([...b.weights].map(([name, bytes]) => [name, chunks(bytes)]));
   return (
     head +
-    inlineScript(manifest) +
+    inlineScript(manifestScript(b)) +
     inlineScript(`window.CAUSALFUSION_WASM=${JSON.stringify(wasmFiles())};`) +
     inlineScript(`window.CAUSALFUSION_INLINE_WEIGHTS=${JSON.stringify(weights)};`) +
     inlineScript(bundle()) +
@@ -186,7 +188,7 @@ export function writeExplorerFolder(out: string, b: ExplorerBuild): ExplorerFold
   fs.rmSync(tmp, { recursive: true, force: true });
   const files: Record<string, string | Uint8Array> = {
     'index.html': explorerHtml(b, false),
-    'manifest.js': `window.CAUSALFUSION_EXPLORER=${JSON.stringify(b.manifest)};\n`,
+    'manifest.js': `${manifestScript(b)}\n`,
     'explorer.js': bundle(),
     'wasm.js': `window.CAUSALFUSION_WASM=${JSON.stringify(wasmFiles())};\n`,
   };

@@ -13,6 +13,7 @@ import { sampleImages } from '../sample/sampler';
 import { imageGridChart } from '../viz/charts-diffusion';
 import { MimeBundle } from '../viz/chart';
 import { svgImageHtml } from '../viz/svg-compose';
+import { checkpointStem } from './session';
 import {
   buildExplorer,
   ExplorerBuild,
@@ -34,11 +35,7 @@ export interface ExplorerOutputOptions {
 }
 
 /** "mnist-small" for a model loaded from ".../mnist-small.safetensors" (or shipped as mnist-small). */
-const modelName = (m: CausalDiffusionModel): string =>
-  m.source
-    .split(' (')[0]
-    .replace(/^.*[\\/]/, '')
-    .replace(/\.(safetensors|pt|pth|bin)$/i, '') || 'model';
+const modelName = (m: CausalDiffusionModel): string => checkpointStem(m.source.split(' (')[0]) || 'model';
 
 /** A live explorer: show it in a notebook (it is displayable), save it as a folder or a single page. */
 export class ExplorerOutput {

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initPageBackend, PAGE_BACKENDS, PageBackend, PageBackendReport } from '../backend/browser';
-import { editMask, EditMode, EDIT_MODES } from '../sample/edit';
+import { editMask, EditMode, EDIT_MODES, keptPixels } from '../sample/edit';
 import { SamplingPause } from '../sample/sampler';
 import { attentionChart } from '../viz/charts-attention';
 import { maskChart } from '../viz/charts-factorization';
@@ -50,7 +50,8 @@ class ExplorerPage {
   private editSource: Float32Array | null = null;
   /** The class of the image being edited (null: unknown, e.g. given pixels). */
   private editLabel: number | null = null;
-  private modelImages: ManifestImages | undefined;
+  /** The current model's test images (decoded once), their classes and the dataset's class names. */
+  private tests: { images: Float32Array[]; labels: number[]; classNames?: string[] } = { images: [], labels: [] };
   private busy = false;
   private playing = 0;
   readonly times: Record<string, number> = {};
@@ -366,16 +367,19 @@ class ExplorerPage {
     this.status(`building ${file}…`, 0.85);
     const card = this.session.load(bytes, file);
     const c = this.session.model.config;
-    this.modelImages =
+    const set =
       images ??
       candidates.find(
         (m) => m.shape[1] === c.latentChannels && m.shape[2] === c.inputSize && m.shape[3] === c.inputSize,
       );
+    this.tests = set
+      ? { images: decodeImages(set), labels: set.labels, classNames: set.classNames }
+      : { images: [], labels: [] };
     this.run = null;
     this.picked = null;
     this.shown = null;
     this.fillCard(card);
-    this.controls.setModel(card, this.modelImages?.classNames);
+    this.controls.setModel(card, this.tests.classNames);
     this.fillEditLabels(card);
     this.el.compareRun.textContent = `Compare S = 1, ${Math.min(4, card.tokens)}, ${card.tokens}`;
     this.el.attention.textContent = '';
@@ -402,7 +406,7 @@ class ExplorerPage {
   }
 
   private fillEditLabels(card: ModelCard): void {
-    const names = this.modelImages?.classNames;
+    const names = this.tests.classNames;
     this.el.editLabel.replaceChildren(
       h('option', { value: 'own' }, "the image's own"),
       ...Array.from({ length: card.classes }, (_, i) =>
@@ -569,21 +573,21 @@ class ExplorerPage {
 
   private fillEditImages(): void {
     const card = this.session.card!;
-    const imgs = this.modelImages ? decodeImages(this.modelImages) : [];
+    const { images: imgs, labels } = this.tests;
     const [C, H, W] = [card.channels, card.imageSize, card.imageSize];
     const pick = (img: Float32Array, label: number | null) => {
       this.editSource = img;
       this.editLabel = label;
-      if (!this.editKeep.length || this.editKeep.length !== card.tokens) this.editKeep = editMask('bottom', card.grid);
+      if (this.editKeep.length !== card.tokens) this.editKeep = editMask('bottom', card.grid);
       this.drawEditGrid();
     };
     const thumbs = imgs.map((img, i) => {
       const c = h('canvas', {
         'data-test-image': String(i),
-        title: `test image ${i} (class ${this.modelImages!.labels[i]})`,
+        title: `test image ${i} (class ${labels[i]})`,
       });
       drawImage(c, img, C, H, W, scaleFor(W, 48));
-      c.addEventListener('click', () => pick(img, this.modelImages!.labels[i]));
+      c.addEventListener('click', () => pick(img, labels[i]));
       return c;
     });
     const fromRun = this.button(
@@ -592,7 +596,7 @@ class ExplorerPage {
     );
     this.el.editImages.replaceChildren(...thumbs, fromRun);
     this.editKeep = [];
-    if (imgs.length) pick(imgs[0], this.modelImages!.labels[0]);
+    if (imgs.length) pick(imgs[0], labels[0]);
     else
       this.el.editImages.prepend(
         h('div', { class: 'hint' }, 'No test images of this shape ship with the page: edit a generated image.'),
@@ -622,13 +626,13 @@ class ExplorerPage {
 
   async runEdit(req: EditRequest): Promise<ExplorerRun & { input: Float32Array }> {
     const card = this.session.card!;
-    const imgs = this.modelImages ? decodeImages(this.modelImages) : [];
+    const imgs = this.tests.images;
     let image = this.editSource;
     let own = this.editLabel;
     if (typeof req.image === 'number') {
       if (!imgs[req.image]) throw new Error(`no test image ${req.image} (this model has ${imgs.length})`);
       image = imgs[req.image];
-      own = this.modelImages!.labels[req.image];
+      own = this.tests.labels[req.image];
     } else if (Array.isArray(req.image)) {
       image = Float32Array.from(req.image);
       own = null;
@@ -649,13 +653,7 @@ class ExplorerPage {
       drawImage(c, img, C, H, W, scaleFor(W, 112));
       return h('div', { class: 'figure' }, c, caption);
     };
-    const keptOnly = image.map((v, i) =>
-      keep[
-        Math.floor(Math.floor((i % (H * W)) / W) / card.patchSize) * card.grid + Math.floor((i % W) / card.patchSize)
-      ]
-        ? v
-        : 0,
-    );
+    const keptOnly = keptPixels(image, keep, this.session.model.config);
     this.el.editOut.replaceChildren(
       fig(image, 'input'),
       fig(keptOnly, 'kept tokens'),
@@ -691,10 +689,10 @@ class ExplorerPage {
   }
 
   api(ready: Promise<ModelCard>): ExplorerApi {
-    const testImages = () => {
-      const imgs = this.modelImages ? decodeImages(this.modelImages) : [];
-      return { images: imgs.map((x) => Array.from(x)), labels: this.modelImages?.labels.slice(0, imgs.length) ?? [] };
-    };
+    const testImages = () => ({
+      images: this.tests.images.map((x) => Array.from(x)),
+      labels: this.tests.labels.slice(),
+    });
     return {
       ready,
       backend: () => this.report,

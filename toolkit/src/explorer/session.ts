@@ -109,8 +109,6 @@ export interface TokenAttention {
   /** Attention rollout through this AR step's layers (cached tokens held fixed), [grid²], and its condition share. */
   rollout: Float32Array;
   rolloutCond: number;
-  /** The query's row in the records (for `attentionChart`). */
-  row: number;
 }
 
 /** A browser tab's memory for a model's float32 weights and the working set, by default (1.5 GiB). */
@@ -118,6 +116,12 @@ export const BROWSER_MODEL_BUDGET = 1.5 * 2 ** 30;
 
 /** Bytes a model needs in the page: float32 weights, plus the same again for activations and the KV cache. */
 export const modelBytesNeeded = (c: CausalFusionConfig): number => 2 * 4 * countParameters(c);
+
+/** A checkpoint's file extensions (safetensors of this toolkit or official; PyTorch files). */
+const CHECKPOINT_FILE = /\.(safetensors|pt|pth|bin)$/i;
+
+/** "mnist-small" for ".../mnist-small.safetensors": how the page and the notebook name a model by its file. */
+export const checkpointStem = (file: string): string => file.replace(/^.*[\\/]/, '').replace(CHECKPOINT_FILE, '');
 
 /** The gamma of the training law of AR step counts (paper §3.2). */
 const LAW_GAMMA = 0.9;
@@ -129,7 +133,7 @@ export function modelFromBytes(
   budget = BROWSER_MODEL_BUDGET,
 ): { model: CausalDiffusionModel; card: ModelCard } {
   if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new Error(`${name}: the file is empty`);
-  if (!/\.(safetensors|pt|pth|bin)$/i.test(name))
+  if (!CHECKPOINT_FILE.test(name))
     throw new Error(
       `${name}: not a CausalFusion checkpoint (expected a .safetensors written by this toolkit or an official .pt)`,
     );
@@ -150,7 +154,7 @@ export function modelFromBytes(
   const model = modelFromCheckpoint(ck, name, { source: name });
   const c = model.config;
   const card: ModelCard = {
-    name: name.replace(/^.*[\\/]/, '').replace(/\.(safetensors|pt|pth|bin)$/i, ''),
+    name: checkpointStem(name),
     preset: presetOf(c) ?? 'custom',
     tokens: model.numPatches,
     grid: c.inputSize / c.patchSize,
@@ -286,7 +290,7 @@ export class ExplorerSession {
     });
     const frames = new FrameCapture();
     const observer = opts.frames === false ? recorder : both(recorder, frames);
-    const order = opts.order ?? 'random';
+    const order = typeof opts.order === 'object' ? [...opts.order] : (opts.order ?? 'random');
     const started = Date.now();
     let r: SampleResult;
     try {
@@ -295,13 +299,13 @@ export class ExplorerSession {
         {
           labels,
           stepSizes,
-          order: typeof order === 'string' ? order : [...order],
+          order,
           diffusionSteps: sampler === 'ddim' ? `ddim${diffusionSteps}` : diffusionSteps,
           sampler,
           cfgScale: opts.cfgScale ?? 1,
           seed,
           observer,
-          context: context && { images: context.images, keep: context.keep },
+          context,
         },
         {
           ...drive,
@@ -322,7 +326,7 @@ export class ExplorerSession {
         cfgScale: opts.cfgScale ?? 1,
         arSteps: stepSizes.length,
         stepSizes,
-        order: typeof order === 'string' ? order : [...order],
+        order,
         diffusionSteps,
         sampler,
         seed,
@@ -452,7 +456,6 @@ export function tokenAttention(run: ExplorerRun, token: number): TokenAttention 
     layers,
     rollout: roll.grid,
     rolloutCond: roll.cond,
-    row,
   };
 }
 

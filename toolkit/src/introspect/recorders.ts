@@ -184,11 +184,11 @@ export class SamplingRecorder implements SamplingObserver {
     const guided = rows === 2 * N;
     const heads = selectHeads(a.heads, H);
     const halves = guided && a.unconditional ? [false, true] : [false];
+    const defer = !!this.options.deferReads;
     for (const n of this.samples(a)) {
       if (n >= N) continue;
       for (const unconditional of halves) {
         const row = unconditional ? N + n : n;
-        const defer = !!this.options.deferReads;
         const noisy: SequencePosition[] = this.current[n].map((p) => ({ role: 'noisy', step: e.arStep, token: p }));
         const record: AttentionRecord = {
           ...e,
