@@ -45,6 +45,9 @@ const CASES: Case[] = [
   { name: 'W384 D6 B64 checkpointed', args: [...W384, '--batch', '64', '--steps', '4', '--checkpoint'] },
 ];
 
+/** The explorer bench's page backends: $BENCH_EXPLORER_BACKENDS, else `dflt` (comma-separated). */
+const explorerBackends = (dflt: string) => (process.env.BENCH_EXPLORER_BACKENDS ?? dflt).split(',');
+
 function writeResults(name: string, results: Record<string, unknown>[]): void {
   const out = path.join(ROOT, 'runs');
   fs.mkdirSync(out, { recursive: true });
@@ -140,7 +143,10 @@ async function main(): Promise<void> {
   if (process.argv.includes('--explorer'))
     return writeResults(
       'bench-explorer.json',
-      await section('./explorer', 'benchExplorer')(Number(process.env.BENCH_EXPLORER_REPEATS ?? 3)),
+      await section('./explorer', 'benchExplorer')(
+        Number(process.env.BENCH_EXPLORER_REPEATS ?? 3),
+        explorerBackends('wasm,webgl,webgpu'),
+      ),
     );
   const soak = process.argv.indexOf('--soak');
   if (soak >= 0) {
@@ -178,7 +184,9 @@ async function main(): Promise<void> {
   }
   results.push(...(await section('./sampling', 'benchSampling')(process.env.BENCH_QUICK ? 1 : 3, python)));
   results.push(...(await section('./charts', 'benchCharts')(process.env.BENCH_QUICK ? 1 : 3)));
-  results.push(...(await section('./explorer', 'benchExplorer')(process.env.BENCH_QUICK ? 1 : 3)));
+  results.push(
+    ...(await section('./explorer', 'benchExplorer')(process.env.BENCH_QUICK ? 1 : 3, explorerBackends('wasm'))),
+  );
   writeResults('bench.json', results);
 }
 

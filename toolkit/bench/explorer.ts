@@ -5,8 +5,8 @@
  * options and seed on both sides (the page also records its animation frames and attention; Node's `sampleImages`
  * records nothing); and the page's weight. WebGPU and WebGL run on SwiftShader here (a CPU
  * rasteriser): their times say what the page costs without a GPU, not what a GPU does.
- * `npm run bench -- --explorer` runs this section alone; BENCH_EXPLORER_BACKENDS picks backends,
- * BENCH_EXPLORER_REPEATS the repeats (default 3).
+ * `npm run bench` runs it on wasm only (software WebGL / WebGPU take half an hour here); `npm run bench -- --explorer`
+ * runs it alone on all three; BENCH_EXPLORER_BACKENDS picks backends, BENCH_EXPLORER_REPEATS the repeats (default 3).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -31,7 +31,10 @@ const SOFTWARE_SKIPS = (backend: string, model: string, S: number) =>
 
 type Win = { causalfusion: ExplorerApi };
 
-export async function benchExplorer(repeats = 3): Promise<Record<string, unknown>[]> {
+export async function benchExplorer(
+  repeats = 3,
+  backends: readonly string[] = ['wasm', 'webgl', 'webgpu'],
+): Promise<Record<string, unknown>[]> {
   if (!CHROMIUM) {
     console.log('\nexplorer: Chromium not found, skipped');
     return [];
@@ -65,7 +68,6 @@ export async function benchExplorer(repeats = 3): Promise<Record<string, unknown
   console.log(
     'backend | model       | first image | S = 1: page / Node        | S = 4: page / Node        | S = L: page / Node',
   );
-  const backends = (process.env.BENCH_EXPLORER_BACKENDS ?? 'wasm,webgl,webgpu').split(',');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--enable-unsafe-webgpu', '--use-angle=swiftshader', '--enable-features=Vulkan'],
