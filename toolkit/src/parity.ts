@@ -12,6 +12,7 @@ import { createDiffusion } from './diffusion';
 import { configFromOfficial } from './model/config';
 import { CausalDiffusionModel, disposeBatch, disposeCache, TrainingInputs } from './model/causalfusion';
 import { HostTensor, StateDict } from './model/params';
+import { FusedInference, fusedInferenceUnavailable } from './model/gpu-inference';
 import { weightedLoss } from './train/loss';
 import { matmulPrecision, setMatmulPrecision } from './backend/wgsl/matmul';
 
@@ -370,6 +371,48 @@ function verifyInference(ref: ReferenceFixture, model: CausalDiffusionModel): Ve
     );
     disposeCache(cfgCache);
   });
+  if (fusedInferenceUnavailable(model) === null) rows.push(...verifyFusedInference(ref, model));
+  return rows;
+}
+
+/** The same three comparisons through the fused WebGPU sampling kernels (model/gpu-inference). */
+function verifyFusedInference(ref: ReferenceFixture, model: CausalDiffusionModel): VerifyRow[] {
+  const inf = ref.inference;
+  const N = inf.labels.length;
+  const rep = (tokens: number[]) => Array.from({ length: N }, () => tokens);
+  const diffusion = createDiffusion('');
+  const plain = { ddim: false, eta: 0, clip: false };
+  const maxChunk = Math.max(model.config.numCondTokens, inf.step1_tokens.length, inf.step2_tokens.length);
+  // eps of one step from x_t = z at original timestep t (the step's update itself is not compared)
+  const eps = (f: FusedInference, j: number, tokens: number[], z: HostTensor, cfg: number | null) => {
+    f.startChain(rep(tokens), z.data);
+    const noise = tf.zeros<tf.Rank.R3>(f.x.shape);
+    const out = f.step(j, diffusion, 0, cfg, noise, plain).eps.dataSync();
+    noise.dispose();
+    return out;
+  };
+  const rows: VerifyRow[] = [];
+  const f = new FusedInference(model, N, false, maxChunk, [inf.t1, inf.t2]);
+  try {
+    f.appendCondition(inf.labels);
+    const e1 = eps(f, 0, inf.step1_tokens, inf.z1, null);
+    rows.push(row('inference', 'fused kernels: AR step 1 eps', e1, inf.eps1.data, 'rel', TOLERANCES.inference));
+    f.appendClean(inf.clean1.data, rep(inf.step1_tokens));
+    const e2 = eps(f, 1, inf.step2_tokens, inf.z2, null);
+    rows.push(row('inference', 'fused kernels: AR step 2 eps', e2, inf.eps2.data, 'rel', TOLERANCES.inference));
+  } finally {
+    f.dispose();
+  }
+  const g = new FusedInference(model, N, true, maxChunk, [inf.t1]);
+  try {
+    g.appendCondition([...inf.labels, ...new Array<number>(N).fill(inf.null_label)]);
+    const e = eps(g, 0, inf.step1_tokens, inf.z1, inf.cfg_scale);
+    rows.push(
+      row('inference', `fused kernels: AR step 1 eps with CFG ${inf.cfg_scale}`, e, inf.eps1_cfg.data, 'rel', TOLERANCES.inference),
+    );
+  } finally {
+    g.dispose();
+  }
   return rows;
 }
 

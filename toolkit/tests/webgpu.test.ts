@@ -64,6 +64,52 @@ test('KV-cache sampling with CFG gives the same images on webgpu as on wasm (sam
   assert.ok(maxAbsDiff(webgpu.images, wasm.images) < 1e-3, `max diff ${maxAbsDiff(webgpu.images, wasm.images)}`);
 });
 
+test('the fused sampling kernels give the op-by-op images on webgpu (DDPM, CFG, DDIM + clip + CFG interval, an edit), leak nothing, and run no tfjs op inside a chain', async () => {
+  await useBackend('webgpu');
+  const m = refModel();
+  const images = Float32Array.from({ length: 2 * 4 * 16 }, (_, i) => Math.sin(i));
+  const keep = Array.from({ length: 16 }, (_, i) => i % 3 === 0);
+  const cases: SampleOptions[] = [
+    { labels: [1, 2, 10], arSteps: 1, diffusionSteps: '10', seed: 3 },
+    { labels: [1, 2, 10], stepSizes: [1, 5, 10], diffusionSteps: '10', cfgScale: 2, seed: 3 },
+    {
+      labels: [1, 2],
+      arSteps: 3,
+      diffusionSteps: 'ddim10',
+      sampler: 'ddim',
+      eta: 0.5,
+      clipDenoised: true,
+      cfgScale: 3,
+      cfgInterval: [0, 500],
+      seed: 5,
+    },
+    { labels: [3, 4], arSteps: 2, diffusionSteps: '5', seed: 2, context: { images, keep } },
+  ];
+  for (const opts of cases) {
+    const before = tf.memory().numTensors;
+    const ops = sampleImages(m, { ...opts, fused: false });
+    const steps: number[] = [];
+    const fused = sampleImages(m, {
+      ...opts,
+      observer: { onDiffusionStep: (_e, s) => steps.push(s.next.shape[1]) },
+    });
+    assert.equal(tf.memory().numTensors, before, 'tensors left behind');
+    assert.deepEqual(fused.orders, ops.orders);
+    const scale = Math.max(1, ...Array.from(ops.images, Math.abs));
+    const rel = maxAbsDiff(fused.images, ops.images) / scale;
+    assert.ok(rel < 1e-5, `${JSON.stringify(opts.stepSizes ?? opts.arSteps)}: relative difference ${rel}`);
+    assert.equal(steps.length, fused.stepSizes.length * fused.timesteps.length);
+  }
+  // tfjs kernels of a whole 2-step run: the fused path runs only the per-step noise and the run's setup
+  const opts: SampleOptions = { labels: [1, 2], arSteps: 2, diffusionSteps: '20', cfgScale: 2, seed: 1 };
+  const kernels = async (fused: boolean) =>
+    (await tf.profile(() => void sampleImages(m, { ...opts, fused }))).kernels.length;
+  const [opsKernels, fusedKernels] = [await kernels(false), await kernels(true)];
+  assert.ok(fusedKernels < 80, `fused path ran ${fusedKernels} tfjs kernels (op by op: ${opsKernels})`);
+  assert.ok(opsKernels > 40 * 20, `op-by-op path ran ${opsKernels} tfjs kernels`);
+  m.dispose();
+});
+
 test('editing keeps the kept tokens bit for bit on webgpu; the recorder sees every AR step', async () => {
   await useBackend('webgpu');
   const m = refModel();

@@ -226,6 +226,37 @@ export class GaussianDiffusion {
     });
   }
 
+  /**
+   * The float32 coefficients of one reverse step at index t of this chain, for a fused kernel that computes
+   * `epsFromOutput`, then `pSample` or `ddimSample`, elementwise from them (see `ReverseStepCoefficients`).
+   */
+  reverseStepCoefficients(t: number, o: { ddim: boolean; eta: number; clip: boolean }): ReverseStepCoefficients {
+    if (!Number.isInteger(t) || t < 0 || t >= this.numTimesteps)
+      throw new Error(`timestep ${t} is outside [0, ${this.numTimesteps})`);
+    const f = Math.fround;
+    const v = this.prediction === 'v';
+    const common = {
+      vA: v ? f(this.sqrtOneMinusAlphasCumprod[t]) : 0,
+      vB: v ? f(this.sqrtAlphasCumprod[t]) : 1,
+      c1: f(this.sqrtRecipAlphasCumprod[t]),
+      c2: f(this.sqrtRecipm1AlphasCumprod[t]),
+      clip: o.clip,
+      ddim: o.ddim,
+    };
+    if (!o.ddim)
+      return {
+        ...common,
+        m1: f(this.posteriorMeanCoef1[t]),
+        m2: f(this.posteriorMeanCoef2[t]),
+        sigma: t === 0 ? 0 : f(Math.sqrt(this.modelVariance[t])),
+      };
+    const abar = this.alphasCumprod[t];
+    const abarPrev = this.alphasCumprodPrev[t];
+    const sigma = o.eta * Math.sqrt((1 - abarPrev) / (1 - abar)) * Math.sqrt(1 - abar / abarPrev);
+    const dir = Math.sqrt(Math.max(0, 1 - abarPrev - sigma * sigma));
+    return { ...common, m1: f(Math.sqrt(abarPrev)), m2: f(dir), sigma: t > 0 && sigma > 0 ? f(sigma) : 0 };
+  }
+
   /** One DDIM step (Song et al.) with stochasticity `eta` (0 = deterministic). */
   ddimSample(
     xT: tf.Tensor,
@@ -254,6 +285,23 @@ export class GaussianDiffusion {
       return { sample, predXStart };
     });
   }
+}
+
+/**
+ * One reverse step as elementwise float32 arithmetic on x_t, the network output `out` and fresh noise:
+ * eps = vA·x + vB·out; x0 = c1·x − c2·eps (clamped to [-1, 1] when `clip`); DDPM: next = m1·x0 + m2·x +
+ * sigma·noise; DDIM: next = m1·x0 + m2·e + sigma·noise, e = clip ? (c1·x − x0) / c2 : eps.
+ */
+export interface ReverseStepCoefficients {
+  vA: number;
+  vB: number;
+  c1: number;
+  c2: number;
+  clip: boolean;
+  ddim: boolean;
+  m1: number;
+  m2: number;
+  sigma: number;
 }
 
 /**

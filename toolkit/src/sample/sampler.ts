@@ -15,6 +15,7 @@ import { makeOrder, OrderKind, validateOrder } from '../factorization/orders';
 import { CausalDiffusionModel, disposeCache, ForwardHooks } from '../model/causalfusion';
 import { gatherTokens, patchify, unpatchify } from '../model/patchify';
 import { freezeWeights } from '../model/ops';
+import { FusedInference, fusedInferenceUnavailable } from '../model/gpu-inference';
 
 /** How tokens are ordered: a named kind (per-sample draws for 'random'), one order for all, or one per sample. */
 export type OrderSpec = OrderKind | readonly number[] | readonly (readonly number[])[];
@@ -46,6 +47,12 @@ export interface SampleOptions {
   context?: EditContext;
   /** Observers (see `introspect`); absent ones cost nothing. */
   observer?: SamplingObserver;
+  /**
+   * On webgpu, run each denoising step as the project's fused kernels (model/gpu-inference; default true):
+   * ~8 dispatches per block instead of ~25 tfjs ops. Observers of attention probabilities take the op-by-op
+   * path, which forms them. Other backends ignore it.
+   */
+  fused?: boolean;
 }
 
 /** Known content for zero-shot editing. */
@@ -258,63 +265,47 @@ export function* samplingRun(
   const out = known ? known.slice() : new Float32Array(N * L * d);
   const timesteps = diffusion.timestepMap.slice().reverse();
 
-  const cache = model.newCache();
+  const cfgInterval = opts.cfgInterval ?? [0, 1000];
+  const clip = !!opts.clipDenoised;
+  const ys = guided ? [...opts.labels, ...opts.labels.map(() => c.numClasses)] : opts.labels.slice();
+  const kp = Array.from({ length: N }, () => keptPos);
+  const useFused = opts.fused !== false && !obs?.onAttention && fusedInferenceUnavailable(model) === null;
+  const engine = useFused
+    ? fusedEngine(model, N, guided, Math.max(c.numCondTokens, keptPos.length, ...split.splitSizes), timesteps)
+    : opsEngine(model, N, guided);
   const thaw = freezeWeights(); // weights are constants for the run: transposed once where a backend wants that
-  let chain: tf.Tensor[] = []; // the current chain's position embeddings and x_t
   let cacheLength = 0;
   const appendClean = (tokens: Float32Array, positions: number[][], arStep: number, kind: 'kept' | 'generated') => {
-    const k = positions[0].length;
-    tf.tidy(() => {
-      const e = model.embedClean(tf.tensor3d(tokens, [N, k, d]), positions);
-      model.forwardCacheUpdate(guided ? tf.concat([e, e], 0) : e, cache);
-    });
-    cacheLength += k;
-    obs?.onCacheUpdate?.({ arStep, kind, added: k, cacheLength, positions });
+    engine.appendClean(tokens, positions);
+    cacheLength += positions[0].length;
+    obs?.onCacheUpdate?.({ arStep, kind, added: positions[0].length, cacheLength, positions });
   };
 
   try {
-    const ys = guided ? [...opts.labels, ...opts.labels.map(() => c.numClasses)] : opts.labels.slice();
-    const cond = model.embedCondition(ys);
-    model.forwardCacheUpdate(cond, cache);
-    cond.dispose();
+    engine.appendCondition(ys);
     cacheLength = c.numCondTokens;
     obs?.onCacheUpdate?.({ arStep: -1, kind: 'condition', added: c.numCondTokens, cacheLength });
-    if (known && keptPos.length > 0) {
-      const kp = Array.from({ length: N }, () => keptPos);
-      appendClean(gatherTokens(known, N, L, d, kp, keptPos.length), kp, -1, 'kept');
-    }
+    if (known && keptPos.length > 0) appendClean(gatherTokens(known, N, L, d, kp, keptPos.length), kp, -1, 'kept');
 
     for (let s = 0; s < split.splitSizes.length; s++) {
       const positions = orders.map((o) => o.slice(split.cumsum[s], split.cumsum[s + 1]));
       const k = positions[0].length;
       obs?.onArStep?.({ arStep: s, positions, cacheLength });
-      const pos = model.posEmbedAt(positions);
-      let x = tf.tensor3d(rng.normalArray(N * k * d), [N, k, d]);
-      chain = [pos, x];
+      engine.startChain(positions, rng.normalArray(N * k * d));
       for (let j = 0; j < timesteps.length; j++) {
         const tOrig = timesteps[j];
         const i = timesteps.length - 1 - j; // index into the respaced chain
         const hooks: ForwardHooks = {};
         if (obs?.onAttention && obs.wantsAttention?.(s, j))
           hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
-        const out = model.forwardInference(x, tOrig, cache, pos, cfgScale, opts.cfgInterval ?? [0, 1000], hooks);
-        const eps = diffusion.epsFromOutput(x, i, out) as tf.Tensor3D;
-        if (eps !== out) out.dispose();
         const noise =
           i > 0 && (sampler === 'ddpm' || eta > 0)
             ? tf.tensor3d(rng.normalArray(N * k * d), [N, k, d])
-            : tf.zerosLike(x);
-        const step =
-          sampler === 'ddpm'
-            ? diffusion.pSample(x, i, eps, noise, opts.clipDenoised)
-            : diffusion.ddimSample(x, i, eps, noise, eta, opts.clipDenoised);
-        obs?.onDiffusionStep?.(
-          { arStep: s, diffusionStep: j, t: tOrig },
-          { xt: x, eps, x0: step.predXStart as tf.Tensor3D, next: step.sample as tf.Tensor3D },
-        );
-        tf.dispose([x, eps, noise, step.predXStart]);
-        x = step.sample as tf.Tensor3D;
-        chain = [pos, x];
+            : tf.zeros<tf.Rank.R3>([N, k, d]);
+        const step = engine.step({ j, i, tOrig, cfgScale, cfgInterval, noise, hooks, diffusion, sampler, eta, clip });
+        obs?.onDiffusionStep?.({ arStep: s, diffusionStep: j, t: tOrig }, step);
+        noise.dispose();
+        engine.endStep(step);
         yield {
           kind: 'step',
           arStep: s,
@@ -323,18 +314,15 @@ export function* samplingRun(
           arSteps: split.splitSizes.length,
         };
       }
-      yield { kind: 'read', tensor: x };
-      const tokens = x.dataSync() as Float32Array;
-      x.dispose();
-      pos.dispose();
+      yield { kind: 'read', tensor: engine.x() };
+      const tokens = engine.x().dataSync() as Float32Array;
       positions.forEach((ps, n) =>
         ps.forEach((p, i) => out.set(tokens.subarray((n * k + i) * d, (n * k + i + 1) * d), (n * L + p) * d)),
       );
       if (s < split.splitSizes.length - 1) appendClean(tokens, positions, s, 'generated');
     }
   } finally {
-    disposeCache(cache);
-    tf.dispose(chain.filter((t) => !t.isDisposed)); // a run stopped inside a chain
+    engine.dispose(); // also when the run stopped inside a chain
     thaw();
   }
   return {
@@ -344,5 +332,105 @@ export function* samplingRun(
     orders,
     stepSizes: split.splitSizes.slice(),
     timesteps,
+  };
+}
+
+/** What one reverse step needs besides the chain's own state. */
+interface StepRequest {
+  j: number;
+  i: number;
+  tOrig: number;
+  cfgScale: number;
+  cfgInterval: [number, number];
+  noise: tf.Tensor3D;
+  hooks: ForwardHooks;
+  diffusion: GaussianDiffusion;
+  sampler: 'ddpm' | 'ddim';
+  eta: number;
+  clip: boolean;
+}
+
+type StepTensors = { xt: tf.Tensor3D; eps: tf.Tensor3D; x0: tf.Tensor3D; next: tf.Tensor3D };
+
+/** The KV cache and the current chain of a run, kept by one of two engines (op by op, or fused kernels). */
+interface SamplingEngine {
+  appendCondition(labels: readonly number[]): void;
+  appendClean(tokens: Float32Array, positions: number[][]): void;
+  startChain(positions: number[][], xT: Float32Array): void;
+  step(r: StepRequest): StepTensors;
+  /** After the observer saw the step: x_{t-1} becomes the chain's x. */
+  endStep(s: StepTensors): void;
+  /** The chain's x [N, k, d]. */
+  x(): tf.Tensor3D;
+  dispose(): void;
+}
+
+/** The tfjs path: `forwardCacheUpdate` / `forwardInference` and the diffusion's tensor steps. */
+function opsEngine(model: CausalDiffusionModel, N: number, guided: boolean): SamplingEngine {
+  const d = model.patchDim;
+  const cache = model.newCache();
+  let chain: { pos: tf.Tensor3D; x: tf.Tensor3D } | null = null;
+  return {
+    appendCondition(labels) {
+      const cond = model.embedCondition(labels);
+      model.forwardCacheUpdate(cond, cache);
+      cond.dispose();
+    },
+    appendClean(tokens, positions) {
+      tf.tidy(() => {
+        const e = model.embedClean(tf.tensor3d(tokens, [N, positions[0].length, d]), positions);
+        model.forwardCacheUpdate(guided ? tf.concat([e, e], 0) : e, cache);
+      });
+    },
+    startChain(positions, xT) {
+      if (chain) tf.dispose([chain.pos, chain.x]);
+      chain = { pos: model.posEmbedAt(positions), x: tf.tensor3d(xT, [N, positions[0].length, d]) };
+    },
+    step(r) {
+      const { pos, x } = chain!;
+      const out = model.forwardInference(x, r.tOrig, cache, pos, r.cfgScale, r.cfgInterval, r.hooks);
+      const eps = r.diffusion.epsFromOutput(x, r.i, out) as tf.Tensor3D;
+      if (eps !== out) out.dispose();
+      const st =
+        r.sampler === 'ddpm'
+          ? r.diffusion.pSample(x, r.i, eps, r.noise, r.clip)
+          : r.diffusion.ddimSample(x, r.i, eps, r.noise, r.eta, r.clip);
+      return { xt: x, eps, x0: st.predXStart as tf.Tensor3D, next: st.sample as tf.Tensor3D };
+    },
+    endStep(s) {
+      tf.dispose([s.xt, s.eps, s.x0]);
+      chain!.x = s.next;
+    },
+    x: () => chain!.x,
+    dispose() {
+      disposeCache(cache);
+      if (chain) tf.dispose([chain.pos, chain.x].filter((t) => !t.isDisposed));
+      chain = null;
+    },
+  };
+}
+
+/** The fused path (model/gpu-inference): the same steps as the project's WebGPU kernels. */
+function fusedEngine(
+  model: CausalDiffusionModel,
+  N: number,
+  guided: boolean,
+  maxChunk: number,
+  timesteps: readonly number[],
+): SamplingEngine {
+  const f = new FusedInference(model, N, guided, maxChunk, timesteps);
+  return {
+    appendCondition: (labels) => f.appendCondition(labels),
+    appendClean: (tokens, positions) => f.appendClean(tokens, positions),
+    startChain: (positions, xT) => f.startChain(positions, xT),
+    step(r) {
+      // guided where the interval says so, else the conditional output alone (as `forwardInference`)
+      const mix = guided && r.cfgInterval[0] <= r.tOrig && r.tOrig < r.cfgInterval[1];
+      const update = { ddim: r.sampler === 'ddim', eta: r.eta, clip: r.clip };
+      return f.step(r.j, r.diffusion, r.i, mix ? r.cfgScale : null, r.noise, update);
+    },
+    endStep: () => undefined,
+    x: () => f.x,
+    dispose: () => f.dispose(),
   };
 }

@@ -343,11 +343,23 @@ export function flashAttentionForward(
 ): [tf.Tensor3D, tf.Tensor1D] {
   const o = emptyTensor(backend, [s.N, s.Lq, s.H * s.hd]);
   const lse = emptyTensor(backend, [s.N * s.H * s.Lq]);
-  kernel('flashAttention', forwardCode, s.hd).dispatch(backend, [q, k, v, ranges, o, lse], uniforms(s), [
-    Math.ceil(s.Lq / WG),
-    s.N * s.H,
-  ]);
+  flashAttentionInto(backend, s, { q, k, v, ranges, o, lse });
   return [asTensor(o), asTensor(lse)];
+}
+
+/** The forward into existing tensors (o token-major [N, Lq, H·hd], lse [N·H·Lq], or larger ones). */
+export function flashAttentionInto(
+  backend: WebGPUBackendLike,
+  s: FlashShape,
+  t: { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; ranges: tf.TensorInfo; o: tf.TensorInfo; lse: tf.TensorInfo },
+): void {
+  kernel('flashAttention', forwardCode, s.hd).dispatch(
+    backend,
+    [t.q, t.k, t.v, t.ranges, t.o, t.lse],
+    uniforms(s),
+    [Math.ceil(s.Lq / WG), s.N * s.H],
+    [t.o, t.lse],
+  );
 }
 
 /** dq, dk, dv (each in its input's layout) for the upstream gradient dO [N, Lq, H·hd]. */

@@ -153,10 +153,22 @@ export function layerNormForward(
   const [rows, C] = x.shape;
   const y = emptyTensor(backend, [rows, C]);
   const stats = emptyTensor(backend, [2 * rows]);
+  layerNormInto(backend, { x, w, b, y, stats }, rows, C, eps);
+  return [asTensor(y), asTensor(stats)];
+}
+
+/** The forward into existing tensors: y [rows, C] and stats [2·rows] (the first `rows` rows of larger ones). */
+export function layerNormInto(
+  backend: WebGPUBackendLike,
+  t: { x: tf.TensorInfo; w: tf.TensorInfo; b: tf.TensorInfo; y: tf.TensorInfo; stats: tf.TensorInfo },
+  rows: number,
+  C: number,
+  eps: number,
+): void {
   const grid = gridFor(rows);
   forward.dispatch(
     backend,
-    [x, w, b, y, stats],
+    [t.x, t.w, t.b, t.y, t.stats],
     uniformBlock([
       ['u32', rows],
       ['u32', C],
@@ -164,8 +176,8 @@ export function layerNormForward(
       ['f32', eps],
     ]),
     grid,
+    [t.y, t.stats],
   );
-  return [asTensor(y), asTensor(stats)];
 }
 
 /** dx, dw, db of `layerNormForward` for the upstream gradient dy [rows, C]. */

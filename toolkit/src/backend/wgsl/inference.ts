@@ -1,0 +1,371 @@
+/**
+ * The kernels of the fused sampling path (model/gpu-inference): a denoising forward of the whole model in
+ * ~9 dispatches per block, all of them the project's own WGSL (cached bind groups and uniforms: a few µs of
+ * host time each, against ~30 µs for a tfjs op), and no tfjs op inside a diffusion chain.
+ *
+ * - `linearInto`: y (=|+=) x·Wᵀ (+ b) (then GELU), W in PyTorch's [out, in] layout, fp32, 64 x 64 output tiles;
+ *   bias, GELU and the residual add are the epilogue, so a block's MLP is two dispatches.
+ * - `qkNormToCache`: splits the fused qkv, applies the per-head q / k LayerNorms (QK-norm) and writes k and v
+ *   straight into the layer's KV cache at the chunk's offset: the cache never grows by concatenation.
+ * - `embedTokens`: x_proj(x) + pos_embed[position] (+ t-embedding) for a chunk, rows of the CFG copy included.
+ * - `condTokens`: the label table row as numCondTokens tokens + cond_pos_embed.
+ * - `guidedStep`: CFG mix, eps from the output (eps or v), x0, and the DDPM / DDIM update in one pass.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { ReverseStepCoefficients } from '../../diffusion/gaussian';
+import type { WebGPUBackendLike } from '../webgpu-types';
+import { gridStrideGroups, uniformBlock, WgslKernel } from './runner';
+
+const TILE = 64; // output rows and columns per workgroup
+const TK = 16; // K per stage
+const GELU_K = 2 * Math.sqrt(2 / Math.PI);
+
+/** What the linear kernel does after the product. */
+export interface LinearEpilogue {
+  bias: boolean;
+  gelu: boolean;
+  /** y += result (the residual stream), instead of y = result. */
+  accumulate: boolean;
+}
+
+const linearCode = (e: LinearEpilogue) => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+struct U { M: u32, N: u32, K: u32 }
+@group(0) @binding(4) var<uniform> u: U;
+var<workgroup> xs: array<vec4<f32>, ${(TK * TILE) / 4}>; // [k][m / 4]
+var<workgroup> ws: array<vec4<f32>, ${(TK * TILE) / 4}>; // [k][n / 4]
+fn stage(li: u32, row0: u32, col0: u32, k0: u32) {
+  // each of the 256 threads loads one float4 of x and one of w (64 rows x 16 k each), stored k-major
+  let r = li / 4u;
+  let kq = (li % 4u) * 4u;
+  var vx = vec4<f32>();
+  var vw = vec4<f32>();
+  if (row0 + r < u.M && k0 + kq < u.K) { vx = x[((row0 + r) * u.K + k0 + kq) / 4u]; }
+  if (col0 + r < u.N && k0 + kq < u.K) { vw = w[((col0 + r) * u.K + k0 + kq) / 4u]; }
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let base = (kq + i) * ${TILE / 4}u + r / 4u;
+    xs[base][r % 4u] = vx[i];
+    ws[base][r % 4u] = vw[i];
+  }
+}
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  ${e.bias ? '' : '_ = b[0]; // bound in every variant: the auto layout keeps only bindings in use'}
+  let row0 = wg.y * ${TILE}u;
+  let col0 = wg.x * ${TILE}u;
+  let tr = li / 16u; // this thread's 4 rows: tr*4 ... and 4 columns: tc*4 ...
+  let tc = li % 16u;
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < u.K; k0 = k0 + ${TK}u) {
+    workgroupBarrier();
+    stage(li, row0, col0, k0);
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${TK}u; kk = kk + 1u) {
+      let a = xs[kk * ${TILE / 4}u + tr];
+      let bb = ws[kk * ${TILE / 4}u + tc];
+      acc[0] = acc[0] + a.x * bb;
+      acc[1] = acc[1] + a.y * bb;
+      acc[2] = acc[2] + a.z * bb;
+      acc[3] = acc[3] + a.w * bb;
+    }
+  }
+  for (var i = 0u; i < 4u; i = i + 1u) {
+    let m = row0 + tr * 4u + i;
+    if (m >= u.M) { continue; }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      let n = col0 + tc * 4u + j;
+      if (n >= u.N) { continue; }
+      var v = acc[i][j];
+      ${e.bias ? 'v = v + b[n];' : ''}
+      ${e.gelu ? `v = v / (1.0 + exp(-(v + v * v * v * 0.044715) * ${GELU_K}));` : ''}
+      ${e.accumulate ? 'y[m * u.N + n] = y[m * u.N + n] + v;' : 'y[m * u.N + n] = v;'}
+    }
+  }
+}`;
+
+const linearKernels = new Map<string, WgslKernel>();
+
+/**
+ * y[M, N] (+)= x[M, K]·w[N, K]ᵀ (+ b[N]) (GELU) into an existing tensor. K must be a multiple of 4 (float4
+ * loads); without a bias, `b` is any tensor (bound, not read).
+ */
+export function linearInto(
+  gpu: WebGPUBackendLike,
+  x: tf.TensorInfo,
+  w: tf.TensorInfo,
+  b: tf.TensorInfo,
+  y: tf.TensorInfo,
+  M: number,
+  e: LinearEpilogue,
+): void {
+  const [N, K] = w.shape;
+  if (K % 4 !== 0) throw new Error(`linearInto: K = ${K} is not a multiple of 4`);
+  const key = `${+e.bias}${+e.gelu}${+e.accumulate}`;
+  let kern = linearKernels.get(key);
+  if (!kern) linearKernels.set(key, (kern = new WgslKernel(`linear${key}`, linearCode(e))));
+  kern.dispatch(
+    gpu,
+    [x, w, b, y],
+    uniformBlock([
+      ['u32', M],
+      ['u32', N],
+      ['u32', K],
+    ]),
+    [Math.ceil(N / TILE), Math.ceil(M / TILE)],
+    [y],
+  );
+}
+
+const qkNorm = new WgslKernel(
+  'qkNormToCache',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> qw: array<f32>;
+@group(0) @binding(2) var<storage, read> qb: array<f32>;
+@group(0) @binding(3) var<storage, read> kw: array<f32>;
+@group(0) @binding(4) var<storage, read> kb: array<f32>;
+@group(0) @binding(5) var<storage, read_write> q: array<f32>;
+@group(0) @binding(6) var<storage, read_write> kc: array<f32>;
+@group(0) @binding(7) var<storage, read_write> vc: array<f32>;
+struct U { rows: u32, Lq: u32, H: u32, hd: u32, at: u32, Lmax: u32, eps: f32 }
+@group(0) @binding(8) var<uniform> u: U;
+// mean and 1/std of hd values from offset o (two passes, biased variance: nn.LayerNorm)
+fn stats(o: u32) -> vec2<f32> {
+  var s = 0.0;
+  for (var d = 0u; d < u.hd; d = d + 1u) { s = s + qkv[o + d]; }
+  let mean = s / f32(u.hd);
+  var v = 0.0;
+  for (var d = 0u; d < u.hd; d = d + 1u) { let c = qkv[o + d] - mean; v = v + c * c; }
+  return vec2<f32>(mean, inverseSqrt(v / f32(u.hd) + u.eps));
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let D = u.H * u.hd;
+  for (var id = gid.x; id < u.rows * u.H; id = id + nwg.x * 64u) {
+    let token = id / u.H; // row n of the batch, token i of the chunk
+    let h = id % u.H;
+    let n = token / u.Lq;
+    let i = token % u.Lq;
+    let qo = token * 3u * D + h * u.hd;
+    let ko = qo + D;
+    let vo = qo + 2u * D;
+    let sq = stats(qo);
+    let sk = stats(ko);
+    let co = ((n * u.H + h) * u.Lmax + u.at + i) * u.hd; // head-major cache [rows, H, Lmax, hd]
+    for (var d = 0u; d < u.hd; d = d + 1u) {
+      q[token * D + h * u.hd + d] = (qkv[qo + d] - sq.x) * sq.y * qw[d] + qb[d];
+      kc[co + d] = (qkv[ko + d] - sk.x) * sk.y * kw[d] + kb[d];
+      vc[co + d] = qkv[vo + d];
+    }
+  }
+}`,
+);
+
+/**
+ * q (QK-normed, token-major [rows, Lq, D]) from the fused qkv [rows, Lq, 3D], and k (normed), v into the
+ * head-major cache [rows, H, Lmax, hd] at positions at ... at + Lq.
+ */
+export function qkNormToCache(
+  gpu: WebGPUBackendLike,
+  t: {
+    qkv: tf.TensorInfo;
+    qw: tf.TensorInfo;
+    qb: tf.TensorInfo;
+    kw: tf.TensorInfo;
+    kb: tf.TensorInfo;
+    q: tf.TensorInfo;
+    kc: tf.TensorInfo;
+    vc: tf.TensorInfo;
+  },
+  s: { rows: number; Lq: number; H: number; hd: number; at: number; Lmax: number },
+): void {
+  qkNorm.dispatch(
+    gpu,
+    [t.qkv, t.qw, t.qb, t.kw, t.kb, t.q, t.kc, t.vc],
+    uniformBlock([
+      ['u32', s.rows * s.Lq],
+      ['u32', s.Lq],
+      ['u32', s.H],
+      ['u32', s.hd],
+      ['u32', s.at],
+      ['u32', s.Lmax],
+      ['f32', 1e-5],
+    ]),
+    [gridStrideGroups(s.rows * s.Lq * s.H, 64)],
+    [t.q, t.kc, t.vc],
+  );
+}
+
+const embed = new WgslKernel(
+  'embedTokens',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> pw: array<f32>;
+@group(0) @binding(2) var<storage, read> pb: array<f32>;
+@group(0) @binding(3) var<storage, read> pos: array<f32>;
+@group(0) @binding(4) var<storage, read> index: array<i32>;
+@group(0) @binding(5) var<storage, read> temb: array<f32>;
+@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+struct U { rows: u32, N: u32, Lq: u32, d: u32, D: u32, tRow: u32, useT: u32 }
+@group(0) @binding(7) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var e = gid.x; e < u.rows * u.Lq * u.D; e = e + nwg.x * 256u) {
+    let c = e % u.D;
+    let token = e / u.D;
+    let n = (token / u.Lq) % u.N; // the CFG copy reads its own sample's tokens
+    let src = n * u.Lq + token % u.Lq;
+    var s = 0.0;
+    for (var j = 0u; j < u.d; j = j + 1u) { s = s + x[src * u.d + j] * pw[c * u.d + j]; }
+    var v = (s + pb[c]) + pos[u32(index[src]) * u.D + c];
+    if (u.useT == 1u) { v = v + temb[u.tRow * u.D + c]; }
+    y[e] = v;
+  }
+}`,
+);
+
+/**
+ * y[rows, Lq, D] = x_proj(x[n]) + pos_embed[index[n]] (+ temb[tRow] for noisy tokens), n = row mod N: x holds
+ * N samples' tokens [N, Lq, d] and `index` their raster positions [N, Lq] (int32).
+ */
+export function embedTokens(
+  gpu: WebGPUBackendLike,
+  t: {
+    x: tf.TensorInfo;
+    w: tf.TensorInfo;
+    b: tf.TensorInfo;
+    pos: tf.TensorInfo;
+    index: tf.TensorInfo;
+    temb: tf.TensorInfo;
+    y: tf.TensorInfo;
+  },
+  s: { rows: number; N: number; Lq: number; d: number; D: number; tRow: number | null },
+): void {
+  embed.dispatch(
+    gpu,
+    [t.x, t.w, t.b, t.pos, t.index, t.temb, t.y],
+    uniformBlock([
+      ['u32', s.rows],
+      ['u32', s.N],
+      ['u32', s.Lq],
+      ['u32', s.d],
+      ['u32', s.D],
+      ['u32', s.tRow ?? 0],
+      ['u32', s.tRow === null ? 0 : 1],
+    ]),
+    [gridStrideGroups(s.rows * s.Lq * s.D, 256)],
+    [t.y],
+  );
+}
+
+const cond = new WgslKernel(
+  'condTokens',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> table: array<f32>;
+@group(0) @binding(1) var<storage, read> condPos: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<i32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+struct U { rows: u32, nc: u32, D: u32 }
+@group(0) @binding(4) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let per = u.nc * u.D;
+  for (var e = gid.x; e < u.rows * per; e = e + nwg.x * 256u) {
+    let r = e / per;
+    y[e] = table[u32(labels[r]) * per + e % per] + condPos[e % per];
+  }
+}`,
+);
+
+/** y[rows, nc, D] = label table row of labels[r] as nc tokens + cond_pos_embed. */
+export function condTokens(
+  gpu: WebGPUBackendLike,
+  t: { table: tf.TensorInfo; condPos: tf.TensorInfo; labels: tf.TensorInfo; y: tf.TensorInfo },
+  s: { rows: number; nc: number; D: number },
+): void {
+  cond.dispatch(
+    gpu,
+    [t.table, t.condPos, t.labels, t.y],
+    uniformBlock([
+      ['u32', s.rows],
+      ['u32', s.nc],
+      ['u32', s.D],
+    ]),
+    [gridStrideGroups(s.rows * s.nc * s.D, 256)],
+    [t.y],
+  );
+}
+
+const step = new WgslKernel(
+  'guidedStep',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> out: array<f32>;
+@group(0) @binding(2) var<storage, read> noise: array<f32>;
+@group(0) @binding(3) var<storage, read_write> next: array<f32>;
+@group(0) @binding(4) var<storage, read_write> epsOut: array<f32>;
+@group(0) @binding(5) var<storage, read_write> x0Out: array<f32>;
+struct U { n: u32, guided: u32, clip: u32, ddim: u32, cfg: f32, vA: f32, vB: f32, c1: f32, c2: f32, m1: f32, m2: f32, sigma: f32 }
+@group(0) @binding(6) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var i = gid.x; i < u.n; i = i + nwg.x * 256u) {
+    let xt = x[i];
+    var o = out[i];
+    if (u.guided == 1u) { let un = out[u.n + i]; o = un + (o - un) * u.cfg; }
+    let eps = u.vA * xt + u.vB * o;
+    var x0 = u.c1 * xt - u.c2 * eps;
+    if (u.clip == 1u) { x0 = clamp(x0, -1.0, 1.0); }
+    var e = eps;
+    if (u.ddim == 1u && u.clip == 1u) { e = (u.c1 * xt - x0) / u.c2; }
+    var nx = u.m1 * x0;
+    if (u.ddim == 1u) { nx = nx + u.m2 * e; } else { nx = nx + u.m2 * xt; }
+    next[i] = nx + u.sigma * noise[i];
+    epsOut[i] = eps;
+    x0Out[i] = x0;
+  }
+}`,
+);
+
+/**
+ * One reverse step over n = N·Lq·d values: x_{t-1} into `next`, the guided eps and x0 into their tensors.
+ * `out` holds the network output, [cond; uncond] rows when guided (mixed as u + cfg·(c − u) first).
+ */
+export function guidedStep(
+  gpu: WebGPUBackendLike,
+  t: {
+    x: tf.TensorInfo;
+    out: tf.TensorInfo;
+    noise: tf.TensorInfo;
+    next: tf.TensorInfo;
+    eps: tf.TensorInfo;
+    x0: tf.TensorInfo;
+  },
+  n: number,
+  guidance: { guided: boolean; cfg: number },
+  c: ReverseStepCoefficients,
+): void {
+  step.dispatch(
+    gpu,
+    [t.x, t.out, t.noise, t.next, t.eps, t.x0],
+    uniformBlock([
+      ['u32', n],
+      ['u32', +guidance.guided],
+      ['u32', +c.clip],
+      ['u32', +c.ddim],
+      ['f32', guidance.cfg],
+      ['f32', c.vA],
+      ['f32', c.vB],
+      ['f32', c.c1],
+      ['f32', c.c2],
+      ['f32', c.m1],
+      ['f32', c.m2],
+      ['f32', c.sigma],
+    ]),
+    [gridStrideGroups(n, 256)],
+    [t.next, t.eps, t.x0],
+  );
+}

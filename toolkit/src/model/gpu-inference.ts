@@ -1,0 +1,289 @@
+/**
+ * The sampler's forward passes on WebGPU as the project's own kernels (backend/wgsl/inference): the same
+ * model as `forwardCacheUpdate` / `forwardInference` + the reverse step, but each denoising step of a batch is
+ * 8·depth + 4 dispatches with cached bind groups and uniforms (the op-by-op path: ~25 tfjs ops per block, ~30 µs
+ * of host time each), and nothing is allocated, concatenated or read back inside a diffusion chain.
+ *
+ * The KV cache is preallocated per layer at its final length [rows, H, cond + L, hd]: a chunk's keys and values
+ * are written at the cache's end (the denoising chain's own tokens sit there until the finished clean tokens
+ * overwrite them), so the cache never grows by concatenation. Workspace tensors are sized for the largest
+ * chunk once per run.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { GaussianDiffusion } from '../diffusion/gaussian';
+import { FlashShape, headMajor, tokenMajor } from '../backend/kernels';
+import type { WebGPUBackendLike } from '../backend/webgpu-types';
+import { activeWebgpu } from '../backend/wgsl/runner';
+import { layerNormInto } from '../backend/wgsl/layernorm';
+import { flashAttentionInto, MAX_HEAD_DIM, rangesTensor } from '../backend/wgsl/attention';
+import { condTokens, embedTokens, guidedStep, linearInto, qkNormToCache } from '../backend/wgsl/inference';
+import { fullRanges } from '../factorization/mask';
+import type { CausalDiffusionModel } from './causalfusion';
+import { timestepFrequencies } from './causalfusion';
+
+/** Why the fused path cannot run `model` on the active backend, or null when it can. */
+export function fusedInferenceUnavailable(model: CausalDiffusionModel): string | null {
+  const c = model.config;
+  if (!activeWebgpu()) return 'the active backend is not webgpu';
+  if (c.hiddenSize / c.numHeads > MAX_HEAD_DIM) return `head size above ${MAX_HEAD_DIM}`;
+  if (c.hiddenSize % 4 !== 0) return 'hidden size not a multiple of 4';
+  return null;
+}
+
+/** The tensors of one denoising step, valid until the next step (what a sampling observer is shown). */
+export interface FusedStep {
+  xt: tf.Tensor3D;
+  eps: tf.Tensor3D;
+  x0: tf.Tensor3D;
+  next: tf.Tensor3D;
+}
+
+/** One sampling run's KV cache and workspace on the GPU; `dispose()` frees them. */
+export class FusedInference {
+  private readonly gpu: WebGPUBackendLike;
+  private readonly keep: tf.Tensor[] = [];
+  private readonly cacheK: tf.Tensor[];
+  private readonly cacheV: tf.Tensor[];
+  private readonly ws: Record<'h' | 'a' | 'qkv' | 'q' | 'o' | 'mlp' | 'stats' | 'lse' | 'out', tf.Tensor>;
+  private readonly temb: tf.Tensor;
+  private readonly ranges = new Map<string, tf.Tensor>();
+  private chain: { index: tf.Tensor; k: number; x: tf.Tensor3D; spare: FusedStep | null } | null = null;
+  /** Tokens in the cache. */
+  length = 0;
+  readonly rows: number;
+  private readonly Lmax: number;
+
+  /**
+   * @param N images; the cache holds 2N rows (cond, null) when `guided`.
+   * @param maxChunk the most tokens any chunk (condition, kept tokens, AR step) will have.
+   * @param timesteps the chain's original timesteps in the order they run: their t-embeddings are made once.
+   */
+  constructor(
+    private readonly model: CausalDiffusionModel,
+    readonly N: number,
+    readonly guided: boolean,
+    maxChunk: number,
+    timesteps: readonly number[],
+  ) {
+    const why = fusedInferenceUnavailable(model);
+    if (why) throw new Error(`fused inference: ${why}`);
+    this.gpu = activeWebgpu()!;
+    const c = model.config;
+    const D = c.hiddenSize;
+    this.rows = guided ? 2 * N : N;
+    this.Lmax = c.numCondTokens + model.numPatches;
+    const R = this.rows;
+    const T = R * maxChunk;
+    const alloc = (n: number) => {
+      const t = tf.zeros([n]);
+      this.keep.push(t);
+      return t;
+    };
+    this.cacheK = Array.from({ length: c.depth }, () => alloc(R * this.Lmax * D));
+    this.cacheV = Array.from({ length: c.depth }, () => alloc(R * this.Lmax * D));
+    this.ws = {
+      h: alloc(T * D),
+      a: alloc(T * D),
+      qkv: alloc(T * 3 * D),
+      q: alloc(T * D),
+      o: alloc(T * D),
+      mlp: alloc(T * 4 * D),
+      stats: alloc(2 * T),
+      lse: alloc(T * c.numHeads),
+      out: alloc(T * model.patchDim),
+    };
+    this.temb = tf.tidy(() =>
+      model.tEmbed(model.params, tf.tensor2d(timestepFrequencies(timesteps), [timesteps.length, 256])),
+    );
+    this.keep.push(this.temb);
+  }
+
+  private p(name: string): tf.Tensor {
+    return this.model.params[name];
+  }
+
+  /** The cached-attention key ranges of a chunk of `Lq` tokens (all of cache + chunk), made once per shape. */
+  private rangesFor(Lq: number, Lk: number): tf.Tensor {
+    const key = `${Lq}/${Lk}`;
+    let r = this.ranges.get(key);
+    if (!r) {
+      r = rangesTensor(fullRanges(Lq, Lk), this.model.config.hiddenSize / this.model.config.numHeads);
+      this.ranges.set(key, r);
+    }
+    return r;
+  }
+
+  /**
+   * The blocks over the embedded chunk in `ws.h` (Lq tokens per row), writing the chunk's keys and values at
+   * the cache's end; `full` runs the last block's MLP and the final layer into `ws.out`.
+   */
+  private blocks(Lq: number, full: boolean): void {
+    const c = this.model.config;
+    const D = c.hiddenSize;
+    const H = c.numHeads;
+    const hd = D / H;
+    const M = this.rows * Lq;
+    const { h, a, qkv, q, o, mlp, stats, lse } = this.ws;
+    const Lk = this.length + Lq;
+    const s: FlashShape = {
+      N: this.rows,
+      H,
+      Lq,
+      Lk,
+      hd,
+      scale: Math.pow(hd, -0.5),
+      q: tokenMajor(H, Lq, hd),
+      k: headMajor(H, this.Lmax, hd),
+      v: headMajor(H, this.Lmax, hd),
+    };
+    const ranges = this.rangesFor(Lq, Lk);
+    const none = { bias: false, gelu: false, accumulate: false };
+    for (let i = 0; i < c.depth; i++) {
+      const b = `blocks.${i}`;
+      layerNormInto(this.gpu, { x: h, w: this.p(`${b}.norm1.weight`), b: this.p(`${b}.norm1.bias`), y: a, stats }, M, D, 1e-5);
+      const wqkv = this.p(`${b}.attn.qkv.weight`);
+      linearInto(this.gpu, a, wqkv, wqkv, qkv, M, none);
+      qkNormToCache(
+        this.gpu,
+        {
+          qkv,
+          qw: this.p(`${b}.attn.q_norm.weight`),
+          qb: this.p(`${b}.attn.q_norm.bias`),
+          kw: this.p(`${b}.attn.k_norm.weight`),
+          kb: this.p(`${b}.attn.k_norm.bias`),
+          q,
+          kc: this.cacheK[i],
+          vc: this.cacheV[i],
+        },
+        { rows: this.rows, Lq, H, hd, at: this.length, Lmax: this.Lmax },
+      );
+      // a cache update needs the last block only up to its keys and values
+      if (!full && i === c.depth - 1) break;
+      flashAttentionInto(this.gpu, s, { q, k: this.cacheK[i], v: this.cacheV[i], ranges, o, lse });
+      const residual = { bias: true, gelu: false, accumulate: true };
+      linearInto(this.gpu, o, this.p(`${b}.attn.proj.weight`), this.p(`${b}.attn.proj.bias`), h, M, residual);
+      layerNormInto(this.gpu, { x: h, w: this.p(`${b}.norm2.weight`), b: this.p(`${b}.norm2.bias`), y: a, stats }, M, D, 1e-5);
+      const fc1 = { bias: true, gelu: true, accumulate: false };
+      linearInto(this.gpu, a, this.p(`${b}.mlp.fc1.weight`), this.p(`${b}.mlp.fc1.bias`), mlp, M, fc1);
+      linearInto(this.gpu, mlp, this.p(`${b}.mlp.fc2.weight`), this.p(`${b}.mlp.fc2.bias`), h, M, residual);
+    }
+    if (!full) return;
+    layerNormInto(this.gpu, { x: h, w: this.p('final_layer.0.weight'), b: this.p('final_layer.0.bias'), y: a, stats }, M, D, 1e-5);
+    const head = { bias: true, gelu: false, accumulate: false };
+    linearInto(this.gpu, a, this.p('final_layer.1.weight'), this.p('final_layer.1.bias'), this.ws.out, M, head);
+  }
+
+  /** Puts the condition tokens of `labels` (one per cache row: cond, then null, with CFG) into the cache. */
+  appendCondition(labels: readonly number[]): void {
+    if (labels.length !== this.rows) throw new Error(`fused inference: ${labels.length} labels for ${this.rows} rows`);
+    const c = this.model.config;
+    const y = tf.tensor1d(Int32Array.from(labels), 'int32');
+    condTokens(
+      this.gpu,
+      { table: this.p('y_embedder.embedding_table.weight'), condPos: this.p('cond_pos_embed'), labels: y, y: this.ws.h },
+      { rows: this.rows, nc: c.numCondTokens, D: c.hiddenSize },
+    );
+    this.blocks(c.numCondTokens, false);
+    this.length += c.numCondTokens;
+    y.dispose();
+  }
+
+  /** Appends clean tokens [N, k, d] at per-sample raster positions (both CFG halves see them). */
+  appendClean(tokens: Float32Array, positions: readonly (readonly number[])[]): void {
+    const k = positions[0].length;
+    const x = tf.tensor1d(tokens);
+    const index = tf.tensor1d(Int32Array.from(positions.flat()), 'int32');
+    this.embed(x, index, k, null);
+    this.blocks(k, false);
+    this.length += k;
+    tf.dispose([x, index]);
+  }
+
+  private embed(x: tf.Tensor, index: tf.Tensor, Lq: number, tRow: number | null): void {
+    const c = this.model.config;
+    embedTokens(
+      this.gpu,
+      {
+        x,
+        w: this.p('x_proj.weight'),
+        b: this.p('x_proj.bias'),
+        pos: this.p('pos_embed'),
+        index,
+        temb: this.temb,
+        y: this.ws.h,
+      },
+      { rows: this.rows, N: this.N, Lq, d: this.model.patchDim, D: c.hiddenSize, tRow },
+    );
+  }
+
+  /** Starts a denoising chain for the tokens at `positions` [N][k] from x_T [N, k, d]. */
+  startChain(positions: readonly (readonly number[])[], xT: Float32Array): void {
+    this.endChain();
+    const k = positions[0].length;
+    this.chain = {
+      index: tf.tensor1d(Int32Array.from(positions.flat()), 'int32'),
+      k,
+      x: tf.tensor3d(xT, [this.N, k, this.model.patchDim]),
+      spare: null,
+    };
+  }
+
+  /**
+   * One reverse step of the chain: the network at the j-th timestep of the run (index `i` of `diffusion`), the
+   * guided output u + cfg·(c − u) (or the conditional one alone when `cfg` is null), then the DDPM or DDIM
+   * update with `noise` [N, k, d].
+   * Returns x_t, eps, x0 and x_{t-1}, valid until the next step; x_{t-1} becomes the chain's x.
+   */
+  step(
+    j: number,
+    diffusion: GaussianDiffusion,
+    i: number,
+    cfg: number | null,
+    noise: tf.Tensor3D,
+    update: { ddim: boolean; eta: number; clip: boolean },
+  ): FusedStep {
+    const ch = this.chain;
+    if (!ch) throw new Error('fused inference: no chain started');
+    this.embed(ch.x, ch.index, ch.k, j);
+    this.blocks(ch.k, true);
+    const shape = ch.x.shape;
+    const fresh = () => tf.zeros(shape) as tf.Tensor3D;
+    // x_t, eps, x0 and x_{t-1} of the previous step are reused (x_{t-1} was the x just read)
+    const prev = ch.spare;
+    const s: FusedStep = {
+      xt: ch.x,
+      eps: prev?.eps ?? fresh(),
+      x0: prev?.x0 ?? fresh(),
+      next: prev?.xt ?? fresh(),
+    };
+    guidedStep(
+      this.gpu,
+      { x: s.xt, out: this.ws.out, noise, next: s.next, eps: s.eps, x0: s.x0 },
+      ch.x.size,
+      { guided: this.guided && cfg !== null, cfg: cfg ?? 1 },
+      diffusion.reverseStepCoefficients(i, update),
+    );
+    ch.x = s.next;
+    ch.spare = s;
+    return s;
+  }
+
+  /** The chain's current x [N, k, d] (x_0 once the chain ran to its end); valid until the next step. */
+  get x(): tf.Tensor3D {
+    if (!this.chain) throw new Error('fused inference: no chain started');
+    return this.chain.x;
+  }
+
+  private endChain(): void {
+    const ch = this.chain;
+    if (!ch) return;
+    tf.dispose([ch.index, ch.x, ...(ch.spare ? [ch.spare.eps, ch.spare.x0, ch.spare.xt] : [])]);
+    this.chain = null;
+  }
+
+  dispose(): void {
+    this.endChain();
+    tf.dispose([...this.keep, ...this.ranges.values()]);
+    this.ranges.clear();
+  }
+}
