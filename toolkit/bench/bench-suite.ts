@@ -9,7 +9,9 @@
  * `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  * `--gpu` runs only the GPU table: the webgpu backend against the PyTorch twin on CUDA (fp32 eager, TF32, bf16
  * autocast), W384 D6 B64 on 8x8 tokens and W768 D12 B64 on 16x16 tokens (`runs/bench-gpu.json`);
- * BENCH_GPU_STEPS sets the timed steps (default 20), BENCH_GPU_ONLY picks cases by name.
+ * BENCH_GPU_STEPS sets the timed steps (default 20), BENCH_GPU_ONLY picks cases by name; then GPU sampling, fused
+ * kernels vs the twin's sampler on CUDA (bench/sampling.ts; BENCH_GPU_SAMPLING picks cases and skips training,
+ * BENCH_GPU_REPEATS sets the repeats).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -139,7 +141,15 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
 }
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--gpu')) return writeResults('bench-gpu.json', benchGpu(findPython()));
+  if (process.argv.includes('--gpu')) {
+    const python = findPython();
+    const training = process.env.BENCH_GPU_SAMPLING ? [] : benchGpu(python);
+    const sampling = await section('./sampling', 'benchGpuSampling')(
+      python,
+      Number(process.env.BENCH_GPU_REPEATS ?? 3),
+    );
+    return writeResults('bench-gpu.json', [...training, ...sampling]);
+  }
   if (process.argv.includes('--explorer'))
     return writeResults(
       'bench-explorer.json',

@@ -5,7 +5,12 @@
  * layer's attention at one diffusion step per AR step plus all trajectories of one sample).
  * Prints a table and returns the rows (bench-suite writes them to runs/bench.json).
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
+import { CausalDiffusionModel } from '../src/model/causalfusion';
+import { makeConfig } from '../src/model/config';
+import { setWideTileRows } from '../src/backend/wgsl/inference';
+import { MatmulPrecision, matmulPrecision, setMatmulPrecision, tensorCoresAvailable } from '../src/backend/wgsl/matmul';
 import { loadModel } from '../src/io/checkpoint';
 import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { SamplingRecorder } from '../src/introspect/recorders';
@@ -78,5 +83,112 @@ export async function benchSampling(repeats = 3, python: string | null = null): 
     `hook cost (S = 4): no observer ${plain.toFixed(0)} ms, empty observer ${empty.toFixed(0)} ms (${((empty / plain - 1) * 100).toFixed(1)}%), recorder ${recorded.toFixed(0)} ms (${((recorded / plain - 1) * 100).toFixed(1)}%)`,
   );
   model.dispose();
+  return rows;
+}
+
+/** One GPU sampling case: a preset (random weights), images, DDPM steps, AR steps, guidance. */
+interface GpuSamplingCase {
+  preset: 'mnist-base' | 'ablation';
+  images: number;
+  steps: number;
+  arSteps: number;
+  cfgScale: number;
+}
+
+const GPU_SAMPLING: GpuSamplingCase[] = [
+  ...[1, 7, 49].flatMap((arSteps) =>
+    [1, 4].map((cfgScale) => ({ preset: 'mnist-base' as const, images: 80, steps: 50, arSteps, cfgScale })),
+  ),
+  ...[1, 16].map((arSteps) => ({ preset: 'ablation' as const, images: 8, steps: 25, arSteps, cfgScale: 1 })),
+];
+
+/**
+ * Sampling on the GPU (`--gpu`): the fused WebGPU path with fp32 matmuls and on tensor cores (fp16 inputs, where
+ * available), and the op-by-op path for the 49-token model at S = 1, against the twin's KV-cache sampler on CUDA
+ * (eager fp32, and bf16 autocast), same batch, steps, AR steps and guidance, random weights; medians of `repeats`
+ * runs after a warm-up. BENCH_GPU_SAMPLING picks cases by name; BENCH_WIDE_TILE_ROWS sets where the fp32 linear
+ * kernel's 128 x 128 tiles start.
+ */
+export async function benchGpuSampling(python: string | null, repeats = 3): Promise<Record<string, unknown>[]> {
+  await initBackend({ backend: 'webgpu', quiet: true });
+  if (process.env.BENCH_WIDE_TILE_ROWS) setWideTileRows(Number(process.env.BENCH_WIDE_TILE_ROWS));
+  const rows: Record<string, unknown>[] = [];
+  console.log(`\nGPU sampling (random weights, DDPM, clipped x0), median of ${repeats} after a warm-up`);
+  console.log(
+    'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16',
+  );
+  const only = process.env.BENCH_GPU_SAMPLING ?? '';
+  for (const c of GPU_SAMPLING) {
+    const name = `${c.preset} ${c.images} img, ${c.steps} steps, S=${c.arSteps}${c.cfgScale > 1 ? `, CFG ${c.cfgScale}` : ''}`;
+    if (!name.includes(only)) continue;
+    const config = makeConfig(c.preset);
+    const model = new CausalDiffusionModel(config, { seed: 1 });
+    const labels = Array.from({ length: c.images }, (_, i) => i % config.numClasses);
+    const opts: SampleOptions = {
+      labels,
+      arSteps: c.arSteps,
+      diffusionSteps: String(c.steps),
+      cfgScale: c.cfgScale,
+      clipDenoised: true,
+    };
+    const time = (fused: boolean, precision: MatmulPrecision) => {
+      const before = matmulPrecision();
+      setMatmulPrecision(precision);
+      const ms: number[] = [];
+      try {
+        for (let r = 0; r <= repeats; r++) {
+          const t0 = process.hrtime.bigint();
+          sampleImages(model, { ...opts, seed: r, fused });
+          if (r > 0) ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+      } finally {
+        setMatmulPrecision(before);
+      }
+      return median(ms);
+    };
+    const fused = time(true, 'f32');
+    const tensorCores = tensorCoresAvailable() ? time(true, 'f16') : NaN;
+    const ops = c.preset === 'mnist-base' && c.arSteps === 1 ? time(false, 'f32') : NaN;
+    const gpuMb = (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? NaN;
+    model.dispose();
+    const twin = (precision: string) =>
+      python
+        ? (runJson(
+            python,
+            [TWIN],
+            {},
+            JSON.stringify({
+              mode: 'sample',
+              device: 'cuda',
+              precision,
+              config,
+              batch: c.images,
+              arSteps: c.arSteps,
+              diffusionSteps: c.steps,
+              cfgScale: c.cfgScale,
+              repeats,
+            }),
+          ) as { medianMs: number; peakGpuMb: number })
+        : { medianMs: NaN, peakGpuMb: NaN };
+    const [fp32, bf16] = [twin('fp32'), twin('bf16')];
+    rows.push({
+      kind: 'gpu-sampling',
+      case: name,
+      fusedMs: fused,
+      fusedTensorCoresMs: tensorCores,
+      opByOpMs: ops,
+      torchFp32Ms: fp32.medianMs,
+      torchBf16Ms: bf16.medianMs,
+      oursGpuMb: gpuMb / 2 ** 20,
+      torchPeakGpuMb: fp32.peakGpuMb,
+      ratioFp32: fused / fp32.medianMs,
+      ratioBf16: fused / bf16.medianMs,
+      ratioTensorCoresToBf16: tensorCores / bf16.medianMs,
+    });
+    const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : 'n/a');
+    console.log(
+      `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x`,
+    );
+  }
   return rows;
 }

@@ -7,7 +7,7 @@ EMA(0.9999) per step (on CUDA up to a synchronize, eager mode; bf16 is autocast)
 With "mode": "sample" ({"config", "batch", "arSteps", "diffusionSteps", "repeats", "threads"}) it times the
 sampler instead: S AR steps of equal size in a random order, each a DDPM chain with a KV cache (the official
 `_forward_kv_cache`: condition tokens and finished steps cached, the current step attends to cache + itself),
-no guidance, under torch.inference_mode.
+guidance when "cfgScale" > 1, under torch.inference_mode; "device" and "precision" ("bf16": autocast) as above.
 The model follows the official CausalDiffusionModel (pre-LN blocks, QK-norm, GELU-tanh, in-context
 condition tokens, t-embedding on noisy tokens, generalized causal mask)."""
 import json
@@ -97,32 +97,39 @@ class Model(nn.Module):
         return h
 
     @torch.inference_mode()
-    def sample(self, y, S, steps):
-        """S AR steps x a DDPM chain of `steps` steps (linear betas respaced), KV cache; returns [n, L, d]."""
-        n, L, D = y.shape[0], self.L, self.c["hiddenSize"]
+    def sample(self, y, S, steps, cfg=1.0):
+        """S AR steps x a DDPM chain of `steps` steps (linear betas respaced), KV cache, CFG when cfg > 1 (cache
+        rows [cond; null], guided eps = u + cfg (c - u)); returns [n, L, d]."""
+        n, L, D, dev = y.shape[0], self.L, self.c["hiddenSize"], y.device
         d = self.x_proj.in_features
         betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
         ac = torch.cumprod(1 - betas, 0)[torch.linspace(0, 999, steps).round().long()]
         acp = torch.cat([torch.ones(1, dtype=torch.float64), ac[:-1]])
         b = 1 - ac / acp
-        c1, c2 = (b * acp.sqrt() / (1 - ac)).float(), ((1 - acp) * (1 - b).sqrt() / (1 - ac)).float()
-        r1, r2, sd = (1 / ac).sqrt().float(), (1 / ac - 1).sqrt().float(), b.sqrt().float()
+        c1, c2 = (b * acp.sqrt() / (1 - ac)).float().tolist(), ((1 - acp) * (1 - b).sqrt() / (1 - ac)).float().tolist()
+        r1, r2, sd = (1 / ac).sqrt().float().tolist(), (1 / ac - 1).sqrt().float().tolist(), b.sqrt().float().tolist()
+        guided = cfg > 1
+        rows = torch.cat([y, torch.full_like(y, self.c["numClasses"])]) if guided else y
         caches = [{} for _ in self.blocks]
-        cond = self.table(y).reshape(n, self.c["numCondTokens"], D) + self.cond_pos
+        cond = self.table(rows).reshape(rows.shape[0], self.c["numCondTokens"], D) + self.cond_pos
         self.run_cached(cond, caches, True)
-        order = torch.argsort(torch.rand(n, L), 1)
+        order = torch.argsort(torch.rand(n, L, device=dev), 1)
         pos = torch.gather(self.pos_embed.expand(n, -1, -1), 1, order.unsqueeze(-1).expand(-1, -1, D))
+        both = (lambda a: torch.cat([a, a])) if guided else (lambda a: a)
         out, start = [], 0
         for k in [L // S + (i < L % S) for i in range(S)]:
-            p = pos[:, start:start + k]
-            x = torch.randn(n, k, d)
+            p = both(pos[:, start:start + k])
+            x = torch.randn(n, k, d, device=dev)
             for i in reversed(range(steps)):
-                t = torch.full((n,), i)
-                h = self.x_proj(x) + p + self.t_mlp(self.t_freq(t))[:, None]
-                eps = self.final(self.run_cached(h, caches, False))
+                t = torch.full((rows.shape[0],), i, device=dev)
+                h = self.x_proj(both(x)) + p + self.t_mlp(self.t_freq(t))[:, None]
+                eps = self.final(self.run_cached(h, caches, False)).float()
+                if guided:
+                    c, u = eps.chunk(2)
+                    eps = u + cfg * (c - u)
                 x0 = (r1[i] * x - r2[i] * eps).clamp(-1, 1)
                 x = c1[i] * x0 + c2[i] * x + (sd[i] * torch.randn_like(x) if i > 0 else 0)
-            self.run_cached(self.x_proj(x) + p, caches, True)
+            self.run_cached(self.x_proj(both(x)) + p, caches, True)
             out.append(x)
             start += k
         return torch.cat(out, 1)
@@ -145,17 +152,29 @@ def attn_mask(L, cond, sizes, device):
 
 
 def bench_sampling(plan):
-    c = plan["config"]
-    model = Model(c).eval()
-    y = torch.arange(plan["batch"]) % c["numClasses"]
+    c, dev = plan["config"], plan.get("device", "cpu")
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    model = Model(c).to(dev).eval()
+    y = torch.arange(plan["batch"], device=dev) % c["numClasses"]
+    bf16 = plan.get("precision") == "bf16"
+    if dev == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     times = []
     for r in range(plan.get("repeats", 3) + 1):
+        sync()
         start = time.perf_counter()
-        model.sample(y, plan["arSteps"], plan["diffusionSteps"])
+        with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=bf16):
+            model.sample(y, plan["arSteps"], plan["diffusionSteps"], plan.get("cfgScale", 1.0))
+        sync()
         if r > 0:  # the first run warms up
             times.append((time.perf_counter() - start) * 1000)
     times.sort()
-    print(json.dumps({"medianMs": times[len(times) // 2], "threads": torch.get_num_threads(), "torch": torch.__version__}))
+    print(json.dumps({
+        "medianMs": times[len(times) // 2], "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "device": dev, "precision": "bf16" if bf16 else "fp32",
+        "gpu": torch.cuda.get_device_name() if dev == "cuda" else None,
+        "peakGpuMb": torch.cuda.max_memory_allocated() / 2**20 if dev == "cuda" else None,
+    }))
 
 
 def main():

@@ -408,7 +408,14 @@ function verifyFusedInference(ref: ReferenceFixture, model: CausalDiffusionModel
     g.appendCondition([...inf.labels, ...new Array<number>(N).fill(inf.null_label)]);
     const e = eps(g, 0, inf.step1_tokens, inf.z1, inf.cfg_scale);
     rows.push(
-      row('inference', `fused kernels: AR step 1 eps with CFG ${inf.cfg_scale}`, e, inf.eps1_cfg.data, 'rel', TOLERANCES.inference),
+      row(
+        'inference',
+        `fused kernels: AR step 1 eps with CFG ${inf.cfg_scale}`,
+        e,
+        inf.eps1_cfg.data,
+        'rel',
+        TOLERANCES.inference,
+      ),
     );
   } finally {
     g.dispose();

@@ -1,6 +1,6 @@
 /**
- * What only the WGSL kernels have: uniform-buffer and bind-group reuse, and the tensor-core (fp16 subgroup
- * matrix) matmul. Their results against tfjs are in fused-kernels.test.ts.
+ * What only the WGSL kernels have: uniform-buffer and bind-group reuse, the tensor-core (fp16 subgroup
+ * matrix) matmul, and the fused sampling kernels' linear layer. Their results against tfjs are in fused-kernels.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +20,9 @@ import {
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
 import { Trainer } from '../src/train/trainer';
+import { linearEpilogue, linearInto, setWideTileRows } from '../src/backend/wgsl/inference';
+import { FusedInference } from '../src/model/gpu-inference';
+import { createDiffusion } from '../src/diffusion';
 import { syntheticDataset, useBackend, valueAndGrads } from './helpers';
 
 test('WGSL kernels reuse uniform buffers (a repeated LayerNorm adds none) and, while sampling, bind groups', async () => {
@@ -98,4 +101,69 @@ test('tensor-core matmul: 6 training steps follow the fp32 matmul (loss within 1
     return run();
   });
   f16.forEach((l, i) => assert.ok(Math.abs(l - f32[i]) <= 0.01 * f32[i], `step ${i + 1}: ${l} vs ${f32[i]}`));
+});
+
+test('fused sampling linear kernel: every epilogue (bias, GELU, residual add) equals tfjs ops on ragged shapes; the epilogue alone after a product equals the fused kernel', async () => {
+  await useBackend('webgpu');
+  const gpu = tf.backend() as unknown as WebGPUBackendLike;
+  const [M, N, K] = [70, 200, 52];
+  const [x, w, b, r] = [
+    tf.randomNormal([M, K]),
+    tf.randomNormal([N, K]),
+    tf.randomNormal([N]),
+    tf.randomNormal([M, N]),
+  ];
+  const gelu = (v: tf.Tensor) =>
+    tf.mul(v, tf.sigmoid(tf.mul(tf.add(v, tf.mul(tf.pow(v, 3), 0.044715)), 2 * Math.sqrt(2 / Math.PI))));
+  const product = tf.matMul(x, w, false, true);
+  const epilogues = [
+    { bias: false, gelu: false, accumulate: false },
+    { bias: true, gelu: true, accumulate: false },
+    { bias: true, gelu: false, accumulate: true },
+  ];
+  // 64 x 64 tiles, then 128 x 128 ones (used from `wideTileRows` rows on)
+  for (const [wide, e] of [2048, 1].flatMap((rows) => epilogues.map((ep) => [rows, ep] as const))) {
+    setWideTileRows(wide);
+    let want = tf.add(product, e.bias ? b : 0);
+    if (e.gelu) want = gelu(want);
+    if (e.accumulate) want = tf.add(r, want);
+    const fused = tf.add(r, 0); // a buffer of its own, written in place
+    linearInto(gpu, x, w, b, fused, M, e);
+    const split = tf.add(r, 0);
+    const c = tf.zeros([M, N]);
+    linearInto(gpu, x, w, b, c, M, { bias: false, gelu: false, accumulate: false });
+    linearEpilogue(gpu, c, b, split, M, N, e);
+    const scale = tf.max(tf.abs(want)).dataSync()[0];
+    const err = (t: tf.Tensor) => tf.max(tf.abs(tf.sub(t, want))).dataSync()[0] / scale;
+    assert.ok(err(fused) < 1e-5, `${JSON.stringify(e)}, wide from ${wide}: fused kernel off by ${err(fused)}`);
+    assert.ok(err(split) < 1e-5, `${JSON.stringify(e)}: product + epilogue off by ${err(split)}`);
+    tf.dispose([fused, split, c, want]);
+  }
+  setWideTileRows(2048);
+  tf.dispose([x, w, b, r, product]);
+});
+
+test('fused sampling on tensor cores: one denoising step within 1 % of the fp32 kernels (49-token model, 16 images, CFG)', async (t) => {
+  await useBackend('webgpu');
+  if (!tensorCoresAvailable()) return t.skip(noTensorCores());
+  const model = new CausalDiffusionModel(makeConfig('mnist-base'), { seed: 2 });
+  const diffusion = createDiffusion('50');
+  const positions = Array.from({ length: 16 }, () => Array.from({ length: 49 }, (_, i) => i));
+  const z = Float32Array.from({ length: 16 * 49 * 16 }, (_, i) => Math.sin(i * 0.37));
+  const eps = (p: 'f16' | 'f32') =>
+    withPrecision(p, () => {
+      const f = new FusedInference(model, 16, true, 49, [500]);
+      f.appendCondition([...positions.map((_, i) => i % 10), ...positions.map(() => 10)]);
+      f.startChain(positions, z);
+      const noise = tf.zeros<tf.Rank.R3>([16, 49, 16]);
+      const out = f.step(0, diffusion, 25, 4, noise, { ddim: false, eta: 0, clip: false }).eps.dataSync();
+      noise.dispose();
+      f.dispose();
+      return out;
+    });
+  const [e16, e32] = [await eps('f16'), await eps('f32')];
+  const scale = Math.max(...Array.from(e32, Math.abs));
+  const err = Math.max(...Array.from(e16, (v, i) => Math.abs(v - e32[i]))) / scale;
+  assert.ok(err < 1e-2, `tensor-core eps off by ${err} of its scale`);
+  model.dispose();
 });

@@ -16,7 +16,15 @@ import type { WebGPUBackendLike } from '../backend/webgpu-types';
 import { activeWebgpu } from '../backend/wgsl/runner';
 import { layerNormInto } from '../backend/wgsl/layernorm';
 import { flashAttentionInto, MAX_HEAD_DIM, rangesTensor } from '../backend/wgsl/attention';
-import { condTokens, embedTokens, guidedStep, linearInto, qkNormToCache } from '../backend/wgsl/inference';
+import {
+  condTokens,
+  embedTokens,
+  guidedStep,
+  LinearEpilogue,
+  linearInto,
+  qkNormToCache,
+} from '../backend/wgsl/inference';
+import { tensorCoresAvailable } from '../backend/wgsl/matmul';
 import { fullRanges } from '../factorization/mask';
 import type { CausalDiffusionModel } from './causalfusion';
 import { timestepFrequencies } from './causalfusion';
@@ -44,7 +52,7 @@ export class FusedInference {
   private readonly keep: tf.Tensor[] = [];
   private readonly cacheK: tf.Tensor[];
   private readonly cacheV: tf.Tensor[];
-  private readonly ws: Record<'h' | 'a' | 'qkv' | 'q' | 'o' | 'mlp' | 'stats' | 'lse' | 'out', tf.Tensor>;
+  private readonly ws: Record<'h' | 'a' | 'qkv' | 'q' | 'o' | 'mlp' | 'stats' | 'lse' | 'out' | 'product', tf.Tensor>;
   private readonly temb: tf.Tensor;
   private readonly ranges = new Map<string, tf.Tensor>();
   private chain: { index: tf.Tensor; k: number; x: tf.Tensor3D; spare: FusedStep | null } | null = null;
@@ -91,6 +99,7 @@ export class FusedInference {
       stats: alloc(2 * T),
       lse: alloc(T * c.numHeads),
       out: alloc(T * model.patchDim),
+      product: alloc(tensorCoresAvailable() ? T * 4 * D : 1), // tensor-core products before their epilogue
     };
     this.temb = tf.tidy(() =>
       model.tEmbed(model.params, tf.tensor2d(timestepFrequencies(timesteps), [timesteps.length, 256])),
@@ -137,12 +146,30 @@ export class FusedInference {
       v: headMajor(H, this.Lmax, hd),
     };
     const ranges = this.rangesFor(Lq, Lk);
+    // y (+)= x·Wᵀ (+ b) (GELU) for the weights under `w` (bias under `w` with .bias)
+    const lin = (x: tf.Tensor, w: string, y: tf.Tensor, e: LinearEpilogue) =>
+      linearInto(
+        this.gpu,
+        x,
+        this.p(`${w}.weight`),
+        this.p(e.bias ? `${w}.bias` : `${w}.weight`),
+        y,
+        M,
+        e,
+        this.ws.product,
+      );
     const none = { bias: false, gelu: false, accumulate: false };
+    const residual = { bias: true, gelu: false, accumulate: true };
     for (let i = 0; i < c.depth; i++) {
       const b = `blocks.${i}`;
-      layerNormInto(this.gpu, { x: h, w: this.p(`${b}.norm1.weight`), b: this.p(`${b}.norm1.bias`), y: a, stats }, M, D, 1e-5);
-      const wqkv = this.p(`${b}.attn.qkv.weight`);
-      linearInto(this.gpu, a, wqkv, wqkv, qkv, M, none);
+      layerNormInto(
+        this.gpu,
+        { x: h, w: this.p(`${b}.norm1.weight`), b: this.p(`${b}.norm1.bias`), y: a, stats },
+        M,
+        D,
+        1e-5,
+      );
+      lin(a, `${b}.attn.qkv`, qkv, none);
       qkNormToCache(
         this.gpu,
         {
@@ -160,17 +187,26 @@ export class FusedInference {
       // a cache update needs the last block only up to its keys and values
       if (!full && i === c.depth - 1) break;
       flashAttentionInto(this.gpu, s, { q, k: this.cacheK[i], v: this.cacheV[i], ranges, o, lse });
-      const residual = { bias: true, gelu: false, accumulate: true };
-      linearInto(this.gpu, o, this.p(`${b}.attn.proj.weight`), this.p(`${b}.attn.proj.bias`), h, M, residual);
-      layerNormInto(this.gpu, { x: h, w: this.p(`${b}.norm2.weight`), b: this.p(`${b}.norm2.bias`), y: a, stats }, M, D, 1e-5);
-      const fc1 = { bias: true, gelu: true, accumulate: false };
-      linearInto(this.gpu, a, this.p(`${b}.mlp.fc1.weight`), this.p(`${b}.mlp.fc1.bias`), mlp, M, fc1);
-      linearInto(this.gpu, mlp, this.p(`${b}.mlp.fc2.weight`), this.p(`${b}.mlp.fc2.bias`), h, M, residual);
+      lin(o, `${b}.attn.proj`, h, residual);
+      layerNormInto(
+        this.gpu,
+        { x: h, w: this.p(`${b}.norm2.weight`), b: this.p(`${b}.norm2.bias`), y: a, stats },
+        M,
+        D,
+        1e-5,
+      );
+      lin(a, `${b}.mlp.fc1`, mlp, { bias: true, gelu: true, accumulate: false });
+      lin(mlp, `${b}.mlp.fc2`, h, residual);
     }
     if (!full) return;
-    layerNormInto(this.gpu, { x: h, w: this.p('final_layer.0.weight'), b: this.p('final_layer.0.bias'), y: a, stats }, M, D, 1e-5);
-    const head = { bias: true, gelu: false, accumulate: false };
-    linearInto(this.gpu, a, this.p('final_layer.1.weight'), this.p('final_layer.1.bias'), this.ws.out, M, head);
+    layerNormInto(
+      this.gpu,
+      { x: h, w: this.p('final_layer.0.weight'), b: this.p('final_layer.0.bias'), y: a, stats },
+      M,
+      D,
+      1e-5,
+    );
+    lin(a, 'final_layer.1', this.ws.out, { bias: true, gelu: false, accumulate: false });
   }
 
   /** Puts the condition tokens of `labels` (one per cache row: cond, then null, with CFG) into the cache. */
@@ -180,7 +216,12 @@ export class FusedInference {
     const y = tf.tensor1d(Int32Array.from(labels), 'int32');
     condTokens(
       this.gpu,
-      { table: this.p('y_embedder.embedding_table.weight'), condPos: this.p('cond_pos_embed'), labels: y, y: this.ws.h },
+      {
+        table: this.p('y_embedder.embedding_table.weight'),
+        condPos: this.p('cond_pos_embed'),
+        labels: y,
+        y: this.ws.h,
+      },
       { rows: this.rows, nc: c.numCondTokens, D: c.hiddenSize },
     );
     this.blocks(c.numCondTokens, false);

@@ -351,7 +351,14 @@ export function flashAttentionForward(
 export function flashAttentionInto(
   backend: WebGPUBackendLike,
   s: FlashShape,
-  t: { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; ranges: tf.TensorInfo; o: tf.TensorInfo; lse: tf.TensorInfo },
+  t: {
+    q: tf.TensorInfo;
+    k: tf.TensorInfo;
+    v: tf.TensorInfo;
+    ranges: tf.TensorInfo;
+    o: tf.TensorInfo;
+    lse: tf.TensorInfo;
+  },
 ): void {
   kernel('flashAttention', forwardCode, s.hd).dispatch(
     backend,

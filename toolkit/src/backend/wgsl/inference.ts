@@ -15,8 +15,8 @@ import type * as tf from '@tensorflow/tfjs-core';
 import type { ReverseStepCoefficients } from '../../diffusion/gaussian';
 import type { WebGPUBackendLike } from '../webgpu-types';
 import { gridStrideGroups, uniformBlock, WgslKernel } from './runner';
+import { tensorCoreLinearInto } from './matmul';
 
-const TILE = 64; // output rows and columns per workgroup
 const TK = 16; // K per stage
 const GELU_K = 2 * Math.sqrt(2 / Math.PI);
 
@@ -28,69 +28,148 @@ export interface LinearEpilogue {
   accumulate: boolean;
 }
 
-const linearCode = (e: LinearEpilogue) => /* wgsl */ `
+/**
+ * The fp32 linear kernel: 256 threads as 16 x 16, each computing g x g blocks of 4 x 4 outputs (g = 1: a 64 x 64
+ * tile, for few rows; g = 2: 128 x 128, more reuse of each staged value), the blocks of a thread 64 rows / columns
+ * apart so that a k-step reads contiguous float4s of the staged tiles.
+ */
+const linearCode = (e: LinearEpilogue, g: number) => {
+  const tile = 64 * g;
+  const blocks = [...Array(g).keys()].flatMap((gi) => [...Array(g).keys()].map((gj) => [gi, gj] as const));
+  return /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 struct U { M: u32, N: u32, K: u32 }
 @group(0) @binding(4) var<uniform> u: U;
-var<workgroup> xs: array<vec4<f32>, ${(TK * TILE) / 4}>; // [k][m / 4]
-var<workgroup> ws: array<vec4<f32>, ${(TK * TILE) / 4}>; // [k][n / 4]
+var<workgroup> xs: array<vec4<f32>, ${(TK * tile) / 4}>; // [k][m / 4]
+var<workgroup> ws: array<vec4<f32>, ${(TK * tile) / 4}>; // [k][n / 4]
 fn stage(li: u32, row0: u32, col0: u32, k0: u32) {
-  // each of the 256 threads loads one float4 of x and one of w (64 rows x 16 k each), stored k-major
-  let r = li / 4u;
-  let kq = (li % 4u) * 4u;
-  var vx = vec4<f32>();
-  var vw = vec4<f32>();
-  if (row0 + r < u.M && k0 + kq < u.K) { vx = x[((row0 + r) * u.K + k0 + kq) / 4u]; }
-  if (col0 + r < u.N && k0 + kq < u.K) { vw = w[((col0 + r) * u.K + k0 + kq) / 4u]; }
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let base = (kq + i) * ${TILE / 4}u + r / 4u;
-    xs[base][r % 4u] = vx[i];
-    ws[base][r % 4u] = vw[i];
+  // ${tile} rows x ${TK} k of x and of w, a float4 along k per load, stored k-major
+  for (var l = 0u; l < ${g}u; l = l + 1u) {
+    let q = li + l * 256u;
+    let r = q / 4u;
+    let kq = (q % 4u) * 4u;
+    var vx = vec4<f32>();
+    var vw = vec4<f32>();
+    if (row0 + r < u.M && k0 + kq < u.K) { vx = x[((row0 + r) * u.K + k0 + kq) / 4u]; }
+    if (col0 + r < u.N && k0 + kq < u.K) { vw = w[((col0 + r) * u.K + k0 + kq) / 4u]; }
+    for (var i = 0u; i < 4u; i = i + 1u) {
+      let base = (kq + i) * ${tile / 4}u + r / 4u;
+      xs[base][r % 4u] = vx[i];
+      ws[base][r % 4u] = vw[i];
+    }
   }
+}
+fn finish(m: u32, n: u32, acc: f32) {
+  if (m >= u.M || n >= u.N) { return; }
+  var v = acc;
+  ${e.bias ? 'v = v + b[n];' : ''}
+  ${e.gelu ? `v = v / (1.0 + exp(-(v + v * v * v * 0.044715) * ${GELU_K}));` : ''}
+  ${e.accumulate ? 'y[m * u.N + n] = y[m * u.N + n] + v;' : 'y[m * u.N + n] = v;'}
 }
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   ${e.bias ? '' : '_ = b[0]; // bound in every variant: the auto layout keeps only bindings in use'}
-  let row0 = wg.y * ${TILE}u;
-  let col0 = wg.x * ${TILE}u;
-  let tr = li / 16u; // this thread's 4 rows: tr*4 ... and 4 columns: tc*4 ...
+  let row0 = wg.y * ${tile}u;
+  let col0 = wg.x * ${tile}u;
+  let tr = li / 16u; // rows 64·gi + 4·tr + i and columns 64·gj + 4·tc + j
   let tc = li % 16u;
-  var acc: array<vec4<f32>, 4>;
+  var acc: array<vec4<f32>, ${4 * g * g}>; // [gi][gj][i] -> 4 columns
   for (var k0 = 0u; k0 < u.K; k0 = k0 + ${TK}u) {
     workgroupBarrier();
     stage(li, row0, col0, k0);
     workgroupBarrier();
     for (var kk = 0u; kk < ${TK}u; kk = kk + 1u) {
-      let a = xs[kk * ${TILE / 4}u + tr];
-      let bb = ws[kk * ${TILE / 4}u + tc];
-      acc[0] = acc[0] + a.x * bb;
-      acc[1] = acc[1] + a.y * bb;
-      acc[2] = acc[2] + a.z * bb;
-      acc[3] = acc[3] + a.w * bb;
+      ${[...Array(g).keys()].map((gi) => `let a${gi} = xs[kk * ${tile / 4}u + ${16 * gi}u + tr];`).join('\n      ')}
+      ${[...Array(g).keys()].map((gj) => `let b${gj} = ws[kk * ${tile / 4}u + ${16 * gj}u + tc];`).join('\n      ')}
+      ${blocks
+        .flatMap(([gi, gj]) =>
+          ['x', 'y', 'z', 'w'].map((c, i) => {
+            const slot = (gi * g + gj) * 4 + i;
+            return `acc[${slot}] = acc[${slot}] + a${gi}.${c} * b${gj};`;
+          }),
+        )
+        .join('\n      ')}
     }
   }
-  for (var i = 0u; i < 4u; i = i + 1u) {
-    let m = row0 + tr * 4u + i;
-    if (m >= u.M) { continue; }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      let n = col0 + tc * 4u + j;
-      if (n >= u.N) { continue; }
-      var v = acc[i][j];
-      ${e.bias ? 'v = v + b[n];' : ''}
-      ${e.gelu ? `v = v / (1.0 + exp(-(v + v * v * v * 0.044715) * ${GELU_K}));` : ''}
-      ${e.accumulate ? 'y[m * u.N + n] = y[m * u.N + n] + v;' : 'y[m * u.N + n] = v;'}
-    }
-  }
+  ${blocks
+    .map(
+      ([gi, gj]) => `for (var i = 0u; i < 4u; i = i + 1u) {
+    let v = acc[${(gi * g + gj) * 4}u + i];
+    let m = row0 + ${64 * gi}u + tr * 4u + i;
+    let n = col0 + ${64 * gj}u + tc * 4u;
+    finish(m, n, v.x);
+    finish(m, n + 1u, v.y);
+    finish(m, n + 2u, v.z);
+    finish(m, n + 3u, v.w);
+  }`,
+    )
+    .join('\n  ')}
 }`;
+};
+
+/** Rows from which the fp32 linear kernel takes 128 x 128 tiles (fewer rows fill the GPU better with 64 x 64). */
+let wideTileRows = 2048;
+
+/** Sets the row count from which `linearInto` uses its 128 x 128 tiles (the bench compares the two). */
+export function setWideTileRows(rows: number): void {
+  wideTileRows = rows;
+}
 
 const linearKernels = new Map<string, WgslKernel>();
 
+/** The epilogue alone, on a product c [M, N] already formed (the tensor-core path). */
+const epilogueCode = (e: LinearEpilogue) => /* wgsl */ `
+@group(0) @binding(0) var<storage, read> c: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+struct U { n: u32, N: u32 }
+@group(0) @binding(3) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  ${e.bias ? '' : '_ = b[0];'}
+  for (var i = gid.x; i < u.n; i = i + nwg.x * 256u) {
+    var v = c[i];
+    ${e.bias ? 'v = v + b[i % u.N];' : ''}
+    ${e.gelu ? `v = v / (1.0 + exp(-(v + v * v * v * 0.044715) * ${GELU_K}));` : ''}
+    ${e.accumulate ? 'y[i] = y[i] + v;' : 'y[i] = v;'}
+  }
+}`;
+
+const epilogueKernels = new Map<string, WgslKernel>();
+
+/** y[M, N] (+)= act(c + b): the epilogue of `linearInto` on a product formed elsewhere. */
+export function linearEpilogue(
+  gpu: WebGPUBackendLike,
+  c: tf.TensorInfo,
+  b: tf.TensorInfo,
+  y: tf.TensorInfo,
+  M: number,
+  N: number,
+  e: LinearEpilogue,
+): void {
+  const key = `${+e.bias}${+e.gelu}${+e.accumulate}`;
+  let kern = epilogueKernels.get(key);
+  if (!kern) epilogueKernels.set(key, (kern = new WgslKernel(`linearEpilogue${key}`, epilogueCode(e))));
+  kern.dispatch(
+    gpu,
+    [c, b, y],
+    uniformBlock([
+      ['u32', M * N],
+      ['u32', N],
+    ]),
+    [gridStrideGroups(M * N, 256)],
+    [y],
+  );
+}
+
 /**
  * y[M, N] (+)= x[M, K]·w[N, K]ᵀ (+ b[N]) (GELU) into an existing tensor. K must be a multiple of 4 (float4
- * loads); without a bias, `b` is any tensor (bound, not read).
+ * loads); without a bias, `b` is any tensor (bound, not read). With `scratch` (>= M·N floats) and tensor-core
+ * matmuls on, the product runs on tensor cores (fp16 inputs, fp32 accumulation) and the epilogue after it;
+ * otherwise one fp32 dispatch does both.
  */
 export function linearInto(
   gpu: WebGPUBackendLike,
@@ -100,12 +179,18 @@ export function linearInto(
   y: tf.TensorInfo,
   M: number,
   e: LinearEpilogue,
+  scratch?: tf.TensorInfo,
 ): void {
   const [N, K] = w.shape;
   if (K % 4 !== 0) throw new Error(`linearInto: K = ${K} is not a multiple of 4`);
-  const key = `${+e.bias}${+e.gelu}${+e.accumulate}`;
+  if (scratch && tensorCoreLinearInto(gpu, x, w, scratch, M)) {
+    linearEpilogue(gpu, scratch, b, y, M, N, e);
+    return;
+  }
+  const g = M >= wideTileRows ? 2 : 1;
+  const key = `${+e.bias}${+e.gelu}${+e.accumulate}/${g}`;
   let kern = linearKernels.get(key);
-  if (!kern) linearKernels.set(key, (kern = new WgslKernel(`linear${key}`, linearCode(e))));
+  if (!kern) linearKernels.set(key, (kern = new WgslKernel(`linear${key}`, linearCode(e, g))));
   kern.dispatch(
     gpu,
     [x, w, b, y],
@@ -114,7 +199,7 @@ export function linearInto(
       ['u32', N],
       ['u32', K],
     ]),
-    [Math.ceil(N / TILE), Math.ceil(M / TILE)],
+    [Math.ceil(N / (64 * g)), Math.ceil(M / (64 * g))],
     [y],
   );
 }

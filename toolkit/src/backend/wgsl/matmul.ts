@@ -276,6 +276,36 @@ function tensorCoreBatchMatMul(
   return c;
 }
 
+/**
+ * c[M, N] = x[M, K]·w[N, K]ᵀ on tensor cores into an existing tensor (a linear layer's product, PyTorch's weight
+ * layout), when tensor-core matmuls are on and the shape is one the kernel takes; false otherwise (nothing run).
+ */
+export function tensorCoreLinearInto(
+  backend: WebGPUBackendLike,
+  x: tf.TensorInfo,
+  w: tf.TensorInfo,
+  c: tf.TensorInfo,
+  M: number,
+): boolean {
+  const kern = kernels.get(backend.device);
+  const [N, K] = w.shape;
+  if (!kern || !tensorCoreMatmul() || M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20 || K % 4 !== 0) return false;
+  const u = uniformBlock([
+    ['u32', M],
+    ['u32', N],
+    ['u32', K],
+    ['u32', 0],
+    ['u32', 1],
+    ['u32', 0],
+    ['u32', 0],
+    ['u32', 1],
+    ['u32', Math.ceil(K / BK) * BK],
+  ]);
+  dispatched++;
+  kern.dispatch(backend, [x, w, c], u, [Math.ceil(N / BN), Math.ceil(M / BM), 1], [c]);
+  return true;
+}
+
 let registered = false;
 
 /** Routes tfjs's BatchMatMul on webgpu through the tensor-core kernel when it applies. */
