@@ -7,8 +7,9 @@
  * and the explorer page in Chromium per backend against the Node sampler (bench/explorer.ts; `--explorer` alone).
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
  * `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
- * `--gpu` runs only the GPU table: the webgpu backend against the PyTorch twin on CUDA (fp32 eager, TF32, bf16
- * autocast), W384 D6 B64 on 8x8 tokens and W768 D12 B64 on 16x16 tokens (`runs/bench-gpu.json`);
+ * `--gpu` runs only the GPU tables (`runs/bench-gpu.json`): training, the webgpu backend (tensor cores and fp32
+ * matmuls) against the PyTorch twin on CUDA (fp32 eager, TF32, bf16 autocast) at W384 D6 B64 on 8x8 tokens,
+ * W768 D12 B32 and B64 on 16x16 tokens and the paper's ablation model (W1024 D24, 256 tokens) at B16;
  * BENCH_GPU_STEPS sets the timed steps (default 20), BENCH_GPU_ONLY picks cases by name; then GPU sampling, fused
  * kernels vs the twin's sampler on CUDA (bench/sampling.ts; BENCH_GPU_SAMPLING picks cases and skips training,
  * BENCH_GPU_REPEATS sets the repeats).
@@ -57,39 +58,46 @@ function writeResults(name: string, results: Record<string, unknown>[]): void {
   console.log(`written ${path.join(out, name)}`);
 }
 
+const gpuSteps = ['--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'];
+const W768 = ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size', '16', '--patch-size', '1'];
 const GPU_CASES: Case[] = [
+  { name: 'W384 D6 H6 B64, 8x8x48', args: [...W384, '--batch', '64', ...gpuSteps] },
+  { name: 'W768 D12 H12 B32, 16x16x4', args: [...W768, ...latent(4), '--batch', '32', ...gpuSteps] },
+  // ours needs activation checkpointing to fit this batch (PyTorch: none)
   {
-    name: 'W384 D6 H6 B64, 8x8x48',
-    args: [...W384, '--batch', '64', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'],
+    name: 'W768 D12 H12 B64 ckpt, 16x16x4',
+    args: [...W768, ...latent(4), '--batch', '64', '--checkpoint', ...gpuSteps],
   },
   {
-    name: 'W768 D12 H12 B64, 16x16x4',
+    name: 'ablation W1024 D24 H16 B16, 256 tok',
     args: [
-      '--hidden',
-      '768',
-      '--depth',
-      '12',
-      '--heads',
-      '12',
-      '--image-size',
-      '16',
-      '--patch-size',
-      '1',
-      '--channels',
-      '4',
-      '--cond-tokens',
-      '4',
-      '--classes',
-      '10',
-      '--batch',
-      '64',
-      '--steps',
-      process.env.BENCH_GPU_STEPS ?? '20',
-      '--warmup',
-      '3',
+      ...['--hidden', '1024', '--depth', '24', '--heads', '16', '--image-size', '32', '--patch-size', '2'],
+      ...latent(4),
+      ...['--batch', '16', '--steps', process.env.BENCH_GPU_STEPS ?? '20', '--warmup', '3'],
     ],
   },
 ];
+
+function latent(channels: number): string[] {
+  return ['--channels', String(channels), '--cond-tokens', '4', '--classes', '10'];
+}
+
+/** Model FLOPs of one training step (forward + backward = 3x the forward's 2·params·tokens + attention). */
+function stepFlops(ours: Record<string, unknown>): number {
+  const c = ours.config as {
+    hiddenSize: number;
+    depth: number;
+    numCondTokens: number;
+    inputSize: number;
+    patchSize: number;
+  };
+  const L = (c.inputSize / c.patchSize) ** 2;
+  const splits = ours.splits as number[][];
+  const seq = splits.reduce((s, sp) => s + c.numCondTokens + 2 * L - sp[sp.length - 1], 0) / splits.length;
+  const D = c.hiddenSize;
+  const perToken = c.depth * (12 * D * D + 2 * seq * D); // weights (qkv, proj, mlp) + q·kᵀ and p·v
+  return 3 * 2 * perToken * seq * (ours.batch as number);
+}
 
 /** The PyTorch twin replaying the AR splits of one of our bench runs (its untimed first steps included). */
 function runTwin(
@@ -106,35 +114,60 @@ function runTwin(
   );
 }
 
-/** ours on webgpu vs the twin on CUDA in three precisions, same splits. */
+/**
+ * ours on webgpu (tensor cores and fp32 matmuls) vs the twin on CUDA (fp32, TF32, bf16 autocast), same splits:
+ * medians, same-precision ratios (tensor cores / bf16, fp32 / fp32), peak GPU memory and model TFLOP/s.
+ */
 function benchGpu(python: string | null): Record<string, unknown>[] {
   const results: Record<string, unknown>[] = [];
   console.log(
-    'GPU case                      | ours webgpu median ms | torch fp32 | torch tf32 | torch bf16 | ratio to fp32 | ratio to tf32',
+    'GPU case                            | ours TC ms | ours fp32 | torch fp32 | tf32  | bf16  | TC/bf16 | fp32/fp32 | GPU GB ours / torch | TFLOP/s ours TC / torch bf16',
   );
   for (const c of GPU_CASES.filter((g) => g.name.includes(process.env.BENCH_GPU_ONLY ?? ''))) {
-    const ours = runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], { CAUSALFUSION_BACKEND: 'webgpu' });
-    const twin: Record<string, number> = {};
+    const run = (matmul: string) =>
+      runJson(process.execPath, [CLI, 'bench', '--json', ...c.args], {
+        CAUSALFUSION_BACKEND: 'webgpu',
+        CAUSALFUSION_MATMUL: matmul,
+      });
+    const tc = run('f16');
+    const f32 = run('f32');
+    const twin: Record<string, Record<string, number>> = {};
     let gpu: unknown = null;
     if (python) {
       for (const precision of ['fp32', 'tf32', 'bf16']) {
-        const r = runTwin(python, ours, { threads: 1, device: 'cuda', precision });
-        twin[precision] = r.medianMs as number;
+        const r = runTwin(python, tc, { threads: 1, device: 'cuda', precision });
+        twin[precision] = r as Record<string, number>;
         gpu = r.gpu;
       }
     }
-    const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
-    const med = ours.medianMs as number;
-    results.push({
+    const ms = (r?: Record<string, unknown>) => (r?.medianMs as number) ?? NaN;
+    const flops = stepFlops(tc);
+    const row = {
       case: c.name,
-      ours,
-      torchMs: twin,
+      ours: tc,
+      oursFp32: f32,
+      torch: twin,
       gpu,
-      ratioToFp32: med / twin.fp32,
-      ratioToTf32: med / twin.tf32,
-    });
+      ratioTensorCoresToBf16: ms(tc) / ms(twin.bf16),
+      ratioFp32ToFp32: ms(f32) / ms(twin.fp32),
+      peakGpuMb: {
+        oursTensorCores: tc.peakGpuMb,
+        oursFp32: f32.peakGpuMb,
+        torchFp32: twin.fp32?.peakGpuMb,
+        torchBf16: twin.bf16?.peakGpuMb,
+      },
+      tflops: {
+        oursTensorCores: flops / ms(tc) / 1e9,
+        oursFp32: flops / ms(f32) / 1e9,
+        torchFp32: flops / ms(twin.fp32) / 1e9,
+        torchBf16: flops / ms(twin.bf16) / 1e9,
+      },
+    };
+    results.push(row);
+    const f = (v: number, p = 1) => (Number.isFinite(v) ? v.toFixed(p) : 'n/a');
+    const gb = (v: unknown) => f((v as number) / 1024);
     console.log(
-      `${c.name.padEnd(30)}| ${fmt(med).padStart(21)} | ${fmt(twin.fp32).padStart(10)} | ${fmt(twin.tf32).padStart(10)} | ${fmt(twin.bf16).padStart(10)} | ${(med / twin.fp32).toFixed(1).padStart(12)}x | ${(med / twin.tf32).toFixed(1).padStart(12)}x`,
+      `${c.name.padEnd(36)}| ${f(ms(tc)).padStart(10)} | ${f(ms(f32)).padStart(9)} | ${f(ms(twin.fp32)).padStart(10)} | ${f(ms(twin.tf32)).padStart(5)} | ${f(ms(twin.bf16)).padStart(5)} | ${f(row.ratioTensorCoresToBf16, 2).padStart(6)}x | ${f(row.ratioFp32ToFp32, 2).padStart(8)}x | ${gb(tc.peakGpuMb)} / ${gb(twin.bf16?.peakGpuMb)} | ${f(row.tflops.oursTensorCores)} / ${f(row.tflops.torchBf16)}`,
     );
   }
   return results;

@@ -188,6 +188,8 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     model = Model(c).to(dev)
+    if dev == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     ema = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), eps=1e-15, weight_decay=0)
     L, d = model.L, c["patchSize"] ** 2 * c["latentChannels"]
@@ -219,6 +221,7 @@ def main():
         "threads": torch.get_num_threads(), "torch": torch.__version__, "device": dev, "precision": precision,
         "gpu": torch.cuda.get_device_name() if dev == "cuda" else None,
         "peakRssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peakGpuMb": torch.cuda.max_memory_reserved() / 2**20 if dev == "cuda" else None,
     }))
 
 

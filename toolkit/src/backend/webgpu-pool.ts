@@ -46,6 +46,7 @@ function bestFit(pool: BufferPool, size: number, usage: number): number {
 }
 
 const peaks = new WeakMap<object, number>();
+const allocatedPeaks = new WeakMap<object, number>();
 
 /** Makes `pool` allocate storage buffers by size class and remember its peak use. Idempotent. */
 export function bucketBufferPool<B extends PooledBuffer>(pool: BufferPool<B>, storageUsage: number): void {
@@ -55,6 +56,7 @@ export function bucketBufferPool<B extends PooledBuffer>(pool: BufferPool<B>, st
   pool.acquireBuffer = (size, usage, mappedAtCreation, reuse) => {
     const b = acquire(usage & storageUsage ? bestFit(pool, size, usage) : size, usage, mappedAtCreation, reuse);
     if (pool.numBytesUsed > peaks.get(pool)!) peaks.set(pool, pool.numBytesUsed);
+    if (pool.numBytesAllocated > (allocatedPeaks.get(pool) ?? 0)) allocatedPeaks.set(pool, pool.numBytesAllocated);
     return b;
   };
 }
@@ -77,4 +79,9 @@ export function trimBufferPool(pool: BufferPool): void {
   }
   pool.numFreeBuffers = 0;
   peaks.set(pool, pool.numBytesUsed);
+}
+
+/** The most bytes `pool` held on the device at once since it was patched (in use and idle buffers). */
+export function peakAllocatedBytes(pool: BufferPool): number {
+  return allocatedPeaks.get(pool) ?? pool.numBytesAllocated;
 }

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backendReport } from '../backend';
+import { webgpuPeakMb } from '../backend/wgsl/runner';
 import { median } from '../util/median';
 import { Rng } from '../rng';
 import { createDiffusion } from '../diffusion';
@@ -63,6 +64,8 @@ export interface BenchResult {
   stepsMs: number[];
   /** Peak resident memory of the process (includes the wasm heap). */
   peakRssMb: number;
+  /** The most device memory the webgpu buffer pool held at once (null on other backends). */
+  peakGpuMb: number | null;
   /** Tensors alive after the last step minus after the first: must be 0. */
   tensorsLeakedPerStep: number;
   /** AR-step sizes used by each step, warm-up first. */
@@ -117,6 +120,7 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
       maxMs: Math.max(...times),
       stepsMs: times,
       peakRssMb: process.resourceUsage().maxRSS / 1024,
+      peakGpuMb: webgpuPeakMb(),
       tensorsLeakedPerStep: leaked,
       splits,
     };
