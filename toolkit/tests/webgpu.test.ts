@@ -16,7 +16,7 @@ import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { editImages } from '../src/sample/edit';
 import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
 import { Trainer, TrainSettings } from '../src/train/trainer';
-import { assertFullParity, maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
+import { assertFullParity, maxAbs, maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
 
 const refModel = () =>
   new CausalDiffusionModel(configFromOfficial(reference().model_config), { stateDict: reference().state_dict });
@@ -64,7 +64,7 @@ test('KV-cache sampling with CFG gives the same images on webgpu as on wasm (sam
   assert.ok(maxAbsDiff(webgpu.images, wasm.images) < 1e-3, `max diff ${maxAbsDiff(webgpu.images, wasm.images)}`);
 });
 
-test('the fused sampling kernels give the op-by-op images on webgpu (DDPM, CFG, DDIM + clip + CFG interval, an edit), leak nothing, and run no tfjs op inside a chain', async () => {
+test('the fused sampling kernels give the op-by-op images on webgpu (DDPM, CFG, DDIM + clip + CFG interval, an edit, recorded attention), leak nothing, and run no tfjs op inside a chain', async () => {
   await useBackend('webgpu');
   const m = refModel();
   const images = Float32Array.from({ length: 2 * 4 * 16 }, (_, i) => Math.sin(i));
@@ -100,6 +100,26 @@ test('the fused sampling kernels give the op-by-op images on webgpu (DDPM, CFG, 
     assert.ok(rel < 1e-5, `${JSON.stringify(opts.stepSizes ?? opts.arSteps)}: relative difference ${rel}`);
     assert.equal(steps.length, fused.stepSizes.length * fused.timesteps.length);
   }
+  // a step whose attention is recorded runs op by op on the fused cache: the same probabilities and images
+  const recorded = (fused: boolean) => {
+    const rec = new SamplingRecorder({ attention: { layers: [1], diffusionSteps: [2] } });
+    const r = sampleImages(m, {
+      labels: [1, 10],
+      arSteps: 3,
+      diffusionSteps: '6',
+      cfgScale: 2,
+      seed: 4,
+      observer: rec,
+      fused,
+    });
+    return { images: r.images, attention: rec.attention.map((a) => a.data) };
+  };
+  const [withOps, withFused] = [recorded(false), recorded(true)];
+  assert.equal(withFused.attention.length, 3);
+  withFused.attention.forEach((a, i) =>
+    assert.ok(maxAbsDiff(a, withOps.attention[i]) < 1e-5, `AR step ${i} attention`),
+  );
+  assert.ok(maxAbsDiff(withFused.images, withOps.images) / maxAbs(withOps.images) < 1e-5);
   // tfjs kernels of a whole 2-step run: the fused path runs only the per-step noise and the run's setup
   const opts: SampleOptions = { labels: [1, 2], arSteps: 2, diffusionSteps: '20', cfgScale: 2, seed: 1 };
   const kernels = async (fused: boolean) =>

@@ -27,6 +27,7 @@ import {
 import { tensorCoresAvailable } from '../backend/wgsl/matmul';
 import { fullRanges } from '../factorization/mask';
 import type { CausalDiffusionModel } from './causalfusion';
+import type { LayerCache } from './attention';
 import { timestepFrequencies } from './causalfusion';
 
 /** Why the fused path cannot run `model` on the active backend, or null when it can. */
@@ -283,12 +284,37 @@ export class FusedInference {
     noise: tf.Tensor3D,
     update: { ddim: boolean; eta: number; clip: boolean },
   ): FusedStep {
-    const ch = this.chain;
-    if (!ch) throw new Error('fused inference: no chain started');
+    const ch = this.current();
     this.embed(ch.x, ch.index, ch.k, j);
     this.blocks(ch.k, true);
-    const shape = ch.x.shape;
-    const fresh = () => tf.zeros(shape) as tf.Tensor3D;
+    return this.reverseStep(this.ws.out, this.guided && cfg !== null, cfg ?? 1, diffusion, i, noise, update);
+  }
+
+  /**
+   * The reverse step from a network output computed elsewhere ([N, k, d], guidance already applied): the
+   * op-by-op forward on `layerCaches()`, for a step whose attention probabilities an observer wants.
+   */
+  stepFromOutput(
+    out: tf.Tensor3D,
+    diffusion: GaussianDiffusion,
+    i: number,
+    noise: tf.Tensor3D,
+    update: { ddim: boolean; eta: number; clip: boolean },
+  ): FusedStep {
+    return this.reverseStep(out, false, 1, diffusion, i, noise, update);
+  }
+
+  private reverseStep(
+    out: tf.Tensor,
+    guided: boolean,
+    cfg: number,
+    diffusion: GaussianDiffusion,
+    i: number,
+    noise: tf.Tensor3D,
+    update: { ddim: boolean; eta: number; clip: boolean },
+  ): FusedStep {
+    const ch = this.current();
+    const fresh = () => tf.zeros(ch.x.shape) as tf.Tensor3D;
     // x_t, eps, x0 and x_{t-1} of the previous step are reused (x_{t-1} was the x just read)
     const prev = ch.spare;
     const s: FusedStep = {
@@ -299,14 +325,33 @@ export class FusedInference {
     };
     guidedStep(
       this.gpu,
-      { x: s.xt, out: this.ws.out, noise, next: s.next, eps: s.eps, x0: s.x0 },
+      { x: s.xt, out, noise, next: s.next, eps: s.eps, x0: s.x0 },
       ch.x.size,
-      { guided: this.guided && cfg !== null, cfg: cfg ?? 1 },
+      { guided, cfg },
       diffusion.reverseStepCoefficients(i, update),
     );
     ch.x = s.next;
     ch.spare = s;
     return s;
+  }
+
+  /**
+   * The cache as the op-by-op path keeps it: per layer k and v [rows, H, length, hd] (new tensors: dispose them),
+   * for `forwardInference` with hooks.
+   */
+  layerCaches(): LayerCache[] {
+    const c = this.model.config;
+    const hd = c.hiddenSize / c.numHeads;
+    const view = (t: tf.Tensor) =>
+      tf.tidy(() =>
+        tf.slice(tf.reshape(t, [this.rows, c.numHeads, this.Lmax, hd]), [0, 0, 0, 0], [-1, -1, this.length, -1]),
+      ) as tf.Tensor4D;
+    return this.cacheK.map((k, i) => ({ k: view(k), v: view(this.cacheV[i]) }));
+  }
+
+  private current() {
+    if (!this.chain) throw new Error('fused inference: no chain started');
+    return this.chain;
   }
 
   /** The chain's current x [N, k, d] (x_0 once the chain ran to its end); valid until the next step. */

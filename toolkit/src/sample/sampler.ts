@@ -49,8 +49,8 @@ export interface SampleOptions {
   observer?: SamplingObserver;
   /**
    * On webgpu, run each denoising step as the project's fused kernels (model/gpu-inference; default true):
-   * ~8 dispatches per block instead of ~25 tfjs ops. Observers of attention probabilities take the op-by-op
-   * path, which forms them. Other backends ignore it.
+   * ~8 dispatches per block instead of ~25 tfjs ops. A step whose attention probabilities an observer wants runs
+   * op by op (on the same cache), which forms them. Other backends ignore it.
    */
   fused?: boolean;
 }
@@ -269,7 +269,7 @@ export function* samplingRun(
   const clip = !!opts.clipDenoised;
   const ys = guided ? [...opts.labels, ...opts.labels.map(() => c.numClasses)] : opts.labels.slice();
   const kp = Array.from({ length: N }, () => keptPos);
-  const useFused = opts.fused !== false && !obs?.onAttention && fusedInferenceUnavailable(model) === null;
+  const useFused = opts.fused !== false && fusedInferenceUnavailable(model) === null;
   const engine = useFused
     ? fusedEngine(model, N, guided, Math.max(c.numCondTokens, keptPos.length, ...split.splitSizes), timesteps)
     : opsEngine(model, N, guided);
@@ -419,14 +419,28 @@ function fusedEngine(
   timesteps: readonly number[],
 ): SamplingEngine {
   const f = new FusedInference(model, N, guided, maxChunk, timesteps);
+  let positions: number[][] = [];
   return {
     appendCondition: (labels) => f.appendCondition(labels),
     appendClean: (tokens, positions) => f.appendClean(tokens, positions),
-    startChain: (positions, xT) => f.startChain(positions, xT),
+    startChain(p, xT) {
+      positions = p;
+      f.startChain(p, xT);
+    },
     step(r) {
+      const update = { ddim: r.sampler === 'ddim', eta: r.eta, clip: r.clip };
+      if (r.hooks.attention) {
+        // an observer wants this step's attention probabilities: the op-by-op forward forms them
+        const caches = f.layerCaches();
+        const pos = model.posEmbedAt(positions);
+        const out = model.forwardInference(f.x, r.tOrig, caches, pos, r.cfgScale, r.cfgInterval, r.hooks);
+        const st = f.stepFromOutput(out, r.diffusion, r.i, r.noise, update);
+        tf.dispose([out, pos]);
+        disposeCache(caches);
+        return st;
+      }
       // guided where the interval says so, else the conditional output alone (as `forwardInference`)
       const mix = guided && r.cfgInterval[0] <= r.tOrig && r.tOrig < r.cfgInterval[1];
-      const update = { ddim: r.sampler === 'ddim', eta: r.eta, clip: r.clip };
       return f.step(r.j, r.diffusion, r.i, mix ? r.cfgScale : null, r.noise, update);
     },
     endStep: () => undefined,
