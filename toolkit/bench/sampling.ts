@@ -12,7 +12,8 @@ import { makeConfig } from '../src/model/config';
 import { setWideTileRows } from '../src/backend/wgsl/inference';
 import { MatmulPrecision, matmulPrecision, setMatmulPrecision, tensorCoresAvailable } from '../src/backend/wgsl/matmul';
 import { loadModel } from '../src/io/checkpoint';
-import { sampleImages, SampleOptions } from '../src/sample/sampler';
+import { sampleImages, SampleOptions, samplingRun } from '../src/sample/sampler';
+import { wgslDispatches } from '../src/backend/wgsl/runner';
 import { SamplingRecorder } from '../src/introspect/recorders';
 import { SHIPPED_MODEL } from '../src/data/assets';
 import { numPatches } from '../src/model/config';
@@ -115,7 +116,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
   const rows: Record<string, unknown>[] = [];
   console.log(`\nGPU sampling (random weights, DDPM, clipped x0), median of ${repeats} after a warm-up`);
   console.log(
-    'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16',
+    'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16 | host ms / dispatches per step',
   );
   const only = process.env.BENCH_GPU_SAMPLING ?? '';
   for (const c of GPU_SAMPLING) {
@@ -131,6 +132,10 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       cfgScale: c.cfgScale,
       clipDenoised: true,
     };
+    const chainSteps = c.arSteps * c.steps;
+    let host = { msPerStep: NaN, dispatchesPerStep: NaN };
+    // the median wall time; with it, for the fused fp32 path, the host's time per denoising step (the run's
+    // synchronous work between two step pauses: encoding and submitting) and the WGSL dispatches per step
     const time = (fused: boolean, precision: MatmulPrecision) => {
       const before = matmulPrecision();
       setMatmulPrecision(precision);
@@ -138,8 +143,21 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       try {
         for (let r = 0; r <= repeats; r++) {
           const t0 = process.hrtime.bigint();
-          sampleImages(model, { ...opts, seed: r, fused });
+          const d0 = wgslDispatches();
+          let stepNs = 0n;
+          const run = samplingRun(model, { ...opts, seed: r, fused });
+          for (;;) {
+            const s0 = process.hrtime.bigint();
+            const p = run.next();
+            if (p.done) break;
+            if (p.value.kind === 'step') stepNs += process.hrtime.bigint() - s0;
+          }
           if (r > 0) ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          if (fused && precision === 'f32')
+            host = {
+              msPerStep: Number(stepNs) / 1e6 / chainSteps,
+              dispatchesPerStep: (wgslDispatches() - d0) / chainSteps,
+            };
         }
       } finally {
         setMatmulPrecision(before);
@@ -147,6 +165,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       return median(ms);
     };
     const fused = time(true, 'f32');
+    const fusedHost = host;
     const tensorCores = tensorCoresAvailable() ? time(true, 'f16') : NaN;
     const ops = c.preset === 'mnist-base' && c.arSteps === 1 ? time(false, 'f32') : NaN;
     const gpuMb = (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? NaN;
@@ -176,6 +195,8 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       case: name,
       fusedMs: fused,
       fusedTensorCoresMs: tensorCores,
+      fusedHostMsPerStep: fusedHost.msPerStep,
+      fusedDispatchesPerStep: fusedHost.dispatchesPerStep,
       opByOpMs: ops,
       torchFp32Ms: fp32.medianMs,
       torchBf16Ms: bf16.medianMs,
@@ -187,7 +208,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     });
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : 'n/a');
     console.log(
-      `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x`,
+      `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x | ${fusedHost.msPerStep.toFixed(2)} / ${fusedHost.dispatchesPerStep.toFixed(0)}`,
     );
   }
   return rows;

@@ -117,6 +117,7 @@ export class WgslKernel {
     grid: readonly [number, number?, number?],
     written: readonly tf.TensorInfo[] = [],
   ): void {
+    dispatches++;
     const G = (globalThis as unknown as { GPUBufferUsage: Record<string, number> }).GPUBufferUsage;
     const entries = tensors.map((t, i) => {
       backend.uploadToGPU(t.dataId);
@@ -154,12 +155,18 @@ export class WgslKernel {
 
 const BIND_GROUP_CACHE_SIZE = 4096;
 let bindGroupHits = 0;
+let dispatches = 0;
 const bufferIds = new WeakMap<object, number>();
 let nextBufferId = 0;
 function bufferId(b: object): number {
   let id = bufferIds.get(b);
   if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
   return id;
+}
+
+/** Dispatches of the project's WGSL kernels so far (the bench's dispatches per step). */
+export function wgslDispatches(): number {
+  return dispatches;
 }
 
 /** Dispatches so far that reused a bind group (for tests). */
