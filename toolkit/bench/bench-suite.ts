@@ -6,7 +6,8 @@
  * Then the sampling speed and the cost of introspection hooks (bench/sampling.ts), the charts (bench/charts.ts)
  * and the explorer page in Chromium per backend against the Node sampler (bench/explorer.ts; `--explorer` alone).
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
- * `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
+ * `--gpu-curve [steps]` trains on webgpu with tensor-core and with fp32 matmuls and compares the loss curves
+ * (bench/gpu-curve.ts). `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  * `--gpu` runs only the GPU tables (`runs/bench-gpu.json`): training, the webgpu backend (tensor cores and fp32
  * matmuls) against the PyTorch twin on CUDA (fp32 eager, TF32, bf16 autocast) at W384 D6 B64 on 8x8 tokens,
  * W768 D12 B32 and B64 on 16x16 tokens and the paper's ablation model (W1024 D24, 256 tokens) at B16;
@@ -19,6 +20,7 @@ import * as path from 'path';
 import { findPython, runJson, TWIN } from './torch';
 // the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
 type Sections = typeof import('./sampling') &
+  typeof import('./gpu-curve') &
   typeof import('./charts') &
   typeof import('./soak') &
   typeof import('./explorer');
@@ -182,6 +184,11 @@ async function main(): Promise<void> {
       Number(process.env.BENCH_GPU_REPEATS ?? 3),
     );
     return writeResults('bench-gpu.json', [...training, ...sampling]);
+  }
+  const curve = process.argv.indexOf('--gpu-curve');
+  if (curve >= 0) {
+    const steps = Number(process.argv[curve + 1] ?? 2000);
+    return writeResults('gpu-curve.json', [section('./gpu-curve', 'benchGpuCurve')(steps)]);
   }
   if (process.argv.includes('--explorer'))
     return writeResults(
