@@ -87,6 +87,37 @@ export async function benchSampling(repeats = 3, python: string | null = null): 
   return rows;
 }
 
+/**
+ * The GPU's own time per denoising step of the fused fp32 path (timestamp queries around each dispatch, over
+ * steps 5-9 of the first chain), in all and by kernel; NaN where the adapter has no timestamps.
+ */
+async function gpuKernelMs(
+  model: CausalDiffusionModel,
+  opts: SampleOptions,
+): Promise<{ msPerStep: number; byKernel: Record<string, number> }> {
+  const run = samplingRun(model, { ...opts, seed: 0, fused: true });
+  let steps = 0;
+  let total = 0;
+  const byKernel: Record<string, number> = {};
+  for (let seen = 0; steps < 5;) {
+    let kind = '';
+    const info = (await tf.time(() => {
+      const p = run.next();
+      kind = p.done ? 'done' : p.value.kind;
+    })) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
+    if (kind === 'done') break;
+    if (kind !== 'step' || ++seen <= 5) continue;
+    steps++;
+    total += info.kernelMs as number;
+    for (const part of info.getExtraProfileInfo?.().split(', ') ?? []) {
+      const [name, ms] = part.split(': ');
+      if (name) byKernel[name] = (byKernel[name] ?? 0) + Number(ms) / 5;
+    }
+  }
+  run.return(undefined as never); // ends the run early: its engine frees the GPU tensors
+  return total > 0 ? { msPerStep: total / steps, byKernel } : { msPerStep: NaN, byKernel };
+}
+
 /** One GPU sampling case: a preset (random weights), images, DDPM steps, AR steps, guidance. */
 interface GpuSamplingCase {
   preset: 'mnist-base' | 'ablation';
@@ -116,7 +147,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
   const rows: Record<string, unknown>[] = [];
   console.log(`\nGPU sampling (random weights, DDPM, clipped x0), median of ${repeats} after a warm-up`);
   console.log(
-    'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16 | host ms / dispatches per step',
+    'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16 | per step: host ms / GPU ms / dispatches',
   );
   const only = process.env.BENCH_GPU_SAMPLING ?? '';
   for (const c of GPU_SAMPLING) {
@@ -135,7 +166,8 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     const chainSteps = c.arSteps * c.steps;
     let host = { msPerStep: NaN, dispatchesPerStep: NaN };
     // the median wall time; with it, for the fused fp32 path, the host's time per denoising step (the run's
-    // synchronous work between two step pauses: encoding and submitting) and the WGSL dispatches per step
+    // synchronous work between two step pauses, not counting a step that follows a chain's read-back, which
+    // waits for the GPU) and the WGSL dispatches per step
     const time = (fused: boolean, precision: MatmulPrecision) => {
       const before = matmulPrecision();
       setMatmulPrecision(precision);
@@ -145,17 +177,23 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
           const t0 = process.hrtime.bigint();
           const d0 = wgslDispatches();
           let stepNs = 0n;
+          let hostSteps = 0;
+          let last = '';
           const run = samplingRun(model, { ...opts, seed: r, fused });
           for (;;) {
             const s0 = process.hrtime.bigint();
             const p = run.next();
             if (p.done) break;
-            if (p.value.kind === 'step') stepNs += process.hrtime.bigint() - s0;
+            if (p.value.kind === 'step' && last === 'step') {
+              stepNs += process.hrtime.bigint() - s0;
+              hostSteps++;
+            }
+            last = p.value.kind;
           }
           if (r > 0) ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
           if (fused && precision === 'f32')
             host = {
-              msPerStep: Number(stepNs) / 1e6 / chainSteps,
+              msPerStep: Number(stepNs) / 1e6 / hostSteps,
               dispatchesPerStep: (wgslDispatches() - d0) / chainSteps,
             };
         }
@@ -166,6 +204,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     };
     const fused = time(true, 'f32');
     const fusedHost = host;
+    const kernels = await gpuKernelMs(model, opts);
     const tensorCores = tensorCoresAvailable() ? time(true, 'f16') : NaN;
     const ops = c.preset === 'mnist-base' && c.arSteps === 1 ? time(false, 'f32') : NaN;
     const gpuMb = (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? NaN;
@@ -197,6 +236,8 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       fusedTensorCoresMs: tensorCores,
       fusedHostMsPerStep: fusedHost.msPerStep,
       fusedDispatchesPerStep: fusedHost.dispatchesPerStep,
+      fusedGpuMsPerStep: kernels.msPerStep,
+      fusedGpuKernels: kernels.byKernel,
       opByOpMs: ops,
       torchFp32Ms: fp32.medianMs,
       torchBf16Ms: bf16.medianMs,
@@ -208,7 +249,12 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     });
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : 'n/a');
     console.log(
-      `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x | ${fusedHost.msPerStep.toFixed(2)} / ${fusedHost.dispatchesPerStep.toFixed(0)}`,
+      `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x | ${fusedHost.msPerStep.toFixed(2)} / ${kernels.msPerStep.toFixed(2)} / ${fusedHost.dispatchesPerStep.toFixed(0)}`,
+    );
+    console.log(
+      `  GPU ms per step by kernel: ${Object.entries(kernels.byKernel)
+        .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+        .join(', ')}`,
     );
   }
   return rows;

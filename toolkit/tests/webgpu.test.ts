@@ -14,6 +14,9 @@ import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { configFromOfficial } from '../src/model/config';
 import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { editImages } from '../src/sample/edit';
+import { replayedDispatches, wgslDispatches } from '../src/backend/wgsl/runner';
+import { layerNormInto } from '../src/backend/wgsl/layernorm';
+import type { WebGPUBackendLike } from '../src/backend/webgpu-types';
 import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
 import { Trainer, TrainSettings } from '../src/train/trainer';
 import { assertFullParity, maxAbs, maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
@@ -127,6 +130,38 @@ test('the fused sampling kernels give the op-by-op images on webgpu (DDPM, CFG, 
   const [opsKernels, fusedKernels] = [await kernels(false), await kernels(true)];
   assert.ok(fusedKernels < 80, `fused path ran ${fusedKernels} tfjs kernels (op by op: ${opsKernels})`);
   assert.ok(opsKernels > 40 * 20, `op-by-op path ran ${opsKernels} tfjs kernels`);
+  m.dispose();
+});
+
+test('fused sampling records the first two steps of a chain and replays the rest; a recycled uniform cache makes it record again', async () => {
+  await useBackend('webgpu');
+  const m = refModel();
+  const opts: SampleOptions = { labels: [1, 2], stepSizes: [4, 12], diffusionSteps: '10', cfgScale: 2, seed: 7 };
+  const [d0, r0] = [wgslDispatches(), replayedDispatches()];
+  const plain = sampleImages(m, opts);
+  const [all, replayed] = [wgslDispatches() - d0, replayedDispatches() - r0];
+  // per chain the first two steps are recorded (one per parity of x_t / x_{t-1}), eight are replayed; the cache
+  // updates (condition, first chunk) are not replayed
+  const perStep = 8 * m.config.depth + 4;
+  assert.equal(replayed, 2 * 8 * perStep, `${replayed} of ${all} dispatches replayed`);
+  // the observer fills the uniform cache past its size at step 4 of each chain: the cached blocks are handed
+  // back to the pool (and may be reused for other bytes), so the recordings must not be replayed any more
+  const gpu = tf.backend() as unknown as WebGPUBackendLike;
+  const [x, w, b, y, stats] = [tf.ones([4]), tf.ones([4]), tf.zeros([4]), tf.zeros([4]), tf.zeros([2])];
+  const r1 = replayedDispatches();
+  const flooded = sampleImages(m, {
+    ...opts,
+    observer: {
+      onDiffusionStep: (e) => {
+        if (e.diffusionStep !== 4) return;
+        for (let k = 0; k < 2100; k++) layerNormInto(gpu, { x, w, b, y, stats }, 1, 4, 1e-5 * (1 + k / 4096));
+      },
+    },
+  });
+  assert.ok(maxAbsDiff(flooded.images, plain.images) === 0, 'images changed after the uniform cache was recycled');
+  // steps 5 and 6 record again, 2-4 and 7-9 replay
+  assert.equal(replayedDispatches() - r1, 2 * 6 * perStep);
+  tf.dispose([x, w, b, y, stats]);
   m.dispose();
 });
 

@@ -8,12 +8,15 @@
  * are written at the cache's end (the denoising chain's own tokens sit there until the finished clean tokens
  * overwrite them), so the cache never grows by concatenation. Workspace tensors are sized for the largest
  * chunk once per run.
+ *
+ * Within a chain every step binds the same buffers (x_t and x_{t-1} swap roles, the step's noise, timestep row
+ * and coefficients are written into tensors of their own first), so a chain records its first two steps and
+ * replays them: a step then costs its writes, three WebGPU calls per dispatch and one submit.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { GaussianDiffusion } from '../diffusion/gaussian';
+import { GaussianDiffusion, ReverseStepCoefficients } from '../diffusion/gaussian';
 import { FlashShape, headMajor, tokenMajor } from '../backend/kernels';
 import type { WebGPUBackendLike } from '../backend/webgpu-types';
-import { activeWebgpu } from '../backend/wgsl/runner';
 import { layerNormInto } from '../backend/wgsl/layernorm';
 import { flashAttentionInto, MAX_HEAD_DIM, rangesTensor } from '../backend/wgsl/attention';
 import {
@@ -23,7 +26,16 @@ import {
   LinearEpilogue,
   linearInto,
   qkNormToCache,
+  STEP_PARAMS,
+  stepParams,
 } from '../backend/wgsl/inference';
+import {
+  activeWebgpu,
+  DispatchRecording,
+  recordDispatches,
+  replayDispatches,
+  writeTensor,
+} from '../backend/wgsl/runner';
 import { tensorCoresAvailable } from '../backend/wgsl/matmul';
 import { fullRanges } from '../factorization/mask';
 import type { CausalDiffusionModel } from './causalfusion';
@@ -47,6 +59,19 @@ export interface FusedStep {
   next: tf.Tensor3D;
 }
 
+/** A denoising chain's tensors: x_t and x_{t-1} alternate between `x[parity]` and the other one. */
+interface Chain {
+  index: tf.Tensor;
+  k: number;
+  x: [tf.Tensor3D, tf.Tensor3D];
+  eps: tf.Tensor3D;
+  x0: tf.Tensor3D;
+  noise: tf.Tensor3D;
+  parity: 0 | 1;
+  /** The step's dispatches for each parity, recorded at the chain's first two steps. */
+  recordings: [DispatchRecording | null, DispatchRecording | null];
+}
+
 /** One sampling run's KV cache and workspace on the GPU; `dispose()` frees them. */
 export class FusedInference {
   private readonly gpu: WebGPUBackendLike;
@@ -55,8 +80,10 @@ export class FusedInference {
   private readonly cacheV: tf.Tensor[];
   private readonly ws: Record<'h' | 'a' | 'qkv' | 'q' | 'o' | 'mlp' | 'stats' | 'lse' | 'out' | 'product', tf.Tensor>;
   private readonly temb: tf.Tensor;
+  /** The step's `stepParams`. */
+  private readonly params: tf.Tensor;
   private readonly ranges = new Map<string, tf.Tensor>();
-  private chain: { index: tf.Tensor; k: number; x: tf.Tensor3D; spare: FusedStep | null } | null = null;
+  private chain: Chain | null = null;
   /** Tokens in the cache. */
   length = 0;
   readonly rows: number;
@@ -105,6 +132,7 @@ export class FusedInference {
     this.temb = tf.tidy(() =>
       model.tEmbed(model.params, tf.tensor2d(timestepFrequencies(timesteps), [timesteps.length, 256])),
     );
+    this.params = alloc(STEP_PARAMS);
     this.keep.push(this.temb);
   }
 
@@ -235,13 +263,13 @@ export class FusedInference {
     const k = positions[0].length;
     const x = tf.tensor1d(tokens);
     const index = tf.tensor1d(Int32Array.from(positions.flat()), 'int32');
-    this.embed(x, index, k, null);
+    this.embed(x, index, k, false);
     this.blocks(k, false);
     this.length += k;
     tf.dispose([x, index]);
   }
 
-  private embed(x: tf.Tensor, index: tf.Tensor, Lq: number, tRow: number | null): void {
+  private embed(x: tf.Tensor, index: tf.Tensor, Lq: number, noisy: boolean): void {
     const c = this.model.config;
     embedTokens(
       this.gpu,
@@ -252,9 +280,10 @@ export class FusedInference {
         pos: this.p('pos_embed'),
         index,
         temb: this.temb,
+        params: this.params,
         y: this.ws.h,
       },
-      { rows: this.rows, N: this.N, Lq, d: this.model.patchDim, D: c.hiddenSize, tRow },
+      { rows: this.rows, N: this.N, Lq, d: this.model.patchDim, D: c.hiddenSize, noisy },
     );
   }
 
@@ -262,18 +291,23 @@ export class FusedInference {
   startChain(positions: readonly (readonly number[])[], xT: Float32Array): void {
     this.endChain();
     const k = positions[0].length;
+    const shape: [number, number, number] = [this.N, k, this.model.patchDim];
     this.chain = {
       index: tf.tensor1d(Int32Array.from(positions.flat()), 'int32'),
       k,
-      x: tf.tensor3d(xT, [this.N, k, this.model.patchDim]),
-      spare: null,
+      x: [tf.tensor3d(xT, shape), tf.zeros(shape)],
+      eps: tf.zeros(shape),
+      x0: tf.zeros(shape),
+      noise: tf.zeros(shape),
+      parity: 0,
+      recordings: [null, null],
     };
   }
 
   /**
    * One reverse step of the chain: the network at the j-th timestep of the run (index `i` of `diffusion`), the
    * guided output u + cfg·(c − u) (or the conditional one alone when `cfg` is null), then the DDPM or DDIM
-   * update with `noise` [N, k, d].
+   * update with `noise` [N, k, d] (null where the update has no noise term).
    * Returns x_t, eps, x0 and x_{t-1}, valid until the next step; x_{t-1} becomes the chain's x.
    */
   step(
@@ -281,13 +315,21 @@ export class FusedInference {
     diffusion: GaussianDiffusion,
     i: number,
     cfg: number | null,
-    noise: tf.Tensor3D,
+    noise: Float32Array | null,
     update: { ddim: boolean; eta: number; clip: boolean },
   ): FusedStep {
     const ch = this.current();
-    this.embed(ch.x, ch.index, ch.k, j);
-    this.blocks(ch.k, true);
-    return this.reverseStep(this.ws.out, this.guided && cfg !== null, cfg ?? 1, diffusion, i, noise, update);
+    const guidance = { guided: this.guided && cfg !== null, cfg: cfg ?? 1 };
+    this.writeStep(j, guidance, diffusion.reverseStepCoefficients(i, update), noise);
+    const p = ch.parity;
+    const rec = ch.recordings[p];
+    if (!rec || !replayDispatches(this.gpu, rec))
+      ch.recordings[p] = recordDispatches(this.gpu, () => {
+        this.embed(ch.x[p], ch.index, ch.k, true);
+        this.blocks(ch.k, true);
+        this.reverseStep(this.ws.out);
+      });
+    return this.advance();
   }
 
   /**
@@ -298,41 +340,43 @@ export class FusedInference {
     out: tf.Tensor3D,
     diffusion: GaussianDiffusion,
     i: number,
-    noise: tf.Tensor3D,
+    noise: Float32Array | null,
     update: { ddim: boolean; eta: number; clip: boolean },
   ): FusedStep {
-    return this.reverseStep(out, false, 1, diffusion, i, noise, update);
+    this.writeStep(0, { guided: false, cfg: 1 }, diffusion.reverseStepCoefficients(i, update), noise);
+    this.reverseStep(out);
+    return this.advance();
   }
 
-  private reverseStep(
-    out: tf.Tensor,
-    guided: boolean,
-    cfg: number,
-    diffusion: GaussianDiffusion,
-    i: number,
-    noise: tf.Tensor3D,
-    update: { ddim: boolean; eta: number; clip: boolean },
-  ): FusedStep {
+  /** The step's parameters and noise into their tensors (after the work already encoded, which reads the old). */
+  private writeStep(
+    tRow: number,
+    guidance: { guided: boolean; cfg: number },
+    c: ReverseStepCoefficients,
+    noise: Float32Array | null,
+  ): void {
     const ch = this.current();
-    const fresh = () => tf.zeros(ch.x.shape) as tf.Tensor3D;
-    // x_t, eps, x0 and x_{t-1} of the previous step are reused (x_{t-1} was the x just read)
-    const prev = ch.spare;
-    const s: FusedStep = {
-      xt: ch.x,
-      eps: prev?.eps ?? fresh(),
-      x0: prev?.x0 ?? fresh(),
-      next: prev?.xt ?? fresh(),
-    };
+    writeTensor(this.gpu, this.params, stepParams(tRow, guidance, c));
+    if (noise) writeTensor(this.gpu, ch.noise, noise);
+    else if (c.sigma !== 0) throw new Error('fused inference: this update needs noise');
+  }
+
+  private reverseStep(out: tf.Tensor): void {
+    const ch = this.current();
+    const p = ch.parity;
     guidedStep(
       this.gpu,
-      { x: s.xt, out, noise, next: s.next, eps: s.eps, x0: s.x0 },
-      ch.x.size,
-      { guided, cfg },
-      diffusion.reverseStepCoefficients(i, update),
+      { x: ch.x[p], out, noise: ch.noise, next: ch.x[1 - p], eps: ch.eps, x0: ch.x0, params: this.params },
+      ch.noise.size,
     );
-    ch.x = s.next;
-    ch.spare = s;
-    return s;
+  }
+
+  /** The step's tensors; x_{t-1} becomes the chain's x (the two swap roles again at the next step). */
+  private advance(): FusedStep {
+    const ch = this.current();
+    const p = ch.parity;
+    ch.parity = p === 0 ? 1 : 0;
+    return { xt: ch.x[p], eps: ch.eps, x0: ch.x0, next: ch.x[1 - p] };
   }
 
   /**
@@ -356,14 +400,14 @@ export class FusedInference {
 
   /** The chain's current x [N, k, d] (x_0 once the chain ran to its end); valid until the next step. */
   get x(): tf.Tensor3D {
-    if (!this.chain) throw new Error('fused inference: no chain started');
-    return this.chain.x;
+    const ch = this.current();
+    return ch.x[ch.parity];
   }
 
   private endChain(): void {
     const ch = this.chain;
     if (!ch) return;
-    tf.dispose([ch.index, ch.x, ...(ch.spare ? [ch.spare.eps, ch.spare.x0, ch.spare.xt] : [])]);
+    tf.dispose([ch.index, ...ch.x, ch.eps, ch.x0, ch.noise]);
     this.chain = null;
   }
 

@@ -298,13 +298,9 @@ export function* samplingRun(
         const hooks: ForwardHooks = {};
         if (obs?.onAttention && obs.wantsAttention?.(s, j))
           hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
-        const noise =
-          i > 0 && (sampler === 'ddpm' || eta > 0)
-            ? tf.tensor3d(rng.normalArray(N * k * d), [N, k, d])
-            : tf.zeros<tf.Rank.R3>([N, k, d]);
+        const noise = i > 0 && (sampler === 'ddpm' || eta > 0) ? rng.normalArray(N * k * d) : null;
         const step = engine.step({ j, i, tOrig, cfgScale, cfgInterval, noise, hooks, diffusion, sampler, eta, clip });
         obs?.onDiffusionStep?.({ arStep: s, diffusionStep: j, t: tOrig }, step);
-        noise.dispose();
         engine.endStep(step);
         yield {
           kind: 'step',
@@ -342,7 +338,8 @@ interface StepRequest {
   tOrig: number;
   cfgScale: number;
   cfgInterval: [number, number];
-  noise: tf.Tensor3D;
+  /** The update's noise [N, k, d], null where it has none (the last step; DDIM with eta 0). */
+  noise: Float32Array | null;
   hooks: ForwardHooks;
   diffusion: GaussianDiffusion;
   sampler: 'ddpm' | 'ddim';
@@ -391,10 +388,12 @@ function opsEngine(model: CausalDiffusionModel, N: number, guided: boolean): Sam
       const out = model.forwardInference(x, r.tOrig, cache, pos, r.cfgScale, r.cfgInterval, r.hooks);
       const eps = r.diffusion.epsFromOutput(x, r.i, out) as tf.Tensor3D;
       if (eps !== out) out.dispose();
+      const noise = r.noise ? tf.tensor3d(r.noise, x.shape) : tf.zeros<tf.Rank.R3>(x.shape);
       const st =
         r.sampler === 'ddpm'
-          ? r.diffusion.pSample(x, r.i, eps, r.noise, r.clip)
-          : r.diffusion.ddimSample(x, r.i, eps, r.noise, r.eta, r.clip);
+          ? r.diffusion.pSample(x, r.i, eps, noise, r.clip)
+          : r.diffusion.ddimSample(x, r.i, eps, noise, r.eta, r.clip);
+      noise.dispose();
       return { xt: x, eps, x0: st.predXStart as tf.Tensor3D, next: st.sample as tf.Tensor3D };
     },
     endStep(s) {

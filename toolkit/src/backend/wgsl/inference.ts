@@ -293,9 +293,10 @@ const embed = new WgslKernel(
 @group(0) @binding(3) var<storage, read> pos: array<f32>;
 @group(0) @binding(4) var<storage, read> index: array<i32>;
 @group(0) @binding(5) var<storage, read> temb: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
-struct U { rows: u32, N: u32, Lq: u32, d: u32, D: u32, tRow: u32, useT: u32 }
-@group(0) @binding(7) var<uniform> u: U;
+@group(0) @binding(6) var<storage, read> params: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y: array<f32>;
+struct U { rows: u32, N: u32, Lq: u32, d: u32, D: u32, useT: u32 }
+@group(0) @binding(8) var<uniform> u: U;
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   for (var e = gid.x; e < u.rows * u.Lq * u.D; e = e + nwg.x * 256u) {
@@ -306,15 +307,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var s = 0.0;
     for (var j = 0u; j < u.d; j = j + 1u) { s = s + x[src * u.d + j] * pw[c * u.d + j]; }
     var v = (s + pb[c]) + pos[u32(index[src]) * u.D + c];
-    if (u.useT == 1u) { v = v + temb[u.tRow * u.D + c]; }
+    if (u.useT == 1u) { v = v + temb[u32(params[0]) * u.D + c]; }
     y[e] = v;
   }
 }`,
 );
 
 /**
- * y[rows, Lq, D] = x_proj(x[n]) + pos_embed[index[n]] (+ temb[tRow] for noisy tokens), n = row mod N: x holds
- * N samples' tokens [N, Lq, d] and `index` their raster positions [N, Lq] (int32).
+ * y[rows, Lq, D] = x_proj(x[n]) + pos_embed[index[n]] (+ temb[tRow] for noisy tokens, tRow from the step's
+ * `params`), n = row mod N: x holds N samples' tokens [N, Lq, d] and `index` their raster positions [N, Lq].
  */
 export function embedTokens(
   gpu: WebGPUBackendLike,
@@ -325,21 +326,21 @@ export function embedTokens(
     pos: tf.TensorInfo;
     index: tf.TensorInfo;
     temb: tf.TensorInfo;
+    params: tf.TensorInfo;
     y: tf.TensorInfo;
   },
-  s: { rows: number; N: number; Lq: number; d: number; D: number; tRow: number | null },
+  s: { rows: number; N: number; Lq: number; d: number; D: number; noisy: boolean },
 ): void {
   embed.dispatch(
     gpu,
-    [t.x, t.w, t.b, t.pos, t.index, t.temb, t.y],
+    [t.x, t.w, t.b, t.pos, t.index, t.temb, t.params, t.y],
     uniformBlock([
       ['u32', s.rows],
       ['u32', s.N],
       ['u32', s.Lq],
       ['u32', s.d],
       ['u32', s.D],
-      ['u32', s.tRow ?? 0],
-      ['u32', s.tRow === null ? 0 : 1],
+      ['u32', +s.noisy],
     ]),
     [gridStrideGroups(s.rows * s.Lq * s.D, 256)],
     [t.y],
@@ -393,21 +394,24 @@ const step = new WgslKernel(
 @group(0) @binding(3) var<storage, read_write> next: array<f32>;
 @group(0) @binding(4) var<storage, read_write> epsOut: array<f32>;
 @group(0) @binding(5) var<storage, read_write> x0Out: array<f32>;
-struct U { n: u32, guided: u32, clip: u32, ddim: u32, cfg: f32, vA: f32, vB: f32, c1: f32, c2: f32, m1: f32, m2: f32, sigma: f32 }
-@group(0) @binding(6) var<uniform> u: U;
+struct P { tRow: f32, guided: f32, clip: f32, ddim: f32, cfg: f32, vA: f32, vB: f32, c1: f32, c2: f32, m1: f32, m2: f32, sigma: f32 }
+@group(0) @binding(6) var<storage, read> u: P;
+struct U { n: u32 }
+@group(0) @binding(7) var<uniform> size: U;
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  for (var i = gid.x; i < u.n; i = i + nwg.x * 256u) {
+  let n = size.n;
+  for (var i = gid.x; i < n; i = i + nwg.x * 256u) {
     let xt = x[i];
     var o = out[i];
-    if (u.guided == 1u) { let un = out[u.n + i]; o = un + (o - un) * u.cfg; }
+    if (u.guided == 1.0) { let un = out[n + i]; o = un + (o - un) * u.cfg; }
     let eps = u.vA * xt + u.vB * o;
     var x0 = u.c1 * xt - u.c2 * eps;
-    if (u.clip == 1u) { x0 = clamp(x0, -1.0, 1.0); }
+    if (u.clip == 1.0) { x0 = clamp(x0, -1.0, 1.0); }
     var e = eps;
-    if (u.ddim == 1u && u.clip == 1u) { e = (u.c1 * xt - x0) / u.c2; }
+    if (u.ddim == 1.0 && u.clip == 1.0) { e = (u.c1 * xt - x0) / u.c2; }
     var nx = u.m1 * x0;
-    if (u.ddim == 1u) { nx = nx + u.m2 * e; } else { nx = nx + u.m2 * xt; }
+    if (u.ddim == 1.0) { nx = nx + u.m2 * e; } else { nx = nx + u.m2 * xt; }
     next[i] = nx + u.sigma * noise[i];
     epsOut[i] = eps;
     x0Out[i] = x0;
@@ -415,9 +419,39 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 );
 
+/** Length of the per-step parameters of the fused sampler (`stepParams`). */
+export const STEP_PARAMS = 12;
+
 /**
- * One reverse step over n = N·Lq·d values: x_{t-1} into `next`, the guided eps and x0 into their tensors.
- * `out` holds the network output, [cond; uncond] rows when guided (mixed as u + cfg·(c − u) first).
+ * The values that change from one denoising step to the next, as `embedTokens` and `guidedStep` read them
+ * from one small tensor (written before each step, so a recorded step replays unchanged): the t-embedding
+ * row, the guidance and the reverse step's coefficients.
+ */
+export function stepParams(
+  tRow: number,
+  guidance: { guided: boolean; cfg: number },
+  c: ReverseStepCoefficients,
+): Float32Array {
+  return Float32Array.of(
+    tRow,
+    +guidance.guided,
+    +c.clip,
+    +c.ddim,
+    guidance.cfg,
+    c.vA,
+    c.vB,
+    c.c1,
+    c.c2,
+    c.m1,
+    c.m2,
+    c.sigma,
+  );
+}
+
+/**
+ * One reverse step over n = N·Lq·d values: x_{t-1} into `next`, the guided eps and x0 into their tensors, with
+ * the guidance and coefficients of `params` (`stepParams`). `out` holds the network output, [cond; uncond]
+ * rows when guided (mixed as u + cfg·(c − u) first).
  */
 export function guidedStep(
   gpu: WebGPUBackendLike,
@@ -428,28 +462,14 @@ export function guidedStep(
     next: tf.TensorInfo;
     eps: tf.TensorInfo;
     x0: tf.TensorInfo;
+    params: tf.TensorInfo;
   },
   n: number,
-  guidance: { guided: boolean; cfg: number },
-  c: ReverseStepCoefficients,
 ): void {
   step.dispatch(
     gpu,
-    [t.x, t.out, t.noise, t.next, t.eps, t.x0],
-    uniformBlock([
-      ['u32', n],
-      ['u32', +guidance.guided],
-      ['u32', +c.clip],
-      ['u32', +c.ddim],
-      ['f32', guidance.cfg],
-      ['f32', c.vA],
-      ['f32', c.vB],
-      ['f32', c.c1],
-      ['f32', c.c2],
-      ['f32', c.m1],
-      ['f32', c.m2],
-      ['f32', c.sigma],
-    ]),
+    [t.x, t.out, t.noise, t.next, t.eps, t.x0, t.params],
+    uniformBlock([['u32', n]]),
     [gridStrideGroups(n, 256)],
     [t.next, t.eps, t.x0],
   );

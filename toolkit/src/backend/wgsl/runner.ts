@@ -128,34 +128,116 @@ export class WgslKernel {
     entries.push({ binding: tensors.length, resource: { buffer: ub, offset: 0, size: uniforms.byteLength } });
     const pipeline = this.compile(backend);
     const bindGroup = this.bindGroup(backend, pipeline, entries);
-    backend.ensureCommandEncoderReady();
-    // under tf.time / tf.profile each kernel gets its own timed pass, as tfjs-webgpu does for its programs
-    const timed = backend.activeTimers != null && backend.supportTimestampQuery;
-    if (timed) {
-      backend.endComputePassEncoder();
-      backend.querySet ??= backend.device.createQuerySet({ type: 'timestamp', count: backend.querySetCount });
-      backend.computePassEncoder = backend.commandEncoder.beginComputePass({
-        timestampWrites: { querySet: backend.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
-      });
-    }
-    backend.computePassEncoder ??= backend.commandEncoder.beginComputePass({});
-    backend.computePassEncoder.setPipeline(pipeline);
-    backend.computePassEncoder.setBindGroup(0, bindGroup);
-    backend.computePassEncoder.dispatchWorkgroups(grid[0], grid[1] ?? 1, grid[2] ?? 1);
     for (const t of written) backend.tensorMap.get(t.dataId).values = null;
-    if (timed) {
-      backend.endComputePassEncoder();
-      backend.activeTimers!.push({ name: this.name, query: backend.getQueryTime() });
-    } else if (++backend.dispatchCountInPass >= (tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number)) {
-      backend.endComputePassEncoder();
-      backend.submitQueue();
+    if (recording) {
+      recording.calls.push({ name: this.name, pipeline, bindGroup, grid });
+      for (const t of written) recording.written.add(t.dataId);
     }
+    if (!encode(backend, this.name, pipeline, bindGroup, grid) && ++backend.dispatchCountInPass >= submitBatch())
+      flushQueue(backend);
   }
+}
+
+const submitBatch = () => tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number;
+
+/**
+ * Encodes one dispatch into tfjs-webgpu's command stream; under tf.time / tf.profile in a timed pass of its own
+ * (then true).
+ */
+function encode(
+  backend: WebGPUBackendLike,
+  name: string,
+  pipeline: Pipeline,
+  bindGroup: unknown,
+  grid: readonly [number, number?, number?],
+): boolean {
+  backend.ensureCommandEncoderReady();
+  // under tf.time / tf.profile each kernel gets its own timed pass, as tfjs-webgpu does for its programs
+  const timed = backend.activeTimers != null && backend.supportTimestampQuery;
+  if (timed) {
+    backend.endComputePassEncoder();
+    backend.querySet ??= backend.device.createQuerySet({ type: 'timestamp', count: backend.querySetCount });
+    backend.computePassEncoder = backend.commandEncoder.beginComputePass({
+      timestampWrites: { querySet: backend.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 },
+    });
+  }
+  backend.computePassEncoder ??= backend.commandEncoder.beginComputePass({});
+  backend.computePassEncoder.setPipeline(pipeline);
+  backend.computePassEncoder.setBindGroup(0, bindGroup);
+  backend.computePassEncoder.dispatchWorkgroups(grid[0], grid[1] ?? 1, grid[2] ?? 1);
+  if (timed) {
+    backend.endComputePassEncoder();
+    backend.activeTimers!.push({ name, query: backend.getQueryTime() });
+  }
+  return timed;
+}
+
+/**
+ * A sequence of dispatches as recorded (pipelines, bind groups, grids): encoding it again costs three calls
+ * into the WebGPU implementation per dispatch and nothing else (no bindings, keys or uniforms to look up).
+ * Valid while every buffer it binds keeps its contents' meaning: the recorder's own tensors stay allocated, and
+ * the uniform buffers stay cached (`replayDispatches` checks that).
+ */
+export interface DispatchRecording {
+  readonly calls: { name: string; pipeline: Pipeline; bindGroup: unknown; grid: readonly [number, number?, number?] }[];
+  /** Tensors the dispatches write: a replay drops any CPU copy tfjs cached of them. */
+  readonly written: Set<tf.DataId>;
+  readonly device: object;
+  readonly generation: number;
+}
+
+let recording: { calls: DispatchRecording['calls']; written: Set<tf.DataId> } | null = null;
+
+/** Runs `f`, dispatching as usual, and returns its dispatches as a recording for `replayDispatches`. */
+export function recordDispatches(backend: WebGPUBackendLike, f: () => void): DispatchRecording {
+  if (recording) throw new Error('recordDispatches: already recording');
+  const rec = { calls: [], written: new Set<tf.DataId>() };
+  recording = rec;
+  try {
+    f();
+  } finally {
+    recording = null;
+  }
+  return { ...rec, device: backend.device, generation: uniformGeneration(backend) };
+}
+
+/**
+ * Encodes a recording's dispatches again and submits them. False (nothing encoded) when a uniform buffer it
+ * binds may have been recycled since: record again.
+ */
+export function replayDispatches(backend: WebGPUBackendLike, rec: DispatchRecording): boolean {
+  if (rec.device !== backend.device || rec.generation !== uniformGeneration(backend)) return false;
+  for (const id of rec.written) backend.tensorMap.get(id).values = null;
+  for (const c of rec.calls) encode(backend, c.name, c.pipeline, c.bindGroup, c.grid);
+  dispatches += rec.calls.length;
+  replayed += rec.calls.length;
+  flushQueue(backend);
+  return true;
+}
+
+/**
+ * Submits what tfjs-webgpu has encoded so far, if anything: needed before `queue.writeBuffer` into a buffer that
+ * encoded but unsubmitted work still reads (the queue orders writes before later submits only).
+ */
+export function flushQueue(backend: WebGPUBackendLike): void {
+  if (!backend.commandEncoder) return;
+  backend.endComputePassEncoder();
+  backend.submitQueue();
+}
+
+/** Writes `data` over the start of a GPU-resident tensor's buffer, in queue order after all encoded work. */
+export function writeTensor(backend: WebGPUBackendLike, t: tf.TensorInfo, data: Float32Array): void {
+  backend.uploadToGPU(t.dataId);
+  flushQueue(backend);
+  const info = backend.tensorMap.get(t.dataId);
+  info.values = null;
+  backend.queue.writeBuffer(info.resource, 0, data.buffer, data.byteOffset, data.byteLength);
 }
 
 const BIND_GROUP_CACHE_SIZE = 4096;
 let bindGroupHits = 0;
 let dispatches = 0;
+let replayed = 0;
 const bufferIds = new WeakMap<object, number>();
 let nextBufferId = 0;
 function bufferId(b: object): number {
@@ -167,6 +249,11 @@ function bufferId(b: object): number {
 /** Dispatches of the project's WGSL kernels so far (the bench's dispatches per step). */
 export function wgslDispatches(): number {
   return dispatches;
+}
+
+/** Dispatches so far that were encoded by `replayDispatches` (included in `wgslDispatches`). */
+export function replayedDispatches(): number {
+  return replayed;
 }
 
 /** Dispatches so far that reused a bind group (for tests). */
@@ -192,6 +279,7 @@ function uniformBuffer(backend: WebGPUBackendLike, data: ArrayBuffer, usage: num
     if (cache.size >= UNIFORM_CACHE_SIZE) {
       backend.uniformPendingDisposal.push(...cache.values());
       cache.clear();
+      uniformGenerations.set(backend.device, uniformGeneration(backend) + 1);
     }
     ub = backend.bufferManager.acquireBuffer(data.byteLength, usage);
     backend.queue.writeBuffer(ub, 0, data);
@@ -199,6 +287,10 @@ function uniformBuffer(backend: WebGPUBackendLike, data: ArrayBuffer, usage: num
   }
   return ub;
 }
+
+/** Counts the clears of a device's uniform cache: a recording made before a clear may bind recycled buffers. */
+const uniformGenerations = new WeakMap<object, number>();
+const uniformGeneration = (backend: WebGPUBackendLike) => uniformGenerations.get(backend.device) ?? 0;
 
 /** How many uniform blocks are cached on this device (for tests). */
 export function cachedUniforms(backend: WebGPUBackendLike): number {
