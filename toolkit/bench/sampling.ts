@@ -139,7 +139,7 @@ const GPU_SAMPLING: GpuSamplingCase[] = [
  * available), and the op-by-op path for the 49-token model at S = 1, against the twin's KV-cache sampler on CUDA
  * (eager fp32, and bf16 autocast), same batch, steps, AR steps and guidance, random weights; medians of `repeats`
  * runs after a warm-up. BENCH_GPU_SAMPLING picks cases by name; BENCH_WIDE_TILE_ROWS sets where the fp32 linear
- * kernel's 128 x 128 tiles start.
+ * kernel's 128 x 128 tiles start. Per case also the host's ms and the GPU's own ms per denoising step (by kernel).
  */
 export async function benchGpuSampling(python: string | null, repeats = 3): Promise<Record<string, unknown>[]> {
   await initBackend({ backend: 'webgpu', quiet: true });
@@ -150,7 +150,10 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16 | per step: host ms / GPU ms / dispatches',
   );
   const only = process.env.BENCH_GPU_SAMPLING ?? '';
-  for (const c of GPU_SAMPLING) {
+  // BENCH_GPU_SAMPLING_SIZE=images,steps scales every case down (a software adapter's smoke run)
+  const size = process.env.BENCH_GPU_SAMPLING_SIZE?.split(',').map(Number);
+  for (const base of GPU_SAMPLING) {
+    const c = size ? { ...base, images: size[0], steps: size[1] } : base;
     const name = `${c.preset} ${c.images} img, ${c.steps} steps, S=${c.arSteps}${c.cfgScale > 1 ? `, CFG ${c.cfgScale}` : ''}`;
     if (!name.includes(only)) continue;
     const config = makeConfig(c.preset);
