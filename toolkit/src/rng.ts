@@ -152,6 +152,56 @@ export class Rng {
   }
 }
 
+/** Chris Wellons' lowbias32 integer hash: a bijection of u32 with low bias (the same in WGSL: backend/wgsl/inference). */
+export function lowbias32(x: number): number {
+  x = (x ^ (x >>> 16)) >>> 0;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x = (x ^ (x >>> 15)) >>> 0;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * Counter-based standard normals: element e of the stream `key` is a function of (key, e) alone, so a GPU
+ * kernel computes the same values where it needs them (the fused sampler's noise: no host work, no upload).
+ * A hashed counter gives u = (m + 1/2) / 2^24 (24 bits); z = sqrt(2) erfinv(2u - 1) by Giles' single-precision
+ * erfinv, whose only transcendentals are a log and a sqrt (GPUs' cos may be off by 2^-11; their log is tight).
+ */
+export function counterNormals(key: readonly [number, number], n: number): Float32Array {
+  const out = new Float32Array(n);
+  const [k0, k1] = key;
+  for (let e = 0; e < n; e++) {
+    const m = lowbias32((lowbias32((e ^ k0) >>> 0) + k1) >>> 0) >>> 8;
+    const x = (2 * m + 1 - 16777216) / 16777216; // 2u - 1, exact in float32
+    out[e] = Math.SQRT2 * erfinv(x);
+  }
+  return out;
+}
+
+/** Giles' erfinv for float32 ("Approximating the erfinv function", GPU Computing Gems, 2011). */
+function erfinv(x: number): number {
+  let w = -Math.log((1 - x) * (1 + x));
+  let p: number;
+  if (w < 5) {
+    w -= 2.5;
+    p = 2.81022636e-8;
+    for (const c of ERFINV_CENTRAL) p = c + p * w;
+  } else {
+    w = Math.sqrt(w) - 3;
+    p = -0.000200214257;
+    for (const c of ERFINV_TAIL) p = c + p * w;
+  }
+  return p * x;
+}
+
+/** Coefficients of Giles' erfinv, central and tail branch, highest order after the leading one (WGSL reuses them). */
+export const ERFINV_CENTRAL = [
+  3.43273939e-7, -3.5233877e-6, -4.39150654e-6, 0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941,
+];
+export const ERFINV_TAIL = [
+  0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682,
+];
+
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0;
 }

@@ -9,9 +9,10 @@
  * overwrite them), so the cache never grows by concatenation. Workspace tensors are sized for the largest
  * chunk once per run.
  *
- * Within a chain every step binds the same buffers (x_t and x_{t-1} swap roles, the step's noise, timestep row
- * and coefficients are written into tensors of their own first), so a chain records its first two steps and
- * replays them: a step then costs its writes, three WebGPU calls per dispatch and one submit.
+ * Within a chain every step binds the same buffers (x_t and x_{t-1} swap roles; the step's timestep row,
+ * coefficients and noise key are written into a small tensor first, and the noise is computed on the GPU from
+ * that key), so a chain records its first two steps and replays them: a step then costs one 56-byte write,
+ * three WebGPU calls per dispatch and one submit.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { GaussianDiffusion, ReverseStepCoefficients } from '../diffusion/gaussian';
@@ -66,7 +67,6 @@ interface Chain {
   x: [tf.Tensor3D, tf.Tensor3D];
   eps: tf.Tensor3D;
   x0: tf.Tensor3D;
-  noise: tf.Tensor3D;
   parity: 0 | 1;
   /** The step's dispatches for each parity, recorded at the chain's first two steps. */
   recordings: [DispatchRecording | null, DispatchRecording | null];
@@ -298,7 +298,6 @@ export class FusedInference {
       x: [tf.tensor3d(xT, shape), tf.zeros(shape)],
       eps: tf.zeros(shape),
       x0: tf.zeros(shape),
-      noise: tf.zeros(shape),
       parity: 0,
       recordings: [null, null],
     };
@@ -307,7 +306,7 @@ export class FusedInference {
   /**
    * One reverse step of the chain: the network at the j-th timestep of the run (index `i` of `diffusion`), the
    * guided output u + cfg·(c − u) (or the conditional one alone when `cfg` is null), then the DDPM or DDIM
-   * update with `noise` [N, k, d] (null where the update has no noise term).
+   * update with the noise of stream `noiseKey` (rng's `counterNormals`; null where the update has none).
    * Returns x_t, eps, x0 and x_{t-1}, valid until the next step; x_{t-1} becomes the chain's x.
    */
   step(
@@ -315,12 +314,12 @@ export class FusedInference {
     diffusion: GaussianDiffusion,
     i: number,
     cfg: number | null,
-    noise: Float32Array | null,
+    noiseKey: readonly [number, number] | null,
     update: { ddim: boolean; eta: number; clip: boolean },
   ): FusedStep {
     const ch = this.current();
     const guidance = { guided: this.guided && cfg !== null, cfg: cfg ?? 1 };
-    this.writeStep(j, guidance, diffusion.reverseStepCoefficients(i, update), noise);
+    this.writeStep(j, guidance, diffusion.reverseStepCoefficients(i, update), noiseKey);
     const p = ch.parity;
     const rec = ch.recordings[p];
     if (!rec || !replayDispatches(this.gpu, rec))
@@ -340,25 +339,23 @@ export class FusedInference {
     out: tf.Tensor3D,
     diffusion: GaussianDiffusion,
     i: number,
-    noise: Float32Array | null,
+    noiseKey: readonly [number, number] | null,
     update: { ddim: boolean; eta: number; clip: boolean },
   ): FusedStep {
-    this.writeStep(0, { guided: false, cfg: 1 }, diffusion.reverseStepCoefficients(i, update), noise);
+    this.writeStep(0, { guided: false, cfg: 1 }, diffusion.reverseStepCoefficients(i, update), noiseKey);
     this.reverseStep(out);
     return this.advance();
   }
 
-  /** The step's parameters and noise into their tensors (after the work already encoded, which reads the old). */
+  /** The step's parameters into their tensor (after the work already encoded, which reads the old ones). */
   private writeStep(
     tRow: number,
     guidance: { guided: boolean; cfg: number },
     c: ReverseStepCoefficients,
-    noise: Float32Array | null,
+    noiseKey: readonly [number, number] | null,
   ): void {
-    const ch = this.current();
-    writeTensor(this.gpu, this.params, stepParams(tRow, guidance, c));
-    if (noise) writeTensor(this.gpu, ch.noise, noise);
-    else if (c.sigma !== 0) throw new Error('fused inference: this update needs noise');
+    if (!noiseKey && c.sigma !== 0) throw new Error('fused inference: this update needs a noise key');
+    writeTensor(this.gpu, this.params, stepParams(tRow, guidance, c, noiseKey));
   }
 
   private reverseStep(out: tf.Tensor): void {
@@ -366,8 +363,8 @@ export class FusedInference {
     const p = ch.parity;
     guidedStep(
       this.gpu,
-      { x: ch.x[p], out, noise: ch.noise, next: ch.x[1 - p], eps: ch.eps, x0: ch.x0, params: this.params },
-      ch.noise.size,
+      { x: ch.x[p], out, next: ch.x[1 - p], eps: ch.eps, x0: ch.x0, params: this.params },
+      ch.eps.size,
     );
   }
 
@@ -407,7 +404,7 @@ export class FusedInference {
   private endChain(): void {
     const ch = this.chain;
     if (!ch) return;
-    tf.dispose([ch.index, ...ch.x, ch.eps, ch.x0, ch.noise]);
+    tf.dispose([ch.index, ...ch.x, ch.eps, ch.x0]);
     this.chain = null;
   }
 

@@ -8,7 +8,7 @@
  * Editing puts known tokens into the cache first (as clean context) and generates only the rest.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../rng';
+import { counterNormals, Rng } from '../rng';
 import { createDiffusion, GaussianDiffusion, NoiseSchedule, Prediction } from '../diffusion/gaussian';
 import { fromSizes, splitEqual, Split } from '../factorization/steps';
 import { makeOrder, OrderKind, validateOrder } from '../factorization/orders';
@@ -298,8 +298,21 @@ export function* samplingRun(
         const hooks: ForwardHooks = {};
         if (obs?.onAttention && obs.wantsAttention?.(s, j))
           hooks.attention = (layer, probs) => obs.onAttention!({ arStep: s, diffusionStep: j, t: tOrig, layer }, probs);
-        const noise = i > 0 && (sampler === 'ddpm' || eta > 0) ? rng.normalArray(N * k * d) : null;
-        const step = engine.step({ j, i, tOrig, cfgScale, cfgInterval, noise, hooks, diffusion, sampler, eta, clip });
+        const noiseKey: [number, number] | null =
+          i > 0 && (sampler === 'ddpm' || eta > 0) ? [rng.nextU32(), rng.nextU32()] : null;
+        const step = engine.step({
+          j,
+          i,
+          tOrig,
+          cfgScale,
+          cfgInterval,
+          noiseKey,
+          hooks,
+          diffusion,
+          sampler,
+          eta,
+          clip,
+        });
         obs?.onDiffusionStep?.({ arStep: s, diffusionStep: j, t: tOrig }, step);
         engine.endStep(step);
         yield {
@@ -338,8 +351,11 @@ interface StepRequest {
   tOrig: number;
   cfgScale: number;
   cfgInterval: [number, number];
-  /** The update's noise [N, k, d], null where it has none (the last step; DDIM with eta 0). */
-  noise: Float32Array | null;
+  /**
+   * The stream of the update's noise [N, k, d] (`counterNormals`: the fused kernels draw it on the GPU), null
+   * where the update has none (the last step; DDIM with eta 0).
+   */
+  noiseKey: [number, number] | null;
   hooks: ForwardHooks;
   diffusion: GaussianDiffusion;
   sampler: 'ddpm' | 'ddim';
@@ -388,7 +404,9 @@ function opsEngine(model: CausalDiffusionModel, N: number, guided: boolean): Sam
       const out = model.forwardInference(x, r.tOrig, cache, pos, r.cfgScale, r.cfgInterval, r.hooks);
       const eps = r.diffusion.epsFromOutput(x, r.i, out) as tf.Tensor3D;
       if (eps !== out) out.dispose();
-      const noise = r.noise ? tf.tensor3d(r.noise, x.shape) : tf.zeros<tf.Rank.R3>(x.shape);
+      const noise = r.noiseKey
+        ? tf.tensor3d(counterNormals(r.noiseKey, x.size), x.shape)
+        : tf.zeros<tf.Rank.R3>(x.shape);
       const st =
         r.sampler === 'ddpm'
           ? r.diffusion.pSample(x, r.i, eps, noise, r.clip)
@@ -433,14 +451,14 @@ function fusedEngine(
         const caches = f.layerCaches();
         const pos = model.posEmbedAt(positions);
         const out = model.forwardInference(f.x, r.tOrig, caches, pos, r.cfgScale, r.cfgInterval, r.hooks);
-        const st = f.stepFromOutput(out, r.diffusion, r.i, r.noise, update);
+        const st = f.stepFromOutput(out, r.diffusion, r.i, r.noiseKey, update);
         tf.dispose([out, pos]);
         disposeCache(caches);
         return st;
       }
       // guided where the interval says so, else the conditional output alone (as `forwardInference`)
       const mix = guided && r.cfgInterval[0] <= r.tOrig && r.tOrig < r.cfgInterval[1];
-      return f.step(r.j, r.diffusion, r.i, mix ? r.cfgScale : null, r.noise, update);
+      return f.step(r.j, r.diffusion, r.i, mix ? r.cfgScale : null, r.noiseKey, update);
     },
     endStep: () => undefined,
     x: () => f.x,

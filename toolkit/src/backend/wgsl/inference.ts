@@ -14,6 +14,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ReverseStepCoefficients } from '../../diffusion/gaussian';
 import type { WebGPUBackendLike } from '../webgpu-types';
+import { ERFINV_CENTRAL, ERFINV_TAIL } from '../../rng';
 import { gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 import { tensorCoreLinearInto } from './matmul';
 
@@ -217,19 +218,23 @@ const qkNorm = new WgslKernel(
 @group(0) @binding(7) var<storage, read_write> vc: array<f32>;
 struct U { rows: u32, Lq: u32, H: u32, hd: u32, at: u32, Lmax: u32, eps: f32 }
 @group(0) @binding(8) var<uniform> u: U;
-// mean and 1/std of hd values from offset o (two passes, biased variance: nn.LayerNorm)
-fn stats(o: u32) -> vec2<f32> {
-  var s = 0.0;
-  for (var d = 0u; d < u.hd; d = d + 1u) { s = s + qkv[o + d]; }
-  let mean = s / f32(u.hd);
-  var v = 0.0;
-  for (var d = 0u; d < u.hd; d = d + 1u) { let c = qkv[o + d] - mean; v = v + c * c; }
-  return vec2<f32>(mean, inverseSqrt(v / f32(u.hd) + u.eps));
+// a workgroup per (token, head): its threads read the head's hd values side by side (coalesced)
+var<workgroup> red: array<vec2<f32>, 64>;
+fn sum2(li: u32, v: vec2<f32>) -> vec2<f32> {
+  workgroupBarrier();
+  red[li] = v;
+  workgroupBarrier();
+  for (var k = 32u; k > 0u; k = k >> 1u) {
+    if (li < k) { red[li] = red[li] + red[li + k]; }
+    workgroupBarrier();
+  }
+  return red[0];
 }
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let D = u.H * u.hd;
-  for (var id = gid.x; id < u.rows * u.H; id = id + nwg.x * 64u) {
+  let inv = 1.0 / f32(u.hd);
+  for (var id = wg.x; id < u.rows * u.H; id = id + nwg.x) {
     let token = id / u.H; // row n of the batch, token i of the chunk
     let h = id % u.H;
     let n = token / u.Lq;
@@ -237,12 +242,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let qo = token * 3u * D + h * u.hd;
     let ko = qo + D;
     let vo = qo + 2u * D;
-    let sq = stats(qo);
-    let sk = stats(ko);
+    // mean, then 1/std from the centred values (two passes, biased variance: nn.LayerNorm), q and k together
+    var s = vec2<f32>(0.0);
+    for (var d = li; d < u.hd; d = d + 64u) { s = s + vec2<f32>(qkv[qo + d], qkv[ko + d]); }
+    let mean = sum2(li, s) * inv;
+    var v = vec2<f32>(0.0);
+    for (var d = li; d < u.hd; d = d + 64u) {
+      let c = vec2<f32>(qkv[qo + d], qkv[ko + d]) - mean;
+      v = v + c * c;
+    }
+    let rstd = inverseSqrt(sum2(li, v) * inv + u.eps);
     let co = ((n * u.H + h) * u.Lmax + u.at + i) * u.hd; // head-major cache [rows, H, Lmax, hd]
-    for (var d = 0u; d < u.hd; d = d + 1u) {
-      q[token * D + h * u.hd + d] = (qkv[qo + d] - sq.x) * sq.y * qw[d] + qb[d];
-      kc[co + d] = (qkv[ko + d] - sk.x) * sk.y * kw[d] + kb[d];
+    for (var d = li; d < u.hd; d = d + 64u) {
+      q[token * D + h * u.hd + d] = (qkv[qo + d] - mean.x) * rstd.x * qw[d] + qb[d];
+      kc[co + d] = (qkv[ko + d] - mean.y) * rstd.y * kw[d] + kb[d];
       vc[co + d] = qkv[vo + d];
     }
   }
@@ -279,7 +292,7 @@ export function qkNormToCache(
       ['u32', s.Lmax],
       ['f32', 1e-5],
     ]),
-    [gridStrideGroups(s.rows * s.Lq * s.H, 64)],
+    [Math.min(s.rows * s.Lq * s.H, 8192)],
     [t.q, t.kc, t.vc],
   );
 }
@@ -385,19 +398,50 @@ export function condTokens(
   );
 }
 
+/** Horner steps p = c + p·w over `coefficients`, as WGSL. */
+const erfinvSteps = (coefficients: readonly number[]) =>
+  coefficients.map((c) => `p = ${c.toExponential()} + p * w;`).join('\n    ');
+
+/** WGSL of `counterNormal(k0, k1, e)`: element e of rng's `counterNormals([k0, k1], ...)`, in float32. */
+const COUNTER_NORMAL_WGSL = /* wgsl */ `
+fn lowbias32(v: u32) -> u32 {
+  var x = v;
+  x = x ^ (x >> 16u);
+  x = x * 0x7feb352du;
+  x = x ^ (x >> 15u);
+  x = x * 0x846ca68bu;
+  return x ^ (x >> 16u);
+}
+fn counterNormal(k0: u32, k1: u32, e: u32) -> f32 {
+  let m = lowbias32(lowbias32(e ^ k0) + k1) >> 8u;
+  let x = (f32(m) * 2.0 + 1.0 - 16777216.0) / 16777216.0;
+  var w = -log((1.0 - x) * (1.0 + x));
+  var p: f32;
+  if (w < 5.0) {
+    w = w - 2.5;
+    p = 2.81022636e-8;
+    ${erfinvSteps(ERFINV_CENTRAL)}
+  } else {
+    w = sqrt(w) - 3.0;
+    p = -0.000200214257;
+    ${erfinvSteps(ERFINV_TAIL)}
+  }
+  return 1.4142135623730951 * p * x;
+}`;
+
 const step = new WgslKernel(
   'guidedStep',
   /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> out: array<f32>;
-@group(0) @binding(2) var<storage, read> noise: array<f32>;
-@group(0) @binding(3) var<storage, read_write> next: array<f32>;
-@group(0) @binding(4) var<storage, read_write> epsOut: array<f32>;
-@group(0) @binding(5) var<storage, read_write> x0Out: array<f32>;
-struct P { tRow: f32, guided: f32, clip: f32, ddim: f32, cfg: f32, vA: f32, vB: f32, c1: f32, c2: f32, m1: f32, m2: f32, sigma: f32 }
-@group(0) @binding(6) var<storage, read> u: P;
+@group(0) @binding(2) var<storage, read_write> next: array<f32>;
+@group(0) @binding(3) var<storage, read_write> epsOut: array<f32>;
+@group(0) @binding(4) var<storage, read_write> x0Out: array<f32>;
+struct P { tRow: f32, guided: f32, clip: f32, ddim: f32, cfg: f32, vA: f32, vB: f32, c1: f32, c2: f32, m1: f32, m2: f32, sigma: f32, k0: u32, k1: u32 }
+@group(0) @binding(5) var<storage, read> u: P;
 struct U { n: u32 }
-@group(0) @binding(7) var<uniform> size: U;
+@group(0) @binding(6) var<uniform> size: U;
+${COUNTER_NORMAL_WGSL}
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let n = size.n;
@@ -412,7 +456,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (u.ddim == 1.0 && u.clip == 1.0) { e = (u.c1 * xt - x0) / u.c2; }
     var nx = u.m1 * x0;
     if (u.ddim == 1.0) { nx = nx + u.m2 * e; } else { nx = nx + u.m2 * xt; }
-    next[i] = nx + u.sigma * noise[i];
+    if (u.sigma != 0.0) { nx = nx + u.sigma * counterNormal(u.k0, u.k1, i); }
+    next[i] = nx;
     epsOut[i] = eps;
     x0Out[i] = x0;
   }
@@ -420,19 +465,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 );
 
 /** Length of the per-step parameters of the fused sampler (`stepParams`). */
-export const STEP_PARAMS = 12;
+export const STEP_PARAMS = 14;
 
 /**
  * The values that change from one denoising step to the next, as `embedTokens` and `guidedStep` read them
  * from one small tensor (written before each step, so a recorded step replays unchanged): the t-embedding
- * row, the guidance and the reverse step's coefficients.
+ * row, the guidance, the reverse step's coefficients and the key of its noise (`counterNormals`; any where
+ * sigma is 0).
  */
 export function stepParams(
   tRow: number,
   guidance: { guided: boolean; cfg: number },
   c: ReverseStepCoefficients,
+  noiseKey: readonly [number, number] | null,
 ): Float32Array {
-  return Float32Array.of(
+  const p = Float32Array.of(
     tRow,
     +guidance.guided,
     +c.clip,
@@ -445,20 +492,23 @@ export function stepParams(
     c.m1,
     c.m2,
     c.sigma,
+    0,
+    0,
   );
+  new Uint32Array(p.buffer).set(noiseKey ?? [0, 0], 12);
+  return p;
 }
 
 /**
  * One reverse step over n = N·Lq·d values: x_{t-1} into `next`, the guided eps and x0 into their tensors, with
- * the guidance and coefficients of `params` (`stepParams`). `out` holds the network output, [cond; uncond]
- * rows when guided (mixed as u + cfg·(c − u) first).
+ * the guidance, coefficients and noise key of `params` (`stepParams`; the noise is computed where it is added).
+ * `out` holds the network output, [cond; uncond] rows when guided (mixed as u + cfg·(c − u) first).
  */
 export function guidedStep(
   gpu: WebGPUBackendLike,
   t: {
     x: tf.TensorInfo;
     out: tf.TensorInfo;
-    noise: tf.TensorInfo;
     next: tf.TensorInfo;
     eps: tf.TensorInfo;
     x0: tf.TensorInfo;
@@ -468,7 +518,7 @@ export function guidedStep(
 ): void {
   step.dispatch(
     gpu,
-    [t.x, t.out, t.noise, t.next, t.eps, t.x0, t.params],
+    [t.x, t.out, t.next, t.eps, t.x0, t.params],
     uniformBlock([['u32', n]]),
     [gridStrideGroups(n, 256)],
     [t.next, t.eps, t.x0],
