@@ -118,6 +118,17 @@ async function gpuKernelMs(
   return total > 0 ? { msPerStep: total / steps, byKernel } : { msPerStep: NaN, byKernel };
 }
 
+/** `f` with the matmul precision set to `p` (restored after). */
+async function withMatmulPrecision<T>(p: MatmulPrecision, f: () => Promise<T>): Promise<T> {
+  const before = matmulPrecision();
+  setMatmulPrecision(p);
+  try {
+    return await f();
+  } finally {
+    setMatmulPrecision(before);
+  }
+}
+
 /** One GPU sampling case: a preset (random weights), images, DDPM steps, AR steps, guidance. */
 interface GpuSamplingCase {
   preset: 'mnist-base' | 'ablation';
@@ -207,7 +218,8 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     };
     const fused = time(true, 'f32');
     const fusedHost = host;
-    const kernels = await gpuKernelMs(model, opts);
+    const kernels = await withMatmulPrecision('f32', () => gpuKernelMs(model, opts));
+    const kernelsTC = tensorCoresAvailable() ? await withMatmulPrecision('f16', () => gpuKernelMs(model, opts)) : null;
     const tensorCores = tensorCoresAvailable() ? time(true, 'f16') : NaN;
     const ops = c.preset === 'mnist-base' && c.arSteps === 1 ? time(false, 'f32') : NaN;
     const gpuMb = (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? NaN;
@@ -241,6 +253,8 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       fusedDispatchesPerStep: fusedHost.dispatchesPerStep,
       fusedGpuMsPerStep: kernels.msPerStep,
       fusedGpuKernels: kernels.byKernel,
+      fusedTensorCoresGpuMsPerStep: kernelsTC?.msPerStep ?? NaN,
+      fusedTensorCoresGpuKernels: kernelsTC?.byKernel ?? {},
       opByOpMs: ops,
       torchFp32Ms: fp32.medianMs,
       torchBf16Ms: bf16.medianMs,
@@ -254,11 +268,16 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     console.log(
       `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x | ${fusedHost.msPerStep.toFixed(2)} / ${kernels.msPerStep.toFixed(2)} / ${fusedHost.dispatchesPerStep.toFixed(0)}`,
     );
-    console.log(
-      `  GPU ms per step by kernel: ${Object.entries(kernels.byKernel)
-        .map(([k, v]) => `${k} ${v.toFixed(3)}`)
-        .join(', ')}`,
-    );
+    for (const [label, k] of [
+      ['fp32', kernels],
+      ['tensor cores', kernelsTC],
+    ] as const)
+      if (k)
+        console.log(
+          `  GPU ms per step by kernel (${label}, ${k.msPerStep.toFixed(2)} in all): ${Object.entries(k.byKernel)
+            .map(([name, v]) => `${name} ${v.toFixed(3)}`)
+            .join(', ')}`,
+        );
   }
   return rows;
 }
