@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { checkStepFits, stepBuffers } from '../src/train/memory';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/rng';
@@ -199,4 +200,27 @@ test('AdamW state() / load(): a restored optimizer continues exactly; incomplete
   tf.dispose([p.w, p.b, q.w, q.b, g1.w, g1.b, g2.w, g2.b]);
   a.dispose();
   b.dispose();
+});
+
+test('a batch whose largest buffer exceeds the adapter limit is refused before the first step, naming the buffer and the batch that fits', () => {
+  const c = makeConfig('mnist-base'); // L = 49: T = 4 + 49 + 48 = 101 tokens, 4D = 1024
+  const perSample = 101 * 1024 * 4;
+  assert.equal(stepBuffers(c, 8, { flashAttention: true }).largestBytes, 8 * perSample);
+  // without flash attention: at width 256 the MLP buffer is still the larger (4 heads · 101 < 1024); at 16 heads of 4, the scores
+  assert.match(stepBuffers(c, 8, { flashAttention: false }).largest, /MLP/);
+  const wide = makeConfig('mnist-base', { hiddenSize: 64, numHeads: 16 });
+  assert.match(
+    stepBuffers(wide, 8, { flashAttention: false }).largest,
+    /attention scores \[B, H, T, T\] = \[8, 16, 101, 101\]/,
+  );
+  const limits = { maxStorageBufferBindingSize: 100 * perSample, maxBufferSize: 2 ** 40 };
+  checkStepFits(c, 100, limits, { flashAttention: true });
+  assert.throws(
+    () => checkStepFits(c, 101, limits, { flashAttention: true }),
+    /batch 101 does not fit this GPU: .*MLP activations \[B·T, 1024\] = \[101·101, 1024\].* at most 0.04 GiB per buffer; use a batch of at most 100/,
+  );
+  assert.throws(
+    () => checkStepFits(c, 1, { maxBufferSize: perSample / 2 }, { flashAttention: true }),
+    /even one sample/,
+  );
 });

@@ -191,6 +191,20 @@ test('editing keeps the kept tokens bit for bit on webgpu; the recorder sees eve
   m.dispose();
 });
 
+test('a batch too large for the adapter is refused by the trainer before anything is allocated', async () => {
+  await useBackend('webgpu');
+  const limit = (tf.backend() as unknown as WebGPUBackendLike).device.limits.maxStorageBufferBindingSize;
+  const ds = syntheticDataset();
+  const before = tf.memory().numTensors;
+  // tiny: 16 tokens, T = 4 + 16 + 15, 4·64 floats of MLP activations per token
+  const batch = Math.ceil(limit / (35 * 256 * 4)) + 1;
+  assert.throws(
+    () => new Trainer(ds, { ...SETTINGS, batchSize: batch }),
+    /does not fit this GPU: .*use a batch of at most/,
+  );
+  assert.equal(tf.memory().numTensors, before);
+});
+
 test('training on webgpu: 2N steps == N, save, resume, N; activation checkpointing gives the same step', async () => {
   await useBackend('webgpu');
   const ds = syntheticDataset();

@@ -23,6 +23,9 @@ import { FACTORIZATION_DEFAULTS, FactorizationConfig, sampleBatch, trainStep } f
 import { LossBreakdown, LossStats, LossStatsState } from './stats';
 import { ProgressBar } from './progress';
 import { OFFICIAL_RECIPE } from './recipes';
+import { checkStepFits } from './memory';
+import { activeWebgpu } from '../backend/wgsl/runner';
+import { kernels } from '../backend/kernels';
 
 /** Every training choice; all have defaults from the official recipe except where a small run needs others. */
 export interface TrainConfig {
@@ -254,6 +257,8 @@ export class Trainer {
     this.config = resolveConfig(settings);
     const c = this.config;
     checkDataset(dataset, c.model);
+    const gpu = activeWebgpu();
+    if (gpu) checkStepFits(c.model, c.batchSize, gpu.device.limits, { flashAttention: kernels() !== null });
     this.model = new CausalDiffusionModel(c.model, { seed: c.seed });
     this.emaModel = new CausalDiffusionModel(c.model, { seed: c.seed });
     this.ema = new Ema(this.model.params, c.emaDecay, this.emaModel.params);
