@@ -13,7 +13,7 @@ import { setWideTileRows } from '../src/backend/wgsl/inference';
 import { MatmulPrecision, matmulPrecision, setMatmulPrecision, tensorCoresAvailable } from '../src/backend/wgsl/matmul';
 import { loadModel } from '../src/io/checkpoint';
 import { sampleImages, SampleOptions, samplingRun } from '../src/sample/sampler';
-import { wgslDispatches } from '../src/backend/wgsl/runner';
+import { webgpuPeakMb, wgslDispatches } from '../src/backend/wgsl/runner';
 import { SamplingRecorder } from '../src/introspect/recorders';
 import { SHIPPED_MODEL } from '../src/data/assets';
 import { numPatches } from '../src/model/config';
@@ -222,7 +222,6 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     const kernelsTC = tensorCoresAvailable() ? await withMatmulPrecision('f16', () => gpuKernelMs(model, opts)) : null;
     const tensorCores = tensorCoresAvailable() ? time(true, 'f16') : NaN;
     const ops = c.preset === 'mnist-base' && c.arSteps === 1 ? time(false, 'f32') : NaN;
-    const gpuMb = (tf.memory() as { numBytesInGPUAllocated?: number }).numBytesInGPUAllocated ?? NaN;
     model.dispose();
     const twin = (precision: string) =>
       python
@@ -258,7 +257,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       opByOpMs: ops,
       torchFp32Ms: fp32.medianMs,
       torchBf16Ms: bf16.medianMs,
-      oursGpuMb: gpuMb / 2 ** 20,
+      oursPoolPeakMb: webgpuPeakMb(), // the buffer pool's peak so far in this process (all cases up to here)
       torchPeakGpuMb: fp32.peakGpuMb,
       ratioFp32: fused / fp32.medianMs,
       ratioBf16: fused / bf16.medianMs,
