@@ -5,7 +5,7 @@
  * dataset (a bar per class at its own angle, with noise: learnable, and needing no download), and compares the
  * loss curves as 100-step means. Writes runs/gpu-curve.json.
  */
-import { spawnSync } from 'child_process';
+import { runJson } from './torch';
 import '@tensorflow/tfjs'; // registers the gradients the trainer needs
 import { initBackend } from '../src/backend';
 import { ImageDataset } from '../src/data/datasets';
@@ -62,15 +62,11 @@ async function child(steps: number): Promise<void> {
 
 /** Both runs, and their 100-step means side by side. */
 export function benchGpuCurve(steps: number): Record<string, unknown> {
-  const run = (matmul: 'f16' | 'f32') => {
-    const r = spawnSync(process.execPath, [__filename, '--child', String(steps)], {
-      encoding: 'utf8',
-      env: { ...process.env, CAUSALFUSION_MATMUL: matmul },
-      maxBuffer: 64 << 20,
-    });
-    if (r.status !== 0) throw new Error(`gpu-curve ${matmul} run failed:\n${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { losses: number[]; seconds: number };
-  };
+  const run = (matmul: 'f16' | 'f32') =>
+    runJson(process.execPath, [__filename, '--child', String(steps)], { CAUSALFUSION_MATMUL: matmul }) as {
+      losses: number[];
+      seconds: number;
+    };
   const [f16, f32] = [run('f16'), run('f32')];
   const means = (l: number[]) =>
     Array.from(

@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
 import { setWideTileRows } from '../src/backend/wgsl/inference';
-import { MatmulPrecision, matmulPrecision, setMatmulPrecision, tensorCoresAvailable } from '../src/backend/wgsl/matmul';
+import { MatmulPrecision, tensorCoresAvailable, withMatmulPrecision } from '../src/backend/wgsl/matmul';
 import { loadModel } from '../src/io/checkpoint';
 import { sampleImages, SampleOptions, samplingRun } from '../src/sample/sampler';
 import { webgpuPeakMb, wgslDispatches } from '../src/backend/wgsl/runner';
@@ -96,37 +96,27 @@ async function gpuKernelMs(
   opts: SampleOptions,
 ): Promise<{ msPerStep: number; byKernel: Record<string, number> }> {
   const run = samplingRun(model, { ...opts, seed: 0, fused: true });
+  const profiled = 5;
   let steps = 0;
   let total = 0;
   const byKernel: Record<string, number> = {};
-  for (let seen = 0; steps < 5;) {
+  for (let seen = 0; steps < profiled;) {
     let kind = '';
     const info = (await tf.time(() => {
       const p = run.next();
       kind = p.done ? 'done' : p.value.kind;
     })) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
     if (kind === 'done') break;
-    if (kind !== 'step' || ++seen <= 5) continue;
+    if (kind !== 'step' || ++seen <= profiled) continue;
     steps++;
     total += info.kernelMs as number;
     for (const part of info.getExtraProfileInfo?.().split(', ') ?? []) {
       const [name, ms] = part.split(': ');
-      if (name) byKernel[name] = (byKernel[name] ?? 0) + Number(ms) / 5;
+      if (name) byKernel[name] = (byKernel[name] ?? 0) + Number(ms) / profiled;
     }
   }
   run.return(undefined as never); // ends the run early: its engine frees the GPU tensors
   return total > 0 ? { msPerStep: total / steps, byKernel } : { msPerStep: NaN, byKernel };
-}
-
-/** `f` with the matmul precision set to `p` (restored after). */
-async function withMatmulPrecision<T>(p: MatmulPrecision, f: () => Promise<T>): Promise<T> {
-  const before = matmulPrecision();
-  setMatmulPrecision(p);
-  try {
-    return await f();
-  } finally {
-    setMatmulPrecision(before);
-  }
 }
 
 /** One GPU sampling case: a preset (random weights), images, DDPM steps, AR steps, guidance. */
@@ -182,11 +172,9 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     // the median wall time; with it, for the fused fp32 path, the host's time per denoising step (the run's
     // synchronous work between two step pauses, not counting a step that follows a chain's read-back, which
     // waits for the GPU) and the WGSL dispatches per step
-    const time = (fused: boolean, precision: MatmulPrecision) => {
-      const before = matmulPrecision();
-      setMatmulPrecision(precision);
-      const ms: number[] = [];
-      try {
+    const time = (fused: boolean, precision: MatmulPrecision) =>
+      withMatmulPrecision(precision, () => {
+        const ms: number[] = [];
         for (let r = 0; r <= repeats; r++) {
           const t0 = process.hrtime.bigint();
           const d0 = wgslDispatches();
@@ -211,11 +199,8 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
               dispatchesPerStep: (wgslDispatches() - d0) / chainSteps,
             };
         }
-      } finally {
-        setMatmulPrecision(before);
-      }
-      return median(ms);
-    };
+        return median(ms);
+      });
     const fused = time(true, 'f32');
     const fusedHost = host;
     const kernels = await withMatmulPrecision('f32', () => gpuKernelMs(model, opts));

@@ -14,7 +14,7 @@ import { CausalDiffusionModel, disposeBatch, disposeCache, TrainingInputs } from
 import { HostTensor, StateDict } from './model/params';
 import { FusedInference, fusedInferenceUnavailable } from './model/gpu-inference';
 import { weightedLoss } from './train/loss';
-import { matmulPrecision, setMatmulPrecision } from './backend/wgsl/matmul';
+import { withMatmulPrecision } from './backend/wgsl/matmul';
 
 interface JsonTensor {
   shape: number[];
@@ -427,17 +427,14 @@ function verifyFusedInference(ref: ReferenceFixture, model: CausalDiffusionModel
  */
 export function verifyReference(ref: ReferenceFixture): VerifyRow[] {
   const model = new CausalDiffusionModel(configFromOfficial(ref.model_config), { stateDict: ref.state_dict });
-  const precision = matmulPrecision();
-  setMatmulPrecision('f32');
   try {
-    return [
+    return withMatmulPrecision('f32', () => [
       ...verifyFactorization(ref),
       ...verifyDiffusion(ref),
       ...verifyForward(ref, model),
       ...verifyInference(ref, model),
-    ];
+    ]);
   } finally {
-    setMatmulPrecision(precision);
     model.dispose();
   }
 }

@@ -10,13 +10,7 @@ import { layerNorm } from '../src/model/ops';
 import { bindGroupReuses, cachedUniforms, WgslKernel } from '../src/backend/wgsl/runner';
 import { sampleImages } from '../src/sample/sampler';
 import type { WebGPUBackendLike } from '../src/backend/webgpu';
-import {
-  lossScaleFor,
-  matmulPrecision,
-  selfTest,
-  setMatmulPrecision,
-  tensorCoresAvailable,
-} from '../src/backend/wgsl/matmul';
+import { lossScaleFor, selfTest, tensorCoresAvailable, withMatmulPrecision } from '../src/backend/wgsl/matmul';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
 import { Trainer } from '../src/train/trainer';
@@ -60,17 +54,6 @@ test('WGSL kernels reuse uniform buffers (a repeated LayerNorm adds none) and, w
 });
 
 // Tensor cores exist only on real GPUs (lavapipe has no subgroup matrices): there these run, here they say why not.
-/** Runs `f` with the matmul precision `p`, then restores the one chosen before. */
-async function withPrecision<T>(p: 'f16' | 'f32', f: () => T | Promise<T>): Promise<T> {
-  const before = matmulPrecision();
-  setMatmulPrecision(p);
-  try {
-    return await f();
-  } finally {
-    setMatmulPrecision(before);
-  }
-}
-
 const noTensorCores = () => `no fp16 subgroup matrices on this adapter (${backendReport()?.detail})`;
 
 test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model shapes, every transpose, batched', async (t) => {
@@ -82,7 +65,7 @@ test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model sh
     [384, 96, 264, true, false, 1], // dyᵀ·x (weight gradient)
     [132, 132, 64, false, true, 6], // batched q·kᵀ
   ];
-  const worst = await withPrecision('f16', () => selfTest(cases));
+  const worst = await withMatmulPrecision('f16', () => selfTest(cases));
   assert.ok(worst <= 1, `error is ${worst} x the fp16 bound`);
 });
 
@@ -95,8 +78,8 @@ test('tensor-core matmul: 6 training steps follow the fp32 matmul (loss within 1
     tr.dispose();
     return losses;
   };
-  const f32 = await withPrecision('f32', run);
-  const f16 = await withPrecision('f16', () => {
+  const f32 = await withMatmulPrecision('f32', run);
+  const f16 = await withMatmulPrecision('f16', () => {
     assert.ok(lossScaleFor(8 * 16 * 4) > 1, 'fp16 matmuls must scale the loss');
     return run();
   });
@@ -154,7 +137,7 @@ test('fused sampling on tensor cores: one denoising step within 1 % of the fp32 
   const positions = Array.from({ length: 16 }, () => Array.from({ length: 49 }, (_, i) => i));
   const z = Float32Array.from({ length: 16 * 49 * 16 }, (_, i) => Math.sin(i * 0.37));
   const eps = (p: 'f16' | 'f32', cfg: number | null) =>
-    withPrecision(p, () => {
+    withMatmulPrecision(p, () => {
       const f = new FusedInference(model, 16, true, 49, [500]);
       f.appendCondition([...positions.map((_, i) => i % 10), ...positions.map(() => 10)]);
       f.startChain(positions, z);

@@ -292,7 +292,7 @@ export function qkNormToCache(
       ['u32', s.Lmax],
       ['f32', 1e-5],
     ]),
-    [Math.min(s.rows * s.Lq * s.H, 8192)],
+    [gridStrideGroups(s.rows * s.Lq * s.H * 64, 64)], // a workgroup of 64 per (token, head)
     [t.q, t.kc, t.vc],
   );
 }

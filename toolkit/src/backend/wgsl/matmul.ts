@@ -47,6 +47,25 @@ export function matmulPrecision(): MatmulPrecision {
 }
 
 /**
+ * `f()` with the matmul precision `p`, then the one chosen before again (after the promise settles, when `f`
+ * returns one).
+ */
+export function withMatmulPrecision<T>(p: MatmulPrecision, f: () => T): T {
+  const before = precision;
+  precision = p;
+  let result: T;
+  try {
+    result = f();
+  } catch (e) {
+    precision = before;
+    throw e;
+  }
+  if (result instanceof Promise) return result.finally(() => (precision = before)) as T;
+  precision = before;
+  return result;
+}
+
+/**
  * The static loss scale of a training step whose loss is a mean over `elements` values: a power of two near
  * `elements`, which brings the backward's per-element gradients (2·w·err / elements) back to order 1 for fp16;
  * 1 when the matmuls are fp32. Exact: scaling and unscaling by powers of two change no bit.
