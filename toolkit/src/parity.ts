@@ -14,6 +14,7 @@ import { CausalDiffusionModel, disposeBatch, disposeCache, TrainingInputs } from
 import { HostTensor, StateDict } from './model/params';
 import { FusedInference, fusedInferenceUnavailable } from './model/gpu-inference';
 import { weightedLoss } from './train/loss';
+import { variableGrads } from './train/backprop';
 import { withMatmulPrecision } from './backend/wgsl/matmul';
 
 interface JsonTensor {
@@ -271,7 +272,7 @@ function verifyForward(ref: ReferenceFixture, model: CausalDiffusionModel): Veri
   rows.push(row('forward', 'AR weights of the step', arW, f.ar_weights, 'exact', TOLERANCES.exact));
   const names = model.trainableNames();
   const vars = names.map((n) => model.params[n]);
-  const { value, grads } = tf.variableGrads(() => {
+  const { value, grads } = variableGrads(() => {
     const mse = model.forwardPrepared(batch, {
       attention: (_layer, p) => probs.push(p.dataSync() as Float32Array),
       prediction: (e) => (eps = e.dataSync() as Float32Array),

@@ -14,6 +14,7 @@ import { HostTensor, StateDict } from '../model/params';
 import { ImageDataset, toModelRange } from '../data/datasets';
 import { BatchLoader } from '../data/loader';
 import { AdamW } from '../train/optim';
+import { variableGrads } from '../train/backprop';
 import { loadSafetensors, saveSafetensors } from '../io/files';
 import { existingAsset } from '../data/assets';
 
@@ -170,7 +171,7 @@ export class Classifier {
     const vars = names.map((n) => this.params[n]);
     for (let i = 0; i < steps; i++) {
       const b = loader.next();
-      const { value, grads } = tf.variableGrads(() => {
+      const { value, grads } = variableGrads(() => {
         const { logits } = this.forward(tf.tensor4d(b.x, [batchSize, ds.channels, ds.height, ds.width]));
         return tf.losses.softmaxCrossEntropy(
           tf.oneHot(tf.tensor1d(b.y, 'int32'), this.config.classes),

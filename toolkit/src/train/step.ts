@@ -16,6 +16,7 @@ import { timeSampler } from '../diffusion/time-sampling';
 import { CausalDiffusionModel, disposeBatch, PreparedBatch, TrainingInputs } from '../model/causalfusion';
 import { Params } from '../model/attention';
 import { weightedLoss } from './loss';
+import { gradients, variableGrads } from './backprop';
 import { AdamW, biasCorrections, clipGradNorm, Ema, warmupLr } from './optim';
 import { FusedAdamWArgs, kernels } from '../backend/kernels';
 import { lossScaleFor } from '../backend/wgsl/matmul';
@@ -147,7 +148,7 @@ function plainLossAndGrads(
   const names = model.trainableNames();
   const vars = names.map((n) => model.params[n]);
   const keep: { tokenMse?: tf.Tensor2D } = {};
-  const { value, grads } = tf.variableGrads(
+  const { value, grads } = variableGrads(
     () => lossKeepingTokenMse(model.forwardPrepared(b), arWeights, keep, scale),
     vars,
   );
@@ -177,27 +178,33 @@ function checkpointedLossAndGrads(
     inputs.push(tf.tidy(() => model.block(P, i, x, b)));
   }
   const grads: Record<string, tf.Tensor> = {};
-  const store = (names: string[], gs: tf.Tensor[]) => names.forEach((n, i) => (grads[n] = gs[i]));
+  const store = (names: string[], gs: (tf.Tensor | null)[]) =>
+    names.forEach((n, i) => {
+      const g = gs[i];
+      if (!g) throw new Error(`no gradient reaches ${n}`);
+      grads[n] = g;
+    });
 
   const keep: { tokenMse?: tf.Tensor2D } = {};
-  const head = tf.valueAndGrads((xD: tf.Tensor, ...ws: tf.Tensor[]) =>
-    lossKeepingTokenMse(model.head(withParams(P, headNames, ws), xD as tf.Tensor3D, b), arWeights, keep, scale),
+  const xD = inputs[model.config.depth];
+  const headWs = pick(P, headNames);
+  const { value: loss, grads: hg } = gradients(
+    () => lossKeepingTokenMse(model.head(withParams(P, headNames, headWs), xD, b), arWeights, keep, scale),
+    [xD, ...headWs],
   );
-  const { value: loss, grads: hg } = head([inputs[model.config.depth], ...pick(P, headNames)]);
-  let dx = hg[0];
+  let dx = hg[0]!;
   store(headNames, hg.slice(1));
   for (let i = model.config.depth - 1; i >= 0; i--) {
-    const f = tf.grads((x: tf.Tensor, ...ws: tf.Tensor[]) =>
-      model.block(withParams(P, blockNames[i], ws), i, x as tf.Tensor3D, b),
-    );
-    const g = f([inputs[i], ...pick(P, blockNames[i])], dx);
-    tf.dispose([dx, inputs[i + 1]]);
-    dx = g[0];
-    store(blockNames[i], g.slice(1));
+    const ws = pick(P, blockNames[i]);
+    const g = gradients(() => model.block(withParams(P, blockNames[i], ws), i, inputs[i], b), [inputs[i], ...ws], dx);
+    tf.dispose([g.value, dx, inputs[i + 1]]);
+    dx = g.grads[0]!;
+    store(blockNames[i], g.grads.slice(1));
   }
-  const fe = tf.grads((...ws: tf.Tensor[]) => model.embed(withParams(P, embedNames, ws), b));
-  store(embedNames, fe(pick(P, embedNames), dx));
-  tf.dispose([dx, inputs[0]]);
+  const embedWs = pick(P, embedNames);
+  const fe = gradients(() => model.embed(withParams(P, embedNames, embedWs), b), embedWs, dx);
+  store(embedNames, fe.grads);
+  tf.dispose([fe.value, dx, inputs[0]]);
   return { loss: loss as tf.Scalar, grads, tokenMse: keep.tokenMse!, scale };
 }
 
