@@ -8,18 +8,20 @@
  * Environment: BENCH_QUICK=1 runs only the main configuration; PYTHON picks the interpreter with torch.
  * `--gpu-curve [steps]` trains on webgpu with tensor-core and with fp32 matmuls and compares the loss curves
  * (bench/gpu-curve.ts). `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
- * `--gpu` runs only the GPU tables (`runs/bench-gpu.json`): training, the webgpu backend (tensor cores and fp32
- * matmuls) against the PyTorch twin on CUDA (fp32 eager, TF32, bf16 autocast) at W384 D6 B64 on 8x8 tokens,
- * W768 D12 B32 and B64 on 16x16 tokens and the paper's ablation model (W1024 D24, 256 tokens) at B16;
- * BENCH_GPU_STEPS sets the timed steps (default 20), BENCH_GPU_ONLY picks cases by name; then GPU sampling, fused
- * kernels vs the twin's sampler on CUDA (bench/sampling.ts; BENCH_GPU_SAMPLING picks cases and skips training,
- * BENCH_GPU_REPEATS sets the repeats).
+ * `--gpu` runs only the GPU tables (`runs/bench-gpu.json`), the sections BENCH_GPU_SECTIONS names (default
+ * `training,matmul,sampling`): training, the webgpu backend (tensor cores and fp32 matmuls) against the PyTorch
+ * twin on CUDA (fp32 eager, TF32, bf16 autocast) at W384 D6 B64 on 8x8 tokens, W768 D12 B32 and B64 on 16x16
+ * tokens and the paper's ablation model (W1024 D24, 256 tokens) at B16 (BENCH_GPU_STEPS sets the timed steps,
+ * default 20, BENCH_GPU_ONLY picks cases by name); the tensor-core matmul on a step's products per block shape
+ * against torch.matmul bf16 / fp32 (bench/matmul.ts); GPU sampling, fused kernels vs the twin's sampler on CUDA
+ * (bench/sampling.ts; BENCH_GPU_SAMPLING picks cases). BENCH_GPU_REPEATS sets the repeats of the last two.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { findPython, runJson, TWIN } from './torch';
 // the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
 type Sections = typeof import('./sampling') &
+  typeof import('./matmul') &
   typeof import('./gpu-curve') &
   typeof import('./charts') &
   typeof import('./soak') &
@@ -65,11 +67,7 @@ const W768 = ['--hidden', '768', '--depth', '12', '--heads', '12', '--image-size
 const GPU_CASES: Case[] = [
   { name: 'W384 D6 H6 B64, 8x8x48', args: [...W384, '--batch', '64', ...gpuSteps] },
   { name: 'W768 D12 H12 B32, 16x16x4', args: [...W768, ...latent(4), '--batch', '32', ...gpuSteps] },
-  // ours needs activation checkpointing to fit this batch (PyTorch: none)
-  {
-    name: 'W768 D12 H12 B64 ckpt, 16x16x4',
-    args: [...W768, ...latent(4), '--batch', '64', '--checkpoint', ...gpuSteps],
-  },
+  { name: 'W768 D12 H12 B64, 16x16x4', args: [...W768, ...latent(4), '--batch', '64', ...gpuSteps] },
   {
     name: 'ablation W1024 D24 H16 B16, 256 tok',
     args: [
@@ -178,12 +176,13 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
 async function main(): Promise<void> {
   if (process.argv.includes('--gpu')) {
     const python = findPython();
-    const training = process.env.BENCH_GPU_SAMPLING ? [] : benchGpu(python);
-    const sampling = await section('./sampling', 'benchGpuSampling')(
-      python,
-      Number(process.env.BENCH_GPU_REPEATS ?? 3),
-    );
-    return writeResults('bench-gpu.json', [...training, ...sampling]);
+    const sections = (process.env.BENCH_GPU_SECTIONS ?? 'training,matmul,sampling').split(',');
+    const repeats = (fallback: number) => Number(process.env.BENCH_GPU_REPEATS || fallback);
+    const rows = sections.includes('training') ? benchGpu(python) : [];
+    if (sections.includes('matmul')) rows.push(...(await section('./matmul', 'benchGpuMatmul')(python, repeats(10))));
+    if (sections.includes('sampling'))
+      rows.push(...(await section('./sampling', 'benchGpuSampling')(python, repeats(3))));
+    return writeResults('bench-gpu.json', rows);
   }
   const curve = process.argv.indexOf('--gpu-curve');
   if (curve >= 0) {

@@ -8,6 +8,7 @@ With "mode": "sample" ({"config", "batch", "arSteps", "diffusionSteps", "repeats
 sampler instead: S AR steps of equal size in a random order, each a DDPM chain with a KV cache (the official
 `_forward_kv_cache`: condition tokens and finished steps cached, the current step attends to cache + itself),
 guidance when "cfgScale" > 1, under torch.inference_mode; "device" and "precision" ("bf16": autocast) as above.
+With "mode": "matmul" ({"shapes": [[M, N, K, tA, tB], ...], "repeats"}) it times torch.matmul alone on CUDA.
 The model follows the official CausalDiffusionModel (pre-LN blocks, QK-norm, GELU-tanh, in-context
 condition tokens, t-embedding on noisy tokens, generalized causal mask)."""
 import json
@@ -177,12 +178,38 @@ def bench_sampling(plan):
     }))
 
 
+def bench_matmul(plan):
+    """Milliseconds of torch.matmul per [M, N, K, tA, tB] in bf16 and in fp32 (TF32 off), median of CUDA-event runs."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    out = []
+    for M, N, K, tA, tB in plan["shapes"]:
+        row = {}
+        for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+            a = torch.randn(*((K, M) if tA else (M, K)), device="cuda", dtype=dtype)
+            b = torch.randn(*((N, K) if tB else (K, N)), device="cuda", dtype=dtype)
+            a, b = (a.t() if tA else a), (b.t() if tB else b)
+            torch.matmul(a, b)
+            times = []
+            for _ in range(plan.get("repeats", 10)):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                torch.matmul(a, b)
+                end.record()
+                torch.cuda.synchronize()
+                times.append(start.elapsed_time(end))
+            row[name] = sorted(times)[len(times) // 2]
+        out.append(row)
+    print(json.dumps({"ms": out, "torch": torch.__version__, "gpu": torch.cuda.get_device_name()}))
+
+
 def main():
     plan = json.load(sys.stdin)
     torch.set_num_threads(plan.get("threads", 1))
     torch.manual_seed(0)
     if plan.get("mode") == "sample":
         return bench_sampling(plan)
+    if plan.get("mode") == "matmul":
+        return bench_matmul(plan)
     c, N = plan["config"], plan["batch"]
     dev, precision = plan.get("device", "cpu"), plan.get("precision", "fp32")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"

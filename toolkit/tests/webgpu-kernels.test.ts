@@ -10,7 +10,15 @@ import { layerNorm } from '../src/model/ops';
 import { bindGroupReuses, cachedUniforms, WgslKernel } from '../src/backend/wgsl/runner';
 import { sampleImages } from '../src/sample/sampler';
 import type { WebGPUBackendLike } from '../src/backend/webgpu';
-import { lossScaleFor, selfTest, tensorCoresAvailable, withMatmulPrecision } from '../src/backend/wgsl/matmul';
+import {
+  lossScaleFor,
+  MATMUL_TILES,
+  selfTest,
+  tensorCoresAvailable,
+  tileFor,
+  withMatmulPrecision,
+  withMatmulTile,
+} from '../src/backend/wgsl/matmul';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
 import { Trainer } from '../src/train/trainer';
@@ -56,7 +64,7 @@ test('WGSL kernels reuse uniform buffers (a repeated LayerNorm adds none) and, w
 // Tensor cores exist only on real GPUs (lavapipe has no subgroup matrices): there these run, here they say why not.
 const noTensorCores = () => `no fp16 subgroup matrices on this adapter (${backendReport()?.detail})`;
 
-test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model shapes, every transpose, batched', async (t) => {
+test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model shapes, every transpose, batched, on every block shape', async (t) => {
   await useBackend('webgpu');
   if (!tensorCoresAvailable()) return t.skip(noTensorCores());
   const cases: [number, number, number, boolean, boolean, number][] = [
@@ -65,8 +73,19 @@ test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model sh
     [384, 96, 264, true, false, 1], // dyᵀ·x (weight gradient)
     [132, 132, 64, false, true, 6], // batched q·kᵀ
   ];
-  const worst = await withMatmulPrecision('f16', () => selfTest(cases));
-  assert.ok(worst <= 1, `error is ${worst} x the fp16 bound`);
+  for (const tile of MATMUL_TILES) {
+    const worst = await withMatmulPrecision('f16', () => withMatmulTile(tile, () => selfTest(cases)));
+    assert.ok(worst <= 1, `${tile.name}: error is ${worst} x the fp16 bound`);
+  }
+});
+
+test('tensor-core block shapes: the largest block that still gives the GPU enough workgroups', () => {
+  const smallest = MATMUL_TILES[MATMUL_TILES.length - 1];
+  assert.equal(tileFor(16384, 3072, 1), MATMUL_TILES[0]); // W768 B32 fc1: thousands of 128 x 128 blocks
+  assert.equal(tileFor(2048, 1536, 1).name, '64x128/2x4'); // 192 large blocks would leave SMs idle
+  assert.equal(tileFor(4096, 384, 1), smallest);
+  assert.equal(tileFor(64, 64, 1), smallest); // never enough: the smallest
+  assert.equal(tileFor(128, 128, 300), MATMUL_TILES[0]); // a batch counts
 });
 
 test('tensor-core matmul: 6 training steps follow the fp32 matmul (loss within 1 %, loss scale on)', async (t) => {

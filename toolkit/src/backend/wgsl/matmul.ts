@@ -46,23 +46,30 @@ export function matmulPrecision(): MatmulPrecision {
   return precision;
 }
 
-/**
- * `f()` with the matmul precision `p`, then the one chosen before again (after the promise settles, when `f`
- * returns one).
- */
-export function withMatmulPrecision<T>(p: MatmulPrecision, f: () => T): T {
-  const before = precision;
-  precision = p;
+/** `f()` with a module setting at `value`, then as before (after the promise settles, when `f` returns one). */
+function withSetting<S, T>(get: () => S, set: (s: S) => void, value: S, f: () => T): T {
+  const before = get();
+  set(value);
   let result: T;
   try {
     result = f();
   } catch (e) {
-    precision = before;
+    set(before);
     throw e;
   }
-  if (result instanceof Promise) return result.finally(() => (precision = before)) as T;
-  precision = before;
+  if (result instanceof Promise) return result.finally(() => set(before)) as T;
+  set(before);
   return result;
+}
+
+/** `f()` with the matmul precision `p`, then the one chosen before again. */
+export function withMatmulPrecision<T>(p: MatmulPrecision, f: () => T): T {
+  return withSetting(
+    () => precision,
+    (v) => (precision = v),
+    p,
+    f,
+  );
 }
 
 /**
@@ -90,25 +97,75 @@ const SYNTAXES: MatrixSyntax[] = [
   },
 ];
 
-const BM = 128; // block rows
-const BN = 128; // block columns
-const BK = 32; // K per stage
-const SA = BK + 8; // padded row strides of the staged tiles (fewer bank conflicts)
-const SB = BN + 8;
-const THREADS = 256; // 8 subgroups of 32: 4 down x 2 across, each 32 x 64 of the block (2 x 4 tiles)
-const LOADS = (BM * BK) / 4 / THREADS; // float4 loads per thread and operand per stage (BM = BN)
-const TILES = [0, 1].flatMap((i) => [0, 1, 2, 3].map((j) => [i, j] as const));
-
-/** Split K across workgroups when the output has too few blocks to fill the GPU (weight gradients: K = tokens). */
-function splitsFor(M: number, N: number, K: number, batch: number): number {
-  const blocks = Math.ceil(M / BM) * Math.ceil(N / BN) * batch;
-  if (batch > 1 || blocks >= 256) return 1;
-  return Math.max(1, Math.min(Math.ceil(256 / blocks), Math.floor(K / 256)));
+/**
+ * A block shape: a workgroup of `sgM` x `sgN` subgroups computes a (16·tm·sgM) x (16·tn·sgN) block of C, each
+ * subgroup tm x tn result tiles of 16 x 16. Larger blocks reuse each staged operand more; smaller ones give
+ * products with few rows or columns enough workgroups to fill the GPU.
+ */
+export interface MatmulTile {
+  name: string;
+  sgM: number;
+  sgN: number;
+  tm: number;
+  tn: number;
 }
 
-const code = (x: MatrixSyntax) => {
+/** The block shapes compiled on a tensor-core device, largest first (`tileFor` picks one per product). */
+export const MATMUL_TILES: readonly MatmulTile[] = [
+  { name: '128x128/4x4', sgM: 2, sgN: 2, tm: 4, tn: 4 },
+  { name: '128x128/2x4', sgM: 4, sgN: 2, tm: 2, tn: 4 },
+  { name: '64x128/2x4', sgM: 2, sgN: 2, tm: 2, tn: 4 },
+  { name: '64x64/2x2', sgM: 2, sgN: 2, tm: 2, tn: 2 },
+];
+
+const BK = 32; // K per stage
+const blockRows = (t: MatmulTile) => 16 * t.tm * t.sgM;
+const blockCols = (t: MatmulTile) => 16 * t.tn * t.sgN;
+const threads = (t: MatmulTile) => 32 * t.sgM * t.sgN;
+
+/** Enough workgroups for a large GPU (H100: 132 SMs, two workgroups each). */
+const FILL = 256;
+
+let forcedTile: MatmulTile | null = null;
+
+/**
+ * The block shape for an M x N product over `batch`: the largest that still gives FILL workgroups, else the
+ * one giving the most. (`withMatmulTile` forces one, for the bench that measures them.)
+ */
+export function tileFor(M: number, N: number, batch: number): MatmulTile {
+  if (forcedTile) return forcedTile;
+  const blocks = (t: MatmulTile) => Math.ceil(M / blockRows(t)) * Math.ceil(N / blockCols(t)) * batch;
+  return MATMUL_TILES.find((t) => blocks(t) >= FILL) ?? MATMUL_TILES[MATMUL_TILES.length - 1];
+}
+
+/** `f()` with every tensor-core product on block shape `tile` (the matmul bench's per-shape sweep). */
+export function withMatmulTile<T>(tile: MatmulTile, f: () => T): T {
+  return withSetting(
+    () => forcedTile,
+    (t) => (forcedTile = t),
+    tile,
+    f,
+  );
+}
+
+/** Split K across workgroups when the output has too few blocks to fill the GPU (weight gradients: K = tokens). */
+function splitsFor(t: MatmulTile, M: number, N: number, K: number, batch: number): number {
+  const blocks = Math.ceil(M / blockRows(t)) * Math.ceil(N / blockCols(t)) * batch;
+  if (batch > 1 || blocks >= FILL) return 1;
+  return Math.max(1, Math.min(Math.ceil(FILL / blocks), Math.floor(K / 256)));
+}
+
+const code = (x: MatrixSyntax, t: MatmulTile) => {
   const left = 'subgroup_matrix_left<f16, 16, 16>';
   const right = 'subgroup_matrix_right<f16, 16, 16>';
+  const [BM, BN, THREADS] = [blockRows(t), blockCols(t), threads(t)];
+  const SA = BK + 8; // padded row strides of the staged tiles (fewer bank conflicts)
+  const SB = BN + 8;
+  const loadsA = (BM * BK) / 4 / THREADS; // float4 loads per thread and stage
+  const loadsB = (BN * BK) / 4 / THREADS;
+  const rows = Array.from({ length: t.tm }, (_, i) => i);
+  const cols = Array.from({ length: t.tn }, (_, j) => j);
+  const tiles = rows.flatMap((i) => cols.map((j) => [i, j] as const));
   return /* wgsl */ `
 enable f16;
 enable chromium_experimental_subgroup_matrix;
@@ -131,33 +188,37 @@ fn bSlot(q: u32) -> vec2<u32> { // (k, n)
   if (u.tB == 1u) { return vec2<u32>((q % ${BK / 4}u) * 4u, q / ${BK / 4}u); }
   return vec2<u32>(q / ${BN / 4}u, (q % ${BN / 4}u) * 4u);
 }
-fn loadStage(li: u32, k0: u32, kEnd: u32, row0: u32, col0: u32, aOff: u32, bOff: u32, ra: ptr<function, array<vec4<f32>, ${LOADS}>>, rb: ptr<function, array<vec4<f32>, ${LOADS}>>) {
-  for (var r = 0u; r < ${LOADS}u; r = r + 1u) {
-    let q = li + r * ${THREADS}u;
-    let sa = aSlot(q);
+fn loadStage(li: u32, k0: u32, kEnd: u32, row0: u32, col0: u32, aOff: u32, bOff: u32, ra: ptr<function, array<vec4<f32>, ${loadsA}>>, rb: ptr<function, array<vec4<f32>, ${loadsB}>>) {
+  for (var r = 0u; r < ${loadsA}u; r = r + 1u) {
+    let sa = aSlot(li + r * ${THREADS}u);
     let gm = row0 + sa.x;
     let gk = k0 + sa.y;
     var va = vec4<f32>();
     if (gm < u.M && gk < kEnd) { va = a[(aOff + select(gm * u.K + gk, gk * u.M + gm, u.tA == 1u)) / 4u]; }
     (*ra)[r] = va;
-    let sb = bSlot(q);
-    let gk2 = k0 + sb.x;
+  }
+  for (var r = 0u; r < ${loadsB}u; r = r + 1u) {
+    let sb = bSlot(li + r * ${THREADS}u);
+    let gk = k0 + sb.x;
     let gn = col0 + sb.y;
     var vb = vec4<f32>();
-    if (gk2 < kEnd && gn < u.N) { vb = b[(bOff + select(gk2 * u.N + gn, gn * u.K + gk2, u.tB == 1u)) / 4u]; }
+    if (gk < kEnd && gn < u.N) { vb = b[(bOff + select(gk * u.N + gn, gn * u.K + gk, u.tB == 1u)) / 4u]; }
     (*rb)[r] = vb;
   }
 }
-fn storeStage(li: u32, ra: ptr<function, array<vec4<f32>, ${LOADS}>>, rb: ptr<function, array<vec4<f32>, ${LOADS}>>) {
-  for (var r = 0u; r < ${LOADS}u; r = r + 1u) {
-    let q = li + r * ${THREADS}u;
-    let sa = aSlot(q);
+fn storeStage(li: u32, ra: ptr<function, array<vec4<f32>, ${loadsA}>>, rb: ptr<function, array<vec4<f32>, ${loadsB}>>) {
+  // a float4 runs along k (A) or n (B) unless that operand is transposed
+  for (var r = 0u; r < ${loadsA}u; r = r + 1u) {
+    let sa = aSlot(li + r * ${THREADS}u);
     let va = vec4<f16>((*ra)[r]);
-    let sb = bSlot(q);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+      if (u.tA == 1u) { at[(sa.x + i) * ${SA}u + sa.y] = va[i]; } else { at[sa.x * ${SA}u + sa.y + i] = va[i]; }
+    }
+  }
+  for (var r = 0u; r < ${loadsB}u; r = r + 1u) {
+    let sb = bSlot(li + r * ${THREADS}u);
     let vb = vec4<f16>((*rb)[r]);
     for (var i = 0u; i < 4u; i = i + 1u) {
-      // a float4 runs along k (A) or n (B) unless that operand is transposed
-      if (u.tA == 1u) { at[(sa.x + i) * ${SA}u + sa.y] = va[i]; } else { at[sa.x * ${SA}u + sa.y + i] = va[i]; }
       if (u.tB == 1u) { bt[(sb.x + i) * ${SB}u + sb.y] = vb[i]; } else { bt[sb.x * ${SB}u + sb.y + i] = vb[i]; }
     }
   }
@@ -173,12 +234,12 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let bOff = z * u.strideB;
   let cOff = wg.z * u.M * u.N;
   let sg = li / 32u;
-  let sr = (sg / 2u) * 32u;
-  let sc = (sg % 2u) * 64u;
-  ${TILES.map(([i, j]) => `var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  ')}
+  let sr = (sg / ${t.sgN}u) * ${16 * t.tm}u; // this subgroup's rows and columns of the block
+  let sc = (sg % ${t.sgN}u) * ${16 * t.tn}u;
+  ${tiles.map(([i, j]) => `var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  ')}
   // the next stage's operands are read from global memory into registers while this one multiplies
-  var ra: array<vec4<f32>, ${LOADS}>;
-  var rb: array<vec4<f32>, ${LOADS}>;
+  var ra: array<vec4<f32>, ${loadsA}>;
+  var rb: array<vec4<f32>, ${loadsB}>;
   loadStage(li, kBegin, kEnd, row0, col0, aOff, bOff, &ra, &rb);
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${BK}u) {
     workgroupBarrier();
@@ -186,19 +247,20 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     workgroupBarrier();
     if (k0 + ${BK}u < kEnd) { loadStage(li, k0 + ${BK}u, kEnd, row0, col0, aOff, bOff, &ra, &rb); }
     for (var kk = 0u; kk < ${BK}u; kk = kk + 16u) {
-      ${[0, 1].map((i) => `let l${i} = ${x.load(left, '&at', `(sr + ${16 * i}u) * ${SA}u + kk`, `${SA}u`)};`).join('\n      ')}
-      ${[0, 1, 2, 3].map((j) => `let r${j} = ${x.load(right, '&bt', `kk * ${SB}u + sc + ${16 * j}u`, `${SB}u`)};`).join('\n      ')}
-      ${TILES.map(([i, j]) => `c${i}${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, c${i}${j});`).join('\n      ')}
+      ${rows.map((i) => `let l${i} = ${x.load(left, '&at', `(sr + ${16 * i}u) * ${SA}u + kk`, `${SA}u`)};`).join('\n      ')}
+      ${cols.map((j) => `let r${j} = ${x.load(right, '&bt', `kk * ${SB}u + sc + ${16 * j}u`, `${SB}u`)};`).join('\n      ')}
+      ${tiles.map(([i, j]) => `c${i}${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, c${i}${j});`).join('\n      ')}
     }
   }
   if (row0 + ${BM}u <= u.M && col0 + ${BN}u <= u.N) {
-    ${TILES.map(([i, j]) => x.store('&c', `cOff + (row0 + sr + ${16 * i}u) * u.N + col0 + sc + ${16 * j}u`, `c${i}${j}`, 'u.N') + ';').join('\n    ')}
+    ${tiles.map(([i, j]) => x.store('&c', `cOff + (row0 + sr + ${16 * i}u) * u.N + col0 + sc + ${16 * j}u`, `c${i}${j}`, 'u.N') + ';').join('\n    ')}
     return;
   }
   // a ragged block: each tile goes through this subgroup's staging area, then element by element
   let lane = li % 32u;
-  ${TILES.map(
-    ([i, j]) => `workgroupBarrier();
+  ${tiles
+    .map(
+      ([i, j]) => `workgroupBarrier();
   ${x.store('&stage', 'sg * 256u', `c${i}${j}`, '16u')};
   workgroupBarrier();
   for (var e = lane; e < 256u; e = e + 32u) {
@@ -206,7 +268,8 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     let gn = col0 + sc + ${16 * j}u + e % 16u;
     if (gm < u.M && gn < u.N) { c[cOff + gm * u.N + gn] = stage[sg * 256u + e]; }
   }`,
-  ).join('\n  ')}
+    )
+    .join('\n  ')}
 }`;
 };
 
@@ -235,7 +298,12 @@ interface BatchMatMulAttrs {
   transposeB: boolean;
 }
 
-const kernels = new WeakMap<object, WgslKernel>();
+const kernels = new WeakMap<object, Map<MatmulTile, WgslKernel>>(); // per device, one per block shape
+const grid = (t: MatmulTile, M: number, N: number, z: number): [number, number, number] => [
+  Math.ceil(N / blockCols(t)),
+  Math.ceil(M / blockRows(t)),
+  z,
+];
 let dispatched = 0; // products run on tensor cores, so that a self-test cannot pass on tfjs's kernel
 
 /** C = op(A)·op(B) on tensor cores for rank >= 2 inputs whose batches agree or one is 1; null if it does not apply. */
@@ -245,8 +313,8 @@ function tensorCoreBatchMatMul(
   b: tf.TensorInfo,
   attrs: BatchMatMulAttrs,
 ): tf.TensorInfo | null {
-  const kern = kernels.get(backend.device);
-  if (!kern || precision !== 'f16' || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  const kerns = kernels.get(backend.device);
+  if (!kerns || precision !== 'f16' || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
   const batchOf = (s: number[]) => s.slice(0, -2).reduce((p, q) => p * q, 1);
   const [ba, bb] = [batchOf(a.shape), batchOf(b.shape)];
   if (ba !== bb && ba !== 1 && bb !== 1) return null;
@@ -263,7 +331,8 @@ function tensorCoreBatchMatMul(
   if ((attrs.transposeA ? M : K) % 4 !== 0 || (attrs.transposeB ? K : N) % 4 !== 0) return null;
   const batchShape = (ba >= bb ? a.shape : b.shape).slice(0, -2);
   const c = emptyTensor(backend, [...batchShape, M, N]);
-  const splits = splitsFor(M, N, K, batch);
+  const tile = tileFor(M, N, batch);
+  const splits = splitsFor(tile, M, N, K, batch);
   const kChunk = Math.ceil(K / splits / BK) * BK;
   const out = splits > 1 ? emptyTensor(backend, [splits * M * N]) : c;
   const u = uniformBlock([
@@ -278,7 +347,7 @@ function tensorCoreBatchMatMul(
     ['u32', kChunk],
   ]);
   dispatched++;
-  kern.dispatch(backend, [a, b, out], u, [Math.ceil(N / BN), Math.ceil(M / BM), batch * splits], [out]);
+  kerns.get(tile)!.dispatch(backend, [a, b, out], u, grid(tile, M, N, batch * splits), [out]);
   if (splits > 1) {
     sumSplits.dispatch(
       backend,
@@ -306,9 +375,9 @@ export function tensorCoreLinearInto(
   c: tf.TensorInfo,
   M: number,
 ): boolean {
-  const kern = kernels.get(backend.device);
+  const kerns = kernels.get(backend.device);
   const [N, K] = w.shape;
-  if (!kern || !tensorCoreMatmul() || M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20 || K % 4 !== 0) return false;
+  if (!kerns || !tensorCoreMatmul() || M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20 || K % 4 !== 0) return false;
   const u = uniformBlock([
     ['u32', M],
     ['u32', N],
@@ -320,8 +389,9 @@ export function tensorCoreLinearInto(
     ['u32', 1],
     ['u32', Math.ceil(K / BK) * BK],
   ]);
+  const tile = tileFor(M, N, 1);
   dispatched++;
-  kern.dispatch(backend, [x, w, c], u, [Math.ceil(N / BN), Math.ceil(M / BM), 1], [c]);
+  kerns.get(tile)!.dispatch(backend, [x, w, c], u, grid(tile, M, N, 1), [c]);
   return true;
 }
 
@@ -362,26 +432,38 @@ export function tensorCoreFeatures(features: Set<string>, subgroupSizes: [number
  */
 export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promise<string> {
   const device = backend.device as unknown as ErrorScopes;
-  let kern: WgslKernel | null = null;
-  let why = '';
-  for (const syntax of SYNTAXES) {
+  const compiled = async (name: string, wgsl: string): Promise<WgslKernel | string> => {
     device.pushErrorScope('validation');
-    const candidate = new WgslKernel('tensorCoreMatmul', code(syntax));
-    candidate.compile(backend);
+    const kern = new WgslKernel(name, wgsl);
+    kern.compile(backend);
     const err = await device.popErrorScope();
-    if (!err) {
-      kern = candidate;
+    return err ? err.message.split('\n')[0] : kern;
+  };
+  let syntax: MatrixSyntax | null = null;
+  let why = '';
+  for (const x of SYNTAXES) {
+    const r = await compiled('tensorCoreMatmul', code(x, MATMUL_TILES[0]));
+    if (typeof r !== 'string') {
+      syntax = x;
       break;
     }
-    why = err.message.split('\n')[0];
+    why = r;
   }
-  if (!kern) return `fp32 matmul (tensor-core kernel did not compile: ${why})`;
-  kernels.set(backend.device, kern);
+  if (!syntax) return `fp32 matmul (tensor-core kernel did not compile: ${why})`;
+  const kerns = new Map<MatmulTile, WgslKernel>();
+  for (const tile of MATMUL_TILES) {
+    const r = await compiled(`tensorCoreMatmul ${tile.name}`, code(syntax, tile));
+    if (typeof r === 'string') return `fp32 matmul (tensor-core kernel ${tile.name} did not compile: ${r})`;
+    kerns.set(tile, r);
+  }
+  kernels.set(backend.device, kerns);
   overrideBatchMatMul();
-  const wanted = precision;
-  precision = 'f16'; // the self-test must reach the kernel even when the user chose fp32
-  const worst = await selfTest().catch(() => NaN);
-  precision = wanted;
+  let worst = 0;
+  for (const tile of MATMUL_TILES) {
+    // the self-test must reach the kernel even when the user chose fp32
+    const err = await withMatmulPrecision('f16', () => withMatmulTile(tile, selfTest)).catch(() => NaN);
+    worst = Math.max(worst, err);
+  }
   if (!(worst <= 1)) {
     kernels.delete(backend.device);
     return `fp32 matmul (tensor-core kernel failed its self-test: error ${worst.toFixed(2)} x the fp16 bound)`;
