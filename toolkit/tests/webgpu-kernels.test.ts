@@ -24,6 +24,9 @@ import { makeConfig } from '../src/model/config';
 import { Trainer } from '../src/train/trainer';
 import { linearEpilogue, linearInto, setWideTileRows } from '../src/backend/wgsl/inference';
 import { FusedInference } from '../src/model/gpu-inference';
+import { cachedAttentionInto, rowsPerGroup } from '../src/backend/wgsl/cached-attention';
+import { headMajor, tokenMajor } from '../src/backend/kernels';
+import { asTensor, emptyTensor } from '../src/backend/wgsl/runner';
 import { createDiffusion } from '../src/diffusion';
 import { syntheticDataset, useBackend, valueAndGrads } from './helpers';
 
@@ -103,6 +106,61 @@ test('tensor-core matmul: 6 training steps follow the fp32 matmul (loss within 1
     return run();
   });
   f16.forEach((l, i) => assert.ok(Math.abs(l - f32[i]) <= 0.01 * f32[i], `step ${i + 1}: ${l} vs ${f32[i]}`));
+});
+
+test('cached attention (split over keys): softmax(q·kᵀ/√hd)·v over the cache`s first Lk keys, for one query to a 256-token chunk, head sizes 16-128', async () => {
+  await useBackend('webgpu');
+  const gpu = tf.backend() as unknown as WebGPUBackendLike;
+  // [N, H, Lq, Lk, hd]: one token (128 splits, most with no key), a short chunk, a long one, ragged rows
+  const cases = [
+    [2, 3, 1, 2, 16],
+    [2, 2, 1, 300, 64],
+    [1, 4, 20, 45, 32],
+    [3, 2, 70, 81, 64],
+    [1, 2, 256, 260, 64],
+    [2, 1, 33, 40, 128],
+  ];
+  for (const [N, H, Lq, Lk, hd] of cases) {
+    const Lmax = Lk + 5; // cache rows beyond Lk hold stale values the kernel must not read
+    const q = tf.randomNormal([N, Lq, H * hd]);
+    const k = tf.randomNormal([N, H, Lmax, hd]);
+    const v = tf.randomNormal([N, H, Lmax, hd]);
+    const o = emptyTensor(gpu, [N, Lq, H * hd]);
+    const s = { N, H, Lq, Lk, hd, scale: 1 / Math.sqrt(hd), q: tokenMajor(H, Lq, hd), k: headMajor(H, Lmax, hd) };
+    cachedAttentionInto(gpu, { ...s, v: s.k }, { q, k, v, o });
+    const want = tf.tidy(() => {
+      const qh = tf.transpose(tf.reshape(q, [N, Lq, H, hd]), [0, 2, 1, 3]);
+      const [kk, vv] = [k, v].map((t) => tf.slice(t, [0, 0, 0, 0], [N, H, Lk, hd]));
+      const p = tf.softmax(tf.mul(tf.matMul(qh, kk, false, true), s.scale));
+      return tf.reshape(tf.transpose(tf.matMul(p, vv), [0, 2, 1, 3]), [N, Lq, H * hd]);
+    });
+    const got = asTensor(o);
+    const err = tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]);
+    assert.ok(
+      err < 2e-5,
+      `N ${N} H ${H} Lq ${Lq} Lk ${Lk} hd ${hd} (${rowsPerGroup(Lq, hd)} rows per group): error ${err}`,
+    );
+    tf.dispose([q, k, v, got, want]);
+  }
+  assert.throws(
+    () =>
+      cachedAttentionInto(
+        gpu,
+        {
+          N: 1,
+          H: 1,
+          Lq: 1,
+          Lk: 1,
+          hd: 18,
+          scale: 1,
+          q: tokenMajor(1, 1, 18),
+          k: headMajor(1, 1, 18),
+          v: headMajor(1, 1, 18),
+        },
+        {} as never,
+      ),
+    /head size 18 is not a multiple of 4/,
+  );
 });
 
 test('fused sampling linear kernel: every epilogue (bias, GELU, residual add) equals tfjs ops on ragged shapes; the epilogue alone after a product equals the fused kernel', async () => {

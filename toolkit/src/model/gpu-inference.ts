@@ -19,7 +19,8 @@ import { GaussianDiffusion, ReverseStepCoefficients } from '../diffusion/gaussia
 import { FlashShape, headMajor, tokenMajor } from '../backend/kernels';
 import type { WebGPUBackendLike } from '../backend/webgpu-types';
 import { layerNormInto } from '../backend/wgsl/layernorm';
-import { flashAttentionInto, MAX_HEAD_DIM, rangesTensor } from '../backend/wgsl/attention';
+import { cachedAttentionInto } from '../backend/wgsl/cached-attention';
+import { MAX_HEAD_DIM } from '../backend/wgsl/attention';
 import {
   condTokens,
   embedTokens,
@@ -38,7 +39,6 @@ import {
   writeTensor,
 } from '../backend/wgsl/runner';
 import { tensorCoresAvailable } from '../backend/wgsl/matmul';
-import { fullRanges } from '../factorization/mask';
 import type { CausalDiffusionModel } from './causalfusion';
 import type { LayerCache } from './attention';
 import { timestepFrequencies } from './causalfusion';
@@ -47,8 +47,8 @@ import { timestepFrequencies } from './causalfusion';
 export function fusedInferenceUnavailable(model: CausalDiffusionModel): string | null {
   const c = model.config;
   if (!activeWebgpu()) return 'the active backend is not webgpu';
-  if (c.hiddenSize / c.numHeads > MAX_HEAD_DIM) return `head size above ${MAX_HEAD_DIM}`;
-  if (c.hiddenSize % 4 !== 0) return 'hidden size not a multiple of 4';
+  const hd = c.hiddenSize / c.numHeads;
+  if (hd > MAX_HEAD_DIM || hd % 4 !== 0) return `head size ${hd} is not a multiple of 4 up to ${MAX_HEAD_DIM}`;
   return null;
 }
 
@@ -78,11 +78,10 @@ export class FusedInference {
   private readonly keep: tf.Tensor[] = [];
   private readonly cacheK: tf.Tensor[];
   private readonly cacheV: tf.Tensor[];
-  private readonly ws: Record<'h' | 'a' | 'qkv' | 'q' | 'o' | 'mlp' | 'stats' | 'lse' | 'out' | 'product', tf.Tensor>;
+  private readonly ws: Record<'h' | 'a' | 'qkv' | 'q' | 'o' | 'mlp' | 'stats' | 'out' | 'product', tf.Tensor>;
   private readonly temb: tf.Tensor;
   /** The step's `stepParams`. */
   private readonly params: tf.Tensor;
-  private readonly ranges = new Map<string, tf.Tensor>();
   private chain: Chain | null = null;
   /** Tokens in the cache. */
   length = 0;
@@ -125,7 +124,6 @@ export class FusedInference {
       o: alloc(T * D),
       mlp: alloc(T * 4 * D),
       stats: alloc(2 * T),
-      lse: alloc(T * c.numHeads),
       out: alloc(T * model.patchDim),
       product: alloc(tensorCoresAvailable() ? T * 4 * D : 1), // tensor-core products before their epilogue
     };
@@ -140,17 +138,6 @@ export class FusedInference {
     return this.model.params[name];
   }
 
-  /** The cached-attention key ranges of a chunk of `Lq` tokens (all of cache + chunk), made once per shape. */
-  private rangesFor(Lq: number, Lk: number): tf.Tensor {
-    const key = `${Lq}/${Lk}`;
-    let r = this.ranges.get(key);
-    if (!r) {
-      r = rangesTensor(fullRanges(Lq, Lk), this.model.config.hiddenSize / this.model.config.numHeads);
-      this.ranges.set(key, r);
-    }
-    return r;
-  }
-
   /**
    * The blocks over the embedded chunk in `ws.h` (Lq tokens per row), writing the chunk's keys and values at
    * the cache's end; `full` runs the last block's MLP and the final layer into `ws.out`.
@@ -161,7 +148,7 @@ export class FusedInference {
     const H = c.numHeads;
     const hd = D / H;
     const M = this.rows * Lq;
-    const { h, a, qkv, q, o, mlp, stats, lse } = this.ws;
+    const { h, a, qkv, q, o, mlp, stats } = this.ws;
     const Lk = this.length + Lq;
     const s: FlashShape = {
       N: this.rows,
@@ -174,7 +161,6 @@ export class FusedInference {
       k: headMajor(H, this.Lmax, hd),
       v: headMajor(H, this.Lmax, hd),
     };
-    const ranges = this.rangesFor(Lq, Lk);
     // y (+)= x·Wᵀ (+ b) (GELU) for the weights under `w` (bias under `w` with .bias)
     const lin = (x: tf.Tensor, w: string, y: tf.Tensor, e: LinearEpilogue) =>
       linearInto(
@@ -215,7 +201,7 @@ export class FusedInference {
       );
       // a cache update needs the last block only up to its keys and values
       if (!full && i === c.depth - 1) break;
-      flashAttentionInto(this.gpu, s, { q, k: this.cacheK[i], v: this.cacheV[i], ranges, o, lse });
+      cachedAttentionInto(this.gpu, s, { q, k: this.cacheK[i], v: this.cacheV[i], o });
       lin(o, `${b}.attn.proj`, h, residual);
       layerNormInto(
         this.gpu,
@@ -410,7 +396,6 @@ export class FusedInference {
 
   dispose(): void {
     this.endChain();
-    tf.dispose([...this.keep, ...this.ranges.values()]);
-    this.ranges.clear();
+    tf.dispose(this.keep);
   }
 }

@@ -22,7 +22,7 @@ export const ROWS_PER_GROUP = 32;
 const WG = ROWS_PER_GROUP;
 const NONE = 0x7fffffff;
 
-/** Head size the fused kernels handle (a thread keeps up to 4 rows of head size in registers). */
+/** Head size the fused kernels handle (a thread keeps a few rows of head size in registers; also cached-attention's). */
 export const MAX_HEAD_DIM = 128;
 
 /** Rows per tile staged in workgroup memory: 2 tiles of TILE x hd floats stay within WebGPU's 16 KiB. */
@@ -343,30 +343,14 @@ export function flashAttentionForward(
 ): [tf.Tensor3D, tf.Tensor1D] {
   const o = emptyTensor(backend, [s.N, s.Lq, s.H * s.hd]);
   const lse = emptyTensor(backend, [s.N * s.H * s.Lq]);
-  flashAttentionInto(backend, s, { q, k, v, ranges, o, lse });
-  return [asTensor(o), asTensor(lse)];
-}
-
-/** The forward into existing tensors (o token-major [N, Lq, H·hd], lse [N·H·Lq], or larger ones). */
-export function flashAttentionInto(
-  backend: WebGPUBackendLike,
-  s: FlashShape,
-  t: {
-    q: tf.TensorInfo;
-    k: tf.TensorInfo;
-    v: tf.TensorInfo;
-    ranges: tf.TensorInfo;
-    o: tf.TensorInfo;
-    lse: tf.TensorInfo;
-  },
-): void {
   kernel('flashAttention', forwardCode, s.hd).dispatch(
     backend,
-    [t.q, t.k, t.v, t.ranges, t.o, t.lse],
+    [q, k, v, ranges, o, lse],
     uniforms(s),
     [Math.ceil(s.Lq / WG), s.N * s.H],
-    [t.o, t.lse],
+    [o, lse],
   );
+  return [asTensor(o), asTensor(lse)];
 }
 
 /** dq, dk, dv (each in its input's layout) for the upstream gradient dO [N, Lq, H·hd]. */

@@ -1,0 +1,140 @@
+/**
+ * Attention of a sampling chunk over its layer's KV cache: o = softmax(q·kᵀ·scale)·v where every query sees
+ * every cached key (condition tokens, finished AR steps and its own step), so there is no mask to test.
+ *
+ * The training kernel (attention.ts) gives each query row one thread, which leaves a large GPU mostly idle
+ * at sampling's few rows (a 256-token chunk of 8 images is 36k threads). Here a row's keys are split over
+ * `splits` threads (the split-K of flash decoding): each keeps the online-softmax state (max, sum, o) of its
+ * share, read straight from the cache (the 32 rows of a subgroup read the same key at once), and the shares
+ * are merged through workgroup memory. Rows and splits per workgroup follow the chunk: many rows, few splits;
+ * a chunk of one token (token-by-token AR), all 128 threads on its keys.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { WebGPUBackendLike } from '../webgpu-types';
+import { FlashShape, tokenMajor } from '../kernels';
+import { uniformBlock, WgslKernel } from './runner';
+import { MAX_HEAD_DIM } from './attention';
+
+const THREADS = 128;
+const KEYS_PER_BLOCK = 4; // scores computed together before one rescale of the running output
+
+/** Query rows per workgroup for `Lq` queries of head size `hd`: a power of two in [1, 32] (16 at hd > 64). */
+export function rowsPerGroup(Lq: number, hd: number): number {
+  const most = hd <= 64 ? 32 : 16; // the merge buffer (rows x hd floats) stays within 8 KiB
+  let r = 1;
+  while (r < Lq && r < most) r *= 2;
+  return r;
+}
+
+const code = (hd: number, rows: number) => {
+  const hd4 = hd / 4;
+  const splits = THREADS / rows;
+  return /* wgsl */ `
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> o: array<vec4<f32>>;
+struct U { H: u32, Lq: u32, Lk: u32, scale: f32, qN: u32, qH: u32, qL: u32, kN: u32, kH: u32, kL: u32, oN: u32, oH: u32, oL: u32 }
+@group(0) @binding(4) var<uniform> u: U; // strides in float4s
+var<workgroup> shareO: array<vec4<f32>, ${rows * hd4}>;
+var<workgroup> shareML: array<vec2<f32>, ${rows}>;
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let n = wg.y / u.H;
+  let h = wg.y % u.H;
+  let r = li % ${rows}u;
+  let split = li / ${rows}u;
+  let i = min(wg.x * ${rows}u + r, u.Lq - 1u); // rows past the end redo the last row and write nothing
+  let qo = n * u.qN + h * u.qH + i * u.qL;
+  var qv: array<vec4<f32>, ${hd4}>;
+  var acc: array<vec4<f32>, ${hd4}>;
+  for (var d = 0u; d < ${hd4}u; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = vec4<f32>(); }
+  let kv = n * u.kN + h * u.kH;
+  let share = (u.Lk + ${splits - 1}u) / ${splits}u;
+  let j1 = min(u.Lk, (split + 1u) * share);
+  var m = -1e30;
+  var l = 0.0;
+  for (var j0 = split * share; j0 < j1; j0 = j0 + ${KEYS_PER_BLOCK}u) {
+    var sc: array<f32, ${KEYS_PER_BLOCK}>;
+    var bmax = -1e30;
+    for (var e = 0u; e < ${KEYS_PER_BLOCK}u; e = e + 1u) {
+      sc[e] = -1e30;
+      if (j0 + e < j1) {
+        let ko = kv + (j0 + e) * u.kL;
+        var s = 0.0;
+        for (var d = 0u; d < ${hd4}u; d = d + 1u) { s = s + dot(qv[d], k[ko + d]); }
+        sc[e] = s;
+        bmax = max(bmax, s);
+      }
+    }
+    let mNew = max(m, bmax);
+    let corr = exp(m - mNew);
+    l = l * corr;
+    for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] * corr; }
+    for (var e = 0u; e < ${KEYS_PER_BLOCK}u; e = e + 1u) {
+      if (j0 + e < j1) {
+        let p = exp(sc[e] - mNew);
+        l = l + p;
+        let vo = kv + (j0 + e) * u.kL;
+        for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] + p * v[vo + d]; }
+      }
+    }
+    m = mNew;
+  }
+  // split 0 takes in the other splits' shares one at a time (max, sum and output rescaled to a common max)
+  for (var giver = 1u; giver < ${splits}u; giver = giver + 1u) {
+    workgroupBarrier();
+    if (split == giver) {
+      shareML[r] = vec2<f32>(m, l);
+      for (var d = 0u; d < ${hd4}u; d = d + 1u) { shareO[r * ${hd4}u + d] = acc[d]; }
+    }
+    workgroupBarrier();
+    if (split == 0u) {
+      let other = shareML[r];
+      let mNew = max(m, other.x);
+      let a = exp(m - mNew);
+      let b = exp(other.x - mNew);
+      l = l * a + other.y * b;
+      for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] * a + shareO[r * ${hd4}u + d] * b; }
+      m = mNew;
+    }
+  }
+  if (split == 0u && wg.x * ${rows}u + r < u.Lq) {
+    let oo = n * u.oN + h * u.oH + i * u.oL;
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < ${hd4}u; d = d + 1u) { o[oo + d] = acc[d] * inv; }
+  }
+}`;
+};
+
+const kernels = new Map<string, WgslKernel>();
+
+/**
+ * o [N, Lq, H·hd] (token-major) = attention of q (token-major) over the first s.Lk keys of the caches k and v
+ * (one layout, in `s`), all of them visible. Head size a multiple of 4 up to MAX_HEAD_DIM (so every stride is
+ * a whole number of float4s).
+ */
+export function cachedAttentionInto(
+  backend: WebGPUBackendLike,
+  s: FlashShape,
+  t: { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; o: tf.TensorInfo },
+): void {
+  if (s.hd % 4 !== 0 || s.hd > MAX_HEAD_DIM)
+    throw new Error(`cachedAttentionInto: head size ${s.hd} is not a multiple of 4 up to ${MAX_HEAD_DIM}`);
+  if (s.k.sN !== s.v.sN || s.k.sH !== s.v.sH || s.k.sL !== s.v.sL)
+    throw new Error('cachedAttentionInto: the key and value caches must share one layout');
+  const rows = rowsPerGroup(s.Lq, s.hd);
+  const key = `${s.hd}/${rows}`;
+  let kern = kernels.get(key);
+  if (!kern) kernels.set(key, (kern = new WgslKernel(`cachedAttention ${key}`, code(s.hd, rows))));
+  const o = tokenMajor(s.H, s.Lq, s.hd);
+  const u32 = (v: number) => ['u32', v / 4] as const; // strides in float4s
+  const u = uniformBlock([
+    ['u32', s.H],
+    ['u32', s.Lq],
+    ['u32', s.Lk],
+    ['f32', s.scale],
+    ...[s.q, s.k, o].flatMap((l) => [u32(l.sN), u32(l.sH), u32(l.sL)]),
+  ]);
+  kern.dispatch(backend, [t.q, t.k, t.v, t.o], u, [Math.ceil(s.Lq / rows), s.N * s.H], [t.o]);
+}
