@@ -3,9 +3,9 @@
  * order, one t per sample), compute the AR-weighted loss and its gradients, clip, AdamW, EMA.
  *
  * Gradients come either from one autograd pass or, with `checkpoint`, block by block: a forward without
- * tape keeps only each block's input, then each block is recomputed under its own gradient call. tfjs keeps
- * every activation of a gradient call alive until it returns, so this is what lets batch 64 fit the 4 GiB
- * wasm heap (tfjs-backends.md §4).
+ * tape keeps only each block's input, then each block is recomputed under its own gradient call. Both go
+ * through `backprop.ts`, which frees each saved activation and intermediate gradient once the backward is past
+ * it; checkpointing bounds the peak further, to one block's activations, for a third more time.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../rng';
