@@ -176,7 +176,8 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
 
 async function main(): Promise<void> {
   if (process.argv.includes('--gpu')) {
-    const python = findPython();
+    const python = findPython(true);
+    if (!python) console.log('no PyTorch with CUDA here: the GPU tables show ours alone');
     const sections = (process.env.BENCH_GPU_SECTIONS ?? 'training,matmul,sampling').split(',');
     const repeats = (fallback: number) => Number(process.env.BENCH_GPU_REPEATS || fallback);
     const rows = sections.includes('training') ? benchGpu(python) : [];

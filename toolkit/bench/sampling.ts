@@ -148,7 +148,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
   const rows: Record<string, unknown>[] = [];
   console.log(`\nGPU sampling (random weights, DDPM, clipped x0), median of ${repeats} after a warm-up`);
   console.log(
-    'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16 | per step: host ms / GPU ms / dispatches',
+    'case                                   | ours fused fp32 ms | fused TC | op-by-op | torch fp32 | torch bf16 | fp32 / fp32 | TC / bf16 | per step: host ms / GPU ms / dispatches | set-up / after the last step ms',
   );
   const only = process.env.BENCH_GPU_SAMPLING ?? '';
   // BENCH_GPU_SAMPLING_SIZE=images,steps scales every case down (a software adapter's smoke run)
@@ -168,10 +168,11 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       clipDenoised: true,
     };
     const chainSteps = c.arSteps * c.steps;
-    let host = { msPerStep: NaN, dispatchesPerStep: NaN };
+    let host = { msPerStep: NaN, dispatchesPerStep: NaN, setupMs: NaN, drainMs: NaN };
     // the median wall time; with it, for the fused fp32 path, the host's time per denoising step (the run's
     // synchronous work between two step pauses, not counting a step that follows a chain's read-back, which
-    // waits for the GPU) and the WGSL dispatches per step
+    // waits for the GPU), the WGSL dispatches per step, the time before the first step (set-up) and after the
+    // last one (the GPU catching up, the read-back and the images)
     const time = (fused: boolean, precision: MatmulPrecision) =>
       withMatmulPrecision(precision, () => {
         const ms: number[] = [];
@@ -181,22 +182,31 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
           let stepNs = 0n;
           let hostSteps = 0;
           let last = '';
+          let firstStep = 0n;
+          let lastStep = 0n;
           const run = samplingRun(model, { ...opts, seed: r, fused });
           for (;;) {
             const s0 = process.hrtime.bigint();
             const p = run.next();
             if (p.done) break;
+            if (p.value.kind === 'step') {
+              lastStep = process.hrtime.bigint();
+              if (!firstStep) firstStep = lastStep;
+            }
             if (p.value.kind === 'step' && last === 'step') {
               stepNs += process.hrtime.bigint() - s0;
               hostSteps++;
             }
             last = p.value.kind;
           }
-          if (r > 0) ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          const end = process.hrtime.bigint();
+          if (r > 0) ms.push(Number(end - t0) / 1e6);
           if (fused && precision === 'f32')
             host = {
               msPerStep: Number(stepNs) / 1e6 / hostSteps,
               dispatchesPerStep: (wgslDispatches() - d0) / chainSteps,
+              setupMs: Number(firstStep - t0) / 1e6,
+              drainMs: Number(end - lastStep) / 1e6,
             };
         }
         return median(ms);
@@ -235,6 +245,8 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
       fusedTensorCoresMs: tensorCores,
       fusedHostMsPerStep: fusedHost.msPerStep,
       fusedDispatchesPerStep: fusedHost.dispatchesPerStep,
+      fusedSetupMs: fusedHost.setupMs,
+      fusedDrainMs: fusedHost.drainMs,
       fusedGpuMsPerStep: kernels.msPerStep,
       fusedGpuKernels: kernels.byKernel,
       fusedTensorCoresGpuMsPerStep: kernelsTC?.msPerStep ?? NaN,
@@ -250,7 +262,7 @@ export async function benchGpuSampling(python: string | null, repeats = 3): Prom
     });
     const f = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : 'n/a');
     console.log(
-      `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x | ${fusedHost.msPerStep.toFixed(2)} / ${kernels.msPerStep.toFixed(2)} / ${fusedHost.dispatchesPerStep.toFixed(0)}`,
+      `${name.padEnd(39)}| ${f(fused).padStart(18)} | ${f(tensorCores).padStart(8)} | ${f(ops).padStart(8)} | ${f(fp32.medianMs).padStart(10)} | ${f(bf16.medianMs).padStart(10)} | ${(fused / fp32.medianMs).toFixed(2).padStart(10)}x | ${(tensorCores / bf16.medianMs).toFixed(2).padStart(8)}x | ${fusedHost.msPerStep.toFixed(2)} / ${kernels.msPerStep.toFixed(2)} / ${fusedHost.dispatchesPerStep.toFixed(0)} | ${f(fusedHost.setupMs)} / ${f(fusedHost.drainMs)}`,
     );
     for (const [label, k] of [
       ['fp32', kernels],

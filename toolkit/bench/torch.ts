@@ -5,10 +5,14 @@ import * as path from 'path';
 /** The twin script: one training step or one sampling run in PyTorch, from a JSON plan on stdin. */
 export const TWIN = path.resolve(__dirname, '..', '..', 'bench', 'torch_twin.py');
 
-/** $PYTHON, python3 or /usr/bin/python3, the first that imports torch; null when none does. */
-export function findPython(): string | null {
+/**
+ * $PYTHON, python3 or /usr/bin/python3, the first that imports torch (with `cuda`, one whose torch sees a CUDA
+ * GPU: the GPU tables compare on the same card); null when none does.
+ */
+export function findPython(cuda = false): string | null {
+  const check = cuda ? 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' : 'import torch';
   for (const py of [process.env.PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean) as string[]) {
-    if (spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) return py;
+    if (spawnSync(py, ['-c', check], { encoding: 'utf8' }).status === 0) return py;
   }
   return null;
 }
