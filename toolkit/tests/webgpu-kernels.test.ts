@@ -108,6 +108,26 @@ test('tensor-core matmul: 6 training steps follow the fp32 matmul (loss within 1
   f16.forEach((l, i) => assert.ok(Math.abs(l - f32[i]) <= 0.01 * f32[i], `step ${i + 1}: ${l} vs ${f32[i]}`));
 });
 
+test('GPU kernel times are not rounded to Dawn`s 65.5 µs timestamp quantum (the bench reads them)', async (t) => {
+  await useBackend('webgpu');
+  const a = tf.randomNormal([64, 64]);
+  const ms: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    let c: tf.Tensor | null = null;
+    const info = await tf.time(() => {
+      c = tf.matMul(a, a);
+    });
+    c!.dispose();
+    if (typeof info.kernelMs !== 'number')
+      return t.skip(`no timestamp queries on this adapter: ${JSON.stringify(info.kernelMs)}`);
+    ms.push(info.kernelMs);
+  }
+  a.dispose();
+  const quantum = 65536e-6; // ms
+  const onGrid = ms.filter((v) => Math.abs(v / quantum - Math.round(v / quantum)) < 1e-3);
+  assert.ok(onGrid.length < ms.length, `every time is a multiple of 65.5 µs: ${ms.join(', ')}`);
+});
+
 test('cached attention (split over keys): softmax(q·kᵀ/√hd)·v over the cache`s first Lk keys, for one query to a 256-token chunk, head sizes 16-128', async () => {
   await useBackend('webgpu');
   const gpu = tf.backend() as unknown as WebGPUBackendLike;

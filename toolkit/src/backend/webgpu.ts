@@ -186,8 +186,13 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     };
   }
   Object.assign(globalThis, dawn.globals);
-  // fp16 in shaders on NVIDIA's Vulkan driver and the experimental subgroup matrices sit behind Dawn toggles
-  const gpu = dawn.create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
+  // fp16 in shaders on NVIDIA's Vulkan driver and the experimental subgroup matrices sit behind Dawn toggles;
+  // Dawn rounds GPU timestamps to 65.5 µs (a browser's guard against timing attacks), which would blur the
+  // bench's per-kernel times, so Node turns that off
+  const gpu = dawn.create([
+    'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
+    'disable-dawn-features=timestamp_quantization',
+  ]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     const hint =
