@@ -9,7 +9,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
-import { setWideTileRows } from '../src/backend/wgsl/inference';
 import { MatmulPrecision, tensorCoresAvailable, withMatmulPrecision } from '../src/backend/wgsl/matmul';
 import { loadModel } from '../src/io/checkpoint';
 import { sampleImages, SampleOptions, samplingRun } from '../src/sample/sampler';
@@ -139,12 +138,11 @@ const GPU_SAMPLING: GpuSamplingCase[] = [
  * Sampling on the GPU (`--gpu`): the fused WebGPU path with fp32 matmuls and on tensor cores (fp16 inputs, where
  * available), and the op-by-op path for the 49-token model at S = 1, against the twin's KV-cache sampler on CUDA
  * (eager fp32, and bf16 autocast), same batch, steps, AR steps and guidance, random weights; medians of `repeats`
- * runs after a warm-up. BENCH_GPU_SAMPLING picks cases by name; BENCH_WIDE_TILE_ROWS sets where the fp32 linear
- * kernel's 128 x 128 tiles start. Per case also the host's ms and the GPU's own ms per denoising step (by kernel).
+ * runs after a warm-up. BENCH_GPU_SAMPLING picks cases by name. Per case also the host's ms and the GPU's own ms
+ * per denoising step (by kernel).
  */
 export async function benchGpuSampling(python: string | null, repeats = 3): Promise<Record<string, unknown>[]> {
   await initBackend({ backend: 'webgpu', quiet: true });
-  if (process.env.BENCH_WIDE_TILE_ROWS) setWideTileRows(Number(process.env.BENCH_WIDE_TILE_ROWS));
   const rows: Record<string, unknown>[] = [];
   console.log(`\nGPU sampling (random weights, DDPM, clipped x0), median of ${repeats} after a warm-up`);
   console.log(

@@ -22,7 +22,7 @@ import {
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
 import { Trainer } from '../src/train/trainer';
-import { linearEpilogue, linearInto, setWideTileRows } from '../src/backend/wgsl/inference';
+import { forceLinearPlan, linearEpilogue, linearInto, linearPlan } from '../src/backend/wgsl/inference';
 import { FusedInference } from '../src/model/gpu-inference';
 import { cachedAttentionInto, rowsPerGroup } from '../src/backend/wgsl/cached-attention';
 import { headMajor, tokenMajor } from '../src/backend/kernels';
@@ -183,10 +183,10 @@ test('cached attention (split over keys): softmax(q·kᵀ/√hd)·v over the cac
   );
 });
 
-test('fused sampling linear kernel: every epilogue (bias, GELU, residual add) equals tfjs ops on ragged shapes; the epilogue alone after a product equals the fused kernel', async () => {
+test('fused sampling linear kernel: every epilogue (bias, GELU, residual add) equals tfjs ops on ragged shapes, on both tile sizes and with K split; the epilogue alone after a product equals the fused kernel', async () => {
   await useBackend('webgpu');
   const gpu = tf.backend() as unknown as WebGPUBackendLike;
-  const [M, N, K] = [70, 200, 52];
+  const [M, N, K] = [70, 200, 260];
   const [x, w, b, r] = [
     tf.randomNormal([M, K]),
     tf.randomNormal([N, K]),
@@ -201,25 +201,31 @@ test('fused sampling linear kernel: every epilogue (bias, GELU, residual add) eq
     { bias: true, gelu: true, accumulate: false },
     { bias: true, gelu: false, accumulate: true },
   ];
-  // 64 x 64 tiles, then 128 x 128 ones (used from `wideTileRows` rows on)
-  for (const [wide, e] of [2048, 1].flatMap((rows) => epilogues.map((ep) => [rows, ep] as const))) {
-    setWideTileRows(wide);
+  // 64 x 64 tiles, 128 x 128 ones, K split over 3 and over 13 workgroups (a 4-float last chunk), and the plan
+  // the kernel picks itself (this product is small, so it splits K)
+  const plans = [{ g: 1, splits: 1 }, { g: 2, splits: 1 }, { g: 1, splits: 3 }, { g: 1, splits: 13 }, null] as const;
+  const scratch = tf.zeros([13 * M * N]);
+  assert.ok(linearPlan(M, N, K, 13 * M * N).splits > 1, 'a 70-row product splits K');
+  for (const [plan, e] of plans.flatMap((p) => epilogues.map((ep) => [p, ep] as const))) {
+    forceLinearPlan(plan && { ...plan });
     let want = tf.add(product, e.bias ? b : 0);
     if (e.gelu) want = gelu(want);
     if (e.accumulate) want = tf.add(r, want);
     const fused = tf.add(r, 0); // a buffer of its own, written in place
-    linearInto(gpu, x, w, b, fused, M, e);
+    linearInto(gpu, x, w, b, fused, M, e, scratch);
     const split = tf.add(r, 0);
     const c = tf.zeros([M, N]);
     linearInto(gpu, x, w, b, c, M, { bias: false, gelu: false, accumulate: false });
     linearEpilogue(gpu, c, b, split, M, N, e);
     const scale = tf.max(tf.abs(want)).dataSync()[0];
     const err = (t: tf.Tensor) => tf.max(tf.abs(tf.sub(t, want))).dataSync()[0] / scale;
-    assert.ok(err(fused) < 1e-5, `${JSON.stringify(e)}, wide from ${wide}: fused kernel off by ${err(fused)}`);
-    assert.ok(err(split) < 1e-5, `${JSON.stringify(e)}: product + epilogue off by ${err(split)}`);
+    const what = `${JSON.stringify(e)}, plan ${JSON.stringify(plan ?? 'picked')}`;
+    assert.ok(err(fused) < 1e-5, `${what}: linearInto off by ${err(fused)}`);
+    assert.ok(err(split) < 1e-5, `${what}: product + epilogue off by ${err(split)}`);
     tf.dispose([fused, split, c, want]);
   }
-  setWideTileRows(2048);
+  forceLinearPlan(null);
+  scratch.dispose();
   tf.dispose([x, w, b, r, product]);
 });
 

@@ -138,11 +138,14 @@ test('fused sampling records the first two steps of a chain and replays the rest
   const m = refModel();
   const opts: SampleOptions = { labels: [1, 2], stepSizes: [4, 12], diffusionSteps: '10', cfgScale: 2, seed: 7 };
   const [d0, r0] = [wgslDispatches(), replayedDispatches()];
-  const plain = sampleImages(m, opts);
+  const marks: number[] = []; // dispatches so far at each diffusion step
+  const plain = sampleImages(m, { ...opts, observer: { onDiffusionStep: () => void marks.push(wgslDispatches()) } });
   const [all, replayed] = [wgslDispatches() - d0, replayedDispatches() - r0];
+  // a step is 8·depth + 4 kernels, plus an epilogue for each product whose K is split (linearPlan)
+  const perStep = marks[2] - marks[1];
+  assert.ok(perStep >= 8 * m.config.depth + 4, `${perStep} dispatches a step`);
   // per chain the first two steps are recorded (one per parity of x_t / x_{t-1}), eight are replayed; the cache
   // updates (condition, first chunk) are not replayed
-  const perStep = 8 * m.config.depth + 4;
   assert.equal(replayed, 2 * 8 * perStep, `${replayed} of ${all} dispatches replayed`);
   // the observer fills the uniform cache past its size at step 4 of each chain: the cached blocks are handed
   // back to the pool (and may be reused for other bytes), so the recordings must not be replayed any more

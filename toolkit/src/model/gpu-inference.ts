@@ -1,7 +1,7 @@
 /**
  * The sampler's forward passes on WebGPU as the project's own kernels (backend/wgsl/inference): the same
  * model as `forwardCacheUpdate` / `forwardInference` + the reverse step, but each denoising step of a batch is
- * 8·depth + 4 dispatches with cached bind groups and uniforms (the op-by-op path: ~25 tfjs ops per block, ~30 µs
+ * 8·depth + 4 dispatches (one more per product whose K is split) with cached bind groups and uniforms (the op-by-op path: ~25 tfjs ops per block, ~30 µs
  * of host time each), and nothing is allocated, concatenated or read back inside a diffusion chain.
  *
  * The KV cache is preallocated per layer at its final length [rows, H, cond + L, hd]: a chunk's keys and values
@@ -38,7 +38,6 @@ import {
   replayDispatches,
   writeTensor,
 } from '../backend/wgsl/runner';
-import { tensorCoresAvailable } from '../backend/wgsl/matmul';
 import type { CausalDiffusionModel } from './causalfusion';
 import type { LayerCache } from './attention';
 import { timestepFrequencies } from './causalfusion';
@@ -125,7 +124,7 @@ export class FusedInference {
       mlp: alloc(T * 4 * D),
       stats: alloc(2 * T),
       out: alloc(T * model.patchDim),
-      product: alloc(tensorCoresAvailable() ? T * 4 * D : 1), // tensor-core products before their epilogue
+      product: alloc(T * 4 * D), // products before their epilogue (tensor cores, or fp32 with K split)
     };
     this.temb = tf.tidy(() =>
       model.tEmbed(model.params, tf.tensor2d(timestepFrequencies(timesteps), [timesteps.length, 256])),

@@ -11,7 +11,7 @@
  * - `condTokens`: the label table row as numCondTokens tokens + cond_pos_embed.
  * - `guidedStep`: CFG mix, eps from the output (eps or v), x0, and the DDPM / DDIM update in one pass.
  */
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import type { ReverseStepCoefficients } from '../../diffusion/gaussian';
 import type { WebGPUBackendLike } from '../webgpu-types';
 import { ERFINV_CENTRAL, ERFINV_TAIL } from '../../rng';
@@ -42,11 +42,11 @@ const linearCode = (e: LinearEpilogue, g: number) => {
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-struct U { M: u32, N: u32, K: u32 }
+struct U { M: u32, N: u32, K: u32, kChunk: u32 }
 @group(0) @binding(4) var<uniform> u: U;
 var<workgroup> xs: array<vec4<f32>, ${(TK * tile) / 4}>; // [k][m / 4]
 var<workgroup> ws: array<vec4<f32>, ${(TK * tile) / 4}>; // [k][n / 4]
-fn stage(li: u32, row0: u32, col0: u32, k0: u32) {
+fn stage(li: u32, row0: u32, col0: u32, k0: u32, kEnd: u32) {
   // ${tile} rows x ${TK} k of x and of w, a float4 along k per load, stored k-major
   for (var l = 0u; l < ${g}u; l = l + 1u) {
     let q = li + l * 256u;
@@ -54,8 +54,8 @@ fn stage(li: u32, row0: u32, col0: u32, k0: u32) {
     let kq = (q % 4u) * 4u;
     var vx = vec4<f32>();
     var vw = vec4<f32>();
-    if (row0 + r < u.M && k0 + kq < u.K) { vx = x[((row0 + r) * u.K + k0 + kq) / 4u]; }
-    if (col0 + r < u.N && k0 + kq < u.K) { vw = w[((col0 + r) * u.K + k0 + kq) / 4u]; }
+    if (row0 + r < u.M && k0 + kq < kEnd) { vx = x[((row0 + r) * u.K + k0 + kq) / 4u]; }
+    if (col0 + r < u.N && k0 + kq < kEnd) { vw = w[((col0 + r) * u.K + k0 + kq) / 4u]; }
     for (var i = 0u; i < 4u; i = i + 1u) {
       let base = (kq + i) * ${tile / 4}u + r / 4u;
       xs[base][r % 4u] = vx[i];
@@ -63,12 +63,13 @@ fn stage(li: u32, row0: u32, col0: u32, k0: u32) {
     }
   }
 }
-fn finish(m: u32, n: u32, acc: f32) {
+fn finish(base: u32, m: u32, n: u32, acc: f32) {
   if (m >= u.M || n >= u.N) { return; }
   var v = acc;
   ${e.bias ? 'v = v + b[n];' : ''}
   ${e.gelu ? `v = v / (1.0 + exp(-(v + v * v * v * 0.044715) * ${GELU_K}));` : ''}
-  ${e.accumulate ? 'y[m * u.N + n] = y[m * u.N + n] + v;' : 'y[m * u.N + n] = v;'}
+  let i = base + m * u.N + n;
+  ${e.accumulate ? 'y[i] = y[i] + v;' : 'y[i] = v;'}
 }
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -77,10 +78,14 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let col0 = wg.x * ${tile}u;
   let tr = li / 16u; // rows 64·gi + 4·tr + i and columns 64·gj + 4·tc + j
   let tc = li % 16u;
+  // with K split over wg.z (few output tiles), each split writes its partial product at its own offset
+  let kBegin = wg.z * u.kChunk;
+  let kEnd = min(u.K, kBegin + u.kChunk);
+  let base = wg.z * u.M * u.N;
   var acc: array<vec4<f32>, ${4 * g * g}>; // [gi][gj][i] -> 4 columns
-  for (var k0 = 0u; k0 < u.K; k0 = k0 + ${TK}u) {
+  for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${TK}u) {
     workgroupBarrier();
-    stage(li, row0, col0, k0);
+    stage(li, row0, col0, k0, kEnd);
     workgroupBarrier();
     for (var kk = 0u; kk < ${TK}u; kk = kk + 1u) {
       ${[...Array(g).keys()].map((gi) => `let a${gi} = xs[kk * ${tile / 4}u + ${16 * gi}u + tr];`).join('\n      ')}
@@ -101,22 +106,42 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     let v = acc[${(gi * g + gj) * 4}u + i];
     let m = row0 + ${64 * gi}u + tr * 4u + i;
     let n = col0 + ${64 * gj}u + tc * 4u;
-    finish(m, n, v.x);
-    finish(m, n + 1u, v.y);
-    finish(m, n + 2u, v.z);
-    finish(m, n + 3u, v.w);
+    finish(base, m, n, v.x);
+    finish(base, m, n + 1u, v.y);
+    finish(base, m, n + 2u, v.z);
+    finish(base, m, n + 3u, v.w);
   }`,
     )
     .join('\n  ')}
 }`;
 };
 
-/** Rows from which the fp32 linear kernel takes 128 x 128 tiles (fewer rows fill the GPU better with 64 x 64). */
-let wideTileRows = 2048;
+/** How the fp32 linear kernel covers a product: tiles of 64·g, and K split over `splits` workgroups. */
+export interface LinearPlan {
+  g: 1 | 2;
+  splits: number;
+}
 
-/** Sets the row count from which `linearInto` uses its 128 x 128 tiles (the bench compares the two). */
-export function setWideTileRows(rows: number): void {
-  wideTileRows = rows;
+const FILL = 256; // workgroups that keep a large GPU busy (H100: 132 SMs, two each)
+let forcedPlan: LinearPlan | null = null;
+
+/**
+ * The plan for an M x N x K product with room for `scratch` floats of partial products: 128 x 128 tiles where
+ * they still make FILL workgroups, else 64 x 64; where even those are too few (a sampling step's handful of
+ * tokens, an output of one model width), K is split so that FILL workgroups run, each partial sum going to
+ * the scratch and the epilogue adding them up.
+ */
+export function linearPlan(M: number, N: number, K: number, scratch: number): LinearPlan {
+  if (forcedPlan) return forcedPlan;
+  const blocks = (g: number) => Math.ceil(M / (64 * g)) * Math.ceil(N / (64 * g));
+  if (blocks(2) >= FILL) return { g: 2, splits: 1 };
+  const splits = Math.min(Math.ceil(FILL / blocks(1)), Math.floor(K / 64), Math.floor(scratch / (M * N)));
+  return { g: 1, splits: Math.max(1, splits) };
+}
+
+/** Forces the plan of every fp32 linear product (null: `linearPlan` decides); for tests and the bench. */
+export function forceLinearPlan(plan: LinearPlan | null): void {
+  forcedPlan = plan;
 }
 
 const linearKernels = new Map<string, WgslKernel>();
@@ -126,13 +151,14 @@ const epilogueCode = (e: LinearEpilogue) => /* wgsl */ `
 @group(0) @binding(0) var<storage, read> c: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-struct U { n: u32, N: u32 }
+struct U { n: u32, N: u32, splits: u32 }
 @group(0) @binding(3) var<uniform> u: U;
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   ${e.bias ? '' : '_ = b[0];'}
   for (var i = gid.x; i < u.n; i = i + nwg.x * 256u) {
     var v = c[i];
+    for (var s = 1u; s < u.splits; s = s + 1u) { v = v + c[s * u.n + i]; }
     ${e.bias ? 'v = v + b[i % u.N];' : ''}
     ${e.gelu ? `v = v / (1.0 + exp(-(v + v * v * v * 0.044715) * ${GELU_K}));` : ''}
     ${e.accumulate ? 'y[i] = y[i] + v;' : 'y[i] = v;'}
@@ -141,7 +167,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
 const epilogueKernels = new Map<string, WgslKernel>();
 
-/** y[M, N] (+)= act(c + b): the epilogue of `linearInto` on a product formed elsewhere. */
+/**
+ * y[M, N] (+)= act(c + b): the epilogue of `linearInto` on a product formed elsewhere, or on `splits` partial
+ * products [splits, M, N] that it adds up first.
+ */
 export function linearEpilogue(
   gpu: WebGPUBackendLike,
   c: tf.TensorInfo,
@@ -150,6 +179,7 @@ export function linearEpilogue(
   M: number,
   N: number,
   e: LinearEpilogue,
+  splits = 1,
 ): void {
   const key = `${+e.bias}${+e.gelu}${+e.accumulate}`;
   let kern = epilogueKernels.get(key);
@@ -160,6 +190,7 @@ export function linearEpilogue(
     uniformBlock([
       ['u32', M * N],
       ['u32', N],
+      ['u32', splits],
     ]),
     [gridStrideGroups(M * N, 256)],
     [y],
@@ -168,9 +199,10 @@ export function linearEpilogue(
 
 /**
  * y[M, N] (+)= x[M, K]·w[N, K]ᵀ (+ b[N]) (GELU) into an existing tensor. K must be a multiple of 4 (float4
- * loads); without a bias, `b` is any tensor (bound, not read). With `scratch` (>= M·N floats) and tensor-core
- * matmuls on, the product runs on tensor cores (fp16 inputs, fp32 accumulation) and the epilogue after it;
- * otherwise one fp32 dispatch does both.
+ * loads); without a bias, `b` is any tensor (bound, not read). `scratch` (>= M·N floats) holds products before
+ * their epilogue: with tensor-core matmuls on, the product runs on tensor cores (fp16 inputs, fp32
+ * accumulation); in fp32, a product too small to fill the GPU splits K there (`linearPlan`). Otherwise one
+ * fp32 dispatch does the product and the epilogue.
  */
 export function linearInto(
   gpu: WebGPUBackendLike,
@@ -188,21 +220,26 @@ export function linearInto(
     linearEpilogue(gpu, scratch, b, y, M, N, e);
     return;
   }
-  const g = M >= wideTileRows ? 2 : 1;
-  const key = `${+e.bias}${+e.gelu}${+e.accumulate}/${g}`;
+  const { g, splits } = linearPlan(M, N, K, scratch ? tf.util.sizeFromShape(scratch.shape) : 0);
+  const split = splits > 1 && scratch;
+  const ep = split ? { bias: false, gelu: false, accumulate: false } : e;
+  const key = `${+ep.bias}${+ep.gelu}${+ep.accumulate}/${g}`;
   let kern = linearKernels.get(key);
-  if (!kern) linearKernels.set(key, (kern = new WgslKernel(`linear${key}`, linearCode(e, g))));
+  if (!kern) linearKernels.set(key, (kern = new WgslKernel(`linear${key}`, linearCode(ep, g))));
+  const out = split ? scratch : y;
   kern.dispatch(
     gpu,
-    [x, w, b, y],
+    [x, w, b, out],
     uniformBlock([
       ['u32', M],
       ['u32', N],
       ['u32', K],
+      ['u32', split ? Math.ceil(K / splits / TK) * TK : K],
     ]),
-    [Math.ceil(N / (64 * g)), Math.ceil(M / (64 * g))],
-    [y],
+    [Math.ceil(N / (64 * g)), Math.ceil(M / (64 * g)), split ? splits : 1],
+    [out],
   );
+  if (split) linearEpilogue(gpu, scratch, b, y, M, N, e, splits);
 }
 
 const qkNorm = new WgslKernel(
