@@ -19,6 +19,7 @@ import { layerNormInto } from '../src/backend/wgsl/layernorm';
 import type { WebGPUBackendLike } from '../src/backend/webgpu-types';
 import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
 import { Trainer, TrainSettings } from '../src/train/trainer';
+import { benchTrainStep } from '../src/train/step-timer';
 import { assertFullParity, maxAbs, maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
 
 const refModel = () =>
@@ -259,6 +260,17 @@ test('8 steps of random AR splits on webgpu follow wasm (buffers reused across s
   webgpu.forEach((l, i) =>
     assert.ok(Math.abs(l - wasm[i]) <= 1e-4 * Math.abs(wasm[i]), `step ${i + 1}: ${l} vs ${wasm[i]}`),
   );
+});
+
+test('the step bench on webgpu counts a step`s GPU dispatches (tfjs programs and ours) and its host time', async () => {
+  await useBackend('webgpu');
+  const r = benchTrainStep({ hidden: 64, depth: 2, heads: 2, batch: 2, steps: 2, warmup: 1 });
+  // per block at least the fused LayerNorms, attention and the linear products forward and backward
+  assert.ok(
+    Number.isInteger(r.dispatchesPerStep) && r.dispatchesPerStep! > 20 * 2,
+    `${r.dispatchesPerStep} dispatches`,
+  );
+  assert.ok(r.hostMsPerStep > 0 && r.hostMsPerStep <= r.maxMs, `host ${r.hostMsPerStep} ms of ${r.maxMs}`);
 });
 
 test('a forced webgpu without a driver is one clear error naming what is missing', () => {

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backendReport } from '../backend';
-import { webgpuPeakMb } from '../backend/wgsl/runner';
+import { activeWebgpu, webgpuPeakMb, wgslDispatches } from '../backend/wgsl/runner';
 import { median } from '../util/median';
 import { Rng } from '../rng';
 import { createDiffusion } from '../diffusion';
@@ -68,6 +68,13 @@ export interface BenchResult {
   peakGpuMb: number | null;
   /** Tensors alive after the last step minus after the first: must be 0. */
   tensorsLeakedPerStep: number;
+  /**
+   * Median host ms of a step up to its first read-back (the loss): the work of tfjs and of this toolkit in
+   * JavaScript; on webgpu the GPU may still be busy after it, elsewhere it is the whole step.
+   */
+  hostMsPerStep: number;
+  /** GPU dispatches of the last step (tfjs's programs and this toolkit's WGSL kernels); null off webgpu. */
+  dispatchesPerStep: number | null;
   /** AR-step sizes used by each step, warm-up first. */
   splits: number[][];
 }
@@ -98,15 +105,21 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
   const x = rng.normalArray(o.batch * o.channels * o.imageSize * o.imageSize);
   const y = Array.from({ length: o.batch }, (_, i) => i % o.classes);
   const times: number[] = [];
+  const hostTimes: number[] = [];
+  let dispatches: number | null = null;
   let tensorsAfterFirst = 0;
   try {
     for (let s = 0; s < total; s++) {
       const batch = sampleBatch(model, diffusion, x, y, rng, { ...FACTORIZATION_DEFAULTS, splitSizes: splits[s] });
       const start = performance.now();
-      trainStep(model, opt, ema, batch, { ...STEP_DEFAULTS, checkpoint: o.checkpoint });
+      const step = watchStep(() => trainStep(model, opt, ema, batch, { ...STEP_DEFAULTS, checkpoint: o.checkpoint }));
       const ms = performance.now() - start;
       if (s === 0) tensorsAfterFirst = tf.memory().numTensors;
-      if (s >= o.warmup) times.push(ms);
+      if (s >= o.warmup) {
+        times.push(ms);
+        hostTimes.push(step.firstReadAt - start);
+        dispatches = step.dispatches;
+      }
     }
     const leaked = (tf.memory().numTensors - tensorsAfterFirst) / Math.max(1, total - 1);
     return {
@@ -122,6 +135,8 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
       peakRssMb: process.resourceUsage().maxRSS / 1024,
       peakGpuMb: webgpuPeakMb(),
       tensorsLeakedPerStep: leaked,
+      hostMsPerStep: median(hostTimes),
+      dispatchesPerStep: dispatches,
       splits,
     };
   } finally {
@@ -129,4 +144,31 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
     ema.dispose();
     model.dispose();
   }
+}
+
+/**
+ * Runs a step, noting when it first reads a tensor back (the backend's `readSync` / `read`) and, on webgpu, how
+ * many GPU programs it dispatched (tfjs's `recordAndSubmit` plus this toolkit's WGSL kernels).
+ */
+function watchStep(f: () => void): { firstReadAt: number; dispatches: number | null } {
+  const backend = tf.backend() as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const gpu = activeWebgpu() !== null;
+  let firstReadAt = 0;
+  let programs = 0;
+  const patched = ['readSync', 'read', ...(gpu ? ['recordAndSubmit'] : [])].map((name) => {
+    const original = backend[name];
+    backend[name] = (...args: unknown[]) => {
+      if (name === 'recordAndSubmit') programs++;
+      else firstReadAt ||= performance.now();
+      return original.apply(backend, args);
+    };
+    return [name, original] as const;
+  });
+  const ours = wgslDispatches();
+  try {
+    f();
+  } finally {
+    for (const [name, original] of patched) backend[name] = original;
+  }
+  return { firstReadAt: firstReadAt || performance.now(), dispatches: gpu ? programs + wgslDispatches() - ours : null };
 }
