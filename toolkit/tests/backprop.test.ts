@@ -88,6 +88,23 @@ test('pass-through and fan-out gradients, an upstream dy, a variable f ignores; 
     () => tf.grads((a: tf.Tensor) => tf.sum(gradients(() => tf.sum(tf.mul(a, a)), [a]).value))([w]),
     /nested gradient calls are not supported/,
   );
+  // a forward that throws leaves no saved tensor behind, and the next call works
+  const held = tf.memory().numTensors;
+  assert.throws(
+    () =>
+      gradients(() => {
+        tf.mul(x, x); // saves x twice on the tape
+        throw new Error('broken forward');
+      }, [x]),
+    /broken forward/,
+  );
+  assert.equal(tf.memory().numTensors, held);
+  const again = gradients(() => tf.sum(tf.mul(x, x)), [x]);
+  assert.deepEqual(
+    Array.from(again.grads[0]!.dataSync()),
+    tf.tidy(() => Array.from(tf.mul(x, 2).dataSync())),
+  );
+  tf.dispose([again.value, again.grads[0]!]);
   const vw = tf.variable(w);
   assert.throws(
     () => variableGrads(() => tf.mul(vw, 2) as unknown as tf.Scalar, [vw]),

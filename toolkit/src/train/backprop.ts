@@ -62,13 +62,23 @@ export function gradients<T extends tf.Tensor>(
 ): { value: T; grads: (tf.Tensor | null)[] } {
   const engine = tf.engine() as unknown as EngineTape;
   if (engine.state.gradientDepth > 0) throw new Error('backprop.gradients: nested gradient calls are not supported');
-  const y = engine.scopedRun(
-    () => engine.startTape(),
-    () => engine.endTape(),
-    () => tf.tidy('forward', f),
-  );
-  const tape = engine.state.activeTape ?? [];
-  engine.state.activeTape = null;
+  const release = () => {
+    const tape = engine.state.activeTape ?? [];
+    engine.state.activeTape = null;
+    return tape;
+  };
+  let y: T;
+  try {
+    y = engine.scopedRun(
+      () => engine.startTape(),
+      () => engine.endTape(),
+      () => tf.tidy('forward', f),
+    );
+  } catch (e) {
+    for (const node of release()) node.saved.forEach((t) => t.dispose()); // a failed forward keeps nothing
+    throw e;
+  }
+  const tape = release();
   const { nodes, fromX } = pathToY(tape, xs, y);
   const xIds = new Set(xs.map((x) => x.id));
   const onPath = new Set(nodes);
