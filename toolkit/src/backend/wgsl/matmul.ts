@@ -5,9 +5,10 @@
  * fp16 subgroup matrices with 32-wide subgroups (NVIDIA) and the kernel passes its self-test;
  * `setMatmulPrecision('f32')` / $CAUSALFUSION_MATMUL=f32 keep tfjs's fp32 kernel, the path everywhere else.
  *
- * A workgroup of 8 subgroups computes a 128x128 block of C, each subgroup 32x64 of it as 2x4 result tiles,
- * over K in steps of 32; when the output has too few blocks to fill the GPU (weight gradients, where K is the
- * token count), K is split across workgroups and a second kernel sums the partials. Ragged edges are
+ * A workgroup of subgroups computes a block of C (`MATMUL_TILES`: 128x128 down to 64x64, each subgroup a few
+ * 16x16 result tiles) over K in steps of 32; each product takes the largest block that still fills the GPU
+ * (`tileFor`), and when even the smallest has too few blocks (weight gradients, where K is the token count),
+ * K is split across workgroups and a second kernel sums the partials. Ragged edges are
  * zero-padded when staged and written through a per-subgroup staging tile, so any M, N, K work; transposed
  * operands are read in their stored order (coalesced). Small products stay on tfjs.
  *
