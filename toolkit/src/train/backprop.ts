@@ -62,7 +62,7 @@ export function gradients<T extends tf.Tensor>(
 ): { value: T; grads: (tf.Tensor | null)[] } {
   const engine = tf.engine() as unknown as EngineTape;
   if (engine.state.gradientDepth > 0) throw new Error('backprop.gradients: nested gradient calls are not supported');
-  const release = () => {
+  const takeTape = () => {
     const tape = engine.state.activeTape ?? [];
     engine.state.activeTape = null;
     return tape;
@@ -75,15 +75,16 @@ export function gradients<T extends tf.Tensor>(
       () => tf.tidy('forward', f),
     );
   } catch (e) {
-    for (const node of release()) node.saved.forEach((t) => t.dispose()); // a failed forward keeps nothing
+    for (const node of takeTape()) node.saved.forEach((t) => t.dispose()); // a failed forward keeps nothing
     throw e;
   }
-  const tape = release();
+  const tape = takeTape();
   const { nodes, fromX } = pathToY(tape, xs, y);
   const xIds = new Set(xs.map((x) => x.id));
   const onPath = new Set(nodes);
   for (const node of tape) if (!onPath.has(node)) node.saved.forEach((t) => t.dispose()); // never needed
   if (nodes.length === 0 && xs.length > 0) {
+    y.dispose();
     throw new Error('backprop.gradients: y does not depend on any of the xs (is every op inside f?)');
   }
   const grads: (tf.Tensor | null)[] = tf.tidy('backward', () => {
