@@ -1,8 +1,9 @@
 /**
  * The sampler's forward passes on WebGPU as the project's own kernels (backend/wgsl/inference): the same
  * model as `forwardCacheUpdate` / `forwardInference` + the reverse step, but each denoising step of a batch is
- * 8·depth + 4 dispatches (one more per product whose K is split) with cached bind groups and uniforms (the op-by-op path: ~25 tfjs ops per block, ~30 µs
- * of host time each), and nothing is allocated, concatenated or read back inside a diffusion chain.
+ * 8·depth + 4 dispatches (one more per product whose K is split) with cached bind groups and uniforms (the
+ * op-by-op path: ~25 tfjs ops per block, ~30 µs of host time each), and nothing is allocated, concatenated or
+ * read back inside a diffusion chain.
  *
  * The KV cache is preallocated per layer at its final length [rows, H, cond + L, hd]: a chunk's keys and values
  * are written at the cache's end (the denoising chain's own tokens sit there until the finished clean tokens

@@ -117,11 +117,6 @@ function fixedTimes(t: number | readonly number[], N: number, T: number): number
 }
 
 const pick = (p: Params, names: string[]) => names.map((n) => p[n]);
-const withParams = (p: Params, names: string[], ws: tf.Tensor[]): Params => {
-  const q = { ...p };
-  names.forEach((n, i) => (q[n] = ws[i]));
-  return q;
-};
 
 /**
  * The weighted loss of a head output times `scale` (the loss scale of fp16 matmuls); also keeps the
@@ -187,22 +182,19 @@ function checkpointedLossAndGrads(
 
   const keep: { tokenMse?: tf.Tensor2D } = {};
   const xD = inputs[model.config.depth];
-  const headWs = pick(P, headNames);
   const { value: loss, grads: hg } = gradients(
-    () => lossKeepingTokenMse(model.head(withParams(P, headNames, headWs), xD, b), arWeights, keep, scale),
-    [xD, ...headWs],
+    () => lossKeepingTokenMse(model.head(P, xD, b), arWeights, keep, scale),
+    [xD, ...pick(P, headNames)],
   );
   let dx = hg[0]!;
   store(headNames, hg.slice(1));
   for (let i = model.config.depth - 1; i >= 0; i--) {
-    const ws = pick(P, blockNames[i]);
-    const g = gradients(() => model.block(withParams(P, blockNames[i], ws), i, inputs[i], b), [inputs[i], ...ws], dx);
+    const g = gradients(() => model.block(P, i, inputs[i], b), [inputs[i], ...pick(P, blockNames[i])], dx);
     tf.dispose([g.value, dx, inputs[i + 1]]);
     dx = g.grads[0]!;
     store(blockNames[i], g.grads.slice(1));
   }
-  const embedWs = pick(P, embedNames);
-  const fe = gradients(() => model.embed(withParams(P, embedNames, embedWs), b), embedWs, dx);
+  const fe = gradients(() => model.embed(P, b), pick(P, embedNames), dx);
   store(embedNames, fe.grads);
   tf.dispose([fe.value, dx, inputs[0]]);
   return { loss: loss as tf.Scalar, grads, tokenMse: keep.tokenMse!, scale };

@@ -22,7 +22,10 @@ export const ROWS_PER_GROUP = 32;
 const WG = ROWS_PER_GROUP;
 const NONE = 0x7fffffff;
 
-/** Head size the fused kernels handle (a thread keeps a few rows of head size in registers; also cached-attention's). */
+/**
+ * Head size the fused kernels handle, here and in cached-attention (a thread keeps a few rows of head size in
+ * registers).
+ */
 export const MAX_HEAD_DIM = 128;
 
 /** Rows per tile staged in workgroup memory: 2 tiles of TILE x hd floats stay within WebGPU's 16 KiB. */

@@ -15,7 +15,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ReverseStepCoefficients } from '../../diffusion/gaussian';
 import type { WebGPUBackendLike } from '../webgpu-types';
 import { ERFINV_CENTRAL, ERFINV_TAIL } from '../../rng';
-import { gridStrideGroups, uniformBlock, WgslKernel } from './runner';
+import { FILL_WORKGROUPS, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 import { tensorCoreLinearInto } from './matmul';
 
 const TK = 16; // K per stage
@@ -122,24 +122,23 @@ export interface LinearPlan {
   splits: number;
 }
 
-const FILL = 256; // workgroups that keep a large GPU busy (H100: 132 SMs, two each)
 let forcedPlan: LinearPlan | null = null;
 
 /**
  * The plan for an M x N x K product with room for `scratch` floats of partial products: 128 x 128 tiles where
- * they still make FILL workgroups, else 64 x 64; where even those are too few (a sampling step's handful of
- * tokens, an output of one model width), K is split so that FILL workgroups run, each partial sum going to
+ * they still make FILL_WORKGROUPS, else 64 x 64; where even those are too few (a sampling step's handful of
+ * tokens, an output of one model width), K is split so that FILL_WORKGROUPS run, each partial sum going to
  * the scratch and the epilogue adding them up.
  */
 export function linearPlan(M: number, N: number, K: number, scratch: number): LinearPlan {
   if (forcedPlan) return forcedPlan;
   const blocks = (g: number) => Math.ceil(M / (64 * g)) * Math.ceil(N / (64 * g));
-  if (blocks(2) >= FILL) return { g: 2, splits: 1 };
-  const splits = Math.min(Math.ceil(FILL / blocks(1)), Math.floor(K / 64), Math.floor(scratch / (M * N)));
+  if (blocks(2) >= FILL_WORKGROUPS) return { g: 2, splits: 1 };
+  const splits = Math.min(Math.ceil(FILL_WORKGROUPS / blocks(1)), Math.floor(K / 64), Math.floor(scratch / (M * N)));
   return { g: 1, splits: Math.max(1, splits) };
 }
 
-/** Forces the plan of every fp32 linear product (null: `linearPlan` decides); for tests and the bench. */
+/** Forces the plan of every fp32 linear product (null: `linearPlan` decides); for the kernel tests. */
 export function forceLinearPlan(plan: LinearPlan | null): void {
   forcedPlan = plan;
 }

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
-import { emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
+import { emptyTensor, FILL_WORKGROUPS, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 
 /** Matmul precision on webgpu: 'f16' = fp16 inputs, fp32 accumulation on tensor cores (when offered). */
 export type MatmulPrecision = 'f16' | 'f32';
@@ -124,19 +124,19 @@ const blockRows = (t: MatmulTile) => 16 * t.tm * t.sgM;
 const blockCols = (t: MatmulTile) => 16 * t.tn * t.sgN;
 const threads = (t: MatmulTile) => 32 * t.sgM * t.sgN;
 
-/** Enough workgroups for a large GPU (H100: 132 SMs, two workgroups each). */
-const FILL = 256;
+const blockCount = (t: MatmulTile, M: number, N: number, batch: number) =>
+  Math.ceil(M / blockRows(t)) * Math.ceil(N / blockCols(t)) * batch;
 
 let forcedTile: MatmulTile | null = null;
 
 /**
- * The block shape for an M x N product over `batch`: the largest that still gives FILL workgroups, else the
+ * The block shape for an M x N product over `batch`: the largest that still gives FILL_WORKGROUPS, else the
  * one giving the most. (`withMatmulTile` forces one, for the bench that measures them.)
  */
 export function tileFor(M: number, N: number, batch: number): MatmulTile {
   if (forcedTile) return forcedTile;
-  const blocks = (t: MatmulTile) => Math.ceil(M / blockRows(t)) * Math.ceil(N / blockCols(t)) * batch;
-  return MATMUL_TILES.find((t) => blocks(t) >= FILL) ?? MATMUL_TILES[MATMUL_TILES.length - 1];
+  const fits = MATMUL_TILES.find((t) => blockCount(t, M, N, batch) >= FILL_WORKGROUPS);
+  return fits ?? MATMUL_TILES[MATMUL_TILES.length - 1];
 }
 
 /** `f()` with every tensor-core product on block shape `tile` (the matmul bench's per-shape sweep). */
@@ -151,9 +151,9 @@ export function withMatmulTile<T>(tile: MatmulTile, f: () => T): T {
 
 /** Split K across workgroups when the output has too few blocks to fill the GPU (weight gradients: K = tokens). */
 function splitsFor(t: MatmulTile, M: number, N: number, K: number, batch: number): number {
-  const blocks = Math.ceil(M / blockRows(t)) * Math.ceil(N / blockCols(t)) * batch;
-  if (batch > 1 || blocks >= FILL) return 1;
-  return Math.max(1, Math.min(Math.ceil(FILL / blocks), Math.floor(K / 256)));
+  const blocks = blockCount(t, M, N, batch);
+  if (batch > 1 || blocks >= FILL_WORKGROUPS) return 1;
+  return Math.max(1, Math.min(Math.ceil(FILL_WORKGROUPS / blocks), Math.floor(K / 256)));
 }
 
 const code = (x: MatrixSyntax, t: MatmulTile) => {
@@ -440,20 +440,24 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
     const err = await device.popErrorScope();
     return err ? err.message.split('\n')[0] : kern;
   };
+  // the first block shape in each syntax until one compiles, then the other shapes in that syntax
+  const [first, ...rest] = MATMUL_TILES;
+  const name = (t: MatmulTile) => `tensorCoreMatmul ${t.name}`;
+  const kerns = new Map<MatmulTile, WgslKernel>();
   let syntax: MatrixSyntax | null = null;
   let why = '';
   for (const x of SYNTAXES) {
-    const r = await compiled('tensorCoreMatmul', code(x, MATMUL_TILES[0]));
+    const r = await compiled(name(first), code(x, first));
     if (typeof r !== 'string') {
       syntax = x;
+      kerns.set(first, r);
       break;
     }
     why = r;
   }
   if (!syntax) return `fp32 matmul (tensor-core kernel did not compile: ${why})`;
-  const kerns = new Map<MatmulTile, WgslKernel>();
-  for (const tile of MATMUL_TILES) {
-    const r = await compiled(`tensorCoreMatmul ${tile.name}`, code(syntax, tile));
+  for (const tile of rest) {
+    const r = await compiled(name(tile), code(syntax, tile));
     if (typeof r === 'string') return `fp32 matmul (tensor-core kernel ${tile.name} did not compile: ${r})`;
     kerns.set(tile, r);
   }

@@ -49,6 +49,9 @@ fn wgSum(li: u32, v: f32) -> f32 {
 }`;
 }
 
+/** Workgroups that keep a large GPU busy (H100: 132 SMs, two each): below it, kernels split work finer. */
+export const FILL_WORKGROUPS = 256;
+
 /** Workgroups of `size` threads for a grid-stride loop over `n` elements (enough to fill the GPU, no more). */
 export function gridStrideGroups(n: number, size: number): number {
   return Math.max(1, Math.min(Math.ceil(n / size), 8192));
