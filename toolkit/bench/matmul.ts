@@ -12,13 +12,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { arStepCountProbs } from '../src/factorization/steps';
 import {
+  compileMatmulTile,
   MATMUL_TILES,
   MatmulTile,
+  matmulTile,
+  selfTest,
   tensorCoresAvailable,
   tileFor,
   withMatmulPrecision,
   withMatmulTile,
 } from '../src/backend/wgsl/matmul';
+import type { WebGPUBackendLike } from '../src/backend/webgpu-types';
 import { median } from '../src/util/median';
 import { runJson, TWIN } from './torch';
 
@@ -86,6 +90,89 @@ async function gpuMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): P
   return median(ms);
 }
 
+/**
+ * Milliseconds of one product by the wall clock: `repeats` products back to back and one read-back of a single
+ * element, less the same with one product (the launch and read-back), over `repeats` (median of 3). Unlike
+ * the timestamps, it includes the gaps between dispatches and cannot be fooled by where a pass begins.
+ */
+async function wallMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): Promise<number> {
+  const run = async (n: number) => {
+    const t0 = performance.now();
+    const outs: tf.Tensor[] = [];
+    for (let i = 0; i < n; i++) outs.push(tf.matMul(a, b, p.tA, p.tB));
+    const probe = tf.slice(outs[n - 1], [0, 0], [1, 1]);
+    await probe.data();
+    const ms = performance.now() - t0;
+    tf.dispose([probe, ...outs]);
+    return ms;
+  };
+  await run(1); // compiles / warms up
+  const ms: number[] = [];
+  for (let r = 0; r < 3; r++) ms.push(((await run(repeats + 1)) - (await run(1))) / repeats);
+  return median(ms);
+}
+
+/**
+ * Block shapes to sweep (BENCH_MATMUL_SWEEP=1): six block shapes (four of them `MATMUL_TILES`' and two of 256
+ * threads with 4x4 tiles per subgroup) in six stagings: as before, natural, natural double-buffered, natural
+ * with K stages of 64, and the last two with operands cast to fp16 first.
+ */
+function sweepTiles(): MatmulTile[] {
+  const shapes = [
+    [2, 2, 4, 4],
+    [4, 2, 2, 4],
+    [2, 2, 2, 4],
+    [2, 2, 2, 2],
+    [2, 4, 4, 4],
+    [4, 2, 4, 4],
+  ];
+  const stagings = [
+    { bk: 32, natural: false, double: false, half: false },
+    { bk: 32, natural: true, double: false, half: false },
+    { bk: 32, natural: true, double: true, half: false },
+    { bk: 64, natural: true, double: false, half: false },
+    { bk: 32, natural: true, double: true, half: true },
+    { bk: 64, natural: true, double: false, half: true },
+  ] as const;
+  return shapes.flatMap(([sgM, sgN, tm, tn]) => stagings.map((st) => matmulTile({ sgM, sgN, tm, tn, ...st })));
+}
+
+/**
+ * The sweep: every candidate block shape on every product, TFLOP/s by the wall clock, after compiling it and
+ * checking it against float64 (a candidate that fails either is reported and left out).
+ */
+async function sweep(all: Product[], repeats: number): Promise<Record<string, unknown>[]> {
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  const tiles: MatmulTile[] = [];
+  for (const t of sweepTiles()) {
+    const err =
+      (await compileMatmulTile(backend, t)) ??
+      (await withMatmulPrecision('f16', () => withMatmulTile(t, selfTest))
+        .then((e) => (e <= 1 ? null : `self-test error ${e.toFixed(2)} x the fp16 bound`))
+        .catch((e: Error) => e.message));
+    if (err) console.log(`sweep: ${t.name} left out: ${err}`);
+    else tiles.push(t);
+  }
+  const tflops = (p: Product, ms: number) => (2 * p.M * p.N * p.K) / ms / 1e9;
+  const table: Record<string, number[]> = Object.fromEntries(tiles.map((t) => [t.name, []]));
+  for (const p of all) {
+    const a = tf.randomNormal(p.tA ? [p.K, p.M] : [p.M, p.K]);
+    const b = tf.randomNormal(p.tB ? [p.N, p.K] : [p.K, p.N]);
+    for (const t of tiles) table[t.name].push(tflops(p, await withMatmulTile(t, () => wallMs(a, b, p, repeats))));
+    tf.dispose([a, b]);
+  }
+  console.log(`\nmatmul block-shape sweep, TFLOP/s by the wall clock (products as columns)`);
+  all.forEach((p, i) => console.log(`  [${i}] ${p.model} ${p.op} ${p.M} x ${p.N} x ${p.K}`));
+  console.log(`block shape / staging      | ${all.map((_, i) => `[${i}]`.padStart(6)).join(' | ')}`);
+  for (const t of tiles)
+    console.log(`${t.name.padEnd(27)}| ${table[t.name].map((v) => v.toFixed(1).padStart(6)).join(' | ')}`);
+  return tiles.map((t) => ({
+    case: `matmul sweep ${t.name}`,
+    tile: t,
+    tflops: Object.fromEntries(all.map((p, i) => [`${p.model} ${p.op}`, table[t.name][i]])),
+  }));
+}
+
 export async function benchGpuMatmul(python: string | null, repeats = 10): Promise<Record<string, unknown>[]> {
   await initBackend({ backend: 'webgpu', quiet: true });
   if (!tensorCoresAvailable()) {
@@ -93,6 +180,7 @@ export async function benchGpuMatmul(python: string | null, repeats = 10): Promi
     return [];
   }
   const all = products();
+  if (process.env.BENCH_MATMUL_SWEEP) return sweep(all, repeats);
   const twin = python
     ? (runJson(
         python,

@@ -13,6 +13,9 @@ import type { WebGPUBackendLike } from '../src/backend/webgpu';
 import {
   lossScaleFor,
   MATMUL_TILES,
+  matmulTile,
+  matmulTileBytes,
+  matmulWgsl,
   selfTest,
   tensorCoresAvailable,
   tileFor,
@@ -82,10 +85,67 @@ test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model sh
   }
 });
 
+/**
+ * The tensor-core kernel's WGSL with its subgroup-matrix builtins replaced by scalar stand-ins (a load reads one
+ * element, a multiply-accumulate adds one product, a store writes one), f16 by f32 and the staging arrays
+ * shortened (nothing runs), so that an adapter without subgroup matrices or f16 still type-checks everything
+ * around them: staging indices, loops, barriers, ragged edges.
+ */
+function stubMatrices(wgsl: string): string {
+  return wgsl
+    .replace(/\/\/.*$/gm, '')
+    .replace(/^(enable f16|enable chromium_experimental_subgroup_matrix|diagnostic\(off, chromium.*\));$/gm, '')
+    .replace(/var<workgroup> (at|bt): array<f16, \d+>/g, 'var<workgroup> $1: array<f32, 64>')
+    .replace(/\bf16\b/g, 'f32')
+    .replace(/subgroup_matrix_result<f32, 16, 16>\(\)/g, '0.0')
+    .replace(/subgroupMatrixLoad<.*?, (?:row|col)_major>\(&(\w+), (.*), (\w+)\);$/gm, '$1[$2 + $3];')
+    .replace(/subgroupMatrixMultiplyAccumulate\((\w+), (\w+), (\w+)\)/g, '$3 + f32($1 * $2)')
+    .replace(/subgroupMatrixStore<row_major>\(&(\w+), (.*), (\w+), ([\w.]+)\);$/gm, '$1[$2 + $4] = $3;');
+}
+
+const NVIDIA_WORKGROUP_BYTES = 49152; // maxComputeWorkgroupStorageSize of NVIDIA's Vulkan driver
+
+test('tensor-core WGSL: every block shape, staging and transpose type-checks (matrix builtins stubbed)', async () => {
+  await useBackend('webgpu');
+  const gpu = tf.backend() as unknown as WebGPUBackendLike;
+  const device = gpu.device as unknown as {
+    pushErrorScope(f: string): void;
+    popErrorScope(): Promise<{ message: string } | null>;
+  };
+  const wide = matmulTile({ sgM: 2, sgN: 4, tm: 4, tn: 4, bk: 32, natural: true, double: false, half: false });
+  const variants = [...MATMUL_TILES, wide].flatMap((t) =>
+    [32, 64].flatMap((bk) =>
+      [false, true].flatMap((natural) =>
+        [false, true].flatMap((double) =>
+          [false, true].map((half) => matmulTile({ ...t, bk: bk as 32 | 64, natural, double, half })),
+        ),
+      ),
+    ),
+  );
+  let compiled = 0;
+  for (const v of variants)
+    for (const [tA, tB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ] as const) {
+      if (matmulTileBytes(v, tA, tB) > NVIDIA_WORKGROUP_BYTES) continue;
+      const wgsl = stubMatrices(matmulWgsl(v, tA, tB));
+      assert.doesNotMatch(wgsl, /subgroup/, `${v.name}: a matrix builtin was not stubbed`);
+      device.pushErrorScope('validation');
+      new WgslKernel(`stub ${v.name} ${+tA}${+tB}`, wgsl).compile(gpu);
+      const err = await device.popErrorScope();
+      assert.equal(err?.message ?? null, null, `${v.name} tA=${tA} tB=${tB}`);
+      compiled++;
+    }
+  assert.ok(compiled >= 4 * MATMUL_TILES.length, `only ${compiled} variants fit in 48 KiB of workgroup memory`);
+});
+
 test('tensor-core block shapes: the largest block that still gives the GPU enough workgroups', () => {
   const smallest = MATMUL_TILES[MATMUL_TILES.length - 1];
   assert.equal(tileFor(16384, 3072, 1), MATMUL_TILES[0]); // W768 B32 fc1: thousands of 128 x 128 blocks
-  assert.equal(tileFor(2048, 1536, 1).name, '64x128/2x4'); // 192 large blocks would leave SMs idle
+  assert.equal(tileFor(2048, 1536, 1), MATMUL_TILES[2]); // 192 large blocks would leave SMs idle
   assert.equal(tileFor(4096, 384, 1), smallest);
   assert.equal(tileFor(64, 64, 1), smallest); // never enough: the smallest
   assert.equal(tileFor(128, 128, 300), MATMUL_TILES[0]); // a batch counts

@@ -83,25 +83,25 @@ export function lossScaleFor(elements: number): number {
 }
 
 /** WGSL of a subgroup-matrix load/store in the syntax this Dawn accepts (the majorness moved into the template). */
-interface MatrixSyntax {
-  load(type: string, ptr: string, offset: string, stride: string): string;
+export interface MatrixSyntax {
+  load(type: string, ptr: string, offset: string, stride: string, colMajor: boolean): string;
   store(ptr: string, offset: string, value: string, stride: string): string;
 }
 const SYNTAXES: MatrixSyntax[] = [
   {
-    load: (t, p, o, s) => `subgroupMatrixLoad<${t}, row_major>(${p}, ${o}, ${s})`,
+    load: (t, p, o, s, col) => `subgroupMatrixLoad<${t}, ${col ? 'col_major' : 'row_major'}>(${p}, ${o}, ${s})`,
     store: (p, o, v, s) => `subgroupMatrixStore<row_major>(${p}, ${o}, ${v}, ${s})`,
   },
   {
-    load: (t, p, o, s) => `subgroupMatrixLoad<${t}>(${p}, ${o}, false, ${s})`,
+    load: (t, p, o, s, col) => `subgroupMatrixLoad<${t}>(${p}, ${o}, ${col}, ${s})`,
     store: (p, o, v, s) => `subgroupMatrixStore(${p}, ${o}, ${v}, false, ${s})`,
   },
 ];
 
 /**
  * A block shape: a workgroup of `sgM` x `sgN` subgroups computes a (16·tm·sgM) x (16·tn·sgN) block of C, each
- * subgroup tm x tn result tiles of 16 x 16. Larger blocks reuse each staged operand more; smaller ones give
- * products with few rows or columns enough workgroups to fill the GPU.
+ * subgroup tm x tn result tiles of 16 x 16, over K in stages of `bk`. Larger blocks reuse each staged operand
+ * more; smaller ones give products with few rows or columns enough workgroups to fill the GPU.
  */
 export interface MatmulTile {
   name: string;
@@ -109,17 +109,29 @@ export interface MatmulTile {
   sgN: number;
   tm: number;
   tn: number;
+  bk: 32 | 64;
+  /** Transposed operands are staged in their stored order and loaded column-major (no scattered stores). */
+  natural: boolean;
+  /** Two staging buffers: the next stage is stored while this one multiplies (one barrier a stage, not two). */
+  double: boolean;
+  /** Operands rounded to fp16 by a cast kernel first, so that each stage reads half the bytes. */
+  half: boolean;
+}
+
+/** A block shape with its name derived from its fields (`128x128/4x4 k32 nat dbl`). */
+export function matmulTile(t: Omit<MatmulTile, 'name'>): MatmulTile {
+  const name = `${16 * t.tm * t.sgM}x${16 * t.tn * t.sgN}/${t.tm}x${t.tn} k${t.bk}${t.natural ? ' nat' : ''}${t.double ? ' dbl' : ''}${t.half ? ' f16in' : ''}`;
+  return { name, ...t };
 }
 
 /** The block shapes compiled on a tensor-core device, largest first (`tileFor` picks one per product). */
 export const MATMUL_TILES: readonly MatmulTile[] = [
-  { name: '128x128/4x4', sgM: 2, sgN: 2, tm: 4, tn: 4 },
-  { name: '128x128/2x4', sgM: 4, sgN: 2, tm: 2, tn: 4 },
-  { name: '64x128/2x4', sgM: 2, sgN: 2, tm: 2, tn: 4 },
-  { name: '64x64/2x2', sgM: 2, sgN: 2, tm: 2, tn: 2 },
+  matmulTile({ sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32, natural: false, double: false, half: false }),
+  matmulTile({ sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 32, natural: false, double: false, half: false }),
+  matmulTile({ sgM: 2, sgN: 2, tm: 2, tn: 4, bk: 32, natural: false, double: false, half: false }),
+  matmulTile({ sgM: 2, sgN: 2, tm: 2, tn: 2, bk: 32, natural: false, double: false, half: false }),
 ];
 
-const BK = 32; // K per stage
 const blockRows = (t: MatmulTile) => 16 * t.tm * t.sgM;
 const blockCols = (t: MatmulTile) => 16 * t.tn * t.sgN;
 const threads = (t: MatmulTile) => 32 * t.sgM * t.sgN;
@@ -156,72 +168,99 @@ function splitsFor(t: MatmulTile, M: number, N: number, K: number, batch: number
   return Math.max(1, Math.min(Math.ceil(FILL_WORKGROUPS / blocks), Math.floor(K / 256)));
 }
 
-const code = (x: MatrixSyntax, t: MatmulTile) => {
+/**
+ * How the kernel stages A and B in workgroup memory for given transposes: A as [m][k] (row-major left
+ * matrices) or, a natural tile's transposed A, as [k][m] (column-major); B as [k][n] or, transposed and
+ * natural, [n][k]. Row strides are padded by 8 halves (fewer bank conflicts).
+ */
+function staging(t: MatmulTile, tA: boolean, tB: boolean) {
+  const [BM, BN, BK] = [blockRows(t), blockCols(t), t.bk];
+  const aKM = t.natural && tA;
+  const bNK = t.natural && tB;
+  const SA = aKM ? BM + 8 : BK + 8;
+  const SB = bNK ? BK + 8 : BN + 8;
+  const aSize = (aKM ? BK : BM) * SA;
+  const bSize = (bNK ? BN : BK) * SB;
+  const buffers = t.double ? 2 : 1;
+  const bytes = 2 * buffers * (aSize + bSize) + 4 * (threads(t) / 32) * 256;
+  return { aKM, bNK, SA, SB, aSize, bSize, buffers, bytes };
+}
+
+/** Workgroup memory a tile needs for these transposes, bytes (the adapter's limit decides which shapes exist). */
+export function matmulTileBytes(t: MatmulTile, tA: boolean, tB: boolean): number {
+  return staging(t, tA, tB).bytes;
+}
+
+/** The WGSL of block shape `t` for these transposes, in syntax `x` (exported for the generator's test). */
+export function matmulWgsl(t: MatmulTile, tA: boolean, tB: boolean, x: MatrixSyntax = SYNTAXES[0]): string {
   const left = 'subgroup_matrix_left<f16, 16, 16>';
   const right = 'subgroup_matrix_right<f16, 16, 16>';
-  const [BM, BN, THREADS] = [blockRows(t), blockCols(t), threads(t)];
-  const SA = BK + 8; // padded row strides of the staged tiles (fewer bank conflicts)
-  const SB = BN + 8;
+  const [BM, BN, BK, THREADS] = [blockRows(t), blockCols(t), t.bk, threads(t)];
+  const s = staging(t, tA, tB);
   const loadsA = (BM * BK) / 4 / THREADS; // float4 loads per thread and stage
   const loadsB = (BN * BK) / 4 / THREADS;
   const rows = Array.from({ length: t.tm }, (_, i) => i);
   const cols = Array.from({ length: t.tn }, (_, j) => j);
   const tiles = rows.flatMap((i) => cols.map((j) => [i, j] as const));
+  // the q-th float4 of a stage: A is [M, K] (float4 along k) or, transposed, [K, M] (along m); B is [K, N]
+  // (along n) or, transposed, [N, K] (along k)
+  const aSlot = tA
+    ? `vec2<u32>((q % ${BM / 4}u) * 4u, q / ${BM / 4}u)`
+    : `vec2<u32>(q / ${BK / 4}u, (q % ${BK / 4}u) * 4u)`;
+  const bSlot = tB
+    ? `vec2<u32>((q % ${BK / 4}u) * 4u, q / ${BK / 4}u)`
+    : `vec2<u32>(q / ${BN / 4}u, (q % ${BN / 4}u) * 4u)`;
+  // staged index of A's (m, k) and B's (k, n), with the float4's i-th element added along its axis
+  const aAt = (m: string, k: string) => (s.aKM ? `${k} * ${s.SA}u + ${m}` : `${m} * ${s.SA}u + ${k}`);
+  const bAt = (k: string, n: string) => (s.bNK ? `${n} * ${s.SB}u + ${k}` : `${k} * ${s.SB}u + ${n}`);
+  const aElem = tA ? aAt('sa.x + i', 'sa.y') : aAt('sa.x', 'sa.y + i');
+  const bElem = tB ? bAt('sb.x + i', 'sb.y') : bAt('sb.x', 'sb.y + i');
+  const V = `vec4<${t.half ? 'f16' : 'f32'}>`; // an operand's float4 in memory and in registers
+  const buf = t.double ? (size: number) => ` + buf * ${size}u` : () => '';
   return /* wgsl */ `
 enable f16;
 enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
-@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> a: array<${V}>;
+@group(0) @binding(1) var<storage, read> b: array<${V}>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-struct U { M: u32, N: u32, K: u32, tA: u32, tB: u32, strideA: u32, strideB: u32, splits: u32, kChunk: u32 }
+struct U { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, splits: u32, kChunk: u32 }
 @group(0) @binding(3) var<uniform> u: U;
-var<workgroup> at: array<f16, ${BM * SA}>;
-var<workgroup> bt: array<f16, ${BK * SB}>;
+var<workgroup> at: array<f16, ${s.aSize * s.buffers}>;
+var<workgroup> bt: array<f16, ${s.bSize * s.buffers}>;
 var<workgroup> stage: array<f32, ${(THREADS / 32) * 256}>;
-// Where the q-th float4 of a stage lies: A is [M, K] (float4 along k) or, transposed, [K, M] (along m);
-// B is [K, N] (along n) or, transposed, [N, K] (along k).
-fn aSlot(q: u32) -> vec2<u32> { // (m, k) of the float4's first element
-  if (u.tA == 1u) { return vec2<u32>((q % ${BM / 4}u) * 4u, q / ${BM / 4}u); }
-  return vec2<u32>(q / ${BK / 4}u, (q % ${BK / 4}u) * 4u);
-}
-fn bSlot(q: u32) -> vec2<u32> { // (k, n)
-  if (u.tB == 1u) { return vec2<u32>((q % ${BK / 4}u) * 4u, q / ${BK / 4}u); }
-  return vec2<u32>(q / ${BN / 4}u, (q % ${BN / 4}u) * 4u);
-}
-fn loadStage(li: u32, k0: u32, kEnd: u32, row0: u32, col0: u32, aOff: u32, bOff: u32, ra: ptr<function, array<vec4<f32>, ${loadsA}>>, rb: ptr<function, array<vec4<f32>, ${loadsB}>>) {
+fn loadStage(li: u32, k0: u32, kEnd: u32, row0: u32, col0: u32, aOff: u32, bOff: u32, ra: ptr<function, array<${V}, ${loadsA}>>, rb: ptr<function, array<${V}, ${loadsB}>>) {
   for (var r = 0u; r < ${loadsA}u; r = r + 1u) {
-    let sa = aSlot(li + r * ${THREADS}u);
+    let q = li + r * ${THREADS}u;
+    let sa = ${aSlot};
     let gm = row0 + sa.x;
     let gk = k0 + sa.y;
-    var va = vec4<f32>();
-    if (gm < u.M && gk < kEnd) { va = a[(aOff + select(gm * u.K + gk, gk * u.M + gm, u.tA == 1u)) / 4u]; }
+    var va = ${V}();
+    if (gm < u.M && gk < kEnd) { va = a[(aOff + ${tA ? 'gk * u.M + gm' : 'gm * u.K + gk'}) / 4u]; }
     (*ra)[r] = va;
   }
   for (var r = 0u; r < ${loadsB}u; r = r + 1u) {
-    let sb = bSlot(li + r * ${THREADS}u);
+    let q = li + r * ${THREADS}u;
+    let sb = ${bSlot};
     let gk = k0 + sb.x;
     let gn = col0 + sb.y;
-    var vb = vec4<f32>();
-    if (gk < kEnd && gn < u.N) { vb = b[(bOff + select(gk * u.N + gn, gn * u.K + gk, u.tB == 1u)) / 4u]; }
+    var vb = ${V}();
+    if (gk < kEnd && gn < u.N) { vb = b[(bOff + ${tB ? 'gn * u.K + gk' : 'gk * u.N + gn'}) / 4u]; }
     (*rb)[r] = vb;
   }
 }
-fn storeStage(li: u32, ra: ptr<function, array<vec4<f32>, ${loadsA}>>, rb: ptr<function, array<vec4<f32>, ${loadsB}>>) {
-  // a float4 runs along k (A) or n (B) unless that operand is transposed
+fn storeStage(li: u32, buf: u32, ra: ptr<function, array<${V}, ${loadsA}>>, rb: ptr<function, array<${V}, ${loadsB}>>) {
   for (var r = 0u; r < ${loadsA}u; r = r + 1u) {
-    let sa = aSlot(li + r * ${THREADS}u);
+    let q = li + r * ${THREADS}u;
+    let sa = ${aSlot};
     let va = vec4<f16>((*ra)[r]);
-    for (var i = 0u; i < 4u; i = i + 1u) {
-      if (u.tA == 1u) { at[(sa.x + i) * ${SA}u + sa.y] = va[i]; } else { at[sa.x * ${SA}u + sa.y + i] = va[i]; }
-    }
+    for (var i = 0u; i < 4u; i = i + 1u) { at[${aElem}${buf(s.aSize)}] = va[i]; }
   }
   for (var r = 0u; r < ${loadsB}u; r = r + 1u) {
-    let sb = bSlot(li + r * ${THREADS}u);
+    let q = li + r * ${THREADS}u;
+    let sb = ${bSlot};
     let vb = vec4<f16>((*rb)[r]);
-    for (var i = 0u; i < 4u; i = i + 1u) {
-      if (u.tB == 1u) { bt[(sb.x + i) * ${SB}u + sb.y] = vb[i]; } else { bt[sb.x * ${SB}u + sb.y + i] = vb[i]; }
-    }
+    for (var i = 0u; i < 4u; i = i + 1u) { bt[${bElem}${buf(s.bSize)}] = vb[i]; }
   }
 }
 @compute @workgroup_size(${THREADS})
@@ -239,18 +278,47 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let sc = (sg % ${t.sgN}u) * ${16 * t.tn}u;
   ${tiles.map(([i, j]) => `var c${i}${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n  ')}
   // the next stage's operands are read from global memory into registers while this one multiplies
-  var ra: array<vec4<f32>, ${loadsA}>;
-  var rb: array<vec4<f32>, ${loadsB}>;
+  var ra: array<${V}, ${loadsA}>;
+  var rb: array<${V}, ${loadsB}>;
   loadStage(li, kBegin, kEnd, row0, col0, aOff, bOff, &ra, &rb);
+  ${
+    t.double
+      ? `storeStage(li, 0u, &ra, &rb);
+  workgroupBarrier();
+  var buf = 0u;`
+      : ''
+  }
   for (var k0 = kBegin; k0 < kEnd; k0 = k0 + ${BK}u) {
-    workgroupBarrier();
-    storeStage(li, &ra, &rb);
-    workgroupBarrier();
-    if (k0 + ${BK}u < kEnd) { loadStage(li, k0 + ${BK}u, kEnd, row0, col0, aOff, bOff, &ra, &rb); }
+    let more = k0 + ${BK}u < kEnd;
+    ${
+      t.double
+        ? ''
+        : `workgroupBarrier();
+    storeStage(li, 0u, &ra, &rb);
+    workgroupBarrier();`
+    }
+    if (more) { loadStage(li, k0 + ${BK}u, kEnd, row0, col0, aOff, bOff, &ra, &rb); }
     for (var kk = 0u; kk < ${BK}u; kk = kk + 16u) {
-      ${rows.map((i) => `let l${i} = ${x.load(left, '&at', `(sr + ${16 * i}u) * ${SA}u + kk`, `${SA}u`)};`).join('\n      ')}
-      ${cols.map((j) => `let r${j} = ${x.load(right, '&bt', `kk * ${SB}u + sc + ${16 * j}u`, `${SB}u`)};`).join('\n      ')}
+      ${rows
+        .map((i) => {
+          const m = `sr + ${16 * i}u`;
+          return `let l${i} = ${x.load(left, '&at', `${s.aKM ? `kk * ${s.SA}u + ${m}` : `(${m}) * ${s.SA}u + kk`}${buf(s.aSize)}`, `${s.SA}u`, s.aKM)};`;
+        })
+        .join('\n      ')}
+      ${cols
+        .map((j) => {
+          const n = `sc + ${16 * j}u`;
+          return `let r${j} = ${x.load(right, '&bt', `${s.bNK ? `(${n}) * ${s.SB}u + kk` : `kk * ${s.SB}u + ${n}`}${buf(s.bSize)}`, `${s.SB}u`, s.bNK)};`;
+        })
+        .join('\n      ')}
       ${tiles.map(([i, j]) => `c${i}${j} = subgroupMatrixMultiplyAccumulate(l${i}, r${j}, c${i}${j});`).join('\n      ')}
+    }
+    ${
+      t.double
+        ? `if (more) { storeStage(li, 1u - buf, &ra, &rb); }
+    workgroupBarrier();
+    buf = 1u - buf;`
+        : ''
     }
   }
   if (row0 + ${BM}u <= u.M && col0 + ${BN}u <= u.N) {
@@ -272,7 +340,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     )
     .join('\n  ')}
 }`;
-};
+}
 
 // The sum of split-K partials [splits, n] into [n].
 const sumSplits = new WgslKernel(
@@ -299,7 +367,8 @@ interface BatchMatMulAttrs {
   transposeB: boolean;
 }
 
-const kernels = new WeakMap<object, Map<MatmulTile, WgslKernel>>(); // per device, one per block shape
+/** Per device: the syntax its Dawn accepts, and the kernels compiled so far by block shape and transposes. */
+const devices = new WeakMap<object, { syntax: MatrixSyntax; kernels: Map<string, WgslKernel> }>();
 const grid = (t: MatmulTile, M: number, N: number, z: number): [number, number, number] => [
   Math.ceil(N / blockCols(t)),
   Math.ceil(M / blockRows(t)),
@@ -307,48 +376,94 @@ const grid = (t: MatmulTile, M: number, N: number, z: number): [number, number, 
 ];
 let dispatched = 0; // products run on tensor cores, so that a self-test cannot pass on tfjs's kernel
 
+/** The kernel of `tile` for these transposes, compiled on first use (each is specialised: no branch on them). */
+function kernelFor(backend: WebGPUBackendLike, tile: MatmulTile, tA: boolean, tB: boolean): WgslKernel | null {
+  const d = devices.get(backend.device);
+  if (!d) return null;
+  const key = `${tile.name} ${+tA}${+tB}`;
+  let kern = d.kernels.get(key);
+  if (!kern) d.kernels.set(key, (kern = new WgslKernel(`tensorCoreMatmul ${key}`, matmulWgsl(tile, tA, tB, d.syntax))));
+  return kern;
+}
+
+// fp32 -> fp16, four at a time: the operands of a `half` block shape, packed two to a float32 slot.
+const castF16 = new WgslKernel(
+  'castF16',
+  /* wgsl */ `
+enable f16;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> y: array<vec4<f16>>;
+struct U { n: u32 }
+@group(0) @binding(2) var<uniform> u: U;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var i = gid.x; i < u.n; i = i + nwg.x * 256u) { y[i] = vec4<f16>(x[i]); }
+}`,
+);
+
+/** `t` rounded to fp16 into a new tensor of half its floats (its size is a multiple of 4). */
+function toHalf(backend: WebGPUBackendLike, t: tf.TensorInfo): tf.TensorInfo {
+  const n = tf.util.sizeFromShape(t.shape);
+  const h = emptyTensor(backend, [n / 2]);
+  castF16.dispatch(backend, [t, h], uniformBlock([['u32', n / 4]]), [gridStrideGroups(n / 4, 256)], [h]);
+  return h;
+}
+
+/** One product C = op(A)·op(B) (per batch entry, `splits` partial sums over K when > 1) into `out`. */
+function dispatchProduct(
+  backend: WebGPUBackendLike,
+  kern: WgslKernel,
+  tile: MatmulTile,
+  [a, b, out]: tf.TensorInfo[],
+  [M, N, K]: number[],
+  [strideA, strideB]: number[],
+  batch: number,
+  splits: number,
+): void {
+  const u = uniformBlock([
+    ['u32', M],
+    ['u32', N],
+    ['u32', K],
+    ['u32', strideA],
+    ['u32', strideB],
+    ['u32', splits],
+    ['u32', Math.ceil(K / splits / tile.bk) * tile.bk],
+  ]);
+  dispatched++;
+  const operands = tile.half ? [toHalf(backend, a), toHalf(backend, b)] : [a, b];
+  kern.dispatch(backend, [...operands, out], u, grid(tile, M, N, batch * splits), [out]);
+  if (tile.half) for (const h of operands) backend.disposeData(h.dataId);
+}
+
 /** C = op(A)·op(B) on tensor cores for rank >= 2 inputs whose batches agree or one is 1; null if it does not apply. */
 function tensorCoreBatchMatMul(
   backend: WebGPUBackendLike,
   a: tf.TensorInfo,
   b: tf.TensorInfo,
-  attrs: BatchMatMulAttrs,
+  { transposeA: tA, transposeB: tB }: BatchMatMulAttrs,
 ): tf.TensorInfo | null {
-  const kerns = kernels.get(backend.device);
-  if (!kerns || precision !== 'f16' || a.dtype !== 'float32' || b.dtype !== 'float32') return null;
+  if (!devices.has(backend.device) || precision !== 'f16' || a.dtype !== 'float32' || b.dtype !== 'float32')
+    return null;
   const batchOf = (s: number[]) => s.slice(0, -2).reduce((p, q) => p * q, 1);
   const [ba, bb] = [batchOf(a.shape), batchOf(b.shape)];
   if (ba !== bb && ba !== 1 && bb !== 1) return null;
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
-  const [M, K] = attrs.transposeA ? [ac, ar] : [ar, ac];
-  const N = attrs.transposeB ? br : bc;
-  if ((attrs.transposeB ? bc : br) !== K)
-    throw new Error(`matMul: inner dimensions ${K} and ${attrs.transposeB ? bc : br} differ`);
+  const [M, K] = tA ? [ac, ar] : [ar, ac];
+  const N = tB ? br : bc;
+  if ((tB ? bc : br) !== K) throw new Error(`matMul: inner dimensions ${K} and ${tB ? bc : br} differ`);
   const batch = Math.max(ba, bb);
   // small products stay on tfjs (and the direct tile store needs an output of >= 16 x 16 floats); operands
   // are read as float4 along their contiguous axis, so that axis must hold whole float4s
   if (M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20) return null;
-  if ((attrs.transposeA ? M : K) % 4 !== 0 || (attrs.transposeB ? K : N) % 4 !== 0) return null;
+  if ((tA ? M : K) % 4 !== 0 || (tB ? K : N) % 4 !== 0) return null;
   const batchShape = (ba >= bb ? a.shape : b.shape).slice(0, -2);
   const c = emptyTensor(backend, [...batchShape, M, N]);
   const tile = tileFor(M, N, batch);
   const splits = splitsFor(tile, M, N, K, batch);
-  const kChunk = Math.ceil(K / splits / BK) * BK;
   const out = splits > 1 ? emptyTensor(backend, [splits * M * N]) : c;
-  const u = uniformBlock([
-    ['u32', M],
-    ['u32', N],
-    ['u32', K],
-    ['u32', +attrs.transposeA],
-    ['u32', +attrs.transposeB],
-    ['u32', ba > 1 ? M * K : 0],
-    ['u32', bb > 1 ? K * N : 0],
-    ['u32', splits],
-    ['u32', kChunk],
-  ]);
-  dispatched++;
-  kerns.get(tile)!.dispatch(backend, [a, b, out], u, grid(tile, M, N, batch * splits), [out]);
+  const strides = [ba > 1 ? M * K : 0, bb > 1 ? K * N : 0];
+  dispatchProduct(backend, kernelFor(backend, tile, tA, tB)!, tile, [a, b, out], [M, N, K], strides, batch, splits);
   if (splits > 1) {
     sumSplits.dispatch(
       backend,
@@ -376,23 +491,10 @@ export function tensorCoreLinearInto(
   c: tf.TensorInfo,
   M: number,
 ): boolean {
-  const kerns = kernels.get(backend.device);
   const [N, K] = w.shape;
-  if (!kerns || !tensorCoreMatmul() || M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20 || K % 4 !== 0) return false;
-  const u = uniformBlock([
-    ['u32', M],
-    ['u32', N],
-    ['u32', K],
-    ['u32', 0],
-    ['u32', 1],
-    ['u32', 0],
-    ['u32', 0],
-    ['u32', 1],
-    ['u32', Math.ceil(K / BK) * BK],
-  ]);
+  if (!tensorCoreMatmul() || M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20 || K % 4 !== 0) return false;
   const tile = tileFor(M, N, 1);
-  dispatched++;
-  kerns.get(tile)!.dispatch(backend, [x, w, c], u, grid(tile, M, N, 1), [c]);
+  dispatchProduct(backend, kernelFor(backend, tile, false, true)!, tile, [x, w, c], [M, N, K], [0, 0], 1, 1);
   return true;
 }
 
@@ -432,36 +534,24 @@ export function tensorCoreFeatures(features: Set<string>, subgroupSizes: [number
  * ragged edges, both transposes and a batch, and installs it. Returns what happened, for the backend report.
  */
 export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promise<string> {
-  const device = backend.device as unknown as ErrorScopes;
-  const compiled = async (name: string, wgsl: string): Promise<WgslKernel | string> => {
-    device.pushErrorScope('validation');
-    const kern = new WgslKernel(name, wgsl);
-    kern.compile(backend);
-    const err = await device.popErrorScope();
-    return err ? err.message.split('\n')[0] : kern;
-  };
-  // the first block shape in each syntax until one compiles, then the other shapes in that syntax
-  const [first, ...rest] = MATMUL_TILES;
-  const name = (t: MatmulTile) => `tensorCoreMatmul ${t.name}`;
-  const kerns = new Map<MatmulTile, WgslKernel>();
-  let syntax: MatrixSyntax | null = null;
+  // the first block shape in each syntax until one compiles, then every shape in that syntax
   let why = '';
-  for (const x of SYNTAXES) {
-    const r = await compiled(name(first), code(x, first));
-    if (typeof r !== 'string') {
-      syntax = x;
-      kerns.set(first, r);
+  for (const syntax of SYNTAXES) {
+    const probe = new WgslKernel('tensorCoreMatmul probe', matmulWgsl(MATMUL_TILES[0], false, false, syntax));
+    why = (await compileErrors(backend, [probe])) ?? '';
+    if (!why) {
+      devices.set(backend.device, { syntax, kernels: new Map() });
       break;
     }
-    why = r;
   }
-  if (!syntax) return `fp32 matmul (tensor-core kernel did not compile: ${why})`;
-  for (const tile of rest) {
-    const r = await compiled(name(tile), code(syntax, tile));
-    if (typeof r === 'string') return `fp32 matmul (tensor-core kernel ${tile.name} did not compile: ${r})`;
-    kerns.set(tile, r);
+  if (!devices.has(backend.device)) return `fp32 matmul (tensor-core kernel did not compile: ${why})`;
+  for (const tile of MATMUL_TILES) {
+    const err = await compileMatmulTile(backend, tile);
+    if (err) {
+      devices.delete(backend.device);
+      return `fp32 matmul (tensor-core kernel ${tile.name}: ${err})`;
+    }
   }
-  kernels.set(backend.device, kerns);
   overrideBatchMatMul();
   let worst = 0;
   for (const tile of MATMUL_TILES) {
@@ -470,13 +560,39 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
     worst = Math.max(worst, err);
   }
   if (!(worst <= 1)) {
-    kernels.delete(backend.device);
+    devices.delete(backend.device);
     return `fp32 matmul (tensor-core kernel failed its self-test: error ${worst.toFixed(2)} x the fp16 bound)`;
   }
   ready.add(backend.device);
   return precision === 'f16'
     ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation; CAUSALFUSION_MATMUL=f32 for fp32)'
     : 'fp32 matmul (CAUSALFUSION_MATMUL=f32; tensor cores available)';
+}
+
+/** The first validation error compiling `kerns` on this device, or null. */
+async function compileErrors(backend: WebGPUBackendLike, kerns: WgslKernel[]): Promise<string | null> {
+  const device = backend.device as unknown as ErrorScopes;
+  device.pushErrorScope('validation');
+  for (const k of kerns) k.compile(backend);
+  const err = await device.popErrorScope();
+  return err ? err.message.split('\n')[0] : null;
+}
+
+/**
+ * Compiles a block shape's kernels (all four transposes) on a device whose tensor-core kernel is installed:
+ * null when they compiled, else why not (too much workgroup memory for the adapter, or the compiler's error).
+ * The matmul bench uses it for shapes outside `MATMUL_TILES`.
+ */
+export async function compileMatmulTile(backend: WebGPUBackendLike, tile: MatmulTile): Promise<string | null> {
+  if (!devices.has(backend.device)) return 'no tensor-core matmul on this device';
+  const limit = (backend.device as unknown as { limits: Record<string, number> }).limits.maxComputeWorkgroupStorageSize;
+  const transposes = [false, true].flatMap((tA) => [false, true].map((tB) => [tA, tB] as const));
+  const bytes = Math.max(...transposes.map(([tA, tB]) => matmulTileBytes(tile, tA, tB)));
+  if (bytes > limit) return `needs ${bytes} bytes of workgroup memory, the adapter allows ${limit}`;
+  return compileErrors(
+    backend,
+    transposes.map(([tA, tB]) => kernelFor(backend, tile, tA, tB)!),
+  );
 }
 
 /**
