@@ -37,17 +37,21 @@ export interface AdapterLike {
 
 /**
  * The device descriptor for `adapter`: the largest buffers, workgroup memory and storage bindings it allows (the
- * kernels size their tiles and batches to them), timestamps where offered, and the tensor-core features when it
- * has all of them (`tensorCores`, empty otherwise).
+ * kernels size their tiles and batches to them), timestamps and fp16 where offered, and the tensor-core
+ * features when it has all of them (`tensorCores`, empty otherwise).
  */
 export function deviceRequest(adapter: AdapterLike): { descriptor: object; tensorCores: string[] } {
   const info = adapter.info ?? {};
   const l = adapter.limits;
   const tensorCores = tensorCoreFeatures(adapter.features, [info.subgroupMinSize, info.subgroupMaxSize]);
   const descriptor = {
+    // shader-f16 wherever offered: the tensor-core kernels' tests emulate them on adapters without subgroup
+    // matrices (lavapipe) with the same fp16 staging
     requiredFeatures: [
-      ...['timestamp-query', 'bgra8unorm-storage'].filter((f) => adapter.features.has(f)),
-      ...tensorCores,
+      ...new Set([
+        ...['timestamp-query', 'bgra8unorm-storage', 'shader-f16'].filter((f) => adapter.features.has(f)),
+        ...tensorCores,
+      ]),
     ],
     requiredLimits: {
       maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,

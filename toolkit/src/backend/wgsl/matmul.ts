@@ -83,7 +83,7 @@ export function lossScaleFor(elements: number): number {
 }
 
 /** WGSL of a subgroup-matrix load/store in the syntax this Dawn accepts (the majorness moved into the template). */
-export interface MatrixSyntax {
+interface MatrixSyntax {
   load(type: string, ptr: string, offset: string, stride: string, colMajor: boolean): string;
   store(ptr: string, offset: string, value: string, stride: string): string;
 }
@@ -121,7 +121,7 @@ export interface MatmulTile {
 /** A block shape with its name derived from its fields (`128x128/4x4 k32 nat dbl`). */
 export function matmulTile(t: Omit<MatmulTile, 'name'>): MatmulTile {
   const name = `${16 * t.tm * t.sgM}x${16 * t.tn * t.sgN}/${t.tm}x${t.tn} k${t.bk}${t.natural ? ' nat' : ''}${t.double ? ' dbl' : ''}${t.half ? ' f16in' : ''}`;
-  return { name, ...t };
+  return { ...t, name };
 }
 
 /** The block shapes compiled on a tensor-core device, largest first (`tileFor` picks one per product). */
@@ -187,12 +187,12 @@ function staging(t: MatmulTile, tA: boolean, tB: boolean) {
 }
 
 /** Workgroup memory a tile needs for these transposes, bytes (the adapter's limit decides which shapes exist). */
-export function matmulTileBytes(t: MatmulTile, tA: boolean, tB: boolean): number {
+function matmulTileBytes(t: MatmulTile, tA: boolean, tB: boolean): number {
   return staging(t, tA, tB).bytes;
 }
 
-/** The WGSL of block shape `t` for these transposes, in syntax `x` (exported for the generator's test). */
-export function matmulWgsl(t: MatmulTile, tA: boolean, tB: boolean, x: MatrixSyntax = SYNTAXES[0]): string {
+/** The WGSL of block shape `t` for these transposes, in syntax `x`. */
+function matmulWgsl(t: MatmulTile, tA: boolean, tB: boolean, x: MatrixSyntax = SYNTAXES[0]): string {
   const left = 'subgroup_matrix_left<f16, 16, 16>';
   const right = 'subgroup_matrix_right<f16, 16, 16>';
   const [BM, BN, BK, THREADS] = [blockRows(t), blockCols(t), t.bk, threads(t)];
@@ -211,8 +211,8 @@ export function matmulWgsl(t: MatmulTile, tA: boolean, tB: boolean, x: MatrixSyn
     ? `vec2<u32>((q % ${BK / 4}u) * 4u, q / ${BK / 4}u)`
     : `vec2<u32>(q / ${BN / 4}u, (q % ${BN / 4}u) * 4u)`;
   // staged index of A's (m, k) and B's (k, n), with the float4's i-th element added along its axis
-  const aAt = (m: string, k: string) => (s.aKM ? `${k} * ${s.SA}u + ${m}` : `${m} * ${s.SA}u + ${k}`);
-  const bAt = (k: string, n: string) => (s.bNK ? `${n} * ${s.SB}u + ${k}` : `${k} * ${s.SB}u + ${n}`);
+  const aAt = (m: string, k: string) => (s.aKM ? `(${k}) * ${s.SA}u + ${m}` : `(${m}) * ${s.SA}u + ${k}`);
+  const bAt = (k: string, n: string) => (s.bNK ? `(${n}) * ${s.SB}u + ${k}` : `(${k}) * ${s.SB}u + ${n}`);
   const aElem = tA ? aAt('sa.x + i', 'sa.y') : aAt('sa.x', 'sa.y + i');
   const bElem = tB ? bAt('sb.x + i', 'sb.y') : bAt('sb.x', 'sb.y + i');
   const V = `vec4<${t.half ? 'f16' : 'f32'}>`; // an operand's float4 in memory and in registers
@@ -367,8 +367,14 @@ interface BatchMatMulAttrs {
   transposeB: boolean;
 }
 
-/** Per device: the syntax its Dawn accepts, and the kernels compiled so far by block shape and transposes. */
-const devices = new WeakMap<object, { syntax: MatrixSyntax; kernels: Map<string, WgslKernel> }>();
+/**
+ * Per device: the syntax its Dawn accepts, the kernels compiled so far by block shape and transposes, and (tests
+ * only, `emulateTensorCoreMatmul`) a rewrite of their WGSL.
+ */
+const devices = new WeakMap<
+  object,
+  { syntax: MatrixSyntax; kernels: Map<string, WgslKernel>; rewrite?: (wgsl: string) => string }
+>();
 const grid = (t: MatmulTile, M: number, N: number, z: number): [number, number, number] => [
   Math.ceil(N / blockCols(t)),
   Math.ceil(M / blockRows(t)),
@@ -382,7 +388,10 @@ function kernelFor(backend: WebGPUBackendLike, tile: MatmulTile, tA: boolean, tB
   if (!d) return null;
   const key = `${tile.name} ${+tA}${+tB}`;
   let kern = d.kernels.get(key);
-  if (!kern) d.kernels.set(key, (kern = new WgslKernel(`tensorCoreMatmul ${key}`, matmulWgsl(tile, tA, tB, d.syntax))));
+  if (!kern) {
+    const wgsl = matmulWgsl(tile, tA, tB, d.syntax);
+    d.kernels.set(key, (kern = new WgslKernel(`tensorCoreMatmul ${key}`, d.rewrite ? d.rewrite(wgsl) : wgsl)));
+  }
   return kern;
 }
 
@@ -567,6 +576,21 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
   return precision === 'f16'
     ? 'matmul on tensor cores (fp16 inputs, fp32 accumulation; CAUSALFUSION_MATMUL=f32 for fp32)'
     : 'fp32 matmul (CAUSALFUSION_MATMUL=f32; tensor cores available)';
+}
+
+/**
+ * Tests only: installs the tensor-core path on a device without subgroup matrices, each kernel's WGSL rewritten
+ * by `rewrite` (scalar stand-ins for the matrix builtins), so that the kernels' staging, edges, transposes and
+ * split K run where CI runs. Returns the function that removes it again.
+ */
+export function emulateTensorCoreMatmul(backend: WebGPUBackendLike, rewrite: (wgsl: string) => string): () => void {
+  devices.set(backend.device, { syntax: SYNTAXES[0], kernels: new Map(), rewrite });
+  overrideBatchMatMul();
+  ready.add(backend.device);
+  return () => {
+    devices.delete(backend.device);
+    ready.delete(backend.device);
+  };
 }
 
 /** The first validation error compiling `kerns` on this device, or null. */
