@@ -207,7 +207,7 @@ export async function benchGpuMatmul(python: string | null, repeats = 10): Promi
     for (const tile of MATMUL_TILES) {
       perTile[tile.name] = tflops(p, await withMatmulTile(tile, () => gpuMs(a, b, p, repeats)));
     }
-    const picked: MatmulTile = tileFor(p.M, p.N, 1);
+    const picked: MatmulTile = tileFor(p.M, p.N, p.K, 1);
     const fp32 = tflops(p, await withMatmulPrecision('f32', () => gpuMs(a, b, p, repeats)));
     tf.dispose([a, b]);
     const torchBf16 = twin ? tflops(p, twin[i].bf16) : NaN;

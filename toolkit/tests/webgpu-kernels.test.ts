@@ -142,13 +142,13 @@ test('tensor-core kernels, emulated: each staging within 2^-10 (|A||B|) on ragge
   await useBackend('webgpu');
   const gpu = tf.backend() as unknown as WebGPUBackendLike;
   if (tensorCoresAvailable()) return; // a real tensor-core device runs the real kernels in the tests above
-  // the smallest block shape (the emulated kernels take ~10 s each to compile on lavapipe), as shipped and in
-  // the other stagings: natural order, double-buffered, fp16 operands; natural with K stages of 64
+  // the smallest block shape (the emulated kernels take ~10 s each to compile on lavapipe), as shipped (natural
+  // order, K stages of 64) and in the other stagings: double-buffered with fp16 operands; stored order
   const small = MATMUL_TILES[MATMUL_TILES.length - 1];
   const variants = [
     small,
-    matmulTile({ ...small, natural: true, double: true, half: true }),
-    matmulTile({ ...small, bk: 64, natural: true }),
+    matmulTile({ ...small, bk: 32, double: true, half: true }),
+    matmulTile({ ...small, bk: 32, natural: false }),
   ];
   // each at least 2^20 multiply-adds (smaller products stay on tfjs)
   const cases: [number, number, number, boolean, boolean, number][] = [
@@ -169,13 +169,14 @@ test('tensor-core kernels, emulated: each staging within 2^-10 (|A||B|) on ragge
   assert.equal(tensorCoresAvailable(), false);
 });
 
-test('tensor-core block shapes: the largest block that still gives the GPU enough workgroups', () => {
+test('tensor-core block shapes: the largest block that, with the K splits it may use, still fills the GPU', () => {
   const smallest = MATMUL_TILES[MATMUL_TILES.length - 1];
-  assert.equal(tileFor(16384, 3072, 1), MATMUL_TILES[0]); // W768 B32 fc1: thousands of 128 x 128 blocks
-  assert.equal(tileFor(2048, 1536, 1), MATMUL_TILES[2]); // 192 large blocks would leave SMs idle
-  assert.equal(tileFor(4096, 384, 1), smallest);
-  assert.equal(tileFor(64, 64, 1), smallest); // never enough: the smallest
-  assert.equal(tileFor(128, 128, 300), MATMUL_TILES[0]); // a batch counts
+  assert.equal(tileFor(28864, 3072, 768, 1), MATMUL_TILES[0]); // W768 B64 fc1: thousands of the largest blocks
+  assert.equal(tileFor(3072, 768, 28864, 1), MATMUL_TILES[0]); // its weight gradient: 72 blocks, K split
+  assert.equal(tileFor(2048, 1536, 384, 1), MATMUL_TILES[2]); // 96 or 192 larger blocks would leave SMs idle
+  assert.equal(tileFor(128, 128, 64, 4), smallest); // never enough (a batch is not split): the smallest
+  assert.equal(tileFor(128, 128, 64, 300), MATMUL_TILES[0]); // a batch counts
+  assert.equal(tileFor(28864, 3072, 768, 1, [smallest]), smallest); // a device where only the smallest fits
 });
 
 test('tensor-core matmul: 6 training steps follow the fp32 matmul (loss within 1 %, loss scale on)', async (t) => {

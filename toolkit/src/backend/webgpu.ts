@@ -228,6 +228,10 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
       return backend;
     });
     if (!(await tf.setBackend('webgpu'))) return { ok: false, why: `webgpu backend did not initialise on ${name}` };
+    // tfjs submits its commands every 15 programs; on the H100's host a submit costs ~1 ms (a third of a W384
+    // step's host time): $CAUSALFUSION_SUBMIT_BATCH submits less often
+    const submitBatch = Number(process.env.CAUSALFUSION_SUBMIT_BATCH);
+    if (submitBatch > 0) tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
     const matmul = tensorCores.length
       ? await installTensorCoreMatmul(tf.backend() as unknown as WebGPUBackendLike)
       : 'fp32 matmul';

@@ -124,12 +124,19 @@ export function matmulTile(t: Omit<MatmulTile, 'name'>): MatmulTile {
   return { ...t, name };
 }
 
-/** The block shapes compiled on a tensor-core device, largest first (`tileFor` picks one per product). */
+/**
+ * The block shapes compiled on a tensor-core device, largest first (`tileFor` picks one per product), chosen
+ * by the H100 sweep (`BENCH_MATMUL_SWEEP`, 2026-12-07): transposed operands staged in their stored order,
+ * 128x256 with 4x4 tiles per subgroup for products that fill the GPU (70-93 TFLOP/s on every large product of a
+ * step, where 128x128 with 4x4 tiles fell to 6-26 on the fc2 forward and the weight gradients), then the
+ * shapes of 2x2 and 2x4 tiles with K stages of 64. Double buffering (registers) and fp16 operands cast first
+ * measured slower.
+ */
 export const MATMUL_TILES: readonly MatmulTile[] = [
-  matmulTile({ sgM: 2, sgN: 2, tm: 4, tn: 4, bk: 32, natural: false, double: false, half: false }),
-  matmulTile({ sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 32, natural: false, double: false, half: false }),
-  matmulTile({ sgM: 2, sgN: 2, tm: 2, tn: 4, bk: 32, natural: false, double: false, half: false }),
-  matmulTile({ sgM: 2, sgN: 2, tm: 2, tn: 2, bk: 32, natural: false, double: false, half: false }),
+  matmulTile({ sgM: 2, sgN: 4, tm: 4, tn: 4, bk: 32, natural: true, double: false, half: false }),
+  matmulTile({ sgM: 4, sgN: 2, tm: 2, tn: 4, bk: 64, natural: true, double: false, half: false }),
+  matmulTile({ sgM: 2, sgN: 2, tm: 2, tn: 4, bk: 64, natural: true, double: false, half: false }),
+  matmulTile({ sgM: 2, sgN: 2, tm: 2, tn: 2, bk: 64, natural: true, double: false, half: false }),
 ];
 
 const blockRows = (t: MatmulTile) => 16 * t.tm * t.sgM;
@@ -141,14 +148,24 @@ const blockCount = (t: MatmulTile, M: number, N: number, batch: number) =>
 
 let forcedTile: MatmulTile | null = null;
 
+/** How many ways K may be split across workgroups (weight gradients: batch 1, K = tokens; 256 deep at least). */
+const maxSplits = (K: number, batch: number) => (batch > 1 ? 1 : Math.max(1, Math.floor(K / 256)));
+
 /**
- * The block shape for an M x N product over `batch`: the largest that still gives FILL_WORKGROUPS, else the
- * one giving the most. (`withMatmulTile` forces one, for the bench that measures them.)
+ * The block shape for an M x N x K product over `batch`, among `tiles` (largest first): the largest whose blocks,
+ * times the K splits it may use, still give FILL_WORKGROUPS; else the smallest. (`withMatmulTile` forces one,
+ * for the bench that measures them.)
  */
-export function tileFor(M: number, N: number, batch: number): MatmulTile {
+export function tileFor(
+  M: number,
+  N: number,
+  K: number,
+  batch: number,
+  tiles: readonly MatmulTile[] = MATMUL_TILES,
+): MatmulTile {
   if (forcedTile) return forcedTile;
-  const fits = MATMUL_TILES.find((t) => blockCount(t, M, N, batch) >= FILL_WORKGROUPS);
-  return fits ?? MATMUL_TILES[MATMUL_TILES.length - 1];
+  const fits = tiles.find((t) => blockCount(t, M, N, batch) * maxSplits(K, batch) >= FILL_WORKGROUPS);
+  return fits ?? tiles[tiles.length - 1];
 }
 
 /** `f()` with every tensor-core product on block shape `tile` (the matmul bench's per-shape sweep). */
@@ -164,8 +181,7 @@ export function withMatmulTile<T>(tile: MatmulTile, f: () => T): T {
 /** Split K across workgroups when the output has too few blocks to fill the GPU (weight gradients: K = tokens). */
 function splitsFor(t: MatmulTile, M: number, N: number, K: number, batch: number): number {
   const blocks = blockCount(t, M, N, batch);
-  if (batch > 1 || blocks >= FILL_WORKGROUPS) return 1;
-  return Math.max(1, Math.min(Math.ceil(FILL_WORKGROUPS / blocks), Math.floor(K / 256)));
+  return blocks >= FILL_WORKGROUPS ? 1 : Math.min(Math.ceil(FILL_WORKGROUPS / blocks), maxSplits(K, batch));
 }
 
 /**
@@ -373,7 +389,13 @@ interface BatchMatMulAttrs {
  */
 const devices = new WeakMap<
   object,
-  { syntax: MatrixSyntax; kernels: Map<string, WgslKernel>; rewrite?: (wgsl: string) => string }
+  {
+    syntax: MatrixSyntax;
+    /** `MATMUL_TILES` that fit the device's workgroup memory. */
+    tiles: MatmulTile[];
+    kernels: Map<string, WgslKernel>;
+    rewrite?: (wgsl: string) => string;
+  }
 >();
 const grid = (t: MatmulTile, M: number, N: number, z: number): [number, number, number] => [
   Math.ceil(N / blockCols(t)),
@@ -468,7 +490,7 @@ function tensorCoreBatchMatMul(
   if ((tA ? M : K) % 4 !== 0 || (tB ? K : N) % 4 !== 0) return null;
   const batchShape = (ba >= bb ? a.shape : b.shape).slice(0, -2);
   const c = emptyTensor(backend, [...batchShape, M, N]);
-  const tile = tileFor(M, N, batch);
+  const tile = tileFor(M, N, K, batch, devices.get(backend.device)!.tiles);
   const splits = splitsFor(tile, M, N, K, batch);
   const out = splits > 1 ? emptyTensor(backend, [splits * M * N]) : c;
   const strides = [ba > 1 ? M * K : 0, bb > 1 ? K * N : 0];
@@ -502,7 +524,7 @@ export function tensorCoreLinearInto(
 ): boolean {
   const [N, K] = w.shape;
   if (!tensorCoreMatmul() || M < 16 || N < 16 || K < 16 || M * N * K < 1 << 20 || K % 4 !== 0) return false;
-  const tile = tileFor(M, N, 1);
+  const tile = tileFor(M, N, K, 1, devices.get(backend.device)!.tiles);
   dispatchProduct(backend, kernelFor(backend, tile, false, true)!, tile, [x, w, c], [M, N, K], [0, 0], 1, 1);
   return true;
 }
@@ -549,12 +571,17 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
     const probe = new WgslKernel('tensorCoreMatmul probe', matmulWgsl(MATMUL_TILES[0], false, false, syntax));
     why = (await compileErrors(backend, [probe])) ?? '';
     if (!why) {
-      devices.set(backend.device, { syntax, kernels: new Map() });
+      devices.set(backend.device, { syntax, tiles: fitting(backend), kernels: new Map() });
       break;
     }
   }
   if (!devices.has(backend.device)) return `fp32 matmul (tensor-core kernel did not compile: ${why})`;
-  for (const tile of MATMUL_TILES) {
+  const tiles = devices.get(backend.device)!.tiles;
+  if (!tiles.length) {
+    devices.delete(backend.device);
+    return `fp32 matmul (no tensor-core block shape fits ${workgroupLimit(backend)} bytes of workgroup memory)`;
+  }
+  for (const tile of tiles) {
     const err = await compileMatmulTile(backend, tile);
     if (err) {
       devices.delete(backend.device);
@@ -563,7 +590,7 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
   }
   overrideBatchMatMul();
   let worst = 0;
-  for (const tile of MATMUL_TILES) {
+  for (const tile of tiles) {
     // the self-test must reach the kernel even when the user chose fp32
     const err = await withMatmulPrecision('f16', () => withMatmulTile(tile, selfTest)).catch(() => NaN);
     worst = Math.max(worst, err);
@@ -584,7 +611,7 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
  * split K run where CI runs. Returns the function that removes it again.
  */
 export function emulateTensorCoreMatmul(backend: WebGPUBackendLike, rewrite: (wgsl: string) => string): () => void {
-  devices.set(backend.device, { syntax: SYNTAXES[0], kernels: new Map(), rewrite });
+  devices.set(backend.device, { syntax: SYNTAXES[0], tiles: fitting(backend), kernels: new Map(), rewrite });
   overrideBatchMatMul();
   ready.add(backend.device);
   return () => {
@@ -592,6 +619,15 @@ export function emulateTensorCoreMatmul(backend: WebGPUBackendLike, rewrite: (wg
     ready.delete(backend.device);
   };
 }
+
+const TRANSPOSES = [false, true].flatMap((tA) => [false, true].map((tB) => [tA, tB] as const));
+
+/** The workgroup memory a block shape needs for its most demanding transposes, bytes. */
+const tileBytes = (t: MatmulTile) => Math.max(...TRANSPOSES.map(([tA, tB]) => matmulTileBytes(t, tA, tB)));
+const workgroupLimit = (backend: WebGPUBackendLike) =>
+  (backend.device as unknown as { limits: Record<string, number> }).limits.maxComputeWorkgroupStorageSize;
+/** `MATMUL_TILES` that fit this device's workgroup memory (all on NVIDIA's 48 KiB). */
+const fitting = (backend: WebGPUBackendLike) => MATMUL_TILES.filter((t) => tileBytes(t) <= workgroupLimit(backend));
 
 /** The first validation error compiling `kerns` on this device, or null. */
 async function compileErrors(backend: WebGPUBackendLike, kerns: WgslKernel[]): Promise<string | null> {
@@ -609,13 +645,11 @@ async function compileErrors(backend: WebGPUBackendLike, kerns: WgslKernel[]): P
  */
 export async function compileMatmulTile(backend: WebGPUBackendLike, tile: MatmulTile): Promise<string | null> {
   if (!devices.has(backend.device)) return 'no tensor-core matmul on this device';
-  const limit = (backend.device as unknown as { limits: Record<string, number> }).limits.maxComputeWorkgroupStorageSize;
-  const transposes = [false, true].flatMap((tA) => [false, true].map((tB) => [tA, tB] as const));
-  const bytes = Math.max(...transposes.map(([tA, tB]) => matmulTileBytes(tile, tA, tB)));
+  const [bytes, limit] = [tileBytes(tile), workgroupLimit(backend)];
   if (bytes > limit) return `needs ${bytes} bytes of workgroup memory, the adapter allows ${limit}`;
   return compileErrors(
     backend,
-    transposes.map(([tA, tB]) => kernelFor(backend, tile, tA, tB)!),
+    TRANSPOSES.map(([tA, tB]) => kernelFor(backend, tile, tA, tB)!),
   );
 }
 
