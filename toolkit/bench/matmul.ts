@@ -91,9 +91,10 @@ async function gpuMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): P
 }
 
 /**
- * Milliseconds of one product by the wall clock: `repeats` products back to back and one read-back of a single
- * element, less the same with one product (the launch and read-back), over `repeats` (median of 3). Unlike
- * the timestamps, it includes the gaps between dispatches and cannot be fooled by where a pass begins.
+ * Milliseconds of one product by the wall clock: the median of 3 runs of `repeats` products back to back and
+ * one read-back of a single element, less the fastest run of one product (the launch and read-back), over
+ * `repeats`; NaN when the noise exceeds the products. Unlike the timestamps, it includes the gaps between
+ * dispatches and cannot be fooled by where a pass begins.
  */
 async function wallMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): Promise<number> {
   const run = async (n: number) => {
@@ -107,9 +108,13 @@ async function wallMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): 
     return ms;
   };
   await run(1); // compiles / warms up
-  const ms: number[] = [];
-  for (let r = 0; r < 3; r++) ms.push(((await run(repeats + 1)) - (await run(1))) / repeats);
-  return median(ms);
+  const [many, one]: number[][] = [[], []];
+  for (let r = 0; r < 3; r++) {
+    many.push(await run(repeats + 1));
+    one.push(await run(1));
+  }
+  const ms = (median(many) - Math.min(...one)) / repeats;
+  return ms > 0 ? ms : NaN;
 }
 
 /**
