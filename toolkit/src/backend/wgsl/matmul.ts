@@ -5,13 +5,13 @@
  * fp16 subgroup matrices with 32-wide subgroups (NVIDIA) and the kernel passes its self-test;
  * `setMatmulPrecision('f32')` / $CAUSALFUSION_MATMUL=f32 keep tfjs's fp32 kernel, the path everywhere else.
  *
- * A workgroup of subgroups computes a block of C (`MATMUL_TILES`: 128x256 down to 64x64, each subgroup a few
- * 16x16 result tiles) over K in stages of 32 or 64; each product takes the largest block whose blocks, with the
- * K splits it may use, still fill the GPU (`tileFor`); where the blocks alone do not (weight gradients, where
- * K is the token count), K is split across workgroups and a second kernel sums the partials. One kernel per
- * block shape and transpose, compiled on first use. Ragged edges are zero-padded when staged and written
- * through a per-subgroup staging tile, so any M, N, K work; transposed operands are read in their stored order
- * (coalesced) and, in the shipped shapes, staged so too and loaded column-major. Small products stay on tfjs.
+ * A workgroup of subgroups computes a block of C (`MATMUL_TILES`: 128x256 down to 64x64, each subgroup a few 16x16
+ * result tiles) over K in stages of 32 or 64; each product takes the largest block whose blocks, with the K splits
+ * it may use, still fill the GPU (`tileFor`); where the blocks alone do not (weight gradients, where K is the
+ * token count), K is split across workgroups and a second kernel sums the partials. One kernel per block shape and
+ * transpose, compiled and self-tested at install. Ragged edges are zero-padded when staged and written through a
+ * per-subgroup staging tile, so any M, N, K work; transposed operands are read in their stored order (coalesced)
+ * and, in the shipped shapes, staged so too and loaded column-major. Small products stay on tfjs.
  *
  * Precision: each product of fp16-rounded inputs is within 2^-10 |a||b| of the exact one (two roundings of
  * 2^-11 each), and fp32 accumulation adds far less, so |C16 - C| <= 2^-10 (|A||B|) elementwise (tested).
