@@ -152,7 +152,7 @@ async function sweep(all: Product[], repeats: number): Promise<Record<string, un
   for (const t of sweepTiles()) {
     const err =
       (await compileMatmulTile(backend, t)) ??
-      (await withMatmulPrecision('f16', () => withMatmulTile(t, selfTest))
+      (await selfTest(t)
         .then((e) => (e <= 1 ? null : `self-test error ${e.toFixed(2)} x the fp16 bound`))
         .catch((e: Error) => e.message));
     if (err) console.log(`sweep: ${t.name} left out: ${err}`);

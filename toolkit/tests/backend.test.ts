@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, nativeGemmActive, parseBackendName, setNativeGemm } from '../src/backend';
+import { SUBMIT_BATCH_FLAG, submitBatchSize } from '../src/backend/adapter';
 import { neededKeyTiles, ROWS_PER_GROUP, withBlockBounds } from '../src/backend/wgsl/attention';
 import { getAttnRanges, splitIntegerExpDecay } from '../src/factorization';
 import { Rng } from '../src/rng';
@@ -14,6 +15,17 @@ test('backend names are validated; an unknown one is a clear error', async () =>
     initBackend({ backend: 'tensorflow', quiet: true }),
     /backend tensorflow is not available: .*tfjs-node/,
   );
+});
+
+test("CAUSALFUSION_SUBMIT_BATCH: unset keeps tfjs-webgpu's default, a whole number >= 1 is taken, anything else is a named error", async () => {
+  assert.equal(submitBatchSize(undefined), null);
+  assert.equal(submitBatchSize(''), null);
+  assert.equal(submitBatchSize('64'), 64);
+  for (const bad of ['0', '-3', '2.5', 'many'])
+    assert.throws(() => submitBatchSize(bad), new RegExp(`CAUSALFUSION_SUBMIT_BATCH must be .* got "${bad}"`));
+  // the flag it sets is one tfjs-webgpu reads (a renamed flag would leave the variable without effect)
+  await useBackend('webgpu');
+  assert.equal(typeof tf.env().getNumber(SUBMIT_BATCH_FLAG), 'number');
 });
 
 test('auto picks the fastest available backend and reports why the others were skipped', async () => {

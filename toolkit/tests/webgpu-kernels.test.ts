@@ -19,7 +19,6 @@ import {
   tensorCoresAvailable,
   tileFor,
   withMatmulPrecision,
-  withMatmulTile,
 } from '../src/backend/wgsl/matmul';
 import { CausalDiffusionModel } from '../src/model/causalfusion';
 import { makeConfig } from '../src/model/config';
@@ -79,7 +78,7 @@ test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model sh
     [132, 132, 64, false, true, 6], // batched q·kᵀ
   ];
   for (const tile of MATMUL_TILES) {
-    const worst = await withMatmulPrecision('f16', () => withMatmulTile(tile, () => selfTest(cases)));
+    const worst = await selfTest(tile, cases);
     assert.ok(worst <= 1, `${tile.name}: error is ${worst} x the fp16 bound`);
   }
 });
@@ -156,7 +155,7 @@ test('tensor-core kernels, emulated: each staging within 2^-10 (|A||B|) on ragge
   const restore = emulateTensorCoreMatmul(gpu, emulateMatrices);
   try {
     for (const v of variants) {
-      const worst = await withMatmulPrecision('f16', () => withMatmulTile(v, () => selfTest(cases)));
+      const worst = await selfTest(v, cases);
       assert.ok(worst <= 1, `${v.name}: error is ${worst} x the fp16 bound`);
     }
   } finally {

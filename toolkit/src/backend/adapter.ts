@@ -65,3 +65,18 @@ export function deviceRequest(adapter: AdapterLike): { descriptor: object; tenso
   };
   return { descriptor, tensorCores };
 }
+
+/** tfjs-webgpu's flag: how many programs it records before it submits them to the queue (default 15). */
+export const SUBMIT_BATCH_FLAG = 'WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE';
+
+/**
+ * `$CAUSALFUSION_SUBMIT_BATCH` read as programs per queue submit: null when unset (tfjs's default), else a whole
+ * number >= 1; anything else is an error that names the variable.
+ */
+export function submitBatchSize(value: string | undefined): number | null {
+  if (value === undefined || value === '') return null;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`CAUSALFUSION_SUBMIT_BATCH must be a whole number >= 1 (programs per submit), got "${value}"`);
+  return n;
+}

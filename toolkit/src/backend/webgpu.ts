@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { bucketBufferPool, trimBufferPool } from './webgpu-pool';
 import type { GpuBuffer, WebGPUBackendLike } from './webgpu-types';
-import { AdapterLike, deviceRequest, isSoftwareAdapter } from './adapter';
+import { AdapterLike, deviceRequest, isSoftwareAdapter, SUBMIT_BATCH_FLAG, submitBatchSize } from './adapter';
 import { installTensorCoreMatmul } from './wgsl/matmul';
 
 interface DawnAdapter extends AdapterLike {
@@ -230,8 +230,8 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     if (!(await tf.setBackend('webgpu'))) return { ok: false, why: `webgpu backend did not initialise on ${name}` };
     // tfjs submits its commands every 15 programs; on the H100's host a submit costs ~1 ms (a third of a W384
     // step's host time): $CAUSALFUSION_SUBMIT_BATCH submits less often
-    const submitBatch = Number(process.env.CAUSALFUSION_SUBMIT_BATCH);
-    if (submitBatch > 0) tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
+    const submitBatch = submitBatchSize(process.env.CAUSALFUSION_SUBMIT_BATCH);
+    if (submitBatch) tf.env().set(SUBMIT_BATCH_FLAG, submitBatch);
     const matmul = tensorCores.length
       ? await installTensorCoreMatmul(tf.backend() as unknown as WebGPUBackendLike)
       : 'fp32 matmul';

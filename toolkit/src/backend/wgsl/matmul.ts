@@ -203,13 +203,8 @@ function staging(t: MatmulTile, tA: boolean, tB: boolean) {
   return { aKM, bNK, SA, SB, aSize, bSize, buffers, bytes };
 }
 
-/** Workgroup memory a tile needs for these transposes, bytes (the adapter's limit decides which shapes exist). */
-function matmulTileBytes(t: MatmulTile, tA: boolean, tB: boolean): number {
-  return staging(t, tA, tB).bytes;
-}
-
 /** The WGSL of block shape `t` for these transposes, in syntax `x`. */
-function matmulWgsl(t: MatmulTile, tA: boolean, tB: boolean, x: MatrixSyntax = SYNTAXES[0]): string {
+function matmulWgsl(t: MatmulTile, tA: boolean, tB: boolean, x: MatrixSyntax): string {
   const left = 'subgroup_matrix_left<f16, 16, 16>';
   const right = 'subgroup_matrix_right<f16, 16, 16>';
   const [BM, BN, BK, THREADS] = [blockRows(t), blockCols(t), t.bk, threads(t)];
@@ -592,8 +587,7 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
   overrideBatchMatMul();
   let worst = 0;
   for (const tile of tiles) {
-    // the self-test must reach the kernel even when the user chose fp32
-    const err = await withMatmulPrecision('f16', () => withMatmulTile(tile, selfTest)).catch(() => NaN);
+    const err = await selfTest(tile).catch(() => NaN);
     worst = Math.max(worst, err);
   }
   if (!(worst <= 1)) {
@@ -624,7 +618,7 @@ export function emulateTensorCoreMatmul(backend: WebGPUBackendLike, rewrite: (wg
 const TRANSPOSES = [false, true].flatMap((tA) => [false, true].map((tB) => [tA, tB] as const));
 
 /** The workgroup memory a block shape needs for its most demanding transposes, bytes. */
-const tileBytes = (t: MatmulTile) => Math.max(...TRANSPOSES.map(([tA, tB]) => matmulTileBytes(t, tA, tB)));
+const tileBytes = (t: MatmulTile) => Math.max(...TRANSPOSES.map(([tA, tB]) => staging(t, tA, tB).bytes));
 const workgroupLimit = (backend: WebGPUBackendLike) =>
   (backend.device as unknown as { limits: Record<string, number> }).limits.maxComputeWorkgroupStorageSize;
 /** `MATMUL_TILES` that fit this device's workgroup memory (all on NVIDIA's 48 KiB). */
@@ -655,12 +649,17 @@ export async function compileMatmulTile(backend: WebGPUBackendLike, tile: Matmul
 }
 
 /**
- * Largest |C16 - C| / (2^-10 (|A||B|) + 1e-30) over a few awkward shapes (<= 1 passes); throws if a product
- * did not run on the kernel.
+ * Largest |C16 - C| / (2^-10 (|A||B|) + 1e-30) of block shape `tile` on tensor cores (whatever precision the
+ * user chose) over a few awkward shapes (<= 1 passes); throws if a product did not run on the kernel.
  */
-export async function selfTest(
+export function selfTest(
+  tile: MatmulTile,
   cases: [number, number, number, boolean, boolean, number][] = SELF_TEST,
 ): Promise<number> {
+  return withMatmulPrecision('f16', () => withMatmulTile(tile, () => worstErrorRatio(cases)));
+}
+
+async function worstErrorRatio(cases: [number, number, number, boolean, boolean, number][]): Promise<number> {
   let worst = 0;
   for (const [M, N, K, tA, tB, batch] of cases) {
     const rand = (n: number, seed: number) =>

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GpuBuffer, WebGPUBackendLike } from '../webgpu-types';
 import { toBase64 } from '../../util/bytes';
 import { peakAllocatedBytes } from '../webgpu-pool';
+import { SUBMIT_BATCH_FLAG } from '../adapter';
 
 /** The most device memory the active webgpu backend's buffer pool held at once, MiB (null on other backends). */
 export function webgpuPeakMb(): number | null {
@@ -141,7 +142,7 @@ export class WgslKernel {
   }
 }
 
-const submitBatch = () => tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number;
+const submitBatch = () => tf.env().getNumber(SUBMIT_BATCH_FLAG);
 
 /**
  * Encodes one dispatch into tfjs-webgpu's command stream; under tf.time / tf.profile in a timed pass of its own
