@@ -66,9 +66,6 @@ export function deviceRequest(adapter: AdapterLike): { descriptor: object; tenso
   return { descriptor, tensorCores };
 }
 
-/** tfjs-webgpu's flag: how many programs it records before it submits them to the queue (default 15). */
-export const SUBMIT_BATCH_FLAG = 'WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE';
-
 /**
  * `$CAUSALFUSION_SUBMIT_BATCH` read as programs per queue submit: null when unset (tfjs's default), else a whole
  * number >= 1; anything else is an error that names the variable.

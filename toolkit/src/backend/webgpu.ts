@@ -12,8 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Attempt, errMsg, tryRequire } from './attempt';
 import { bucketBufferPool, trimBufferPool } from './webgpu-pool';
 import type { GpuBuffer, WebGPUBackendLike } from './webgpu-types';
-import { AdapterLike, deviceRequest, isSoftwareAdapter, SUBMIT_BATCH_FLAG, submitBatchSize } from './adapter';
+import { AdapterLike, deviceRequest, isSoftwareAdapter, submitBatchSize } from './adapter';
 import { installTensorCoreMatmul } from './wgsl/matmul';
+import { SUBMIT_BATCH_FLAG } from './wgsl/runner';
 
 interface DawnAdapter extends AdapterLike {
   requestDevice(d: object): Promise<unknown>;

@@ -9,7 +9,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GpuBuffer, WebGPUBackendLike } from '../webgpu-types';
 import { toBase64 } from '../../util/bytes';
 import { peakAllocatedBytes } from '../webgpu-pool';
-import { SUBMIT_BATCH_FLAG } from '../adapter';
 
 /** The most device memory the active webgpu backend's buffer pool held at once, MiB (null on other backends). */
 export function webgpuPeakMb(): number | null {
@@ -142,6 +141,8 @@ export class WgslKernel {
   }
 }
 
+/** tfjs-webgpu's flag: how many programs it records before it submits them to the queue (default 15). */
+export const SUBMIT_BATCH_FLAG = 'WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE';
 const submitBatch = () => tf.env().getNumber(SUBMIT_BATCH_FLAG);
 
 /**
