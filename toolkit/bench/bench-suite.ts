@@ -9,18 +9,20 @@
  * `--gpu-curve [steps]` trains on webgpu with tensor-core and with fp32 matmuls and compares the loss curves
  * (bench/gpu-curve.ts). `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  * `--gpu` runs only the GPU tables (`runs/bench-gpu.json`), the sections BENCH_GPU_SECTIONS names (default
- * `training,matmul,sampling`): training, the webgpu backend (tensor cores and fp32 matmuls) against the PyTorch
- * twin on CUDA (fp32 eager, TF32, bf16 autocast) at W384 D6 B64 on 8x8 tokens, W768 D12 B32 and B64 on 16x16
- * tokens and the paper's ablation model (W1024 D24, 256 tokens) at B16 (BENCH_GPU_STEPS sets the timed steps,
- * default 20, BENCH_GPU_ONLY picks cases by name); the tensor-core matmul on a step's products per block shape
- * against torch.matmul bf16 / fp32 (bench/matmul.ts); GPU sampling, fused kernels vs the twin's sampler on CUDA
- * (bench/sampling.ts; BENCH_GPU_SAMPLING picks cases). BENCH_GPU_REPEATS sets the repeats of the last two.
+ * `training,matmul,sampling`; `attention` adds the two kernels of attention over the KV cache, bench/attention.ts):
+ * training, the webgpu backend (tensor cores and fp32 matmuls) against the PyTorch twin on CUDA (fp32 eager, TF32,
+ * bf16 autocast) at W384 D6 B64 on 8x8 tokens, W768 D12 B32 and B64 on 16x16 tokens and the paper's ablation model
+ * (W1024 D24, 256 tokens) at B16 (BENCH_GPU_STEPS sets the timed steps, default 20, BENCH_GPU_ONLY picks cases by
+ * name); the tensor-core matmul on a step's products per block shape against torch.matmul bf16 / fp32
+ * (bench/matmul.ts); GPU sampling, fused kernels vs the twin's sampler on CUDA (bench/sampling.ts;
+ * BENCH_GPU_SAMPLING picks cases). BENCH_GPU_REPEATS sets the repeats of the last three.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { findPython, runJson, TWIN } from './torch';
 // the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
 type Sections = typeof import('./sampling') &
+  typeof import('./attention') &
   typeof import('./matmul') &
   typeof import('./gpu-curve') &
   typeof import('./charts') &
@@ -184,6 +186,8 @@ async function main(): Promise<void> {
     if (sections.includes('matmul')) rows.push(...(await section('./matmul', 'benchGpuMatmul')(python, repeats(10))));
     if (sections.includes('sampling'))
       rows.push(...(await section('./sampling', 'benchGpuSampling')(python, repeats(3))));
+    if (sections.includes('attention'))
+      rows.push(...(await section('./attention', 'benchGpuCachedAttention')(repeats(3))));
     return writeResults('bench-gpu.json', rows);
   }
   const curve = process.argv.indexOf('--gpu-curve');

@@ -25,7 +25,7 @@ import { makeConfig } from '../src/model/config';
 import { Trainer } from '../src/train/trainer';
 import { forceLinearPlan, linearEpilogue, linearInto, linearPlan } from '../src/backend/wgsl/inference';
 import { FusedInference } from '../src/model/gpu-inference';
-import { cachedAttentionInto, rowsPerGroup } from '../src/backend/wgsl/cached-attention';
+import { cachedAttentionInto, cachedAttentionVariant, rowsPerGroup } from '../src/backend/wgsl/cached-attention';
 import { headMajor, tokenMajor } from '../src/backend/kernels';
 import { asTensor, emptyTensor } from '../src/backend/wgsl/runner';
 import { createDiffusion } from '../src/diffusion';
@@ -211,7 +211,7 @@ test('GPU kernel times are not rounded to Dawn`s 65.5 µs timestamp quantum (the
   assert.ok(onGrid.length < ms.length, `every time is a multiple of 65.5 µs: ${ms.join(', ')}`);
 });
 
-test('cached attention (split over keys): softmax(q·kᵀ/√hd)·v over the cache`s first Lk keys, for one query to a 256-token chunk, head sizes 16-128', async () => {
+test('cached attention, both kernels (keys split over threads; key tiles staged for 64 rows): softmax(q·kᵀ/√hd)·v over the cache`s first Lk keys, for one query to a 256-token chunk, head sizes 16-128', async () => {
   await useBackend('webgpu');
   const gpu = tf.backend() as unknown as WebGPUBackendLike;
   // [N, H, Lq, Lk, hd]: one token (128 splits, most with no key), a short chunk, a long one, ragged rows
@@ -222,28 +222,31 @@ test('cached attention (split over keys): softmax(q·kᵀ/√hd)·v over the cac
     [3, 2, 70, 81, 64],
     [1, 2, 256, 260, 64],
     [2, 1, 33, 40, 128],
+    [1, 2, 64, 100, 128],
   ];
   for (const [N, H, Lq, Lk, hd] of cases) {
     const Lmax = Lk + 5; // cache rows beyond Lk hold stale values the kernel must not read
     const q = tf.randomNormal([N, Lq, H * hd]);
     const k = tf.randomNormal([N, H, Lmax, hd]);
     const v = tf.randomNormal([N, H, Lmax, hd]);
-    const o = emptyTensor(gpu, [N, Lq, H * hd]);
     const s = { N, H, Lq, Lk, hd, scale: 1 / Math.sqrt(hd), q: tokenMajor(H, Lq, hd), k: headMajor(H, Lmax, hd) };
-    cachedAttentionInto(gpu, { ...s, v: s.k }, { q, k, v, o });
     const want = tf.tidy(() => {
       const qh = tf.transpose(tf.reshape(q, [N, Lq, H, hd]), [0, 2, 1, 3]);
       const [kk, vv] = [k, v].map((t) => tf.slice(t, [0, 0, 0, 0], [N, H, Lk, hd]));
       const p = tf.softmax(tf.mul(tf.matMul(qh, kk, false, true), s.scale));
       return tf.reshape(tf.transpose(tf.matMul(p, vv), [0, 2, 1, 3]), [N, Lq, H * hd]);
     });
-    const got = asTensor(o);
-    const err = tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]);
-    assert.ok(
-      err < 2e-5,
-      `N ${N} H ${H} Lq ${Lq} Lk ${Lk} hd ${hd} (${rowsPerGroup(Lq, hd)} rows per group): error ${err}`,
-    );
-    tf.dispose([q, k, v, got, want]);
+    assert.equal(cachedAttentionVariant(Lq), Lq >= 64 ? 'staged' : 'split');
+    for (const variant of ['split', 'staged'] as const) {
+      const o = emptyTensor(gpu, [N, Lq, H * hd]);
+      cachedAttentionInto(gpu, { ...s, v: s.k }, { q, k, v, o }, variant);
+      const got = asTensor(o);
+      const err = tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]);
+      const rows = variant === 'split' ? `${rowsPerGroup(Lq, hd)} rows per group` : 'staged';
+      assert.ok(err < 2e-5, `N ${N} H ${H} Lq ${Lq} Lk ${Lk} hd ${hd} (${rows}): error ${err}`);
+      got.dispose();
+    }
+    tf.dispose([q, k, v, want]);
   }
   assert.throws(
     () =>

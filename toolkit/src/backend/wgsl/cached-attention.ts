@@ -8,6 +8,11 @@
  * share, read straight from the cache (the 32 rows of a subgroup read the same key at once), and the shares
  * are merged through workgroup memory. Rows and splits per workgroup follow the chunk: many rows, few splits;
  * a chunk of one token (token-by-token AR), all 128 threads on its keys.
+ *
+ * A long chunk (the paper-size model's 256 tokens at S = 1) has rows enough to fill the GPU without splitting
+ * keys, and there the split kernel's loads bound it (every thread reads every key of its share from the cache
+ * for one row). The staged kernel gives each of 64 rows a thread and stages tiles of keys and values in
+ * workgroup memory once for all of them, as the training kernel does, with one rescale of the output per tile.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
@@ -26,16 +31,85 @@ export function rowsPerGroup(Lq: number, hd: number): number {
   return r;
 }
 
-const code = (hd: number, rows: number) => {
-  const hd4 = hd / 4;
-  const splits = THREADS / rows;
-  return /* wgsl */ `
+/** Chunks of at least this many rows take the staged kernel. */
+export const STAGED_MIN_ROWS = 64;
+const STAGED_ROWS = 64;
+const STAGED_KEYS = 16; // keys per staged tile: K and V tiles of 16 x hd floats, 16 KiB at hd = 128
+
+/** The kernel for `Lq` rows: 'staged' for long chunks, else 'split' (keys split over threads). */
+export function cachedAttentionVariant(Lq: number): 'split' | 'staged' {
+  return Lq >= STAGED_MIN_ROWS ? 'staged' : 'split';
+}
+
+const UNIFORMS = /* wgsl */ `
+struct U { H: u32, Lq: u32, Lk: u32, scale: f32, qN: u32, qH: u32, qL: u32, kN: u32, kH: u32, kL: u32, oN: u32, oH: u32, oL: u32 }`;
+
+const BINDINGS = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> o: array<vec4<f32>>;
-struct U { H: u32, Lq: u32, Lk: u32, scale: f32, qN: u32, qH: u32, qL: u32, kN: u32, kH: u32, kL: u32, oN: u32, oH: u32, oL: u32 }
-@group(0) @binding(4) var<uniform> u: U; // strides in float4s
+${UNIFORMS}
+@group(0) @binding(4) var<uniform> u: U; // strides in float4s`;
+
+const stagedCode = (hd: number) => {
+  const hd4 = hd / 4;
+  const T = STAGED_KEYS;
+  return /* wgsl */ `${BINDINGS}
+var<workgroup> kt: array<vec4<f32>, ${T * hd4}>;
+var<workgroup> vt: array<vec4<f32>, ${T * hd4}>;
+@compute @workgroup_size(${STAGED_ROWS})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let n = wg.y / u.H;
+  let h = wg.y % u.H;
+  let i = min(wg.x * ${STAGED_ROWS}u + li, u.Lq - 1u); // rows past the end redo the last row and write nothing
+  let qo = n * u.qN + h * u.qH + i * u.qL;
+  var qv: array<vec4<f32>, ${hd4}>;
+  var acc: array<vec4<f32>, ${hd4}>;
+  for (var d = 0u; d < ${hd4}u; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = vec4<f32>(); }
+  let kv = n * u.kN + h * u.kH;
+  var m = -1e30;
+  var l = 0.0;
+  for (var j0 = 0u; j0 < u.Lk; j0 = j0 + ${T}u) {
+    workgroupBarrier();
+    for (var e = li; e < ${T * hd4}u; e = e + ${STAGED_ROWS}u) {
+      let src = kv + min(j0 + e / ${hd4}u, u.Lk - 1u) * u.kL + e % ${hd4}u;
+      kt[e] = k[src];
+      vt[e] = v[src];
+    }
+    workgroupBarrier();
+    let keys = min(${T}u, u.Lk - j0);
+    var sc: array<f32, ${T}>;
+    var tmax = -1e30;
+    for (var r = 0u; r < keys; r = r + 1u) {
+      var s = 0.0;
+      for (var d = 0u; d < ${hd4}u; d = d + 1u) { s = s + dot(qv[d], kt[r * ${hd4}u + d]); }
+      sc[r] = s;
+      tmax = max(tmax, s);
+    }
+    let mNew = max(m, tmax);
+    let corr = exp(m - mNew);
+    l = l * corr;
+    for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] * corr; }
+    for (var r = 0u; r < keys; r = r + 1u) {
+      let p = exp(sc[r] - mNew);
+      l = l + p;
+      for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] + p * vt[r * ${hd4}u + d]; }
+    }
+    m = mNew;
+  }
+  if (wg.x * ${STAGED_ROWS}u + li < u.Lq) {
+    let oo = n * u.oN + h * u.oH + i * u.oL;
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < ${hd4}u; d = d + 1u) { o[oo + d] = acc[d] * inv; }
+  }
+}`;
+};
+
+const splitCode = (hd: number, rows: number) => {
+  const hd4 = hd / 4;
+  const splits = THREADS / rows;
+  return /* wgsl */ `${BINDINGS}
 var<workgroup> shareO: array<vec4<f32>, ${rows * hd4}>;
 var<workgroup> shareML: array<vec2<f32>, ${rows}>;
 @compute @workgroup_size(${THREADS})
@@ -112,21 +186,25 @@ const kernels = new Map<string, WgslKernel>();
 /**
  * o [N, Lq, H·hd] (token-major) = attention of q (token-major) over the first s.Lk keys of the caches k and v
  * (one layout, in `s`), all of them visible. Head size a multiple of 4 up to MAX_HEAD_DIM (so every stride is
- * a whole number of float4s).
+ * a whole number of float4s). `variant` overrides the kernel `cachedAttentionVariant` picks (the bench compares).
  */
 export function cachedAttentionInto(
   backend: WebGPUBackendLike,
   s: FlashShape,
   t: { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; o: tf.TensorInfo },
+  variant = cachedAttentionVariant(s.Lq),
 ): void {
   if (s.hd % 4 !== 0 || s.hd > MAX_HEAD_DIM)
     throw new Error(`cachedAttentionInto: head size ${s.hd} is not a multiple of 4 up to ${MAX_HEAD_DIM}`);
   if (s.k.sN !== s.v.sN || s.k.sH !== s.v.sH || s.k.sL !== s.v.sL)
     throw new Error('cachedAttentionInto: the key and value caches must share one layout');
-  const rows = rowsPerGroup(s.Lq, s.hd);
-  const key = `${s.hd}/${rows}`;
+  const rows = variant === 'staged' ? STAGED_ROWS : rowsPerGroup(s.Lq, s.hd);
+  const key = `${variant} ${s.hd}/${rows}`;
   let kern = kernels.get(key);
-  if (!kern) kernels.set(key, (kern = new WgslKernel(`cachedAttention ${key}`, code(s.hd, rows))));
+  if (!kern) {
+    const code = variant === 'staged' ? stagedCode(s.hd) : splitCode(s.hd, rows);
+    kernels.set(key, (kern = new WgslKernel(`cachedAttention ${key}`, code)));
+  }
   const o = tokenMajor(s.H, s.Lq, s.hd);
   const u32 = (v: number) => ['u32', v / 4] as const; // strides in float4s
   const u = uniformBlock([
