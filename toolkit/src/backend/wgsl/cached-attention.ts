@@ -52,6 +52,34 @@ const BINDINGS = /* wgsl */ `
 ${UNIFORMS}
 @group(0) @binding(4) var<uniform> u: U; // strides in float4s`;
 
+/** WGSL: a workgroup's (image, head) and this thread's query row `i` (row `r` of the group), q scaled, acc zero. */
+const rowStart = (rows: number, hd4: number, r: string) => /* wgsl */ `
+  let n = wg.y / u.H;
+  let h = wg.y % u.H;
+  let i = min(wg.x * ${rows}u + ${r}, u.Lq - 1u); // rows past the end redo the last row and write nothing
+  let qo = n * u.qN + h * u.qH + i * u.qL;
+  var qv: array<vec4<f32>, ${hd4}>;
+  var acc: array<vec4<f32>, ${hd4}>;
+  for (var d = 0u; d < ${hd4}u; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = vec4<f32>(); }
+  let kv = n * u.kN + h * u.kH;
+  var m = -1e30;
+  var l = 0.0;`;
+
+/** WGSL: the online softmax's step to a block of scores with maximum `blockMax` (defines mNew). */
+const rescale = (hd4: number, blockMax: string) => /* wgsl */ `
+    let mNew = max(m, ${blockMax});
+    let corr = exp(m - mNew);
+    l = l * corr;
+    for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] * corr; }`;
+
+/** WGSL: row `i`'s output, acc / l, when row `r` of the group exists and `also` holds. */
+const writeRow = (rows: number, hd4: number, r: string, also = '') => /* wgsl */ `
+  if (${also}wg.x * ${rows}u + ${r} < u.Lq) {
+    let oo = n * u.oN + h * u.oH + i * u.oL;
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+    for (var d = 0u; d < ${hd4}u; d = d + 1u) { o[oo + d] = acc[d] * inv; }
+  }`;
+
 const stagedCode = (hd: number) => {
   const hd4 = hd / 4;
   const T = STAGED_KEYS;
@@ -60,16 +88,7 @@ var<workgroup> kt: array<vec4<f32>, ${T * hd4}>;
 var<workgroup> vt: array<vec4<f32>, ${T * hd4}>;
 @compute @workgroup_size(${STAGED_ROWS})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
-  let n = wg.y / u.H;
-  let h = wg.y % u.H;
-  let i = min(wg.x * ${STAGED_ROWS}u + li, u.Lq - 1u); // rows past the end redo the last row and write nothing
-  let qo = n * u.qN + h * u.qH + i * u.qL;
-  var qv: array<vec4<f32>, ${hd4}>;
-  var acc: array<vec4<f32>, ${hd4}>;
-  for (var d = 0u; d < ${hd4}u; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = vec4<f32>(); }
-  let kv = n * u.kN + h * u.kH;
-  var m = -1e30;
-  var l = 0.0;
+${rowStart(STAGED_ROWS, hd4, 'li')}
   for (var j0 = 0u; j0 < u.Lk; j0 = j0 + ${T}u) {
     workgroupBarrier();
     for (var e = li; e < ${T * hd4}u; e = e + ${STAGED_ROWS}u) {
@@ -87,10 +106,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
       sc[r] = s;
       tmax = max(tmax, s);
     }
-    let mNew = max(m, tmax);
-    let corr = exp(m - mNew);
-    l = l * corr;
-    for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] * corr; }
+${rescale(hd4, 'tmax')}
     for (var r = 0u; r < keys; r = r + 1u) {
       let p = exp(sc[r] - mNew);
       l = l + p;
@@ -98,11 +114,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     }
     m = mNew;
   }
-  if (wg.x * ${STAGED_ROWS}u + li < u.Lq) {
-    let oo = n * u.oN + h * u.oH + i * u.oL;
-    let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < ${hd4}u; d = d + 1u) { o[oo + d] = acc[d] * inv; }
-  }
+${writeRow(STAGED_ROWS, hd4, 'li')}
 }`;
 };
 
@@ -114,20 +126,11 @@ var<workgroup> shareO: array<vec4<f32>, ${rows * hd4}>;
 var<workgroup> shareML: array<vec2<f32>, ${rows}>;
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
-  let n = wg.y / u.H;
-  let h = wg.y % u.H;
   let r = li % ${rows}u;
   let split = li / ${rows}u;
-  let i = min(wg.x * ${rows}u + r, u.Lq - 1u); // rows past the end redo the last row and write nothing
-  let qo = n * u.qN + h * u.qH + i * u.qL;
-  var qv: array<vec4<f32>, ${hd4}>;
-  var acc: array<vec4<f32>, ${hd4}>;
-  for (var d = 0u; d < ${hd4}u; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = vec4<f32>(); }
-  let kv = n * u.kN + h * u.kH;
+${rowStart(rows, hd4, 'r')}
   let share = (u.Lk + ${splits - 1}u) / ${splits}u;
   let j1 = min(u.Lk, (split + 1u) * share);
-  var m = -1e30;
-  var l = 0.0;
   for (var j0 = split * share; j0 < j1; j0 = j0 + ${KEYS_PER_BLOCK}u) {
     var sc: array<f32, ${KEYS_PER_BLOCK}>;
     var bmax = -1e30;
@@ -141,10 +144,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
         bmax = max(bmax, s);
       }
     }
-    let mNew = max(m, bmax);
-    let corr = exp(m - mNew);
-    l = l * corr;
-    for (var d = 0u; d < ${hd4}u; d = d + 1u) { acc[d] = acc[d] * corr; }
+${rescale(hd4, 'bmax')}
     for (var e = 0u; e < ${KEYS_PER_BLOCK}u; e = e + 1u) {
       if (j0 + e < j1) {
         let p = exp(sc[e] - mNew);
@@ -173,11 +173,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
       m = mNew;
     }
   }
-  if (split == 0u && wg.x * ${rows}u + r < u.Lq) {
-    let oo = n * u.oN + h * u.oH + i * u.oL;
-    let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < ${hd4}u; d = d + 1u) { o[oo + d] = acc[d] * inv; }
-  }
+${writeRow(rows, hd4, 'r', 'split == 0u && ')}
 }`;
 };
 
