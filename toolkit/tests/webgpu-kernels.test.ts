@@ -236,7 +236,7 @@ test('cached attention, both kernels (keys split over threads; key tiles staged 
       const p = tf.softmax(tf.mul(tf.matMul(qh, kk, false, true), s.scale));
       return tf.reshape(tf.transpose(tf.matMul(p, vv), [0, 2, 1, 3]), [N, Lq, H * hd]);
     });
-    assert.equal(cachedAttentionVariant(Lq), Lq >= 64 ? 'staged' : 'split');
+    assert.equal(cachedAttentionVariant(Lq), Lq >= 32 ? 'staged' : 'split');
     for (const variant of ['split', 'staged'] as const) {
       const o = emptyTensor(gpu, [N, Lq, H * hd]);
       cachedAttentionInto(gpu, { ...s, v: s.k }, { q, k, v, o }, variant);

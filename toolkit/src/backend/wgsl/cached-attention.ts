@@ -13,6 +13,9 @@
  * keys, and there the split kernel's loads bound it (every thread reads every key of its share from the cache
  * for one row). The staged kernel gives each of 64 rows a thread and stages tiles of keys and values in
  * workgroup memory once for all of them, as the training kernel does, with one rescale of the output per tile.
+ * On an H100 (`BENCH_GPU_SECTIONS=attention`) it takes 0.95 ms where the split one takes 1.71 for 8 images of
+ * 256 tokens over 260 keys (0.35 / 1.22 with CFG's 16), 0.22 / 0.36 for 80 images of 49 tokens, and loses on
+ * chunks of 7 and 16 rows (0.20 / 0.14, 0.12 / 0.10): hence the pick at 32 rows.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
@@ -32,7 +35,7 @@ export function rowsPerGroup(Lq: number, hd: number): number {
 }
 
 /** Chunks of at least this many rows take the staged kernel. */
-export const STAGED_MIN_ROWS = 64;
+export const STAGED_MIN_ROWS = 32;
 const STAGED_ROWS = 64;
 const STAGED_KEYS = 16; // keys per staged tile: K and V tiles of 16 x hd floats, 16 KiB at hd = 128
 
