@@ -17,6 +17,7 @@ import {
   matmulTile,
   selfTest,
   tensorCoresAvailable,
+  splitsFor,
   tileFor,
   withMatmulPrecision,
 } from '../src/backend/wgsl/matmul';
@@ -164,7 +165,7 @@ test('tensor-core kernels, emulated: each staging within 2^-10 (|A||B|) on ragge
   assert.equal(tensorCoresAvailable(), false);
 });
 
-test('tensor-core block shapes: the largest block that, with the K splits it may use, still fills the GPU', () => {
+test('tensor-core block shapes: the largest block that, with the K splits it may use, still fills the GPU; K split only below half of it', () => {
   const smallest = MATMUL_TILES[MATMUL_TILES.length - 1];
   assert.equal(tileFor(28864, 3072, 768, 1), MATMUL_TILES[0]); // W768 B64 fc1: thousands of the largest blocks
   assert.equal(tileFor(3072, 768, 28864, 1), MATMUL_TILES[0]); // its weight gradient: 72 blocks, K split
@@ -172,6 +173,11 @@ test('tensor-core block shapes: the largest block that, with the K splits it may
   assert.equal(tileFor(128, 128, 64, 4), smallest); // never enough (a batch is not split): the smallest
   assert.equal(tileFor(128, 128, 64, 300), MATMUL_TILES[0]); // a batch counts
   assert.equal(tileFor(28864, 3072, 768, 1, [smallest]), smallest); // a device where only the smallest fits
+  // K is split only where the blocks fill at most half the GPU
+  assert.equal(splitsFor(MATMUL_TILES[0], 3072, 768, 28864, 1), 4); // 72 blocks
+  assert.equal(splitsFor(MATMUL_TILES[0], 7424, 1024, 4096, 1), 1); // the ablation model's fc2: 232 blocks
+  assert.equal(splitsFor(MATMUL_TILES[0], 7424, 384, 1536, 1), 3); // W384's fc2: 116 blocks
+  assert.equal(splitsFor(MATMUL_TILES[0], 2048, 2048, 4096, 2), 1); // a batch is never split
 });
 
 test('tensor-core matmul: 6 training steps follow the fp32 matmul (loss within 1 %, loss scale on)', async (t) => {
