@@ -102,6 +102,12 @@ function stepFlops(ours: Record<string, unknown>): number {
   return 3 * 2 * perToken * seq * (ours.batch as number);
 }
 
+/** A bench run's buffer-pool misses a step, their MiB, and its trims ('n/a' off webgpu). */
+function poolColumn(pool: unknown): string {
+  const p = pool as { buffersCreatedPerStep: number; mbCreatedPerStep: number; trims: number } | null;
+  return p ? `${p.buffersCreatedPerStep.toFixed(1)} (${p.mbCreatedPerStep.toFixed(0)}), ${p.trims}` : 'n/a';
+}
+
 /** The PyTorch twin replaying the AR splits of one of our bench runs (its untimed first steps included). */
 function runTwin(
   python: string,
@@ -124,7 +130,7 @@ function runTwin(
 function benchGpu(python: string | null): Record<string, unknown>[] {
   const results: Record<string, unknown>[] = [];
   console.log(
-    'GPU case                            | ours TC ms | ours fp32 | torch fp32 | tf32  | bf16  | TC/bf16 | fp32/fp32 | GPU GB ours / torch | TFLOP/s ours TC / torch bf16 | ours TC: host ms / dispatches',
+    'GPU case                            | ours TC ms | ours fp32 | torch fp32 | tf32  | bf16  | TC/bf16 | fp32/fp32 | GPU GB ours / torch | TFLOP/s ours TC / torch bf16 | ours TC: host ms / dispatches / pool misses (MiB) a step, trims',
   );
   for (const c of GPU_CASES.filter((g) => g.name.includes(process.env.BENCH_GPU_ONLY ?? ''))) {
     const run = (matmul: string) =>
@@ -170,7 +176,7 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
     const f = (v: number, p = 1) => (Number.isFinite(v) ? v.toFixed(p) : 'n/a');
     const gb = (v: unknown) => f((v as number) / 1024);
     console.log(
-      `${c.name.padEnd(36)}| ${f(ms(tc)).padStart(10)} | ${f(ms(f32)).padStart(9)} | ${f(ms(twin.fp32)).padStart(10)} | ${f(ms(twin.tf32)).padStart(5)} | ${f(ms(twin.bf16)).padStart(5)} | ${f(row.ratioTensorCoresToBf16, 2).padStart(6)}x | ${f(row.ratioFp32ToFp32, 2).padStart(8)}x | ${gb(tc.peakGpuMb)} / ${gb(twin.bf16?.peakGpuMb)} | ${f(row.tflops.oursTensorCores)} / ${f(row.tflops.torchBf16)} | ${f(tc.hostMsPerStep as number)} / ${tc.dispatchesPerStep ?? 'n/a'}`,
+      `${c.name.padEnd(36)}| ${f(ms(tc)).padStart(10)} | ${f(ms(f32)).padStart(9)} | ${f(ms(twin.fp32)).padStart(10)} | ${f(ms(twin.tf32)).padStart(5)} | ${f(ms(twin.bf16)).padStart(5)} | ${f(row.ratioTensorCoresToBf16, 2).padStart(6)}x | ${f(row.ratioFp32ToFp32, 2).padStart(8)}x | ${gb(tc.peakGpuMb)} / ${gb(twin.bf16?.peakGpuMb)} | ${f(row.tflops.oursTensorCores)} / ${f(row.tflops.torchBf16)} | ${f(tc.hostMsPerStep as number)} / ${tc.dispatchesPerStep ?? 'n/a'} / ${poolColumn(tc.pool)}`,
     );
   }
   return results;

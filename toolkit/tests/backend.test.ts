@@ -114,7 +114,7 @@ test('native GEMM can be switched off and on at run time', async () => {
 });
 
 test("the webgpu buffer pool allocates in size classes and is freed only once it outgrows a step's peak (sizes change with every AR split)", () => {
-  const { bucketBufferPool, bucketSize, trimBufferPool } =
+  const { bucketBufferPool, bucketSize, poolCounters, trimBufferPool } =
     require('../src/backend/webgpu-pool') as typeof import('../src/backend/webgpu-pool');
   const MB = 1 << 20;
   // size classes: 256-byte steps up to 4 KiB, then eight per octave, never smaller than asked, at most 12.5 % larger
@@ -167,6 +167,8 @@ test("the webgpu buffer pool allocates in size classes and is freed only once it
   );
   assert.equal(pool.numFreeBuffers, 0);
   assert.equal(pool.numBytesAllocated, pool.numBytesUsed);
+  // its counters: the two storage buffers it had to create (not the other usage, not the reused one), one trim
+  assert.deepEqual(poolCounters(pool), { created: 2, createdBytes: 5120 + 4608, trims: 1 });
 });
 
 test('flash attention tile skipping: every visible (query, key) pair lies in a tile its workgroup loads, and a typical step layout skips over a quarter of the tiles', () => {

@@ -262,7 +262,7 @@ test('8 steps of random AR splits on webgpu follow wasm (buffers reused across s
   );
 });
 
-test('the step bench on webgpu counts a step`s GPU dispatches (tfjs programs and ours) and its host time', async () => {
+test('the step bench on webgpu counts a step`s GPU dispatches (tfjs programs and ours), its host time and the buffer pool`s misses', async () => {
   await useBackend('webgpu');
   const r = benchTrainStep({ hidden: 64, depth: 2, heads: 2, batch: 2, steps: 2, warmup: 1 });
   // per block at least the fused LayerNorms, attention and the linear products forward and backward
@@ -271,6 +271,13 @@ test('the step bench on webgpu counts a step`s GPU dispatches (tfjs programs and
     `${r.dispatchesPerStep} dispatches`,
   );
   assert.ok(r.hostMsPerStep > 0 && r.hostMsPerStep <= r.maxMs, `host ${r.hostMsPerStep} ms of ${r.maxMs}`);
+  // the pool's misses: steps of one AR split (S = 1 every step) reuse what the last one released, so next to the
+  // hundreds of buffers a step takes it creates almost none (a pool that reused nothing would create them all)
+  const same = benchTrainStep({ hidden: 64, depth: 2, heads: 2, batch: 2, steps: 4, warmup: 2, arStepDecay: 1e-6 });
+  assert.ok(same.splits.every((s) => s.length === 1));
+  assert.ok(same.pool && same.pool.buffersCreatedPerStep <= 2, JSON.stringify(same.pool));
+  assert.equal(same.pool.trims, 0);
+  assert.ok(r.pool && r.pool.buffersCreatedPerStep >= 0 && r.pool.mbCreatedPerStep >= 0, JSON.stringify(r.pool));
 });
 
 test('a forced webgpu without a driver is one clear error naming what is missing', () => {

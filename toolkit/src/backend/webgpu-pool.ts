@@ -47,14 +47,33 @@ function bestFit(pool: BufferPool, size: number, usage: number): number {
 
 const peaks = new WeakMap<object, number>();
 const allocatedPeaks = new WeakMap<object, number>();
+/**
+ * What a pool did since it was patched: storage buffers it had to create (misses: a driver allocation and a
+ * clear on first use each, where a hit costs neither) and their bytes, and the trims that freed its idle buffers.
+ * (tfjs's upload staging buffers are new by design, and uniform buffers tiny: not counted.)
+ */
+export interface PoolCounters {
+  created: number;
+  createdBytes: number;
+  trims: number;
+}
+const counters = new WeakMap<object, PoolCounters>();
 
 /** Makes `pool` allocate storage buffers by size class and remember its peak use. Idempotent. */
 export function bucketBufferPool<B extends PooledBuffer>(pool: BufferPool<B>, storageUsage: number): void {
   if (peaks.has(pool)) return;
   peaks.set(pool, pool.numBytesUsed);
+  const count: PoolCounters = { created: 0, createdBytes: 0, trims: 0 };
+  counters.set(pool, count);
   const acquire = pool.acquireBuffer.bind(pool);
   pool.acquireBuffer = (size, usage, mappedAtCreation, reuse) => {
-    const b = acquire(usage & storageUsage ? bestFit(pool, size, usage) : size, usage, mappedAtCreation, reuse);
+    const allocated = pool.numBytesAllocated;
+    const storage = (usage & storageUsage) !== 0;
+    const b = acquire(storage ? bestFit(pool, size, usage) : size, usage, mappedAtCreation, reuse);
+    if (storage && pool.numBytesAllocated > allocated) {
+      count.created++;
+      count.createdBytes += b.size;
+    }
     if (pool.numBytesUsed > peaks.get(pool)!) peaks.set(pool, pool.numBytesUsed);
     if (pool.numBytesAllocated > (allocatedPeaks.get(pool) ?? 0)) allocatedPeaks.set(pool, pool.numBytesAllocated);
     return b;
@@ -79,9 +98,16 @@ export function trimBufferPool(pool: BufferPool): void {
   }
   pool.numFreeBuffers = 0;
   peaks.set(pool, pool.numBytesUsed);
+  const count = counters.get(pool);
+  if (count) count.trims++;
 }
 
 /** The most bytes `pool` held on the device at once since it was patched (in use and idle buffers). */
 export function peakAllocatedBytes(pool: BufferPool): number {
   return allocatedPeaks.get(pool) ?? pool.numBytesAllocated;
+}
+
+/** A copy of `pool`'s counters (zeros for a pool that was never patched). */
+export function poolCounters(pool: BufferPool): PoolCounters {
+  return { ...(counters.get(pool) ?? { created: 0, createdBytes: 0, trims: 0 }) };
 }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backendReport } from '../backend';
-import { activeWebgpu, webgpuPeakMb, wgslDispatches } from '../backend/wgsl/runner';
+import { activeWebgpu, webgpuPeakMb, webgpuPoolCounters, wgslDispatches } from '../backend/wgsl/runner';
 import { median } from '../util/median';
 import { Rng } from '../rng';
 import { createDiffusion } from '../diffusion';
@@ -75,6 +75,11 @@ export interface BenchResult {
   hostMsPerStep: number;
   /** GPU dispatches of the last step (tfjs's programs and this toolkit's WGSL kernels); null off webgpu. */
   dispatchesPerStep: number | null;
+  /**
+   * The webgpu buffer pool over the timed steps: storage buffers it created per step (its misses: each a driver
+   * allocation and a first-use clear), their MiB per step, and how many times it was trimmed; null off webgpu.
+   */
+  pool: { buffersCreatedPerStep: number; mbCreatedPerStep: number; trims: number } | null;
   /** AR-step sizes used by each step, warm-up first. */
   splits: number[][];
 }
@@ -108,8 +113,10 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
   const hostTimes: number[] = [];
   let dispatches: number | null = null;
   let tensorsAfterFirst = 0;
+  let poolBefore = webgpuPoolCounters();
   try {
     for (let s = 0; s < total; s++) {
+      if (s === o.warmup) poolBefore = webgpuPoolCounters();
       const batch = sampleBatch(model, diffusion, x, y, rng, { ...FACTORIZATION_DEFAULTS, splitSizes: splits[s] });
       const start = performance.now();
       const step = watchStep(() => trainStep(model, opt, ema, batch, { ...STEP_DEFAULTS, checkpoint: o.checkpoint }));
@@ -122,6 +129,7 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
       }
     }
     const leaked = (tf.memory().numTensors - tensorsAfterFirst) / Math.max(1, total - 1);
+    const poolAfter = webgpuPoolCounters();
     return {
       backend: backendReport()?.chosen ?? tf.getBackend(),
       config,
@@ -137,6 +145,14 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
       tensorsLeakedPerStep: leaked,
       hostMsPerStep: median(hostTimes),
       dispatchesPerStep: dispatches,
+      pool:
+        poolBefore && poolAfter
+          ? {
+              buffersCreatedPerStep: (poolAfter.created - poolBefore.created) / o.steps,
+              mbCreatedPerStep: (poolAfter.createdBytes - poolBefore.createdBytes) / 2 ** 20 / o.steps,
+              trims: poolAfter.trims - poolBefore.trims,
+            }
+          : null,
       splits,
     };
   } finally {

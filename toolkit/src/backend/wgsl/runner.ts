@@ -8,12 +8,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GpuBuffer, WebGPUBackendLike } from '../webgpu-types';
 import { toBase64 } from '../../util/bytes';
-import { peakAllocatedBytes } from '../webgpu-pool';
+import { peakAllocatedBytes, PoolCounters, poolCounters } from '../webgpu-pool';
 
 /** The most device memory the active webgpu backend's buffer pool held at once, MiB (null on other backends). */
 export function webgpuPeakMb(): number | null {
   const gpu = activeWebgpu();
   return gpu ? peakAllocatedBytes(gpu.bufferManager) / 2 ** 20 : null;
+}
+
+/** The active webgpu backend's buffer-pool counters so far (null on other backends). */
+export function webgpuPoolCounters(): PoolCounters | null {
+  const gpu = activeWebgpu();
+  return gpu ? poolCounters(gpu.bufferManager) : null;
 }
 
 /** The webgpu backend when it is the active one, else null. */

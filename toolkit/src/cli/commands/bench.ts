@@ -63,7 +63,7 @@ export const bench = defineCommand({
         `backend ${r.backend}: ${r.params.toLocaleString()} params, batch ${r.batch}${r.checkpoint ? ', checkpointed' : ''}`,
       );
       console.log(
-        `median step ${r.medianMs.toFixed(0)} ms (min ${r.minMs.toFixed(0)}, max ${r.maxMs.toFixed(0)}, ${r.stepsMs.length} steps; host ${r.hostMsPerStep.toFixed(0)} ms${r.dispatchesPerStep === null ? '' : `, ${r.dispatchesPerStep} GPU dispatches`}), peak RSS ${r.peakRssMb.toFixed(0)} MB, leaked tensors/step ${r.tensorsLeakedPerStep}`,
+        `median step ${r.medianMs.toFixed(0)} ms (min ${r.minMs.toFixed(0)}, max ${r.maxMs.toFixed(0)}, ${r.stepsMs.length} steps; host ${r.hostMsPerStep.toFixed(0)} ms${r.dispatchesPerStep === null ? '' : `, ${r.dispatchesPerStep} GPU dispatches`}${r.pool ? `; pool: ${r.pool.buffersCreatedPerStep.toFixed(1)} storage buffers (${r.pool.mbCreatedPerStep.toFixed(0)} MiB) created a step, ${r.pool.trims} trims` : ''}), peak RSS ${r.peakRssMb.toFixed(0)} MB, leaked tensors/step ${r.tensorsLeakedPerStep}`,
       );
     }
     return 0;
