@@ -72,6 +72,7 @@ test('bench --json prints one line with the median step time, memory and backend
   // on wasm a step is synchronous: its host time is nearly the whole step; GPU dispatches are not counted
   assert.ok(j.hostMsPerStep > 0 && j.hostMsPerStep <= j.maxMs, `host ${j.hostMsPerStep} ms`);
   assert.equal(j.dispatchesPerStep, null);
+  assert.equal(j.pool, null);
 });
 
 /** One usage mistake per test: the command exits 2 with one clear message. */
