@@ -2,7 +2,7 @@
  * The two kernels of attention over the KV cache (`wgsl/cached-attention.ts`: keys split over threads, or key
  * tiles staged for 64 rows) on the chunks that sampling runs: the 49-token model at S = 1 and 7 and token by
  * token, and the paper's ablation model at S = 1 and 16, with and without CFG's doubled batch. Milliseconds by the
- * wall clock (20 dispatches back to back and one read-back, less a single one: the launch and read-back), so
+ * wall clock (`wallMsPerCall`: 20 dispatches back to back and one read-back, less a single one), so
  * the pick between the kernels (`cachedAttentionVariant`) follows what the GPU measured.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,7 +11,7 @@ import { cachedAttentionInto, cachedAttentionVariant } from '../src/backend/wgsl
 import { headMajor, tokenMajor } from '../src/backend/kernels';
 import type { WebGPUBackendLike } from '../src/backend/webgpu-types';
 import { asTensor, emptyTensor } from '../src/backend/wgsl/runner';
-import { median } from '../src/util/median';
+import { wallMsPerCall } from './wall-clock';
 
 /** [name, images (CFG doubled), heads, chunk rows, cached keys, head size] */
 const CASES: [string, number, number, number, number, number][] = [
@@ -38,21 +38,16 @@ export async function benchGpuCachedAttention(repeats = 3): Promise<Record<strin
     const s = { N, H, Lq, Lk, hd, scale: 1 / Math.sqrt(hd), q: tokenMajor(H, Lq, hd), k: headMajor(H, Lk, hd) };
     const ms: Record<string, number> = {};
     for (const variant of ['split', 'staged'] as const) {
-      const run = async (n: number) => {
-        const t0 = performance.now();
-        for (let i = 0; i < n; i++) cachedAttentionInto(gpu, { ...s, v: s.k }, { q, k, v, o }, variant);
-        const probe = tf.slice(out, [0, 0, 0], [1, 1, 1]);
-        await probe.data();
-        probe.dispose();
-        return performance.now() - t0;
-      };
-      await run(1); // compiles
-      const [many, one]: number[][] = [[], []];
-      for (let r = 0; r < repeats; r++) {
-        many.push(await run(21));
-        one.push(await run(1));
-      }
-      ms[variant] = (median(many) - Math.min(...one)) / 20;
+      ms[variant] = await wallMsPerCall(
+        async (calls) => {
+          for (let i = 0; i < calls; i++) cachedAttentionInto(gpu, { ...s, v: s.k }, { q, k, v, o }, variant);
+          const probe = tf.slice(out, [0, 0, 0], [1, 1, 1]);
+          await probe.data();
+          probe.dispose();
+        },
+        20,
+        repeats,
+      );
     }
     const picked = cachedAttentionVariant(Lq);
     console.log(`${name.padEnd(47)}| ${ms.split.toFixed(3)} | ${ms.staged.toFixed(3)} | ${picked}`);

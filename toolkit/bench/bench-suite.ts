@@ -20,6 +20,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { findPython, runJson, TWIN } from './torch';
+import type { BenchResult } from '../src/train/step-timer';
 // the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
 type Sections = typeof import('./sampling') &
   typeof import('./attention') &
@@ -103,8 +104,7 @@ function stepFlops(ours: Record<string, unknown>): number {
 }
 
 /** A bench run's buffer-pool misses a step, their MiB, and its trims ('n/a' off webgpu). */
-function poolColumn(pool: unknown): string {
-  const p = pool as { buffersCreatedPerStep: number; mbCreatedPerStep: number; trims: number } | null;
+function poolColumn(p: BenchResult['pool']): string {
   return p ? `${p.buffersCreatedPerStep.toFixed(1)} (${p.mbCreatedPerStep.toFixed(0)}), ${p.trims}` : 'n/a';
 }
 
@@ -176,7 +176,7 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
     const f = (v: number, p = 1) => (Number.isFinite(v) ? v.toFixed(p) : 'n/a');
     const gb = (v: unknown) => f((v as number) / 1024);
     console.log(
-      `${c.name.padEnd(36)}| ${f(ms(tc)).padStart(10)} | ${f(ms(f32)).padStart(9)} | ${f(ms(twin.fp32)).padStart(10)} | ${f(ms(twin.tf32)).padStart(5)} | ${f(ms(twin.bf16)).padStart(5)} | ${f(row.ratioTensorCoresToBf16, 2).padStart(6)}x | ${f(row.ratioFp32ToFp32, 2).padStart(8)}x | ${gb(tc.peakGpuMb)} / ${gb(twin.bf16?.peakGpuMb)} | ${f(row.tflops.oursTensorCores)} / ${f(row.tflops.torchBf16)} | ${f(tc.hostMsPerStep as number)} / ${tc.dispatchesPerStep ?? 'n/a'} / ${poolColumn(tc.pool)}`,
+      `${c.name.padEnd(36)}| ${f(ms(tc)).padStart(10)} | ${f(ms(f32)).padStart(9)} | ${f(ms(twin.fp32)).padStart(10)} | ${f(ms(twin.tf32)).padStart(5)} | ${f(ms(twin.bf16)).padStart(5)} | ${f(row.ratioTensorCoresToBf16, 2).padStart(6)}x | ${f(row.ratioFp32ToFp32, 2).padStart(8)}x | ${gb(tc.peakGpuMb)} / ${gb(twin.bf16?.peakGpuMb)} | ${f(row.tflops.oursTensorCores)} / ${f(row.tflops.torchBf16)} | ${f(tc.hostMsPerStep as number)} / ${tc.dispatchesPerStep ?? 'n/a'} / ${poolColumn(tc.pool as BenchResult['pool'])}`,
     );
   }
   return results;

@@ -25,6 +25,7 @@ import {
 import type { WebGPUBackendLike } from '../src/backend/webgpu-types';
 import { median } from '../src/util/median';
 import { runJson, TWIN } from './torch';
+import { wallMsPerCall } from './wall-clock';
 
 /** One product: C[M, N] = op(A)·op(B) over K. */
 interface Product {
@@ -90,31 +91,15 @@ async function gpuMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): P
   return median(ms);
 }
 
-/**
- * Milliseconds of one product by the wall clock: the median of 3 runs of `repeats` products back to back and
- * one read-back of a single element, less the fastest run of one product (the launch and read-back), over
- * `repeats`; NaN when the noise exceeds the products. Unlike the timestamps, it includes the gaps between
- * dispatches and cannot be fooled by where a pass begins.
- */
-async function wallMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): Promise<number> {
-  const run = async (n: number) => {
-    const t0 = performance.now();
+/** Milliseconds of one product by the wall clock (`wallMsPerCall`: `repeats` products back to back). */
+function wallMs(a: tf.Tensor, b: tf.Tensor, p: Product, repeats: number): Promise<number> {
+  return wallMsPerCall(async (k) => {
     const outs: tf.Tensor[] = [];
-    for (let i = 0; i < n; i++) outs.push(tf.matMul(a, b, p.tA, p.tB));
-    const probe = tf.slice(outs[n - 1], [0, 0], [1, 1]);
+    for (let i = 0; i < k; i++) outs.push(tf.matMul(a, b, p.tA, p.tB));
+    const probe = tf.slice(outs[k - 1], [0, 0], [1, 1]);
     await probe.data();
-    const ms = performance.now() - t0;
     tf.dispose([probe, ...outs]);
-    return ms;
-  };
-  await run(1); // compiles / warms up
-  const [many, one]: number[][] = [[], []];
-  for (let r = 0; r < 3; r++) {
-    many.push(await run(repeats + 1));
-    one.push(await run(1));
-  }
-  const ms = (median(many) - Math.min(...one)) / repeats;
-  return ms > 0 ? ms : NaN;
+  }, repeats);
 }
 
 /**

@@ -176,6 +176,7 @@ test('tensor-core block shapes: the largest block that, with the K splits it may
   // K is split only where the blocks fill at most half the GPU
   assert.equal(splitsFor(MATMUL_TILES[0], 3072, 768, 28864, 1), 4); // 72 blocks
   assert.equal(splitsFor(MATMUL_TILES[0], 7424, 1024, 4096, 1), 1); // the ablation model's fc2: 232 blocks
+  assert.equal(tileFor(7424, 1024, 4096, 1), MATMUL_TILES[1]); // so it takes 464 smaller ones, whole
   assert.equal(splitsFor(MATMUL_TILES[0], 7424, 384, 1536, 1), 3); // W384's fc2: 116 blocks
   assert.equal(splitsFor(MATMUL_TILES[0], 2048, 2048, 4096, 2), 1); // a batch is never split
 });

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backendReport } from '../backend';
 import { activeWebgpu, webgpuPeakMb, webgpuPoolCounters, wgslDispatches } from '../backend/wgsl/runner';
+import type { PoolCounters } from '../backend/webgpu-pool';
 import { median } from '../util/median';
 import { Rng } from '../rng';
 import { createDiffusion } from '../diffusion';
@@ -113,7 +114,7 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
   const hostTimes: number[] = [];
   let dispatches: number | null = null;
   let tensorsAfterFirst = 0;
-  let poolBefore = webgpuPoolCounters();
+  let poolBefore: PoolCounters | null = null; // at the first timed step
   try {
     for (let s = 0; s < total; s++) {
       if (s === o.warmup) poolBefore = webgpuPoolCounters();

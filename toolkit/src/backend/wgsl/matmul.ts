@@ -7,8 +7,8 @@
  *
  * A workgroup of subgroups computes a block of C (`MATMUL_TILES`: 128x256 down to 64x64, each subgroup a few 16x16
  * result tiles) over K in stages of 32 or 64; each product takes the largest block whose blocks, with the K splits
- * it may use, still fill the GPU (`tileFor`); where the blocks alone do not (weight gradients, where K is the
- * token count), K is split across workgroups and a second kernel sums the partials. One kernel per block shape and
+ * it gets, still fill the GPU (`tileFor`); where the blocks alone fill at most half of it (weight gradients, where K
+ * is the token count), K is split across workgroups and a second kernel sums the partials (`splitsFor`). One kernel per block shape and
  * transpose, compiled and self-tested at install. Ragged edges are zero-padded when staged and written through a
  * per-subgroup staging tile, so any M, N, K work; transposed operands are read in their stored order (coalesced)
  * and, in the shipped shapes, staged so too and loaded column-major. Small products stay on tfjs.
@@ -154,8 +154,8 @@ const maxSplits = (K: number, batch: number) => (batch > 1 ? 1 : Math.max(1, Mat
 
 /**
  * The block shape for an M x N x K product over `batch`, among `tiles` (largest first): the largest whose blocks,
- * times the K splits it may use, still give FILL_WORKGROUPS; else the smallest. (`withMatmulTile` forces one,
- * for the bench that measures them.)
+ * times the K splits `splitsFor` gives it, still give FILL_WORKGROUPS; else the smallest. (`withMatmulTile`
+ * forces one, for the bench that measures them.)
  */
 export function tileFor(
   M: number,
@@ -165,7 +165,7 @@ export function tileFor(
   tiles: readonly MatmulTile[] = MATMUL_TILES,
 ): MatmulTile {
   if (forcedTile) return forcedTile;
-  const fits = tiles.find((t) => blockCount(t, M, N, batch) * maxSplits(K, batch) >= FILL_WORKGROUPS);
+  const fits = tiles.find((t) => blockCount(t, M, N, batch) * splitsFor(t, M, N, K, batch) >= FILL_WORKGROUPS);
   return fits ?? tiles[tiles.length - 1];
 }
 
@@ -184,7 +184,8 @@ export function withMatmulTile<T>(tile: MatmulTile, f: () => T): T {
  * fill at most half the GPU (weight gradients: K = tokens). A product that nearly fills it gains little from a
  * split and pays a buffer of partial sums, sized by the step's AR split, and a pass to sum them: the ablation
  * model's products with a 1024-wide output (232 blocks of 128x256 at batch 16), split in two, came with its
- * tensor-core step going from 450 to 700 ms, host-bound, and its pool from 33 to 50 GB on the H100.
+ * tensor-core step going from 450 to 700 ms, host-bound, and its pool from 33 to 50 GB on the H100. `tileFor`
+ * counts these splits, so such a product takes the next smaller block shape instead (464 blocks, whole).
  */
 export function splitsFor(t: MatmulTile, M: number, N: number, K: number, batch: number): number {
   const blocks = blockCount(t, M, N, batch);
