@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport, fusedKernels, nativeKernels, setFusedKernels } from '../src/backend';
-import { geluTanh, layerNorm } from '../src/model/ops';
+import { geluTanh, layerNorm, linearGelu, linearResidual } from '../src/model/ops';
 import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
 import { attentionRanges, disposeRanges, FusedAdamWArgs, kernels, setKernelTable } from '../src/backend/kernels';
 import { heapKernelTable } from '../src/backend/kernels-heap';
@@ -490,6 +490,37 @@ function fusedSuite(backend: FusedBackend): void {
       1e-5,
       'GELU',
     );
+  });
+
+  test(`${backend}: linear layers with their epilogue (GELU(x·Wᵀ + b), r + x·Wᵀ + b) == tfjs ops: value and every gradient`, async () => {
+    await useFused(backend);
+    // the webgpu table fuses both epilogues; the CPU tables compose tfjs ops (the same function either way)
+    if (backend === 'webgpu') assert.ok(kernels()?.biasGelu && kernels()?.biasResidual && kernels()?.normedAttention);
+    const rng = new Rng(11);
+    const host = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+    const [rows, K, N] = [2 * 37, 48, 80]; // ragged against every workgroup size
+    const [xh, wh, bh, rh, dyh] = [host(rows * K), host(N * K), host(N), host(rows * N), host(rows * N)];
+    for (const [label, f] of [
+      ['fc1', (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => linearGelu(x, w, b)],
+      ['proj', (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, r: tf.Tensor) => linearResidual(r, x, w, b)],
+    ] as const)
+      await sameFusedAndPlain(
+        backend,
+        () => {
+          const ins = [
+            tf.tensor3d(xh, [2, 37, K]),
+            tf.tensor2d(wh, [N, K]),
+            tf.tensor1d(bh),
+            tf.tensor3d(rh, [2, 37, N]),
+          ];
+          const dy = tf.tensor3d(dyh, [2, 37, N]);
+          const out = valueAndGrads(f as (...t: tf.Tensor[]) => tf.Tensor, ins.slice(0, label === 'fc1' ? 3 : 4), dy);
+          tf.dispose([...ins, dy]);
+          return out;
+        },
+        1e-5,
+        label,
+      );
   });
 
   for (const c of FLASH_CASES) {

@@ -4,11 +4,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp, elementwiseOp, layerNormOp } from './custom-op';
-import { AttentionRanges, FlashShape, FusedKernels } from './kernels';
+import { AttentionRanges, FlashShape, FusedKernels, fusedQkvPart, QkNormParams, tokenMajor } from './kernels';
 import type { WebGPUBackendLike } from './webgpu-types';
 import { fusedAdamWUpdate } from './wgsl/adamw';
 import { flashAttentionBackward, flashAttentionForward, MAX_HEAD_DIM, rangesTensor } from './wgsl/attention';
 import { geluBackward, geluForward } from './wgsl/gelu';
+import { biasGeluForward, biasResidualForward } from './wgsl/epilogue';
+import { qkNormBackward, qkNormForward } from './wgsl/qk-norm';
 import { layerNormBackward, layerNormForward } from './wgsl/layernorm';
 
 /** The WGSL kernels of `gpu` as a table. */
@@ -24,6 +26,40 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
           flashAttentionBackward(gpu, s, qs, ks, vs, ranges as tf.Tensor1D, os, ls, dO),
       };
     });
+  // QK-norm + flash attention as one differentiable op of (qkv, q_norm, k_norm): v is read from qkv in place,
+  // and the backward writes all three parts of the qkv gradient into one tensor (no slices, no concat)
+  const normed = (s: FlashShape, ranges: tf.Tensor, eps: number) =>
+    customOp<tf.Tensor3D>(([qkv, qw, qb, kw, kb], save) => {
+      const qs = { rows: s.N * s.Lq, H: s.H, hd: s.hd };
+      const [q, k, stats] = qkNormForward(gpu, qkv, { qw, qb, kw, kb }, qs, eps);
+      const [o, lse] = flashAttentionForward(gpu, s, q, k, qkv, ranges as tf.Tensor1D);
+      save([qkv, q, k, o, lse, stats, qw, kw]);
+      return {
+        value: o,
+        gradFunc: (dO: tf.Tensor3D, [qkvS, qS, kS, oS, lseS, st, qwS, kwS]: tf.Tensor[]) => {
+          // dv lands in the v columns of a [N, L, 3D] gradient (v's layout); QK-norm's backward fills the rest
+          const [dq, dk, dqkv] = flashAttentionBackward(gpu, s, qS, kS, qkvS, ranges as tf.Tensor1D, oS, lseS, dO);
+          const g = qkNormBackward(gpu, { dq, dk, qkv: qkvS, qw: qwS, kw: kwS, stats: st, dqkv }, qs);
+          tf.dispose([dq, dk]);
+          return [dqkv, g.dqw, g.dqb, g.dkw, g.dkb];
+        },
+      };
+    });
+  const biasGelu = customOp<tf.Tensor2D>(([c, b], save) => {
+    const [h, y] = biasGeluForward(gpu, c, b);
+    save([h]);
+    return {
+      value: y as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor2D, [hs]: tf.Tensor[]) => {
+        const dh = geluBackward(gpu, dy, hs) as tf.Tensor2D;
+        return [dh, tf.sum(dh, 0)];
+      },
+    };
+  });
+  const biasResidual = customOp<tf.Tensor2D>(([c, b, r]) => ({
+    value: biasResidualForward(gpu, c, b, r) as tf.Tensor2D,
+    gradFunc: (dy: tf.Tensor2D) => [tf.clone(dy), tf.sum(dy, 0), tf.clone(dy)],
+  }));
   return {
     name: 'wgsl',
     layerNorm: layerNormOp({
@@ -41,6 +77,26 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
       if (ranges.device) return flash(s, ranges.device)(q, k, v);
       return tf.tidy(() => flash(s, rangesTensor(ranges.host, s.hd))(q, k, v));
     },
+    normedAttention(qkv, norms: QkNormParams, H, ranges: AttentionRanges, eps, onProbs) {
+      const [N, L, D3] = qkv.shape;
+      const hd = D3 / 3 / H;
+      if (onProbs || hd > MAX_HEAD_DIM) return null;
+      const s: FlashShape = {
+        N,
+        H,
+        Lq: L,
+        Lk: L,
+        hd,
+        scale: Math.pow(hd, -0.5),
+        q: tokenMajor(H, L, hd),
+        k: tokenMajor(H, L, hd),
+        v: fusedQkvPart(H, L, hd, 2),
+      };
+      const run = (r: tf.Tensor) => normed(s, r, eps)(qkv, norms.qw, norms.qb, norms.kw, norms.kb);
+      return ranges.device ? run(ranges.device) : tf.tidy(() => run(rangesTensor(ranges.host, hd)));
+    },
+    biasGelu: (c, b) => biasGelu(c, b),
+    biasResidual: (c, b, r) => biasResidual(c, b, r),
     adamwUpdate: (params, grads, moments, ema, loss, args) =>
       fusedAdamWUpdate(gpu, params, grads, moments, ema, loss, args),
   };

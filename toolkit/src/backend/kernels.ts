@@ -8,17 +8,37 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** How a [N, heads, rows, hd] tensor lies in memory: element (n, h, i, d) is at n·sN + h·sH + i·sL + d. */
+/**
+ * How a [N, heads, rows, hd] tensor lies in memory: element (n, h, i, d) is at offset + n·sN + h·sH + i·sL + d.
+ */
 export interface HeadLayout {
   sN: number;
   sH: number;
   sL: number;
+  offset: number;
 }
 
 /** [N, H, L, hd] contiguous. */
-export const headMajor = (H: number, L: number, hd: number): HeadLayout => ({ sN: H * L * hd, sH: L * hd, sL: hd });
+export const headMajor = (H: number, L: number, hd: number): HeadLayout => ({
+  sN: H * L * hd,
+  sH: L * hd,
+  sL: hd,
+  offset: 0,
+});
 /** [N, L, H, hd] contiguous, i.e. [N, L, D] with head h in columns h·hd ... (h+1)·hd. */
-export const tokenMajor = (H: number, L: number, hd: number): HeadLayout => ({ sN: L * H * hd, sH: hd, sL: H * hd });
+export const tokenMajor = (H: number, L: number, hd: number): HeadLayout => ({
+  sN: L * H * hd,
+  sH: hd,
+  sL: H * hd,
+  offset: 0,
+});
+/** q (part 0), k (1) or v (2) read in place from the fused projection qkv [N, L, 3·H·hd]. */
+export const fusedQkvPart = (H: number, L: number, hd: number, part: 0 | 1 | 2): HeadLayout => ({
+  sN: 3 * L * H * hd,
+  sH: hd,
+  sL: 3 * H * hd,
+  offset: part * H * hd,
+});
 
 /** Shapes and layouts of one attention call: q [N, H, Lq, hd], k and v [N, H, Lk, hd], o token-major. */
 export interface FlashShape {
@@ -31,6 +51,14 @@ export interface FlashShape {
   q: HeadLayout;
   k: HeadLayout;
   v: HeadLayout;
+}
+
+/** The per-head LayerNorms of QK-norm: `q_norm` and `k_norm`, weight and bias [hd] each. */
+export interface QkNormParams {
+  qw: tf.Tensor;
+  qb: tf.Tensor;
+  kw: tf.Tensor;
+  kb: tf.Tensor;
 }
 
 /** Receives the attention probabilities [N, H, Lq, Lk] of a layer (recorders). */
@@ -87,6 +115,23 @@ export interface FusedKernels {
     ranges: AttentionRanges,
     onProbs?: ProbsHook,
   ): tf.Tensor3D | null;
+  /**
+   * QK-norm, then `attention` of the whole sequence: q and k read from the fused projection qkv [N, L, 3·H·hd]
+   * and normed by their per-head LayerNorms (`norms`), v read in place; o [N, L, H·hd]. Differentiable in qkv
+   * and the norms' parameters. Null where `attention` would be null (or head sizes it does not take).
+   */
+  normedAttention?(
+    qkv: tf.Tensor3D,
+    norms: QkNormParams,
+    heads: number,
+    ranges: AttentionRanges,
+    eps: number,
+    onProbs?: ProbsHook,
+  ): tf.Tensor3D | null;
+  /** GELU(c + b) for a product c [rows, cols] and bias b [cols] (fc1): differentiable in c and b. */
+  biasGelu?(c: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D;
+  /** r + (c + b) for a product c [rows, cols], bias b and residual stream r (proj, fc2): differentiable in all. */
+  biasResidual?(c: tf.Tensor2D, b: tf.Tensor, r: tf.Tensor2D): tf.Tensor2D;
   /** Column sums of [rows, cols] (a linear layer's bias gradient), where the table has a faster one than tfjs's. */
   sumRows?(x: tf.Tensor2D): tf.Tensor1D;
   /**

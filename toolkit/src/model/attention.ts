@@ -7,10 +7,18 @@
  * wasm as one native kernel per direction (backend/native-kernels), which also hands probabilities to a hook.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { AttentionRanges, FlashShape, headMajor, kernels, ProbsHook, tokenMajor } from '../backend/kernels';
+import {
+  AttentionRanges,
+  FlashShape,
+  headMajor,
+  kernels,
+  ProbsHook,
+  QkNormParams,
+  tokenMajor,
+} from '../backend/kernels';
 import { fullRanges } from '../factorization/mask';
 import { customOp } from '../backend/custom-op';
-import { bmm, layerNorm, linear } from './ops';
+import { bmm, layerNorm, linear, linearResidual } from './ops';
 
 export type Params = Record<string, tf.Tensor>;
 
@@ -45,26 +53,33 @@ function attentionCore(mask: tf.Tensor2D | null, onProbs: ((p: tf.Tensor3D) => v
   });
 }
 
+/** The fused projection qkv [N, L, 3D] (no bias). */
+function qkvOf(p: Params, pre: string, x: tf.Tensor3D): tf.Tensor3D {
+  return linear(x, p[`${pre}.qkv.weight`]) as tf.Tensor3D;
+}
+
+/** `q_norm` and `k_norm`'s parameters. */
+const qkNorms = (p: Params, pre: string): QkNormParams => ({
+  qw: p[`${pre}.q_norm.weight`],
+  qb: p[`${pre}.q_norm.bias`],
+  kw: p[`${pre}.k_norm.weight`],
+  kb: p[`${pre}.k_norm.bias`],
+});
+
 /**
- * Fused qkv [N, L, 3D] -> q, k (each normed by its per-head LayerNorm, q not yet scaled) and v, each
+ * qkv [N, L, 3D] -> q, k (each normed by its per-head LayerNorm, q not yet scaled) and v, each
  * [N, L, H, hd] (token-major), or [N, H, L, hd] with `headMajor`.
  */
-function qkvNormed(
-  p: Params,
-  pre: string,
-  x: tf.Tensor3D,
+function splitNormed(
+  qkv: tf.Tensor3D,
+  norms: QkNormParams,
   numHeads: number,
   headMajor: boolean,
 ): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
-  const [N, L, D] = x.shape;
-  const hd = D / numHeads;
-  const qkv = linear(x, p[`${pre}.qkv.weight`]);
+  const [N, L, D3] = qkv.shape;
+  const hd = D3 / 3 / numHeads;
   const [q, k, v] = tf.split(qkv, 3, -1).map((t) => tf.reshape(t, [N, L, numHeads, hd]));
-  const heads = [
-    layerNorm(q, p[`${pre}.q_norm.weight`], p[`${pre}.q_norm.bias`]),
-    layerNorm(k, p[`${pre}.k_norm.weight`], p[`${pre}.k_norm.bias`]),
-    v,
-  ];
+  const heads = [layerNorm(q, norms.qw, norms.qb), layerNorm(k, norms.kw, norms.kb), v];
   return heads.map((t) => (headMajor ? tf.transpose(t, [0, 2, 1, 3]) : t)) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 }
 
@@ -84,9 +99,10 @@ function attend(
   return tf.reshape(tf.transpose(tf.reshape(o, [N, H, Lq, hd]), [0, 2, 1, 3]), [N, Lq, H * hd]);
 }
 
-/** `proj` of the merged heads [N, L, D]. */
-function project(p: Params, pre: string, o: tf.Tensor3D): tf.Tensor3D {
-  return linear(o, p[`${pre}.proj.weight`], p[`${pre}.proj.bias`]) as tf.Tensor3D;
+/** `proj` of the merged heads [N, L, D], added to `residual` when given (one pass after the product). */
+function project(p: Params, pre: string, o: tf.Tensor3D, residual?: tf.Tensor3D): tf.Tensor3D {
+  const [w, b] = [p[`${pre}.proj.weight`], p[`${pre}.proj.bias`]];
+  return (residual ? linearResidual(residual, o, w, b) : linear(o, w, b)) as tf.Tensor3D;
 }
 
 /** The generalized causal mask in its forms: additive [S, S] for the tfjs path, key ranges for the fused kernels. */
@@ -102,7 +118,11 @@ function maskedShape(N: number, L: number, H: number, hd: number): FlashShape {
   return { N, H, Lq: L, Lk: L, hd, scale: Math.pow(hd, -0.5), q: layout, k: layout, v: layout };
 }
 
-/** Training path (`_forward`): the whole sequence under the additive generalized causal mask [S, S]. */
+/**
+ * Training path (`_forward`): the whole sequence under the additive generalized causal mask [S, S]. With
+ * `residual`, returns residual + attention (the block's residual add, fused into proj's epilogue where the
+ * backend has one).
+ */
 export function maskedAttention(
   p: Params,
   pre: string,
@@ -110,21 +130,19 @@ export function maskedAttention(
   numHeads: number,
   ctx: MaskedContext,
   onProbs?: ProbsHook,
+  residual?: tf.Tensor3D,
 ): tf.Tensor3D {
   return tf.tidy(() => {
     const [N, L, D] = x.shape;
     const hd = D / numHeads;
+    const qkv = qkvOf(p, pre, x);
+    const norms = qkNorms(p, pre);
     const k = kernels();
-    if (k) {
-      const o = k.attention(
-        maskedShape(N, L, numHeads, hd),
-        ...qkvNormed(p, pre, x, numHeads, false),
-        ctx.ranges,
-        onProbs,
-      );
-      if (o) return project(p, pre, o);
-    }
-    return project(p, pre, attend(...qkvNormed(p, pre, x, numHeads, true), ctx.mask, onProbs));
+    const o =
+      k?.normedAttention?.(qkv, norms, numHeads, ctx.ranges, 1e-5, onProbs) ??
+      k?.attention(maskedShape(N, L, numHeads, hd), ...splitNormed(qkv, norms, numHeads, false), ctx.ranges, onProbs) ??
+      attend(...splitNormed(qkv, norms, numHeads, true), ctx.mask, onProbs);
+    return project(p, pre, o, residual);
   });
 }
 
@@ -140,11 +158,12 @@ export function cachedAttention(
   cache: LayerCache,
   update: boolean,
   onProbs?: ProbsHook,
+  residual?: tf.Tensor3D,
 ): tf.Tensor3D {
   return tf.tidy(() => {
     const [N, Lq, D] = x.shape;
     const hd = D / numHeads;
-    const [q, curK, curV] = qkvNormed(p, pre, x, numHeads, true);
+    const [q, curK, curV] = splitNormed(qkvOf(p, pre, x), qkNorms(p, pre), numHeads, true);
     const k = cache.k ? (tf.concat([cache.k, curK], 2) as tf.Tensor4D) : curK;
     const v = cache.v ? (tf.concat([cache.v, curV], 2) as tf.Tensor4D) : curV;
     if (update) {
@@ -154,7 +173,7 @@ export function cachedAttention(
       cache.v = tf.keep(v);
     }
     const fused = kernels();
-    if (!fused) return project(p, pre, attend(q, k, v, null, onProbs));
+    if (!fused) return project(p, pre, attend(q, k, v, null, onProbs), residual);
     const Lk = k.shape[2];
     const s: FlashShape = {
       N,
@@ -168,6 +187,6 @@ export function cachedAttention(
       v: headMajor(numHeads, Lk, hd),
     };
     const o = fused.attention(s, q, k, v, fused.ranges(fullRanges(Lq, Lk), hd), onProbs);
-    return project(p, pre, o ?? attend(q, k, v, null, onProbs));
+    return project(p, pre, o ?? attend(q, k, v, null, onProbs), residual);
   });
 }

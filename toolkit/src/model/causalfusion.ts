@@ -16,7 +16,7 @@ import { AttentionRanges, attentionRanges, disposeRanges } from '../backend/kern
 import { CausalFusionConfig, numPatches, patchDim, presetOf, validateConfig } from './config';
 import { escapeXml } from '../util/markup';
 import { cachedAttention, LayerCache, maskedAttention, MaskedContext, Params, ProbsHook } from './attention';
-import { geluTanh, layerNorm, linear, silu } from './ops';
+import { layerNorm, linear, linearGelu, linearResidual, silu } from './ops';
 import { HostTensor, initParameters, parameterShapes, StateDict } from './params';
 import { gatherTokens, patchify } from './patchify';
 
@@ -197,18 +197,14 @@ export class CausalDiffusionModel {
   ): tf.Tensor3D {
     const b = `blocks.${i}`;
     const h = layerNorm(x, p[`${b}.norm1.weight`], p[`${b}.norm1.bias`]) as tf.Tensor3D;
-    const a =
+    const H = this.config.numHeads;
+    const x1 =
       'mask' in ctx
-        ? maskedAttention(p, `${b}.attn`, h, this.config.numHeads, ctx, onProbs)
-        : cachedAttention(p, `${b}.attn`, h, this.config.numHeads, ctx.cache, ctx.update, onProbs);
-    const x1 = tf.add(x, a);
+        ? maskedAttention(p, `${b}.attn`, h, H, ctx, onProbs, x)
+        : cachedAttention(p, `${b}.attn`, h, H, ctx.cache, ctx.update, onProbs, x);
     const m = layerNorm(x1, p[`${b}.norm2.weight`], p[`${b}.norm2.bias`]);
-    const mlp = linear(
-      geluTanh(linear(m, p[`${b}.mlp.fc1.weight`], p[`${b}.mlp.fc1.bias`])),
-      p[`${b}.mlp.fc2.weight`],
-      p[`${b}.mlp.fc2.bias`],
-    );
-    return tf.add(x1, mlp) as tf.Tensor3D;
+    const fc1 = linearGelu(m, p[`${b}.mlp.fc1.weight`], p[`${b}.mlp.fc1.bias`]);
+    return linearResidual(x1, fc1, p[`${b}.mlp.fc2.weight`], p[`${b}.mlp.fc2.bias`]) as tf.Tensor3D;
   }
 
   /** `final_layer`: LayerNorm -> Linear(D, p*p*C). */

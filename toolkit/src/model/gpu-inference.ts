@@ -28,10 +28,10 @@ import {
   guidedStep,
   LinearEpilogue,
   linearInto,
-  qkNormToCache,
   STEP_PARAMS,
   stepParams,
 } from '../backend/wgsl/inference';
+import { qkNormToCache } from '../backend/wgsl/qk-norm';
 import {
   activeWebgpu,
   DispatchRecording,

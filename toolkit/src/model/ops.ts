@@ -93,15 +93,42 @@ const linearNoBias = customOp(([x, w], save) => {
   };
 });
 
-/** `nn.Linear` on the last axis of x, any rank: weight [out, in], optional bias [out]. */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+/** x as rows [-1, in] for `weight` [out, in], and the shape of the layer's output. */
+function asRows(x: tf.Tensor, weight: tf.Tensor): [tf.Tensor2D, number[]] {
   const inF = x.shape[x.rank - 1];
   const outF = weight.shape[0];
   if (weight.shape[1] !== inF) throw new Error(`linear: input has ${inF} features, weight is [${weight.shape}]`);
+  return [tf.reshape(x, [-1, inF]), [...x.shape.slice(0, -1), outF]];
+}
+
+/** `nn.Linear` on the last axis of x, any rank: weight [out, in], optional bias [out]. */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
-    const x2 = tf.reshape(x, [-1, inF]);
-    const y = bias ? linearBias(x2, weight, bias) : linearNoBias(x2, weight);
-    return tf.reshape(y, [...x.shape.slice(0, -1), outF]);
+    const [x2, shape] = asRows(x, weight);
+    return tf.reshape(bias ? linearBias(x2, weight, bias) : linearNoBias(x2, weight), shape);
+  });
+}
+
+/** GELU(x·Wᵀ + b), the MLP's fc1: bias and GELU in one pass after the product where the backend has it. */
+export function linearGelu(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const fused = kernels()?.biasGelu;
+  if (!fused) return tf.tidy(() => geluTanh(linear(x, weight, bias)));
+  return tf.tidy(() => {
+    const [x2, shape] = asRows(x, weight);
+    return tf.reshape(fused(linearNoBias(x2, weight) as tf.Tensor2D, bias), shape);
+  });
+}
+
+/** r + (x·Wᵀ + b): proj and fc2 joining the residual stream r, in one pass after the product where the backend has it. */
+export function linearResidual(r: tf.Tensor, x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const fused = kernels()?.biasResidual;
+  if (!fused) return tf.tidy(() => tf.add(r, linear(x, weight, bias)));
+  return tf.tidy(() => {
+    const [x2, shape] = asRows(x, weight);
+    return tf.reshape(
+      fused(linearNoBias(x2, weight) as tf.Tensor2D, bias, tf.reshape(r, [-1, shape[shape.length - 1]])),
+      shape,
+    );
   });
 }
 

@@ -86,6 +86,7 @@ struct U {
   qN: u32, qH: u32, qL: u32, kN: u32,
   kH: u32, kL: u32, vN: u32, vH: u32,
   vL: u32, oN: u32, oH: u32, oL: u32,
+  qO: u32, kO: u32, vO: u32, pad: u32,
 }`;
 
 /** WGSL shared by the three kernels: the row-visibility test and the block-bound tile test. */
@@ -124,8 +125,8 @@ fn stageKeyTile(li: u32, n: u32, h: u32, j0: u32) {
   workgroupBarrier();
   for (var e = li; e < T * HD; e = e + ${WG}u) {
     let j = min(j0 + e / HD, u.Lk - 1u);
-    kt[e] = k[n * u.kN + h * u.kH + j * u.kL + e % HD];
-    vt[e] = v[n * u.vN + h * u.vH + j * u.vL + e % HD];
+    kt[e] = k[u.kO + n * u.kN + h * u.kH + j * u.kL + e % HD];
+    vt[e] = v[u.vO + n * u.vN + h * u.vH + j * u.vL + e % HD];
   }
   workgroupBarrier();
 }`;
@@ -144,7 +145,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let n = wg.y / u.H;
   let h = wg.y % u.H;
   let i = min(wg.x * ${WG}u + li, u.Lq - 1u); // threads past the end work on the last row and write nothing
-  let qo = n * u.qN + h * u.qH + i * u.qL;
+  let qo = u.qO + n * u.qN + h * u.qH + i * u.qL;
   var qv: array<f32, ${hd}>;
   var acc: array<f32, ${hd}>;
   for (var d = 0u; d < HD; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = 0.0; }
@@ -206,7 +207,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let n = wg.y / u.H;
   let h = wg.y % u.H;
   let i = min(wg.x * ${WG}u + li, u.Lq - 1u);
-  let qo = n * u.qN + h * u.qH + i * u.qL;
+  let qo = u.qO + n * u.qN + h * u.qH + i * u.qL;
   let oo = n * u.oN + h * u.oH + i * u.oL;
   var qv: array<f32, ${hd}>;
   var g: array<f32, ${hd}>;
@@ -266,8 +267,8 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let jFirst = wg.x * ${WG}u;
   let jEnd = min(jFirst + ${WG}u, u.Lk);
   let j = min(jFirst + li, u.Lk - 1u);
-  let ko = n * u.kN + h * u.kH + j * u.kL;
-  let vo = n * u.vN + h * u.vH + j * u.vL;
+  let ko = u.kO + n * u.kN + h * u.kH + j * u.kL;
+  let vo = u.vO + n * u.vN + h * u.vH + j * u.vL;
   var kv: array<f32, ${hd}>;
   var vv: array<f32, ${hd}>;
   var dkAcc: array<f32, ${hd}>;
@@ -279,7 +280,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
     workgroupBarrier();
     for (var e = li; e < T * HD; e = e + ${WG}u) {
       let i = min(i0 + e / HD, u.Lq - 1u);
-      qt[e] = q[n * u.qN + h * u.qH + i * u.qL + e % HD] * u.scale;
+      qt[e] = q[u.qO + n * u.qN + h * u.qH + i * u.qL + e % HD] * u.scale;
       gt[e] = dO[n * u.oN + h * u.oH + i * u.oL + e % HD];
     }
     if (li < T) {
@@ -327,6 +328,8 @@ function uniforms(s: FlashShape): ArrayBuffer {
     u32(s.Lk),
     ['f32', s.scale],
     ...[s.q, s.k, s.v, o].flatMap((l) => [u32(l.sN), u32(l.sH), u32(l.sL)]),
+    ...[s.q, s.k, s.v].map((l) => u32(l.offset)),
+    u32(0),
   ]);
 }
 

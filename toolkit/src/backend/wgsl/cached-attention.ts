@@ -45,7 +45,7 @@ export function cachedAttentionVariant(Lq: number): 'split' | 'staged' {
 }
 
 const UNIFORMS = /* wgsl */ `
-struct U { H: u32, Lq: u32, Lk: u32, scale: f32, qN: u32, qH: u32, qL: u32, kN: u32, kH: u32, kL: u32, oN: u32, oH: u32, oL: u32 }`;
+struct U { H: u32, Lq: u32, Lk: u32, scale: f32, qN: u32, qH: u32, qL: u32, kN: u32, kH: u32, kL: u32, oN: u32, oH: u32, oL: u32, qO: u32, kO: u32 }`;
 
 const BINDINGS = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
@@ -60,11 +60,11 @@ const rowStart = (rows: number, hd4: number, r: string) => /* wgsl */ `
   let n = wg.y / u.H;
   let h = wg.y % u.H;
   let i = min(wg.x * ${rows}u + ${r}, u.Lq - 1u); // rows past the end redo the last row and write nothing
-  let qo = n * u.qN + h * u.qH + i * u.qL;
+  let qo = u.qO + n * u.qN + h * u.qH + i * u.qL;
   var qv: array<vec4<f32>, ${hd4}>;
   var acc: array<vec4<f32>, ${hd4}>;
   for (var d = 0u; d < ${hd4}u; d = d + 1u) { qv[d] = q[qo + d] * u.scale; acc[d] = vec4<f32>(); }
-  let kv = n * u.kN + h * u.kH;
+  let kv = u.kO + n * u.kN + h * u.kH;
   var m = -1e30;
   var l = 0.0;`;
 
@@ -195,8 +195,10 @@ export function cachedAttentionInto(
 ): void {
   if (s.hd % 4 !== 0 || s.hd > MAX_HEAD_DIM)
     throw new Error(`cachedAttentionInto: head size ${s.hd} is not a multiple of 4 up to ${MAX_HEAD_DIM}`);
-  if (s.k.sN !== s.v.sN || s.k.sH !== s.v.sH || s.k.sL !== s.v.sL)
+  if (s.k.sN !== s.v.sN || s.k.sH !== s.v.sH || s.k.sL !== s.v.sL || s.k.offset !== s.v.offset)
     throw new Error('cachedAttentionInto: the key and value caches must share one layout');
+  if ((s.q.offset | s.k.offset) % 4 !== 0)
+    throw new Error('cachedAttentionInto: q, k and v must start at a multiple of 4 floats');
   const rows = variant === 'staged' ? STAGED_ROWS : rowsPerGroup(s.Lq, s.hd);
   const key = `${variant} ${s.hd}/${rows}`;
   let kern = kernels.get(key);
@@ -212,6 +214,8 @@ export function cachedAttentionInto(
     ['u32', s.Lk],
     ['f32', s.scale],
     ...[s.q, s.k, o].flatMap((l) => [u32(l.sN), u32(l.sH), u32(l.sL)]),
+    u32(s.q.offset),
+    u32(s.k.offset),
   ]);
   kern.dispatch(backend, [t.q, t.k, t.v, t.o], u, [Math.ceil(s.Lq / rows), s.N * s.H], [t.o]);
 }

@@ -7,10 +7,14 @@ import type { WebGPUBackendLike } from '../webgpu-types';
 import { asTensor, emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 
 const WG = 256;
+/** WGSL: `gelu(v)`, and the constant `K` and `sig(z)` its derivative uses. */
+export const GELU_WGSL = /* wgsl */ `
+const K = ${2 * Math.sqrt(2 / Math.PI)};
+fn sig(z: f32) -> f32 { return 1.0 / (1.0 + exp(-z)); }
+fn gelu(v: f32) -> f32 { return v * sig((v + v * v * v * 0.044715) * K); }`;
 const COMMON = /* wgsl */ `
 struct U { n: u32 }
-const K = ${2 * Math.sqrt(2 / Math.PI)};
-fn sig(z: f32) -> f32 { return 1.0 / (1.0 + exp(-z)); }`;
+${GELU_WGSL}`;
 
 const forward = new WgslKernel(
   'gelu',
@@ -22,8 +26,7 @@ ${COMMON}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
-    let v = x[i];
-    y[i] = v * sig((v + v * v * v * 0.044715) * K);
+    y[i] = gelu(x[i]);
   }
 }`,
 );

@@ -5,8 +5,8 @@
  *
  * - `linearInto`: y (=|+=) x·Wᵀ (+ b) (then GELU), W in PyTorch's [out, in] layout, fp32, 64 x 64 output tiles;
  *   bias, GELU and the residual add are the epilogue, so a block's MLP is two dispatches.
- * - `qkNormToCache`: splits the fused qkv, applies the per-head q / k LayerNorms (QK-norm) and writes k and v
- *   straight into the layer's KV cache at the chunk's offset: the cache never grows by concatenation.
+ * - `qkNormToCache` (qk-norm.ts): splits the fused qkv, applies the per-head q / k LayerNorms (QK-norm) and writes
+ *   k and v straight into the layer's KV cache at the chunk's offset: the cache never grows by concatenation.
  * - `embedTokens`: x_proj(x) + pos_embed[position] (+ t-embedding) for a chunk, rows of the CFG copy included.
  * - `condTokens`: the label table row as numCondTokens tokens + cond_pos_embed.
  * - `guidedStep`: CFG mix, eps from the output (eps or v), x0, and the DDPM / DDIM update in one pass.
@@ -239,98 +239,6 @@ export function linearInto(
     [out],
   );
   if (split) linearEpilogue(gpu, scratch, b, y, M, N, e, splits);
-}
-
-const qkNorm = new WgslKernel(
-  'qkNormToCache',
-  /* wgsl */ `
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
-@group(0) @binding(1) var<storage, read> qw: array<f32>;
-@group(0) @binding(2) var<storage, read> qb: array<f32>;
-@group(0) @binding(3) var<storage, read> kw: array<f32>;
-@group(0) @binding(4) var<storage, read> kb: array<f32>;
-@group(0) @binding(5) var<storage, read_write> q: array<f32>;
-@group(0) @binding(6) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(7) var<storage, read_write> vc: array<f32>;
-struct U { rows: u32, Lq: u32, H: u32, hd: u32, at: u32, Lmax: u32, eps: f32 }
-@group(0) @binding(8) var<uniform> u: U;
-// a workgroup per (token, head): its threads read the head's hd values side by side (coalesced)
-var<workgroup> red: array<vec2<f32>, 64>;
-fn sum2(li: u32, v: vec2<f32>) -> vec2<f32> {
-  workgroupBarrier();
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = 32u; k > 0u; k = k >> 1u) {
-    if (li < k) { red[li] = red[li] + red[li + k]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}
-@compute @workgroup_size(64)
-fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let D = u.H * u.hd;
-  let inv = 1.0 / f32(u.hd);
-  for (var id = wg.x; id < u.rows * u.H; id = id + nwg.x) {
-    let token = id / u.H; // row n of the batch, token i of the chunk
-    let h = id % u.H;
-    let n = token / u.Lq;
-    let i = token % u.Lq;
-    let qo = token * 3u * D + h * u.hd;
-    let ko = qo + D;
-    let vo = qo + 2u * D;
-    // mean, then 1/std from the centred values (two passes, biased variance: nn.LayerNorm), q and k together
-    var s = vec2<f32>(0.0);
-    for (var d = li; d < u.hd; d = d + 64u) { s = s + vec2<f32>(qkv[qo + d], qkv[ko + d]); }
-    let mean = sum2(li, s) * inv;
-    var v = vec2<f32>(0.0);
-    for (var d = li; d < u.hd; d = d + 64u) {
-      let c = vec2<f32>(qkv[qo + d], qkv[ko + d]) - mean;
-      v = v + c * c;
-    }
-    let rstd = inverseSqrt(sum2(li, v) * inv + u.eps);
-    let co = ((n * u.H + h) * u.Lmax + u.at + i) * u.hd; // head-major cache [rows, H, Lmax, hd]
-    for (var d = li; d < u.hd; d = d + 64u) {
-      q[token * D + h * u.hd + d] = (qkv[qo + d] - mean.x) * rstd.x * qw[d] + qb[d];
-      kc[co + d] = (qkv[ko + d] - mean.y) * rstd.y * kw[d] + kb[d];
-      vc[co + d] = qkv[vo + d];
-    }
-  }
-}`,
-);
-
-/**
- * q (QK-normed, token-major [rows, Lq, D]) from the fused qkv [rows, Lq, 3D], and k (normed), v into the
- * head-major cache [rows, H, Lmax, hd] at positions at ... at + Lq.
- */
-export function qkNormToCache(
-  gpu: WebGPUBackendLike,
-  t: {
-    qkv: tf.TensorInfo;
-    qw: tf.TensorInfo;
-    qb: tf.TensorInfo;
-    kw: tf.TensorInfo;
-    kb: tf.TensorInfo;
-    q: tf.TensorInfo;
-    kc: tf.TensorInfo;
-    vc: tf.TensorInfo;
-  },
-  s: { rows: number; Lq: number; H: number; hd: number; at: number; Lmax: number },
-): void {
-  qkNorm.dispatch(
-    gpu,
-    [t.qkv, t.qw, t.qb, t.kw, t.kb, t.q, t.kc, t.vc],
-    uniformBlock([
-      ['u32', s.rows * s.Lq],
-      ['u32', s.Lq],
-      ['u32', s.H],
-      ['u32', s.hd],
-      ['u32', s.at],
-      ['u32', s.Lmax],
-      ['f32', 1e-5],
-    ]),
-    [gridStrideGroups(s.rows * s.Lq * s.H * 64, 64)], // a workgroup of 64 per (token, head)
-    [t.q, t.kc, t.vc],
-  );
 }
 
 const embed = new WgslKernel(

@@ -12,11 +12,11 @@ import type { WebGPUBackendLike } from '../webgpu-types';
 import { asTensor, emptyTensor, uniformBlock, WgslKernel, workgroupSum } from './runner';
 
 const WG = 64;
-const CHUNK = 64; // rows per partial sum of dw, db
+export const CHUNK = 64; // rows per partial sum of dw, db
 
 /** Row index of a workgroup in a 2-D grid (a dimension holds at most 65535 workgroups). */
 const ROW = 'let row = wg.y * u.gridX + wg.x;\n  if (row >= u.rows) { return; }';
-const gridFor = (rows: number): [number, number] => {
+export const gridFor = (rows: number): [number, number] => {
   const x = Math.min(rows, 32768);
   return [x, Math.ceil(rows / x)];
 };
@@ -110,16 +110,28 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wg
 }`,
 );
 
-// One workgroup per column: its threads split the chunks, then a tree sum (q/k norms have 64 columns and
-// ~700 chunks, too few columns for a thread each to be fast).
-const backwardTotals = new WgslKernel(
-  'layerNormGradWTotals',
-  /* wgsl */ `
+const totals = new Map<number, WgslKernel>();
+
+/**
+ * The sums over chunks of partial sums [chunks, 2, C] (weight, bias) into `pairs` pairs of (dw, db), each of
+ * C / pairs columns: one pair for a LayerNorm, two for the q and k norms of QK-norm (columns [0, hd) and
+ * [hd, 2hd)). One workgroup per column: its threads split the chunks, then a tree sum (the q / k norms have
+ * 64-128 columns and ~700 chunks, too few columns for a thread each to be fast).
+ */
+export function gradWTotals(pairs: 1 | 2): WgslKernel {
+  let kern = totals.get(pairs);
+  if (kern) return kern;
+  const out = Array.from({ length: pairs }, (_, j) => j);
+  const code = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> partials: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+${out
+  .map(
+    (j) => `@group(0) @binding(${1 + 2 * j}) var<storage, read_write> dw${j}: array<f32>;
+@group(0) @binding(${2 + 2 * j}) var<storage, read_write> db${j}: array<f32>;`,
+  )
+  .join('\n')}
 struct U { chunks: u32, C: u32 }
-@group(0) @binding(3) var<uniform> u: U;
+@group(0) @binding(${1 + 2 * pairs}) var<uniform> u: U;
 ${REDUCE}
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -136,12 +148,13 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   let tw = wgSum(li, sw);
   let tb = wgSum(li, sb);
   if (live && li == 0u) {
-    dw[c] = tw;
-    db[c] = tb;
+    let per = u.C / ${pairs}u;
+${out.map((j) => `    if (c / per == ${j}u) { dw${j}[c % per] = tw; db${j}[c % per] = tb; }`).join('\n')}
   }
-}`,
-);
-
+}`;
+  totals.set(pairs, (kern = new WgslKernel(`layerNormGradWTotals${pairs}`, code)));
+  return kern;
+}
 /** y = LayerNorm(x) on [rows, C]; also returns the per-row [mean, rstd] pairs for the backward. */
 export function layerNormForward(
   backend: WebGPUBackendLike,
@@ -214,7 +227,7 @@ export function layerNormBackward(
   );
   const dw = emptyTensor(backend, [C]);
   const db = emptyTensor(backend, [C]);
-  backwardTotals.dispatch(
+  gradWTotals(1).dispatch(
     backend,
     [partials, dw, db],
     uniformBlock([
