@@ -10,7 +10,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport } from '../src/backend';
 import { fixtureInputs } from '../src/parity';
-import { CausalDiffusionModel } from '../src/model/causalfusion';
+import { CausalDiffusionModel, disposeBatch } from '../src/model/causalfusion';
 import { configFromOfficial } from '../src/model/config';
 import { sampleImages, SampleOptions } from '../src/sample/sampler';
 import { editImages } from '../src/sample/edit';
@@ -20,6 +20,11 @@ import type { WebGPUBackendLike } from '../src/backend/webgpu-types';
 import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
 import { Trainer, TrainSettings } from '../src/train/trainer';
 import { benchTrainStep } from '../src/train/step-timer';
+import { gradients } from '../src/train/backprop';
+import { FACTORIZATION_DEFAULTS, sampleBatch } from '../src/train/step';
+import { createDiffusion } from '../src/diffusion';
+import { makeConfig } from '../src/model/config';
+import { Rng } from '../src/rng';
 import { assertFullParity, maxAbs, maxAbsDiff, reference, syntheticDataset, useBackend, tempDir } from './helpers';
 
 const refModel = () =>
@@ -278,6 +283,51 @@ test('the step bench on webgpu counts a step`s GPU dispatches (tfjs programs and
   assert.ok(same.pool && same.pool.buffersCreatedPerStep <= 2, JSON.stringify(same.pool));
   assert.equal(same.pool.trims, 0);
   assert.ok(r.pool && r.pool.buffersCreatedPerStep >= 0 && r.pool.mbCreatedPerStep >= 0, JSON.stringify(r.pool));
+});
+
+/** GPU dispatches (tfjs's programs and ours) of `f` on the webgpu backend. */
+function dispatchesOf(f: () => void): number {
+  const backend = tf.backend() as unknown as { recordAndSubmit: (...a: unknown[]) => unknown };
+  const original = backend.recordAndSubmit;
+  let programs = 0;
+  backend.recordAndSubmit = (...a: unknown[]) => (programs++, original.apply(backend, a));
+  const ours = wgslDispatches();
+  try {
+    f();
+  } finally {
+    backend.recordAndSubmit = original;
+  }
+  return programs + wgslDispatches() - ours;
+}
+
+test('webgpu: a transformer block trains in 11 dispatches forward and 29 backward (QK-norm + attention in one op, bias, GELU and residual after each product)', async () => {
+  await useBackend('webgpu');
+  const config = makeConfig('tiny', { hiddenSize: 64, numHeads: 2 });
+  const model = new CausalDiffusionModel(config, { seed: 1 });
+  const rng = new Rng(2);
+  const N = 2;
+  const x0 = rng.normalArray(N * config.latentChannels * config.inputSize ** 2);
+  const batch = sampleBatch(model, createDiffusion(''), x0, [1, 2], rng, {
+    ...FACTORIZATION_DEFAULTS,
+    splitSizes: [5, 11],
+  });
+  const b = model.prepareBatch(batch);
+  const P = model.params as unknown as Record<string, tf.Tensor>;
+  const x = tf.tidy(() => model.embed(P, b));
+  const own = Object.keys(P).filter((n) => n.startsWith('blocks.0.'));
+  let forward = 0;
+  let both = 0;
+  tf.tidy(() => {
+    forward = dispatchesOf(() => model.block(P, 0, x, b));
+    both = dispatchesOf(() => gradients(() => model.block(P, 0, x, b), [x, ...own.map((n) => P[n])]));
+  });
+  tf.dispose([x]);
+  disposeBatch(b);
+  model.dispose();
+  // forward: 2 LayerNorms, 4 products, QK-norm, attention, 3 epilogues; backward: 4 x 2 products, 3 bias sums
+  // (2 each), GELU's, 2 LayerNorms' (3 each), attention's 2 and QK-norm's 3, 2 residual gradient adds
+  assert.equal(forward, 11);
+  assert.equal(both - forward, 29);
 });
 
 test('a forced webgpu without a driver is one clear error naming what is missing', () => {
