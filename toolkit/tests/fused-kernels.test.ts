@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport, fusedKernels, nativeKernels, setFusedKernels } from '../src/backend';
-import { geluTanh, layerNorm, linearGelu, linearResidual } from '../src/model/ops';
+import { geluTanh, layerNorm, linearResidual, mlpResidual } from '../src/model/ops';
 import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
 import { attentionRanges, disposeRanges, FusedAdamWArgs, kernels, setKernelTable } from '../src/backend/kernels';
 import { heapKernelTable } from '../src/backend/kernels-heap';
@@ -492,30 +492,41 @@ function fusedSuite(backend: FusedBackend): void {
     );
   });
 
-  test(`${backend}: linear layers with their epilogue (GELU(x·Wᵀ + b), r + x·Wᵀ + b) == tfjs ops: value and every gradient`, async () => {
+  test(`${backend}: linear layers with their epilogues (r + x·Wᵀ + b; the MLP r + fc2(GELU(fc1(x)))) == tfjs ops: value and every gradient`, async () => {
     await useFused(backend);
-    // the webgpu table fuses both epilogues; the CPU tables compose tfjs ops (the same function either way)
-    if (backend === 'webgpu') assert.ok(kernels()?.biasGelu && kernels()?.biasResidual && kernels()?.normedAttention);
+    // the webgpu table fuses them; the CPU tables compose tfjs ops (the same function either way)
+    if (backend === 'webgpu')
+      assert.ok(kernels()?.mlpResidual && kernels()?.biasResidual && kernels()?.normedAttention);
     const rng = new Rng(11);
     const host = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
-    const [rows, K, N] = [2 * 37, 48, 80]; // ragged against every workgroup size
-    const [xh, wh, bh, rh, dyh] = [host(rows * K), host(N * K), host(N), host(rows * N), host(rows * N)];
-    for (const [label, f] of [
-      ['fc1', (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => linearGelu(x, w, b)],
-      ['proj', (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, r: tf.Tensor) => linearResidual(r, x, w, b)],
-    ] as const)
+    const [D, F] = [48, 80]; // 74 rows: ragged against every workgroup size
+    const shapes: Record<string, number[]> = {
+      r: [2, 37, D],
+      x: [2, 37, D],
+      xWide: [2, 37, F],
+      w1: [F, D],
+      b1: [F],
+      w2: [D, F],
+      b2: [D],
+    };
+    const values = Object.fromEntries(Object.entries(shapes).map(([k, sh]) => [k, host(tf.util.sizeFromShape(sh))]));
+    const dy = host(2 * 37 * D);
+    const cases: [string, (...t: tf.Tensor[]) => tf.Tensor, string[]][] = [
+      ['proj', (r, x, w, b) => linearResidual(r, x, w, b), ['r', 'xWide', 'w2', 'b2']],
+      [
+        'mlp',
+        (r, x, w1, b1, w2, b2) => mlpResidual(r, x, { weight: w1, bias: b1 }, { weight: w2, bias: b2 }),
+        ['r', 'x', 'w1', 'b1', 'w2', 'b2'],
+      ],
+    ];
+    for (const [label, f, names] of cases)
       await sameFusedAndPlain(
         backend,
         () => {
-          const ins = [
-            tf.tensor3d(xh, [2, 37, K]),
-            tf.tensor2d(wh, [N, K]),
-            tf.tensor1d(bh),
-            tf.tensor3d(rh, [2, 37, N]),
-          ];
-          const dy = tf.tensor3d(dyh, [2, 37, N]);
-          const out = valueAndGrads(f as (...t: tf.Tensor[]) => tf.Tensor, ins.slice(0, label === 'fc1' ? 3 : 4), dy);
-          tf.dispose([...ins, dy]);
+          const ins = names.map((n) => tf.tensor(values[n], shapes[n]));
+          const g = tf.tensor3d(dy, [2, 37, D]);
+          const out = valueAndGrads(f, ins, g);
+          tf.dispose([...ins, g]);
           return out;
         },
         1e-5,

@@ -45,15 +45,30 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
         },
       };
     });
-  const biasGelu = customOp<tf.Tensor2D>(([c, b], save) => {
-    const [h, y] = biasGeluForward(gpu, c, b);
-    save([h]);
+  // the MLP with its epilogues: GELU's output g [rows, 4D], the largest activation, is recomputed from the
+  // pre-activation h in the backward (one elementwise pass) instead of being kept from forward to backward
+  const mlpResidual = customOp<tf.Tensor2D>(([r, x, w1, b1, w2, b2], save) => {
+    const c1 = tf.matMul(x, w1, false, true);
+    const [h, g] = biasGeluForward(gpu, c1, b1);
+    const c2 = tf.matMul(g, w2, false, true);
+    const y = biasResidualForward(gpu, c2, b2, r);
+    tf.dispose([c1, g, c2]);
+    save([x, w1, w2, h]);
     return {
       value: y as tf.Tensor2D,
-      gradFunc: (dy: tf.Tensor2D, [hs]: tf.Tensor[]) => {
-        const dh = geluBackward(gpu, dy, hs) as tf.Tensor2D;
-        return [dh, tf.sum(dh, 0)];
-      },
+      gradFunc: (dy: tf.Tensor2D, [xs, w1s, w2s, hs]: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const gs = geluForward(gpu, hs);
+          const dh = geluBackward(gpu, tf.matMul(dy, w2s), hs);
+          return [
+            tf.clone(dy),
+            tf.matMul(dh, w1s),
+            tf.matMul(dh, xs, true, false),
+            tf.sum(dh, 0),
+            tf.matMul(dy, gs, true, false),
+            tf.sum(dy, 0),
+          ];
+        }),
     };
   });
   const biasResidual = customOp<tf.Tensor2D>(([c, b, r]) => ({
@@ -95,7 +110,7 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
       const run = (r: tf.Tensor) => normed(s, r, eps)(qkv, norms.qw, norms.qb, norms.kw, norms.kb);
       return ranges.device ? run(ranges.device) : tf.tidy(() => run(rangesTensor(ranges.host, hd)));
     },
-    biasGelu: (c, b) => biasGelu(c, b),
+    mlpResidual: (r, x, w1, b1, w2, b2) => mlpResidual(r, x, w1, b1, w2, b2),
     biasResidual: (c, b, r) => biasResidual(c, b, r),
     adamwUpdate: (params, grads, moments, ema, loss, args) =>
       fusedAdamWUpdate(gpu, params, grads, moments, ema, loss, args),

@@ -128,8 +128,11 @@ export interface FusedKernels {
     eps: number,
     onProbs?: ProbsHook,
   ): tf.Tensor3D | null;
-  /** GELU(c + b) for a product c [rows, cols] and bias b [cols] (fc1): differentiable in c and b. */
-  biasGelu?(c: tf.Tensor2D, b: tf.Tensor): tf.Tensor2D;
+  /**
+   * r + fc2(GELU(fc1(x))), the MLP joining the residual stream r [rows, D] (x [rows, D], fc1 [4D, D] + [4D],
+   * fc2 [D, 4D] + [D]): differentiable in all six. GELU's output is not kept for the backward but recomputed.
+   */
+  mlpResidual?(r: tf.Tensor2D, x: tf.Tensor2D, w1: tf.Tensor, b1: tf.Tensor, w2: tf.Tensor, b2: tf.Tensor): tf.Tensor2D;
   /** r + (c + b) for a product c [rows, cols], bias b and residual stream r (proj, fc2): differentiable in all. */
   biasResidual?(c: tf.Tensor2D, b: tf.Tensor, r: tf.Tensor2D): tf.Tensor2D;
   /** Column sums of [rows, cols] (a linear layer's bias gradient), where the table has a faster one than tfjs's. */

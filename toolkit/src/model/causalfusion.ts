@@ -16,7 +16,7 @@ import { AttentionRanges, attentionRanges, disposeRanges } from '../backend/kern
 import { CausalFusionConfig, numPatches, patchDim, presetOf, validateConfig } from './config';
 import { escapeXml } from '../util/markup';
 import { cachedAttention, LayerCache, maskedAttention, MaskedContext, Params, ProbsHook } from './attention';
-import { layerNorm, linear, linearGelu, linearResidual, silu } from './ops';
+import { layerNorm, linear, mlpResidual, silu } from './ops';
 import { HostTensor, initParameters, parameterShapes, StateDict } from './params';
 import { gatherTokens, patchify } from './patchify';
 
@@ -203,8 +203,8 @@ export class CausalDiffusionModel {
         ? maskedAttention(p, `${b}.attn`, h, H, ctx, onProbs, x)
         : cachedAttention(p, `${b}.attn`, h, H, ctx.cache, ctx.update, onProbs, x);
     const m = layerNorm(x1, p[`${b}.norm2.weight`], p[`${b}.norm2.bias`]);
-    const fc1 = linearGelu(m, p[`${b}.mlp.fc1.weight`], p[`${b}.mlp.fc1.bias`]);
-    return linearResidual(x1, fc1, p[`${b}.mlp.fc2.weight`], p[`${b}.mlp.fc2.bias`]) as tf.Tensor3D;
+    const fc = (name: string) => ({ weight: p[`${b}.mlp.${name}.weight`], bias: p[`${b}.mlp.${name}.bias`] });
+    return mlpResidual(x1, m, fc('fc1'), fc('fc2')) as tf.Tensor3D;
   }
 
   /** `final_layer`: LayerNorm -> Linear(D, p*p*C). */

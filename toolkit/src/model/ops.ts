@@ -109,13 +109,24 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
   });
 }
 
-/** GELU(x·Wᵀ + b), the MLP's fc1: bias and GELU in one pass after the product where the backend has it. */
-export function linearGelu(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor): tf.Tensor {
-  const fused = kernels()?.biasGelu;
-  if (!fused) return tf.tidy(() => geluTanh(linear(x, weight, bias)));
+/**
+ * r + fc2(GELU(fc1(x))): a block's MLP joining the residual stream r, as one op where the backend has it (bias,
+ * GELU and the residual add after the products; GELU's output recomputed in the backward, not kept).
+ */
+export function mlpResidual(
+  r: tf.Tensor,
+  x: tf.Tensor,
+  fc1: { weight: tf.Tensor; bias: tf.Tensor },
+  fc2: { weight: tf.Tensor; bias: tf.Tensor },
+): tf.Tensor {
+  const fused = kernels()?.mlpResidual;
+  if (!fused) return tf.tidy(() => linearResidual(r, geluTanh(linear(x, fc1.weight, fc1.bias)), fc2.weight, fc2.bias));
+  const D = r.shape[r.rank - 1];
+  if (fc2.weight.shape[0] !== D) throw new Error(`mlp: fc2 gives ${fc2.weight.shape[0]} features, the stream has ${D}`);
   return tf.tidy(() => {
-    const [x2, shape] = asRows(x, weight);
-    return tf.reshape(fused(linearNoBias(x2, weight) as tf.Tensor2D, bias), shape);
+    const [x2] = asRows(x, fc1.weight);
+    const y = fused(tf.reshape(r, [-1, D]), x2, fc1.weight, fc1.bias, fc2.weight, fc2.bias);
+    return tf.reshape(y, r.shape);
   });
 }
 
