@@ -2,8 +2,10 @@
  * The device table: the fused kernels the active backend offers, chosen once when the backend starts
  * (`initBackend`). The model and the training step call its entries and compose tfjs ops where there is no table
  * (cpu, or `setFusedKernels(false)`: the reference the kernels are tested against), so neither names a device.
- * One file per backend fills it: `kernels-wgsl.ts` (webgpu), `kernels-native.ts` (wasm + toolkit/native). A new
- * kernel is an entry here, its implementation in each of those files and a test in fused-kernels.test.ts.
+ * One file per backend fills it: `kernels-wgsl.ts` (webgpu), `kernels-heap.ts` (wasm: toolkit/native, or JS in a page). A new
+ * kernel is an entry here, its implementation in each of those files and a test in fused-kernels.test.ts; an
+ * optional entry (the GPU's coarser fusions: QK-norm with attention, the MLP with its epilogues) is one only some
+ * tables fill, and the model composes the finer entries or tfjs ops where it is absent.
  * Browser-safe: this file imports tfjs only.
  */
 import * as tf from '@tensorflow/tfjs-core';

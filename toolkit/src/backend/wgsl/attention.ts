@@ -8,8 +8,9 @@
  * A tile that no row of the workgroup may see is skipped without being loaded: with the block bounds
  * appended to the ranges (max a, min b, max c per TILE query rows), that decision is uniform.
  *
- * Tensors are read through strides (n, head, row), so head-major [N, H, L, hd] (the KV cache) and token-major
- * [N, L, H·hd] (straight from the qkv projection, no transposes) both work; the output o is token-major.
+ * Tensors are read through an offset and strides (n, head, row), so head-major [N, H, L, hd] (the KV cache),
+ * token-major [N, L, H·hd] and a part of the fused projection qkv [N, L, 3·H·hd] (training reads v there in place)
+ * all work, with no transposes or slices; the output o is token-major.
  * The backward recomputes probabilities from the per-row log-sum-exp kept by the forward.
  */
 import * as tf from '@tensorflow/tfjs-core';

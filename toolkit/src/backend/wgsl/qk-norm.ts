@@ -12,24 +12,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
-import { asTensor, emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
+import { asTensor, emptyTensor, gridStrideGroups, uniformBlock, WgslKernel, workgroupSum } from './runner';
 import { CHUNK, gradWTotals, gridFor } from './layernorm';
 
 const WG = 64;
 
 /** WGSL: `sum2(li, v)`, the sum of a vec2 over the workgroup (every thread gets it). */
-const SUM2 = /* wgsl */ `
-var<workgroup> red: array<vec2<f32>, ${WG}>;
-fn sum2(li: u32, v: vec2<f32>) -> vec2<f32> {
-  workgroupBarrier();
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = ${WG / 2}u; k > 0u; k = k >> 1u) {
-    if (li < k) { red[li] = red[li] + red[li + k]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}`;
+const SUM2 = workgroupSum(WG, 'vec2<f32>', 'sum2');
 
 /**
  * WGSL: the loop over (token, head) pairs of a grid-stride kernel, with the offsets qo and ko of the pair's q and

@@ -37,13 +37,14 @@ export function uniformBlock(fields: readonly (readonly ['u32' | 'f32', number])
 }
 
 /**
- * WGSL of `wgSum(li, v)`: the sum of `v` over a workgroup of `size` threads (a power of two), by tree reduction
- * in workgroup memory. Every thread calls it and gets the total; calls may follow one another.
+ * WGSL of `wgSum(li, v)` (or `name`): the sum of `v`, an f32 or a vector `type`, over a workgroup of `size`
+ * threads (a power of two), by tree reduction in workgroup memory. Every thread calls it and gets the total;
+ * calls may follow one another.
  */
-export function workgroupSum(size: number): string {
+export function workgroupSum(size: number, type = 'f32', name = 'wgSum'): string {
   return /* wgsl */ `
-var<workgroup> red: array<f32, ${size}>;
-fn wgSum(li: u32, v: f32) -> f32 {
+var<workgroup> red: array<${type}, ${size}>;
+fn ${name}(li: u32, v: ${type}) -> ${type} {
   workgroupBarrier();
   red[li] = v;
   workgroupBarrier();
