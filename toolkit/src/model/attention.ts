@@ -3,8 +3,9 @@
  * and k (QK-norm, before q is scaled), softmax(q·kᵀ·scale + additive mask)·v, then `proj`.
  * Two entry points, as in the official code: a masked full-sequence forward for training, and a KV-cache
  * forward for inference where the current chunk attends, unmasked, to the cache plus itself.
- * On webgpu both run as flash-style WGSL kernels (backend/wgsl/attention) unless probabilities are recorded; on
- * wasm as one native kernel per direction (backend/native-kernels), which also hands probabilities to a hook.
+ * On webgpu both run as flash-style WGSL kernels (backend/wgsl/attention) unless probabilities are recorded, the
+ * training one together with QK-norm as one op reading q, k and v in place from qkv; on wasm as one native kernel
+ * per direction (backend/native-kernels), which also hands probabilities to a hook.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
