@@ -9,7 +9,8 @@
  * `--gpu-curve [steps]` trains on webgpu with tensor-core and with fp32 matmuls and compares the loss curves
  * (bench/gpu-curve.ts). `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  * `--gpu` runs only the GPU tables (`runs/bench-gpu.json`), the sections BENCH_GPU_SECTIONS names (default
- * `training,matmul,sampling`; `attention` adds the two kernels of attention over the KV cache, bench/attention.ts):
+ * `training,matmul,sampling`; `attention` adds the two kernels of attention over the KV cache, bench/attention.ts;
+ * `kernels` a training step of each case by kernel, its GPU time from timestamp queries):
  * training, the webgpu backend (tensor cores and fp32 matmuls) against the PyTorch twin on CUDA (fp32 eager, TF32,
  * bf16 autocast) at W384 D6 B64 on 8x8 tokens, W768 D12 B32 and B64 on 16x16 tokens and the paper's ablation model
  * (W1024 D24, 256 tokens) at B16 (BENCH_GPU_STEPS sets the timed steps, default 20, BENCH_GPU_ONLY picks cases by
@@ -182,6 +183,30 @@ function benchGpu(python: string | null): Record<string, unknown>[] {
   return results;
 }
 
+/**
+ * A training step of each GPU case on tensor cores, its GPU time by kernel (`causalfusion bench --kernels`: each
+ * dispatch between timestamp queries, after 3 warm-up steps): where the step's GPU time goes.
+ */
+function benchGpuKernels(): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  for (const c of GPU_CASES.filter((g) => g.name.includes(process.env.BENCH_GPU_ONLY ?? ''))) {
+    const args = [...c.args, '--steps', '1', '--warmup', '3', '--kernels']; // later flags win
+    const r = runJson(process.execPath, [CLI, 'bench', '--json', ...args], {
+      CAUSALFUSION_BACKEND: 'webgpu',
+      CAUSALFUSION_MATMUL: 'f16',
+    }) as { kernels?: { gpuMs: number; kernels: { name: string; dispatches: number; ms: number }[] } };
+    const k = r?.kernels;
+    if (!k) continue;
+    console.log(`\n${c.name}, tensor cores: GPU ${k.gpuMs.toFixed(1)} ms a step by kernel (each dispatch timed alone)`);
+    for (const e of k.kernels.slice(0, 15))
+      console.log(
+        `  ${e.name.padEnd(36)} ${String(e.dispatches).padStart(5)} dispatches ${e.ms.toFixed(2).padStart(9)} ms ${((100 * e.ms) / k.gpuMs).toFixed(1).padStart(5)} %`,
+      );
+    rows.push({ case: c.name, section: 'kernels', ...k });
+  }
+  return rows;
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--gpu')) {
     const python = findPython(true);
@@ -194,6 +219,7 @@ async function main(): Promise<void> {
       rows.push(...(await section('./sampling', 'benchGpuSampling')(python, repeats(3))));
     if (sections.includes('attention'))
       rows.push(...(await section('./attention', 'benchGpuCachedAttention')(repeats(3))));
+    if (sections.includes('kernels')) rows.push(...benchGpuKernels());
     return writeResults('bench-gpu.json', rows);
   }
   const curve = process.argv.indexOf('--gpu-curve');

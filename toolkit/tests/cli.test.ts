@@ -88,6 +88,10 @@ rejects(['bench', '--heads', '3'], /hidden size 256 is not divisible by the numb
 rejects(['bench', '--image-size', '9', '--patch-size', '2'], /image size 9 is not divisible by the patch size 2/);
 rejects(['bench', '--batch', 'x'], /--batch must be an integer >= 1, got "x"/);
 rejects(['bench', '--nope'], /Unknown option '--nope'/);
+rejects(
+  ['bench', '--kernels'],
+  /--kernels needs the webgpu backend on an adapter with timestamp queries \(this is wasm;/,
+);
 rejects(['verify', '--reference', REFERENCE_PATH, '--backend', 'tpu'], /unknown backend "tpu"/);
 rejects(
   ['edit', '--tokens', '99', '--steps', '2'],

@@ -19,7 +19,7 @@ import { layerNormInto } from '../src/backend/wgsl/layernorm';
 import type { WebGPUBackendLike } from '../src/backend/webgpu-types';
 import { SamplingRecorder, traceTrainingBatch } from '../src/introspect/recorders';
 import { Trainer, TrainSettings } from '../src/train/trainer';
-import { benchTrainStep } from '../src/train/step-timer';
+import { benchTrainStep, profileTrainStep } from '../src/train/step-timer';
 import { gradients } from '../src/train/backprop';
 import { FACTORIZATION_DEFAULTS, sampleBatch } from '../src/train/step';
 import { createDiffusion } from '../src/diffusion';
@@ -283,6 +283,27 @@ test('the step bench on webgpu counts a step`s GPU dispatches (tfjs programs and
   assert.ok(same.pool && same.pool.buffersCreatedPerStep <= 2, JSON.stringify(same.pool));
   assert.equal(same.pool.trims, 0);
   assert.ok(r.pool && r.pool.buffersCreatedPerStep >= 0 && r.pool.mbCreatedPerStep >= 0, JSON.stringify(r.pool));
+});
+
+test('the step bench times a step on the GPU by kernel: every dispatch of the step, named, their times summing to the total', async () => {
+  await useBackend('webgpu');
+  const opts = { hidden: 64, depth: 2, heads: 2, batch: 2, warmup: 1, arStepDecay: 1e-6 };
+  const p = await profileTrainStep(opts);
+  assert.ok(p, 'lavapipe has timestamp queries');
+  const steps = benchTrainStep({ ...opts, steps: 1 });
+  const counted = p.kernels.reduce((n, k) => n + k.dispatches, 0);
+  assert.equal(counted, steps.dispatchesPerStep, 'one timing per dispatch of the step (same AR split)');
+  const summed = p.kernels.reduce((t, k) => t + k.ms, 0);
+  assert.ok(p.gpuMs > 0 && Math.abs(summed - p.gpuMs) <= 1e-6 * p.gpuMs + 1e-9, `${summed} vs ${p.gpuMs}`);
+  for (const name of ['qkNorm', 'flashAttention', 'biasResidual', 'layerNormGradX', 'MatMulPackedProgram'])
+    assert.ok(
+      p.kernels.some((k) => k.name === name),
+      `${name} in ${p.kernels.map((k) => k.name)}`,
+    );
+  assert.deepEqual(
+    p.kernels.map((k) => k.ms),
+    [...p.kernels.map((k) => k.ms)].sort((a, b) => b - a),
+  );
 });
 
 /** GPU dispatches (tfjs's programs and ours) of `f` on the webgpu backend. */

@@ -85,9 +85,8 @@ export interface BenchResult {
   splits: number[][];
 }
 
-export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
-  const o = { ...BENCH_DEFAULTS, ...opts };
-  if (!(o.steps >= 1)) throw new Error(`--steps must be >= 1, got ${o.steps}`);
+/** A bench's model, optimizer, EMA and data, its AR splits drawn up front (warm-up first), and one step. */
+function benchRig(o: BenchOptions) {
   const config = makeConfig(null, {
     inputSize: o.imageSize,
     patchSize: o.patchSize,
@@ -104,12 +103,35 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
   const diffusion = createDiffusion('');
   const opt = new AdamW({ lr: OFFICIAL_RECIPE.lr });
   const ema = new Ema(model.params);
-  const L = model.numPatches;
-  const total = o.warmup + o.steps;
   const splitRng = rng.fork('splits');
-  const splits = Array.from({ length: total }, () => splitIntegerExpDecay(L, o.arStepDecay, splitRng).splitSizes);
+  const splits = Array.from(
+    { length: o.warmup + o.steps },
+    () => splitIntegerExpDecay(model.numPatches, o.arStepDecay, splitRng).splitSizes,
+  );
   const x = rng.normalArray(o.batch * o.channels * o.imageSize * o.imageSize);
   const y = Array.from({ length: o.batch }, (_, i) => i % o.classes);
+  return {
+    config,
+    splits,
+    /** Samples the batch of step `s` (host work), then returns the training step to time. */
+    prepare(s: number): () => void {
+      const batch = sampleBatch(model, diffusion, x, y, rng, { ...FACTORIZATION_DEFAULTS, splitSizes: splits[s] });
+      return () => void trainStep(model, opt, ema, batch, { ...STEP_DEFAULTS, checkpoint: o.checkpoint });
+    },
+    dispose(): void {
+      opt.dispose();
+      ema.dispose();
+      model.dispose();
+    },
+  };
+}
+
+export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
+  const o = { ...BENCH_DEFAULTS, ...opts };
+  if (!(o.steps >= 1)) throw new Error(`--steps must be >= 1, got ${o.steps}`);
+  const rig = benchRig(o);
+  const { config, splits } = rig;
+  const total = o.warmup + o.steps;
   const times: number[] = [];
   const hostTimes: number[] = [];
   let dispatches: number | null = null;
@@ -118,9 +140,9 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
   try {
     for (let s = 0; s < total; s++) {
       if (s === o.warmup) poolBefore = webgpuPoolCounters();
-      const batch = sampleBatch(model, diffusion, x, y, rng, { ...FACTORIZATION_DEFAULTS, splitSizes: splits[s] });
+      const run = rig.prepare(s);
       const start = performance.now();
-      const step = watchStep(() => trainStep(model, opt, ema, batch, { ...STEP_DEFAULTS, checkpoint: o.checkpoint }));
+      const step = watchStep(run);
       const ms = performance.now() - start;
       if (s === 0) tensorsAfterFirst = tf.memory().numTensors;
       if (s >= o.warmup) {
@@ -157,9 +179,41 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
       splits,
     };
   } finally {
-    opt.dispose();
-    ema.dispose();
-    model.dispose();
+    rig.dispose();
+  }
+}
+
+/** The GPU's own time of a training step, in all and by kernel (tfjs's programs and this toolkit's WGSL). */
+export interface StepKernels {
+  gpuMs: number;
+  /** By kernel name, most time first: dispatches in the step and their summed ms. */
+  kernels: { name: string; dispatches: number; ms: number }[];
+}
+
+/**
+ * Runs the bench's warm-up steps, then times the next step on the GPU, each dispatch between timestamp queries
+ * in a pass of its own (slower than an untimed step: use it for shares, `benchTrainStep` for step times). Null
+ * off webgpu, or where the adapter has no timestamp queries.
+ */
+export async function profileTrainStep(opts: Partial<BenchOptions> = {}): Promise<StepKernels | null> {
+  const o = { ...BENCH_DEFAULTS, ...opts, steps: 1 };
+  const gpu = activeWebgpu();
+  if (!gpu?.supportTimestampQuery) return null;
+  const rig = benchRig(o);
+  try {
+    for (let s = 0; s < o.warmup; s++) rig.prepare(s)();
+    const run = rig.prepare(o.warmup);
+    const info = (await tf.time(run)) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
+    const byName = new Map<string, { dispatches: number; ms: number }>();
+    for (const part of info.getExtraProfileInfo?.().split(', ') ?? []) {
+      const [name, ms] = part.split(': ');
+      const k = byName.get(name) ?? { dispatches: 0, ms: 0 };
+      byName.set(name, { dispatches: k.dispatches + 1, ms: k.ms + Number(ms) });
+    }
+    const kernels = [...byName].map(([name, k]) => ({ name, ...k })).sort((a, b) => b.ms - a.ms);
+    return { gpuMs: info.kernelMs as number, kernels };
+  } finally {
+    rig.dispose();
   }
 }
 

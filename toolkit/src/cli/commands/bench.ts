@@ -1,5 +1,7 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { activeWebgpu } from '../../backend/wgsl/runner';
 import { makeConfig } from '../../model/config';
-import { BENCH_DEFAULTS as D, benchTrainStep } from '../../train/step-timer';
+import { BENCH_DEFAULTS as D, benchTrainStep, profileTrainStep } from '../../train/step-timer';
 import { defineCommand } from '../command';
 import { decayRange, flag } from '../flags';
 import { seedFlag } from '../common';
@@ -24,6 +26,7 @@ export const bench = defineCommand({
     checkpoint: flag.switch('recompute blocks in the backward pass (bounded memory, for large batches)'),
     decay: flag.num(D.arStepDecay, 'AR-step decay gamma', decayRange, 'G'),
     seed: seedFlag(),
+    kernels: flag.switch('also the GPU time of a step by kernel (webgpu with timestamp queries; one extra step)'),
     json: flag.switch('one JSON line (with the AR-step splits used, for a PyTorch twin to replay)'),
   },
   async run(v, ctx) {
@@ -55,9 +58,14 @@ export const bench = defineCommand({
       numClasses: opts.classes,
     });
     await ctx.startBackend(v.json);
+    if (v.kernels && !activeWebgpu()?.supportTimestampQuery)
+      throw new Error(
+        `--kernels needs the webgpu backend on an adapter with timestamp queries (this is ${tf.getBackend()}; CAUSALFUSION_BACKEND=webgpu)`,
+      );
     const r = benchTrainStep(opts);
+    const profile = v.kernels ? await profileTrainStep(opts) : null;
     if (v.json) {
-      console.log(JSON.stringify(r));
+      console.log(JSON.stringify(profile ? { ...r, kernels: profile } : r));
     } else {
       console.log(
         `backend ${r.backend}: ${r.params.toLocaleString()} params, batch ${r.batch}${r.checkpoint ? ', checkpointed' : ''}`,
@@ -65,6 +73,13 @@ export const bench = defineCommand({
       console.log(
         `median step ${r.medianMs.toFixed(0)} ms (min ${r.minMs.toFixed(0)}, max ${r.maxMs.toFixed(0)}, ${r.stepsMs.length} steps; host ${r.hostMsPerStep.toFixed(0)} ms${r.dispatchesPerStep === null ? '' : `, ${r.dispatchesPerStep} GPU dispatches`}${r.pool ? `; pool: ${r.pool.buffersCreatedPerStep.toFixed(1)} storage buffers (${r.pool.mbCreatedPerStep.toFixed(0)} MiB) created a step, ${r.pool.trims} trims` : ''}), peak RSS ${r.peakRssMb.toFixed(0)} MB, leaked tensors/step ${r.tensorsLeakedPerStep}`,
       );
+      if (profile) {
+        console.log(`GPU time of one step by kernel (each dispatch timed alone): ${profile.gpuMs.toFixed(1)} ms`);
+        for (const k of profile.kernels.slice(0, 20))
+          console.log(
+            `  ${k.name.padEnd(36)} ${String(k.dispatches).padStart(4)} dispatches ${k.ms.toFixed(2).padStart(9)} ms ${((100 * k.ms) / profile.gpuMs).toFixed(1).padStart(5)} %`,
+          );
+      }
     }
     return 0;
   },
