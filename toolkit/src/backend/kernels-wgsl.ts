@@ -58,16 +58,14 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
       value: y as tf.Tensor2D,
       gradFunc: (dy: tf.Tensor2D, [xs, w1s, w2s, hs]: tf.Tensor[]) =>
         tf.tidy(() => {
+          // each [rows, 4D] temporary freed as soon as it is used: the backward holds at most two of them
+          const dg = tf.matMul(dy, w2s);
+          const dh = geluBackward(gpu, dg, hs);
+          dg.dispose();
           const gs = geluForward(gpu, hs);
-          const dh = geluBackward(gpu, tf.matMul(dy, w2s), hs);
-          return [
-            tf.clone(dy),
-            tf.matMul(dh, w1s),
-            tf.matMul(dh, xs, true, false),
-            tf.sum(dh, 0),
-            tf.matMul(dy, gs, true, false),
-            tf.sum(dy, 0),
-          ];
+          const dw2 = tf.matMul(dy, gs, true, false);
+          gs.dispose();
+          return [tf.clone(dy), tf.matMul(dh, w1s), tf.matMul(dh, xs, true, false), tf.sum(dh, 0), dw2, tf.sum(dy, 0)];
         }),
     };
   });
