@@ -21,7 +21,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { findPython, runJson, TWIN } from './torch';
-import type { BenchResult } from '../src/train/step-timer';
+import { BenchResult, kernelTable, StepKernels } from '../src/train/step-timer';
 // the GPU and soak sections load only what they run (the chart bench needs a browser package, say)
 type Sections = typeof import('./sampling') &
   typeof import('./attention') &
@@ -194,14 +194,11 @@ function benchGpuKernels(): Record<string, unknown>[] {
     const r = runJson(process.execPath, [CLI, 'bench', '--json', ...args], {
       CAUSALFUSION_BACKEND: 'webgpu',
       CAUSALFUSION_MATMUL: 'f16',
-    }) as { kernels?: { gpuMs: number; kernels: { name: string; dispatches: number; ms: number }[] } };
+    }) as { kernels?: StepKernels };
     const k = r?.kernels;
     if (!k) continue;
     console.log(`\n${c.name}, tensor cores: GPU ${k.gpuMs.toFixed(1)} ms a step by kernel (each dispatch timed alone)`);
-    for (const e of k.kernels.slice(0, 15))
-      console.log(
-        `  ${e.name.padEnd(36)} ${String(e.dispatches).padStart(5)} dispatches ${e.ms.toFixed(2).padStart(9)} ms ${((100 * e.ms) / k.gpuMs).toFixed(1).padStart(5)} %`,
-      );
+    for (const line of kernelTable(k, 15)) console.log(line);
     rows.push({ case: c.name, section: 'kernels', ...k });
   }
   return rows;

@@ -12,7 +12,7 @@ import { makeConfig } from '../src/model/config';
 import { MatmulPrecision, tensorCoresAvailable, withMatmulPrecision } from '../src/backend/wgsl/matmul';
 import { loadModel } from '../src/io/checkpoint';
 import { sampleImages, SampleOptions, samplingRun } from '../src/sample/sampler';
-import { webgpuPeakMb, wgslDispatches } from '../src/backend/wgsl/runner';
+import { kernelTimes, webgpuPeakMb, wgslDispatches } from '../src/backend/wgsl/runner';
 import { SamplingRecorder } from '../src/introspect/recorders';
 import { SHIPPED_MODEL } from '../src/data/assets';
 import { numPatches } from '../src/model/config';
@@ -101,18 +101,15 @@ async function gpuKernelMs(
   const byKernel: Record<string, number> = {};
   for (let seen = 0; steps < profiled;) {
     let kind = '';
-    const info = (await tf.time(() => {
+    const info = await tf.time(() => {
       const p = run.next();
       kind = p.done ? 'done' : p.value.kind;
-    })) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
+    });
     if (kind === 'done') break;
     if (kind !== 'step' || ++seen <= profiled) continue;
     steps++;
     total += info.kernelMs as number;
-    for (const part of info.getExtraProfileInfo?.().split(', ') ?? []) {
-      const [name, ms] = part.split(': ');
-      if (name) byKernel[name] = (byKernel[name] ?? 0) + Number(ms) / profiled;
-    }
+    for (const k of kernelTimes(info)) byKernel[k.name] = (byKernel[k.name] ?? 0) + k.ms / profiled;
   }
   run.return(undefined as never); // ends the run early: its engine frees the GPU tensors
   return total > 0 ? { msPerStep: total / steps, byKernel } : { msPerStep: NaN, byKernel };

@@ -5,7 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backendReport } from '../backend';
-import { activeWebgpu, webgpuPeakMb, webgpuPoolCounters, wgslDispatches } from '../backend/wgsl/runner';
+import {
+  activeWebgpu,
+  KernelTime,
+  kernelTimes,
+  webgpuPeakMb,
+  webgpuPoolCounters,
+  wgslDispatches,
+} from '../backend/wgsl/runner';
 import type { PoolCounters } from '../backend/webgpu-pool';
 import { median } from '../util/median';
 import { Rng } from '../rng';
@@ -187,7 +194,17 @@ export function benchTrainStep(opts: Partial<BenchOptions> = {}): BenchResult {
 export interface StepKernels {
   gpuMs: number;
   /** By kernel name, most time first: dispatches in the step and their summed ms. */
-  kernels: { name: string; dispatches: number; ms: number }[];
+  kernels: KernelTime[];
+}
+
+/** The `top` kernels of a profiled step as lines of a table: name, dispatches, ms, share of the step. */
+export function kernelTable(p: StepKernels, top: number): string[] {
+  return p.kernels
+    .slice(0, top)
+    .map(
+      (k) =>
+        `  ${k.name.padEnd(36)} ${String(k.dispatches).padStart(5)} dispatches ${k.ms.toFixed(2).padStart(9)} ms ${((100 * k.ms) / p.gpuMs).toFixed(1).padStart(5)} %`,
+    );
 }
 
 /**
@@ -203,15 +220,8 @@ export async function profileTrainStep(opts: Partial<BenchOptions> = {}): Promis
   try {
     for (let s = 0; s < o.warmup; s++) rig.prepare(s)();
     const run = rig.prepare(o.warmup);
-    const info = (await tf.time(run)) as tf.TimingInfo & { getExtraProfileInfo?: () => string };
-    const byName = new Map<string, { dispatches: number; ms: number }>();
-    for (const part of info.getExtraProfileInfo?.().split(', ') ?? []) {
-      const [name, ms] = part.split(': ');
-      const k = byName.get(name) ?? { dispatches: 0, ms: 0 };
-      byName.set(name, { dispatches: k.dispatches + 1, ms: k.ms + Number(ms) });
-    }
-    const kernels = [...byName].map(([name, k]) => ({ name, ...k })).sort((a, b) => b.ms - a.ms);
-    return { gpuMs: info.kernelMs as number, kernels };
+    const info = await tf.time(run);
+    return { gpuMs: info.kernelMs as number, kernels: kernelTimes(info) };
   } finally {
     rig.dispose();
   }

@@ -184,6 +184,31 @@ function encode(
   return timed;
 }
 
+/** Dispatches of one kernel name under a `tf.time` and their summed GPU ms. */
+export interface KernelTime {
+  name: string;
+  dispatches: number;
+  ms: number;
+}
+
+/**
+ * The GPU times of a `tf.time` on webgpu by kernel name, most time first: each dispatch ran in a timed pass of
+ * its own (tfjs's programs and, through `encode`, this toolkit's kernels), listed by `getExtraProfileInfo`.
+ */
+export function kernelTimes(info: tf.TimingInfo): KernelTime[] {
+  const byName = new Map<string, KernelTime>();
+  const listed = (info as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '';
+  for (const part of listed.split(', ')) {
+    const [name, ms] = part.split(': ');
+    if (!name) continue;
+    const k = byName.get(name) ?? { name, dispatches: 0, ms: 0 };
+    k.dispatches++;
+    k.ms += Number(ms);
+    byName.set(name, k);
+  }
+  return [...byName.values()].sort((a, b) => b.ms - a.ms);
+}
+
 /**
  * A sequence of dispatches as recorded (pipelines, bind groups, grids): encoding it again costs three calls
  * into the WebGPU implementation per dispatch and nothing else (no bindings, keys or uniforms to look up).

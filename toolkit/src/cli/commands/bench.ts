@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { activeWebgpu } from '../../backend/wgsl/runner';
 import { makeConfig } from '../../model/config';
-import { BENCH_DEFAULTS as D, benchTrainStep, profileTrainStep } from '../../train/step-timer';
+import { BENCH_DEFAULTS as D, benchTrainStep, kernelTable, profileTrainStep } from '../../train/step-timer';
 import { defineCommand } from '../command';
 import { decayRange, flag } from '../flags';
 import { seedFlag } from '../common';
@@ -75,10 +75,7 @@ export const bench = defineCommand({
       );
       if (profile) {
         console.log(`GPU time of one step by kernel (each dispatch timed alone): ${profile.gpuMs.toFixed(1)} ms`);
-        for (const k of profile.kernels.slice(0, 20))
-          console.log(
-            `  ${k.name.padEnd(36)} ${String(k.dispatches).padStart(4)} dispatches ${k.ms.toFixed(2).padStart(9)} ms ${((100 * k.ms) / profile.gpuMs).toFixed(1).padStart(5)} %`,
-          );
+        for (const line of kernelTable(profile, 20)) console.log(line);
       }
     }
     return 0;
