@@ -8,7 +8,7 @@ import { AttentionRanges, FlashShape, FusedKernels, fusedQkvPart, QkNormParams, 
 import type { WebGPUBackendLike } from './webgpu-types';
 import { fusedAdamWUpdate } from './wgsl/adamw';
 import { flashAttentionBackward, flashAttentionForward, MAX_HEAD_DIM, rangesTensor } from './wgsl/attention';
-import { geluBackward, geluForward } from './wgsl/gelu';
+import { geluBackward, geluBackwardRecomputing, geluForward } from './wgsl/gelu';
 import { biasGeluForward, biasResidualForward } from './wgsl/epilogue';
 import { qkNormBackward, qkNormForward } from './wgsl/qk-norm';
 import { layerNormBackward, layerNormForward } from './wgsl/layernorm';
@@ -58,11 +58,10 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
       value: y as tf.Tensor2D,
       gradFunc: (dy: tf.Tensor2D, [xs, w1s, w2s, hs]: tf.Tensor[]) =>
         tf.tidy(() => {
-          // each [rows, 4D] temporary freed as soon as it is used: the backward holds at most two of them
-          const dg = tf.matMul(dy, w2s);
-          const dh = geluBackward(gpu, dg, hs);
-          dg.dispose();
-          const gs = geluForward(gpu, hs);
+          // GELU's output and gradient from one pass over h: dh overwrites dg (the gradient of GELU's output),
+          // and the recomputed g, the only other [rows, 4D] temporary, is freed once dW2 is formed
+          const dh = tf.matMul(dy, w2s);
+          const gs = geluBackwardRecomputing(gpu, dh, hs);
           const dw2 = tf.matMul(dy, gs, true, false);
           gs.dispose();
           return [tf.clone(dy), tf.matMul(dh, w1s), tf.matMul(dh, xs, true, false), tf.sum(dh, 0), dw2, tf.sum(dy, 0)];

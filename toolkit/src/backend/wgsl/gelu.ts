@@ -7,11 +7,13 @@ import type { WebGPUBackendLike } from '../webgpu-types';
 import { asTensor, emptyTensor, gridStrideGroups, uniformBlock, WgslKernel } from './runner';
 
 const WG = 256;
-/** WGSL: `gelu(v)`, and the constant `K` and `sig(z)` its derivative uses. */
+/** WGSL: `gelu(v)`, `sigOf(v)` (the sigmoid it scales v by) and `dgelu(v, s)`, its derivative from that sigmoid. */
 export const GELU_WGSL = /* wgsl */ `
 const K = ${2 * Math.sqrt(2 / Math.PI)};
 fn sig(z: f32) -> f32 { return 1.0 / (1.0 + exp(-z)); }
-fn gelu(v: f32) -> f32 { return v * sig((v + v * v * v * 0.044715) * K); }`;
+fn sigOf(v: f32) -> f32 { return sig((v + v * v * v * 0.044715) * K); }
+fn gelu(v: f32) -> f32 { return v * sigOf(v); }
+fn dgelu(v: f32, s: f32) -> f32 { return s + v * s * (1.0 - s) * K * (1.0 + 3.0 * 0.044715 * v * v); }`;
 const COMMON = /* wgsl */ `
 struct U { n: u32 }
 ${GELU_WGSL}`;
@@ -43,8 +45,27 @@ ${COMMON}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
     let v = x[i];
-    let s = sig((v + v * v * v * 0.044715) * K);
-    dx[i] = dy[i] * (s + v * s * (1.0 - s) * K * (1.0 + 3.0 * 0.044715 * v * v));
+    dx[i] = dy[i] * dgelu(v, sigOf(v));
+  }
+}`,
+);
+
+// The backward of a GELU whose output was not kept: GELU(x) again and dx, from one sigmoid; dx over dy in place.
+const backwardRecomputing = new WgslKernel(
+  'geluGradRecomputing',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> u: U;
+${COMMON}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
+    let v = x[i];
+    let s = sigOf(v);
+    y[i] = v * s;
+    dy[i] = dy[i] * dgelu(v, s);
   }
 }`,
 );
@@ -59,4 +80,20 @@ export function geluBackward(backend: WebGPUBackendLike, dy: tf.Tensor, x: tf.Te
   const dx = emptyTensor(backend, x.shape);
   backward.dispatch(backend, [dy, x, dx], uniformBlock([['u32', x.size]]), [gridStrideGroups(x.size, WG)]);
   return asTensor(dx);
+}
+
+/**
+ * GELU(x), recomputed, and dx written over `dy` (a temporary the caller owns and no one else reads), in one pass:
+ * the backward of a GELU whose output the forward did not keep.
+ */
+export function geluBackwardRecomputing(backend: WebGPUBackendLike, dy: tf.Tensor, x: tf.Tensor): tf.Tensor {
+  const y = emptyTensor(backend, x.shape);
+  backwardRecomputing.dispatch(
+    backend,
+    [dy, x, y],
+    uniformBlock([['u32', x.size]]),
+    [gridStrideGroups(x.size, WG)],
+    [dy],
+  );
+  return asTensor(y);
 }
