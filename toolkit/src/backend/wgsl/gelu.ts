@@ -18,56 +18,50 @@ const COMMON = /* wgsl */ `
 struct U { n: u32 }
 ${GELU_WGSL}`;
 
-const forward = new WgslKernel(
-  'gelu',
-  /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> u: U;
+/** An elementwise kernel over u.n values: f32 storage arrays `bindings` (name, access), in order; `body` for element i. */
+const elementwise = (name: string, bindings: [string, 'read' | 'read_write'][], body: string) =>
+  new WgslKernel(
+    name,
+    /* wgsl */ `
+${bindings.map(([array, access], i) => `@group(0) @binding(${i}) var<storage, ${access}> ${array}: array<f32>;`).join('\n')}
+@group(0) @binding(${bindings.length}) var<uniform> u: U;
 ${COMMON}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
-    y[i] = gelu(x[i]);
+    ${body}
   }
 }`,
+  );
+
+const forward = elementwise(
+  'gelu',
+  [
+    ['x', 'read'],
+    ['y', 'read_write'],
+  ],
+  'y[i] = gelu(x[i]);',
 );
 
-const backward = new WgslKernel(
+const backward = elementwise(
   'geluGrad',
-  /* wgsl */ `
-@group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-${COMMON}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
-    let v = x[i];
-    dx[i] = dy[i] * dgelu(v, sigOf(v));
-  }
-}`,
+  [
+    ['dy', 'read'],
+    ['x', 'read'],
+    ['dx', 'read_write'],
+  ],
+  'let v = x[i];\n    dx[i] = dy[i] * dgelu(v, sigOf(v));',
 );
 
 // The backward of a GELU whose output was not kept: GELU(x) again and dx, from one sigmoid; dx over dy in place.
-const backwardRecomputing = new WgslKernel(
+const backwardRecomputing = elementwise(
   'geluGradRecomputing',
-  /* wgsl */ `
-@group(0) @binding(0) var<storage, read_write> dy: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> u: U;
-${COMMON}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  for (var i = gid.x; i < u.n; i = i + nwg.x * ${WG}u) {
-    let v = x[i];
-    let s = sigOf(v);
-    y[i] = v * s;
-    dy[i] = dy[i] * dgelu(v, s);
-  }
-}`,
+  [
+    ['dy', 'read_write'],
+    ['x', 'read'],
+    ['y', 'read_write'],
+  ],
+  'let v = x[i];\n    let s = sigOf(v);\n    y[i] = v * s;\n    dy[i] = dy[i] * dgelu(v, s);',
 );
 
 export function geluForward(backend: WebGPUBackendLike, x: tf.Tensor): tf.Tensor {
