@@ -27,7 +27,14 @@ import { Trainer } from '../src/train/trainer';
 import { forceLinearPlan, linearEpilogue, linearInto, linearPlan } from '../src/backend/wgsl/inference';
 import { FusedInference } from '../src/model/gpu-inference';
 import { cachedAttentionInto, cachedAttentionVariant, rowsPerGroup } from '../src/backend/wgsl/cached-attention';
-import { headMajor, tokenMajor } from '../src/backend/kernels';
+import { FlashShape, fusedQkvPart, headMajor, tokenMajor } from '../src/backend/kernels';
+import { flashAttentionBackward, flashAttentionForward, rangesTensor } from '../src/backend/wgsl/attention';
+import {
+  tensorCoreAttention,
+  tensorCoreAttentionBackward,
+  tensorCoreAttentionForward,
+} from '../src/backend/wgsl/tc-attention';
+import { getAttnRanges, sequenceLength } from '../src/factorization/mask';
 import { asTensor, emptyTensor } from '../src/backend/wgsl/runner';
 import { createDiffusion } from '../src/diffusion';
 import { syntheticDataset, useBackend, valueAndGrads } from './helpers';
@@ -85,13 +92,16 @@ test('tensor-core matmul: within 2^-10 (|A||B|) of the exact product on model sh
 });
 
 /**
- * The tensor-core kernel's WGSL with each subgroup matrix emulated by every thread of its subgroup: a matrix is a
+ * A subgroup-matrix kernel's WGSL with each matrix emulated by every thread of its subgroup: a matrix is a
  * private array<f32, 256>, a load reads all 256 elements (row- or column-major), a multiply-accumulate is the
  * 16x16x16 product in f32 and a store writes all 256 (each thread the same values). So an adapter with fp16
- * but without subgroup matrices runs the real kernels' staging, edges, transposes and split K.
+ * but without subgroup matrices runs the real kernels' staging, edges, transposes, split K and (attention) the
+ * score tiles' round trip through workgroup memory.
  */
 function emulateMatrices(wgsl: string): string {
-  const loads = ['at', 'bt'].map(
+  const bound = wgsl.includes('struct U { M:') ? 'M' : 'H'; // a uniform the matmul's or attention's kernels have
+  const arrays = (re: RegExp) => [...new Set([...wgsl.matchAll(re)].map((m) => m[1]))];
+  const loads = arrays(/subgroupMatrixLoad<[^(]*>\(&(\w+)/g).map(
     (arr) => `
 fn smLoad_${arr}(off: u32, stride: u32, col: bool) -> array<f32, 256> {
   var m: array<f32, 256>;
@@ -101,7 +111,7 @@ fn smLoad_${arr}(off: u32, stride: u32, col: bool) -> array<f32, 256> {
   return m;
 }`,
   );
-  const stores = ['c', 'stage'].map(
+  const stores = arrays(/subgroupMatrixStore<row_major>\(&(\w+)/g).map(
     (arr) => `
 fn smStore_${arr}(off: u32, m: ptr<function, array<f32, 256>>, stride: u32) {
   for (var r = 0u; r < n16; r = r + 1u) {
@@ -128,13 +138,13 @@ fn smMma(l: ptr<function, array<f32, 256>>, r: ptr<function, array<f32, 256>>, a
       (_, major: string, arr: string, off: string, stride: string) =>
         `smLoad_${arr}(${off}, ${stride}, ${major === 'col'});`,
     )
-    .replace(/let ([lr]\d+) = smLoad/g, 'var $1 = smLoad')
-    .replace(/(c\d+) = subgroupMatrixMultiplyAccumulate\((\w+), (\w+), c\d+\);/g, 'smMma(&$2, &$3, &$1);')
+    .replace(/let (\w+) = smLoad/g, 'var $1 = smLoad')
+    .replace(/(\w+) = subgroupMatrixMultiplyAccumulate\((\w+), (\w+), \w+\);/g, 'smMma(&$2, &$3, &$1);')
     .replace(/subgroupMatrixStore<row_major>\(&(\w+), (.*), (\w+), ([\w.]+)\);$/gm, 'smStore_$1($2, &$3, $4);');
   // the helpers read module-scope arrays, so they follow the declarations (before the first function); their
   // loop bound comes from a uniform, so that the shader compiler does not unroll them (minutes per kernel)
   const at = body.indexOf('\nfn ');
-  const withBound = body.replace(/(fn main\([^{]*\{)/, '$1\n  n16 = select(16u, 17u, u.M == 0xffffffffu);');
+  const withBound = body.replace(/(fn main\([^{]*\{)/, `$1\n  n16 = select(16u, 17u, u.${bound} == 0xffffffffu);`);
   return withBound.slice(0, at) + ['var<private> n16: u32;', ...loads, ...stores, mma].join('\n') + withBound.slice(at);
 }
 
@@ -163,6 +173,56 @@ test('tensor-core kernels, emulated: each staging within 2^-10 (|A||B|) on ragge
     restore();
   }
   assert.equal(tensorCoresAvailable(), false);
+});
+
+test('tensor-core flash attention (emulated on lavapipe): forward and every gradient follow the fp32 kernels under the generalized mask, with ragged blocks and v read in place from qkv', async () => {
+  await useBackend('webgpu');
+  const gpu = tf.backend() as unknown as WebGPUBackendLike;
+  const [N, H, hd, L, cond, sizes] = [2, 2, 48, 40, 4, [9, 15, 16]]; // 68 rows: a ragged block of 64 and tile of 32
+  const seq = sequenceLength(L, cond, sizes);
+  const s: FlashShape = {
+    N,
+    H,
+    Lq: seq,
+    Lk: seq,
+    hd,
+    scale: hd ** -0.5,
+    q: tokenMajor(H, seq, hd),
+    k: tokenMajor(H, seq, hd),
+    v: fusedQkvPart(H, seq, hd, 2),
+  };
+  const [q, k, dO] = [0, 1, 2].map(() => tf.randomNormal([N, seq, H * hd], 0, 1, 'float32', 5));
+  const qkv = tf.randomNormal([N, seq, 3 * H * hd], 0, 1, 'float32', 6);
+  const ranges = rangesTensor(getAttnRanges(L, cond, sizes), hd);
+  const vColumns = (t: tf.Tensor) => tf.tidy(() => tf.slice(t, [0, 0, 2 * H * hd], [N, seq, H * hd]));
+  const run = async (fwd: typeof flashAttentionForward, bwd: typeof flashAttentionBackward) => {
+    const [o, lse] = fwd(gpu, s, q, k, qkv, ranges);
+    const [dq, dk, dqkv] = bwd(gpu, s, q, k, qkv, ranges, o, lse, dO);
+    const dv = vColumns(dqkv); // the other columns are QK-norm's to write
+    const out = await Promise.all([o, lse, dq, dk, dv].map((t) => t.data() as Promise<Float32Array>));
+    tf.dispose([o, lse, dq, dk, dqkv, dv]);
+    return out;
+  };
+  const fp32 = await run(flashAttentionForward, flashAttentionBackward);
+  const restore = tensorCoresAvailable() ? () => {} : emulateTensorCoreMatmul(gpu, emulateMatrices);
+  try {
+    const tc = await withMatmulPrecision('f16', () => {
+      assert.ok(tensorCoreAttention(s));
+      return run(
+        (...a) => tensorCoreAttentionForward(...a)!,
+        (...a) => tensorCoreAttentionBackward(...a)!,
+      );
+    });
+    // fp16 operands: scores off by ~2^-10 of Σ|q||k|·scale (~4 here), so p by up to ~0.5 % (0.04-0.2 % of the largest value seen)
+    ['o', 'lse', 'dq', 'dk', 'dv'].forEach((name, i) => {
+      const scale = Math.max(...fp32[i].map(Math.abs));
+      const worst = Math.max(...fp32[i].map((x, j) => Math.abs(x - tc[i][j])));
+      assert.ok(worst <= 0.005 * scale, `${name}: off by ${worst} (largest value ${scale})`);
+    });
+  } finally {
+    restore();
+    tf.dispose([q, k, dO, qkv, ranges]);
+  }
 });
 
 test('tensor-core block shapes: the largest block that, with the K splits it may use, still fills the GPU; K split only below half of it', () => {

@@ -11,19 +11,28 @@ import { flashAttentionBackward, flashAttentionForward, MAX_HEAD_DIM, rangesTens
 import { geluBackward, geluBackwardRecomputing, geluForward } from './wgsl/gelu';
 import { biasGeluForward, biasResidualForward } from './wgsl/epilogue';
 import { qkNormBackward, qkNormForward } from './wgsl/qk-norm';
+import { tensorCoreAttentionBackward, tensorCoreAttentionForward } from './wgsl/tc-attention';
 import { layerNormBackward, layerNormForward } from './wgsl/layernorm';
+
+type T = tf.Tensor;
 
 /** The WGSL kernels of `gpu` as a table. */
 export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
+  // flash attention on tensor cores where the matmuls run there and the head size allows, else in fp32
+  const attend = (s: FlashShape, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, ranges: tf.Tensor1D) =>
+    tensorCoreAttentionForward(gpu, s, q, k, v, ranges) ?? flashAttentionForward(gpu, s, q, k, v, ranges);
+  const attendBackward = (s: FlashShape, q: T, k: T, v: T, ranges: tf.Tensor1D, o: T, lse: T, dO: T) =>
+    tensorCoreAttentionBackward(gpu, s, q, k, v, ranges, o, lse, dO) ??
+    flashAttentionBackward(gpu, s, q, k, v, ranges, o, lse, dO);
   // flash attention as a differentiable op of (q, k, v) for fixed shapes, layouts and key ranges
   const flash = (s: FlashShape, ranges: tf.Tensor) =>
     customOp<tf.Tensor3D>(([q, k, v], save) => {
-      const [o, lse] = flashAttentionForward(gpu, s, q, k, v, ranges as tf.Tensor1D);
+      const [o, lse] = attend(s, q, k, v, ranges as tf.Tensor1D);
       save([q, k, v, o, lse]);
       return {
         value: o,
         gradFunc: (dO: tf.Tensor3D, [qs, ks, vs, os, ls]: tf.Tensor[]) =>
-          flashAttentionBackward(gpu, s, qs, ks, vs, ranges as tf.Tensor1D, os, ls, dO),
+          attendBackward(s, qs, ks, vs, ranges as tf.Tensor1D, os, ls, dO),
       };
     });
   // QK-norm + flash attention as one differentiable op of (qkv, q_norm, k_norm): v is read from qkv in place,
@@ -32,13 +41,13 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
     customOp<tf.Tensor3D>(([qkv, qw, qb, kw, kb], save) => {
       const qs = { rows: s.N * s.Lq, H: s.H, hd: s.hd };
       const [q, k, stats] = qkNormForward(gpu, qkv, { qw, qb, kw, kb }, qs, eps);
-      const [o, lse] = flashAttentionForward(gpu, s, q, k, qkv, ranges as tf.Tensor1D);
+      const [o, lse] = attend(s, q, k, qkv, ranges as tf.Tensor1D);
       save([qkv, q, k, o, lse, stats, qw, kw]);
       return {
         value: o,
         gradFunc: (dO: tf.Tensor3D, [qkvS, qS, kS, oS, lseS, st, qwS, kwS]: tf.Tensor[]) => {
           // dv lands in the v columns of a [N, L, 3D] gradient (v's layout); QK-norm's backward fills the rest
-          const [dq, dk, dqkv] = flashAttentionBackward(gpu, s, qS, kS, qkvS, ranges as tf.Tensor1D, oS, lseS, dO);
+          const [dq, dk, dqkv] = attendBackward(s, qS, kS, qkvS, ranges as tf.Tensor1D, oS, lseS, dO);
           const g = qkNormBackward(gpu, { dq, dk, qkv: qkvS, qw: qwS, kw: kwS, stats: st, dqkv }, qs);
           tf.dispose([dq, dk]);
           return [dqkv, g.dqw, g.dqb, g.dkw, g.dkb];

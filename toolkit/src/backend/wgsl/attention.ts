@@ -30,7 +30,7 @@ const NONE = 0x7fffffff;
 export const MAX_HEAD_DIM = 128;
 
 /** Rows per tile staged in workgroup memory: 2 tiles of TILE x hd floats stay within WebGPU's 16 KiB. */
-const tileFor = (hd: number) => (hd <= 64 ? 16 : 8);
+export const tileFor = (hd: number) => (hd <= 64 ? 16 : 8);
 
 /**
  * Row ranges followed by the bounds of each block of `tile` rows: (max a, min b, max c), b and c over rows
@@ -81,7 +81,8 @@ export function neededKeyTiles(
   return out;
 }
 
-const UNIFORMS = /* wgsl */ `
+/** The uniform block of the flash kernels (here and on tensor cores, `tc-attention.ts`). */
+export const UNIFORMS = /* wgsl */ `
 struct U {
   H: u32, Lq: u32, Lk: u32, scale: f32,
   qN: u32, qH: u32, qL: u32, kN: u32,
@@ -90,8 +91,8 @@ struct U {
   qO: u32, kO: u32, vO: u32, pad: u32,
 }`;
 
-/** WGSL shared by the three kernels: the row-visibility test and the block-bound tile test. */
-const common = (hd: number, tile: number) => /* wgsl */ `
+/** WGSL shared by the flash kernels: the row-visibility test and the block-bound tile test. */
+export const common = (hd: number, tile: number) => /* wgsl */ `
 const HD = ${hd}u;
 const T = ${tile}u;
 fn sees(i: u32, j: u32) -> bool {
@@ -112,8 +113,8 @@ fn tileNeeded(blk0: u32, blk1: u32, j0: u32, j1: u32) -> bool {
 }
 fn queryBlocks() -> u32 { return (u.Lq + T - 1u) / T; }`;
 
-/** Bindings 0-3 of all three kernels. */
-const INPUTS = /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<f32>;
+/** Bindings 0-3 of the flash kernels. */
+export const INPUTS = /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
 @group(0) @binding(3) var<storage, read> ranges: array<i32>;`;
@@ -320,7 +321,8 @@ function kernel(name: string, code: (hd: number, tile: number) => string, hd: nu
   return kern;
 }
 
-function uniforms(s: FlashShape): ArrayBuffer {
+/** The uniforms of shape `s` (layouts of q, k, v; o token-major). */
+export function flashUniforms(s: FlashShape): ArrayBuffer {
   const o = tokenMajor(s.H, s.Lq, s.hd);
   const u32 = (v: number) => ['u32', v] as const;
   return uniformBlock([
@@ -353,7 +355,7 @@ export function flashAttentionForward(
   kernel('flashAttention', forwardCode, s.hd).dispatch(
     backend,
     [q, k, v, ranges, o, lse],
-    uniforms(s),
+    flashUniforms(s),
     [Math.ceil(s.Lq / WG), s.N * s.H],
     [o, lse],
   );
@@ -374,7 +376,7 @@ export function flashAttentionBackward(
 ): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const dq = emptyTensor(backend, q.shape);
   const delta = emptyTensor(backend, [s.N * s.H * s.Lq]);
-  const u = uniforms(s);
+  const u = flashUniforms(s);
   kernel('flashAttentionGradQ', gradQCode, s.hd).dispatch(backend, [q, k, v, ranges, o, dO, lse, dq, delta], u, [
     Math.ceil(s.Lq / WG),
     s.N * s.H,

@@ -84,7 +84,7 @@ export function lossScaleFor(elements: number): number {
 }
 
 /** WGSL of a subgroup-matrix load/store in the syntax this Dawn accepts (the majorness moved into the template). */
-interface MatrixSyntax {
+export interface MatrixSyntax {
   load(type: string, ptr: string, offset: string, stride: string, colMajor: boolean): string;
   store(ptr: string, offset: string, value: string, stride: string): string;
 }
@@ -406,6 +406,26 @@ const grid = (t: MatmulTile, M: number, N: number, z: number): [number, number, 
   z,
 ];
 let dispatched = 0; // products run on tensor cores, so that a self-test cannot pass on tfjs's kernel
+
+/**
+ * Another kernel on subgroup matrices (`tc-attention.ts`): `wgsl` written in this device's syntax (and rewritten
+ * like the matmul's where a test emulates the matrices), made once per `key`; null where no tensor-core path is
+ * installed.
+ */
+export function matrixKernel(
+  backend: WebGPUBackendLike,
+  key: string,
+  wgsl: (x: MatrixSyntax) => string,
+): WgslKernel | null {
+  const d = devices.get(backend.device);
+  if (!d) return null;
+  let kern = d.kernels.get(key);
+  if (!kern) {
+    const code = wgsl(d.syntax);
+    d.kernels.set(key, (kern = new WgslKernel(key, d.rewrite ? d.rewrite(code) : code)));
+  }
+  return kern;
+}
 
 /** The kernel of `tile` for these transposes, compiled on first use (each is specialised: no branch on them). */
 function kernelFor(backend: WebGPUBackendLike, tile: MatmulTile, tA: boolean, tB: boolean): WgslKernel | null {

@@ -1,0 +1,426 @@
+/**
+ * Flash attention on tensor cores (subgroup matrices, fp16 inputs, fp32 accumulation), for training on the
+ * same adapters and under the same precision setting as the tensor-core matmul (`matmul.ts`); the fp32 kernels of
+ * `attention.ts` everywhere else. Same inputs, mask, layouts and outputs as those kernels, so the two are
+ * interchangeable op by op.
+ *
+ * A workgroup is 4 subgroups of 32 threads. Each subgroup owns 16 rows (queries forward and for dq, keys for dk
+ * and dv) and keeps their operands in registers as left matrices; the other side streams through workgroup memory
+ * in tiles of 32, rounded to fp16 while staged. Products (scores q·kᵀ, dO·vᵀ, then p·v, ds·k, pᵀ·dO, dsᵀ·q) run as
+ * 16x16x16 matrix instructions. The elementwise softmax work cannot touch a matrix's elements, so the score tiles go
+ * through workgroup memory: each thread takes one row and every other column of its subgroup's 16 x 32 tile.
+ *
+ * The forward makes two passes over the keys: the first finds each row's log-sum-exp, the second forms the exact
+ * probabilities p = exp(s - lse) and accumulates p·v in the matrices, so that no rescaling of the output (which
+ * would need it elementwise, in workgroup memory) is ever needed. The backward needs no rescaling either: dq is
+ * formed by query blocks, dk and dv by key blocks, as in FlashAttention-2.
+ *
+ * Head sizes that are multiples of 16 up to 64 (every preset); the skip of masked tiles uses the block bounds of
+ * `rangesTensor`, blocks of 16 rows at these head sizes.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { WebGPUBackendLike } from '../webgpu-types';
+import { FlashShape } from '../kernels';
+import { common, flashUniforms, INPUTS, tileFor, UNIFORMS } from './attention';
+import { MatrixSyntax, matrixKernel, tensorCoreMatmul } from './matmul';
+import { asTensor, emptyTensor } from './runner';
+
+const ROWS = 64; // rows a workgroup owns: 4 subgroups x 16
+const TILE = 32; // rows of the other side per staged tile
+const SP = TILE + 8; // row stride of a subgroup's 16 x TILE fp16 tile of p or ds (padded against bank conflicts)
+const SS = 36; // row stride of a subgroup's 16 x 32 fp32 score tile
+const LEFT = 'subgroup_matrix_left<f16, 16, 16>';
+const RIGHT = 'subgroup_matrix_right<f16, 16, 16>';
+const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
+
+/** Whether shape `s` runs on tensor cores now (tensor-core matmuls on, head size a multiple of 16 up to 64). */
+export function tensorCoreAttention(s: FlashShape): boolean {
+  return tensorCoreMatmul() && s.hd % 16 === 0 && s.hd <= 64;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** WGSL pieces of the three kernels for head size `hd` in matrix syntax `x`. */
+function pieces(hd: number, x: MatrixSyntax) {
+  const SH = hd + 8; // row stride of staged rows of head size, halves
+  const ts = range(hd / 16);
+  const base = {
+    q: (row: string) => `u.qO + n * u.qN + h * u.qH + (${row}) * u.qL`,
+    k: (row: string) => `u.kO + n * u.kN + h * u.kH + (${row}) * u.kL`,
+    v: (row: string) => `u.vO + n * u.vN + h * u.vH + (${row}) * u.vL`,
+    o: (row: string) => `n * u.oN + h * u.oH + (${row}) * u.oL`,
+  };
+  type Side = keyof typeof base;
+  return {
+    SH,
+    ts,
+    base,
+    header: /* wgsl */ `enable f16;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);`,
+    /** This thread's subgroup, row of the subgroup's 16 and half of the columns, and the subgroup's tile areas. */
+    threadIds: /* wgsl */ `let n = wg.y / u.H;
+  let h = wg.y % u.H;
+  let sg = li / 32u;
+  let r = (li % 32u) / 2u;
+  let half = li % 2u;
+  let sOff = sg * ${16 * SS}u;
+  let pOff = sg * ${16 * SP}u;`,
+    /** `rows` rows of `src` (side `side`) from `row0` into `dst` at `at` as fp16, zeros past `limit`. */
+    stage: (
+      dst: string,
+      at: number,
+      src: string,
+      side: Side,
+      row0: string,
+      rows: number,
+      limit: string,
+      scale = '',
+    ) => /* wgsl */ `for (var e = li; e < ${rows * hd}u; e = e + 128u) {
+    let row = ${row0} + e / ${hd}u;
+    var val = 0.0;
+    if (row < ${limit}) { val = ${src}[${base[side](`row`)} + e % ${hd}u]${scale}; }
+    ${dst}[${at}u + (e / ${hd}u) * ${SH}u + e % ${hd}u] = f16(val);
+  }`,
+    /** Left matrices `name`0.. of the subgroup's 16 staged rows of `arr` (each 16 columns of head size). */
+    lefts: (name: string, arr: string) =>
+      ts
+        .map((t) => `let ${name}${t} = ${x.load(LEFT, `&${arr}`, `sg * ${16 * SH}u + ${16 * t}u`, `${SH}u`, false)};`)
+        .join('\n  '),
+    /**
+     * The subgroup's 16 x 32 scores `left`·(32 staged rows of `arr` from `at`)ᵀ into its area of ss (the staged
+     * rows, rows of head size, are the right matrices' columns: loaded column-major).
+     */
+    scores: (left: string, arr: string, at: number) =>
+      [0, 1]
+        .map((c) => {
+          const acc = `${left}s${c}`;
+          return `var ${acc} = ${RESULT}();
+    ${ts
+      .map(
+        (t) => `let ${acc}r${t} = ${x.load(RIGHT, `&${arr}`, `${at + 16 * c * SH + 16 * t}u`, `${SH}u`, true)};
+    ${acc} = subgroupMatrixMultiplyAccumulate(${left}${t}, ${acc}r${t}, ${acc});`,
+      )
+      .join('\n    ')}
+    ${x.store('&ss', `sOff + ${16 * c}u`, acc, `${SS}u`)};`;
+        })
+        .join('\n    '),
+    /** acc_t += (the subgroup's 16 x 32 fp16 tile of `tile`)·(32 staged rows of `arr` from `at`), per 16 columns t. */
+    accumulate: (acc: string, tile: string, arr: string, at: number) =>
+      `let ${acc}l0 = ${x.load(LEFT, `&${tile}`, 'pOff', `${SP}u`, false)};
+    let ${acc}l1 = ${x.load(LEFT, `&${tile}`, 'pOff + 16u', `${SP}u`, false)};
+    ${ts
+      .flatMap((t) =>
+        [0, 1].map(
+          (c) => `let ${acc}${t}r${c} = ${x.load(RIGHT, `&${arr}`, `${at + 16 * c * SH + 16 * t}u`, `${SH}u`, false)};
+    ${acc}${t} = subgroupMatrixMultiplyAccumulate(${acc}l${c}, ${acc}${t}r${c}, ${acc}${t});`,
+        ),
+      )
+      .join('\n    ')}`,
+    zeros: (acc: string) => ts.map((t) => `var ${acc}${t} = ${RESULT}();`).join('\n  '),
+    /**
+     * The matrices `acc`0.. (the subgroup's 16 rows x head size) into `dst` at rows `base(row)` where `ok`, times
+     * `scale`: two at a time through the subgroup's area of ss.
+     */
+    writeRows: (acc: string, dst: string, at: string, ok: string, scale = '') =>
+      range(Math.ceil(ts.length / 2))
+        .map((p) => {
+          const pair = ts.slice(2 * p, 2 * p + 2);
+          return `workgroupBarrier();
+  ${pair.map((t, c) => `${x.store('&ss', `sOff + ${16 * c}u`, `${acc}${t}`, `${SS}u`)};`).join('\n  ')}
+  workgroupBarrier();
+  if (${ok}) {
+    for (var c = half; c < ${16 * pair.length}u; c = c + 2u) { ${dst}[${at} + ${32 * p}u + c] = ss[sOff + r * ${SS}u + c]${scale}; }
+  }`;
+        })
+        .join('\n  '),
+  };
+}
+
+const WORKGROUP = /* wgsl */ `var<workgroup> ss: array<f32, ${4 * 16 * SS}>;`;
+const visible = /* wgsl */ `
+fn visible(j: u32, ra: u32, rb: u32, rc: u32) -> bool { return j < u.Lk && (j < ra || (j >= rb && j < rc)); }`;
+
+// Forward: pass 1 finds each row's log-sum-exp (every thread over its half of a tile's columns; the two halves
+// merged at the end), pass 2 accumulates exp(s - lse)·v.
+function forwardWgsl(hd: number, x: MatrixSyntax): string {
+  const w = pieces(hd, x);
+  const T = tileFor(hd);
+  const keyRow = (c: string) => `ss[sOff + r * ${SS}u + ${c}]`;
+  const keyLoop = (body: string) => /* wgsl */ `for (var j0 = 0u; j0 < u.Lk; j0 = j0 + ${TILE}u) {
+    if (!tileNeeded(blk0, blk1, j0, j0 + ${TILE}u)) { continue; }
+    workgroupBarrier();
+    ${body}
+  }`;
+  return /* wgsl */ `${w.header}
+${INPUTS}
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+${UNIFORMS}
+@group(0) @binding(6) var<uniform> u: U;
+${common(hd, T)}
+${visible}
+var<workgroup> qp: array<f16, ${ROWS * w.SH}>; // the query block, then each subgroup's 16 x ${TILE} probabilities
+var<workgroup> kt: array<f16, ${TILE * w.SH}>;
+var<workgroup> vt: array<f16, ${TILE * w.SH}>;
+${WORKGROUP}
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  ${w.threadIds}
+  let i = wg.x * ${ROWS}u + sg * 16u + r; // this thread's query row
+  let ic = min(i, u.Lq - 1u);
+  let ra = u32(ranges[3u * ic]);
+  let rb = u32(ranges[3u * ic + 1u]);
+  let rc = u32(ranges[3u * ic + 2u]);
+  let blk0 = wg.x * ${ROWS / T}u; // this workgroup's query blocks [blk0, blk1)
+  let blk1 = min(blk0 + ${ROWS / T}u, queryBlocks());
+  ${w.stage('qp', 0, 'q', 'q', `wg.x * ${ROWS}u`, ROWS, 'u.Lq', ' * u.scale')}
+  workgroupBarrier();
+  ${w.lefts('ql', 'qp')}
+  var m = -1e30;
+  var l = 0.0;
+  ${keyLoop(`${w.stage('kt', 0, 'k', 'k', 'j0', TILE, 'u.Lk')}
+    workgroupBarrier();
+    ${w.scores('ql', 'kt', 0)}
+    workgroupBarrier();
+    var tmax = -1e30;
+    for (var c = half; c < ${TILE}u; c = c + 2u) {
+      if (visible(j0 + c, ra, rb, rc)) { tmax = max(tmax, ${keyRow('c')}); }
+    }
+    if (tmax > -1e29) {
+      let mNew = max(m, tmax);
+      l = l * exp(m - mNew);
+      for (var c = half; c < ${TILE}u; c = c + 2u) {
+        if (visible(j0 + c, ra, rb, rc)) { l = l + exp(${keyRow('c')} - mNew); }
+      }
+      m = mNew;
+    }`)}
+  workgroupBarrier();
+  ss[2u * li] = m;
+  ss[2u * li + 1u] = l;
+  workgroupBarrier();
+  let pm = ss[2u * (li ^ 1u)];
+  let mAll = max(m, pm);
+  let rowLse = mAll + log(max(l * exp(m - mAll) + ss[2u * (li ^ 1u) + 1u] * exp(pm - mAll), 1e-30));
+  if (half == 0u && i < u.Lq) { lse[wg.y * u.Lq + i] = rowLse; }
+  ${w.zeros('o')}
+  ${keyLoop(`${w.stage('kt', 0, 'k', 'k', 'j0', TILE, 'u.Lk')}
+    ${w.stage('vt', 0, 'v', 'v', 'j0', TILE, 'u.Lk')}
+    workgroupBarrier();
+    ${w.scores('ql', 'kt', 0)}
+    workgroupBarrier();
+    for (var c = half; c < ${TILE}u; c = c + 2u) {
+      qp[pOff + r * ${SP}u + c] = f16(select(0.0, exp(${keyRow('c')} - rowLse), visible(j0 + c, ra, rb, rc)));
+    }
+    workgroupBarrier();
+    ${w.accumulate('o', 'qp', 'vt', 0)}`)}
+  ${w.writeRows('o', 'o', w.base.o('i'), 'i < u.Lq')}
+}`;
+}
+
+// Backward, query side: δ_i = dO_i·o_i, then dq_i = scale·Σ_j p_ij (dO_i·v_j − δ_i) k_j. Writes δ for the key side.
+function gradQWgsl(hd: number, x: MatrixSyntax): string {
+  const w = pieces(hd, x);
+  const T = tileFor(hd);
+  const keyRow = (c: string) => `ss[sOff + r * ${SS}u + ${c}]`;
+  return /* wgsl */ `${w.header}
+${INPUTS}
+@group(0) @binding(4) var<storage, read> o: array<f32>;
+@group(0) @binding(5) var<storage, read> dO: array<f32>;
+@group(0) @binding(6) var<storage, read> lse: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(8) var<storage, read_write> delta: array<f32>;
+${UNIFORMS}
+@group(0) @binding(9) var<uniform> u: U;
+${common(hd, T)}
+${visible}
+var<workgroup> qp: array<f16, ${ROWS * w.SH}>; // the query block, then dO's, then each subgroup's 16 x ${TILE} ds
+var<workgroup> kt: array<f16, ${TILE * w.SH}>;
+var<workgroup> vt: array<f16, ${TILE * w.SH}>;
+${WORKGROUP}
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  ${w.threadIds}
+  let q0 = wg.x * ${ROWS}u;
+  let i = q0 + sg * 16u + r;
+  let ic = min(i, u.Lq - 1u);
+  let ra = u32(ranges[3u * ic]);
+  let rb = u32(ranges[3u * ic + 1u]);
+  let rc = u32(ranges[3u * ic + 2u]);
+  let blk0 = wg.x * ${ROWS / T}u;
+  let blk1 = min(blk0 + ${ROWS / T}u, queryBlocks());
+  ${w.stage('qp', 0, 'q', 'q', 'q0', ROWS, 'u.Lq', ' * u.scale')}
+  workgroupBarrier();
+  ${w.lefts('ql', 'qp')}
+  workgroupBarrier();
+  ${w.stage('qp', 0, 'dO', 'o', 'q0', ROWS, 'u.Lq')}
+  workgroupBarrier();
+  ${w.lefts('gl', 'qp')}
+  let oo = ${w.base.o('ic')};
+  var dl = 0.0;
+  for (var d = half; d < ${hd}u; d = d + 2u) { dl = dl + dO[oo + d] * o[oo + d]; }
+  workgroupBarrier();
+  ss[li] = dl;
+  workgroupBarrier();
+  dl = dl + ss[li ^ 1u];
+  let rowLse = lse[wg.y * u.Lq + ic];
+  if (half == 0u && i < u.Lq) { delta[wg.y * u.Lq + i] = dl; }
+  ${w.zeros('a')}
+  for (var j0 = 0u; j0 < u.Lk; j0 = j0 + ${TILE}u) {
+    if (!tileNeeded(blk0, blk1, j0, j0 + ${TILE}u)) { continue; }
+    workgroupBarrier();
+    ${w.stage('kt', 0, 'k', 'k', 'j0', TILE, 'u.Lk')}
+    ${w.stage('vt', 0, 'v', 'v', 'j0', TILE, 'u.Lk')}
+    workgroupBarrier();
+    ${w.scores('ql', 'kt', 0)}
+    workgroupBarrier();
+    var p: array<f32, ${TILE / 2}>;
+    for (var e = 0u; e < ${TILE / 2}u; e = e + 1u) {
+      let c = 2u * e + half;
+      p[e] = select(0.0, exp(${keyRow('c')} - rowLse), visible(j0 + c, ra, rb, rc));
+    }
+    workgroupBarrier();
+    ${w.scores('gl', 'vt', 0)}
+    workgroupBarrier();
+    for (var e = 0u; e < ${TILE / 2}u; e = e + 1u) {
+      let c = 2u * e + half;
+      qp[pOff + r * ${SP}u + c] = f16(p[e] * (${keyRow('c')} - dl));
+    }
+    workgroupBarrier();
+    ${w.accumulate('a', 'qp', 'kt', 0)}
+  }
+  ${w.writeRows('a', 'dq', w.base.q('i'), 'i < u.Lq', ' * u.scale')}
+}`;
+}
+
+// Backward, key side: one subgroup per 16 keys; query tiles of 32 staged (q scaled, dO, their lse, δ and ranges).
+// dv_j = Σ_i p_ij dO_i, dk_j = Σ_i p_ij (dO_i·v_j − δ_i) · scale·q_i.
+function gradKVWgsl(hd: number, x: MatrixSyntax): string {
+  const w = pieces(hd, x);
+  const T = tileFor(hd);
+  const G = TILE * w.SH; // where the dO tile starts in qg
+  const keyRow = (c: string) => `ss[sOff + r * ${SS}u + ${c}]`;
+  return /* wgsl */ `${w.header}
+${INPUTS}
+@group(0) @binding(4) var<storage, read> dO: array<f32>;
+@group(0) @binding(5) var<storage, read> lse: array<f32>;
+@group(0) @binding(6) var<storage, read> delta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dv: array<f32>;
+${UNIFORMS}
+@group(0) @binding(9) var<uniform> u: U;
+${common(hd, T)}
+var<workgroup> qg: array<f16, ${ROWS * w.SH}>; // the key block's k, then its v; then a q tile and a dO tile
+var<workgroup> pt: array<f16, ${4 * 16 * SP}>;
+var<workgroup> dst: array<f16, ${4 * 16 * SP}>;
+var<workgroup> rowLse: array<f32, ${TILE}>;
+var<workgroup> rowDelta: array<f32, ${TILE}>;
+var<workgroup> rowRange: array<u32, ${3 * TILE}>;
+${WORKGROUP}
+@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  ${w.threadIds}
+  let jFirst = wg.x * ${ROWS}u;
+  let jEnd = min(jFirst + ${ROWS}u, u.Lk);
+  let j = jFirst + sg * 16u + r; // this thread's key
+  ${w.stage('qg', 0, 'k', 'k', 'jFirst', ROWS, 'u.Lk')}
+  workgroupBarrier();
+  ${w.lefts('kl', 'qg')}
+  workgroupBarrier();
+  ${w.stage('qg', 0, 'v', 'v', 'jFirst', ROWS, 'u.Lk')}
+  workgroupBarrier();
+  ${w.lefts('vl', 'qg')}
+  ${w.zeros('dk')}
+  ${w.zeros('dv')}
+  for (var blk = 0u; blk < queryBlocks(); blk = blk + ${TILE / T}u) {
+    if (!tileNeeded(blk, min(blk + ${TILE / T}u, queryBlocks()), jFirst, jEnd)) { continue; }
+    let i0 = blk * T;
+    workgroupBarrier();
+    ${w.stage('qg', 0, 'q', 'q', 'i0', TILE, 'u.Lq', ' * u.scale')}
+    ${w.stage('qg', G, 'dO', 'o', 'i0', TILE, 'u.Lq')}
+    if (li < ${TILE}u) {
+      let iq = min(i0 + li, u.Lq - 1u);
+      rowLse[li] = lse[wg.y * u.Lq + iq];
+      rowDelta[li] = delta[wg.y * u.Lq + iq];
+      for (var t = 0u; t < 3u; t = t + 1u) { rowRange[3u * li + t] = u32(ranges[3u * iq + t]); }
+    }
+    workgroupBarrier();
+    ${w.scores('kl', 'qg', 0)}
+    workgroupBarrier();
+    var p: array<f32, ${TILE / 2}>;
+    for (var e = 0u; e < ${TILE / 2}u; e = e + 1u) {
+      let c = 2u * e + half;
+      let seen = i0 + c < u.Lq && (j < rowRange[3u * c] || (j >= rowRange[3u * c + 1u] && j < rowRange[3u * c + 2u]));
+      p[e] = select(0.0, exp(${keyRow('c')} - rowLse[c]), seen);
+      pt[pOff + r * ${SP}u + c] = f16(p[e]);
+    }
+    workgroupBarrier();
+    ${w.scores('vl', 'qg', G)}
+    workgroupBarrier();
+    for (var e = 0u; e < ${TILE / 2}u; e = e + 1u) {
+      let c = 2u * e + half;
+      dst[pOff + r * ${SP}u + c] = f16(p[e] * (${keyRow('c')} - rowDelta[c]));
+    }
+    workgroupBarrier();
+    ${w.accumulate('dv', 'pt', 'qg', G)}
+    ${w.accumulate('dk', 'dst', 'qg', 0)}
+  }
+  ${w.writeRows('dk', 'dk', w.base.k('j'), 'j < u.Lk')}
+  ${w.writeRows('dv', 'dv', w.base.v('j'), 'j < u.Lk')}
+}`;
+}
+
+const kernel = (backend: WebGPUBackendLike, name: string, hd: number, wgsl: (hd: number, x: MatrixSyntax) => string) =>
+  matrixKernel(backend, `${name}/${hd}`, (x) => wgsl(hd, x));
+
+/**
+ * o [N, Lq, H·hd] and the per-row log-sum-exp [N·H·Lq] (as `flashAttentionForward`) on tensor cores; null when
+ * shape `s` does not run there (`tensorCoreAttention`).
+ */
+export function tensorCoreAttentionForward(
+  backend: WebGPUBackendLike,
+  s: FlashShape,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  ranges: tf.Tensor1D,
+): [tf.Tensor3D, tf.Tensor1D] | null {
+  const kern = tensorCoreAttention(s) ? kernel(backend, 'tensorCoreAttention', s.hd, forwardWgsl) : null;
+  if (!kern) return null;
+  const o = emptyTensor(backend, [s.N, s.Lq, s.H * s.hd]);
+  const lse = emptyTensor(backend, [s.N * s.H * s.Lq]);
+  kern.dispatch(backend, [q, k, v, ranges, o, lse], flashUniforms(s), [Math.ceil(s.Lq / ROWS), s.N * s.H], [o, lse]);
+  return [asTensor(o), asTensor(lse)];
+}
+
+/** dq, dk, dv (as `flashAttentionBackward`) on tensor cores; null when shape `s` does not run there. */
+export function tensorCoreAttentionBackward(
+  backend: WebGPUBackendLike,
+  s: FlashShape,
+  q: tf.Tensor,
+  k: tf.Tensor,
+  v: tf.Tensor,
+  ranges: tf.Tensor1D,
+  o: tf.Tensor,
+  lse: tf.Tensor,
+  dO: tf.Tensor,
+): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
+  const gradQ = tensorCoreAttention(s) ? kernel(backend, 'tensorCoreAttentionGradQ', s.hd, gradQWgsl) : null;
+  const gradKV = gradQ && kernel(backend, 'tensorCoreAttentionGradKV', s.hd, gradKVWgsl);
+  if (!gradQ || !gradKV) return null;
+  const u = flashUniforms(s);
+  const dq = emptyTensor(backend, q.shape);
+  const delta = emptyTensor(backend, [s.N * s.H * s.Lq]);
+  gradQ.dispatch(
+    backend,
+    [q, k, v, ranges, o, dO, lse, dq, delta],
+    u,
+    [Math.ceil(s.Lq / ROWS), s.N * s.H],
+    [dq, delta],
+  );
+  const dk = emptyTensor(backend, k.shape);
+  const dv = emptyTensor(backend, v.shape);
+  gradKV.dispatch(backend, [q, k, v, ranges, dO, lse, delta, dk, dv], u, [Math.ceil(s.Lk / ROWS), s.N * s.H], [dk, dv]);
+  backend.disposeData(delta.dataId);
+  return [asTensor(dq), asTensor(dk), asTensor(dv)];
+}
