@@ -16,6 +16,7 @@ import { jsHeapKernels } from './js-kernels';
 import type { WebGPUBackendLike } from './webgpu-types';
 import { AdapterLike, deviceRequest, isSoftwareAdapter } from './adapter';
 import { installTensorCoreMatmul } from './wgsl/matmul';
+import { installTensorCoreAttention } from './wgsl/tc-attention';
 
 /**
  * Attention calls of at most this many queries run in the JS kernels on wasm (measured on the explorer's models:
@@ -55,7 +56,9 @@ async function startWebgpu(forced: boolean): Promise<string> {
   tf.registerBackend('webgpu', () => new WebGPUBackend(device as never, info as never));
   if (!(await tf.setBackend('webgpu'))) throw new Error('the webgpu backend did not start');
   const backend = tf.backend() as unknown as WebGPUBackendLike;
-  const matmul = tensorCores.length ? await installTensorCoreMatmul(backend) : 'fp32 matmul';
+  const matmul = tensorCores.length
+    ? `${await installTensorCoreMatmul(backend)}; ${await installTensorCoreAttention(backend)}`
+    : 'fp32 matmul';
   setKernelTable('webgpu', wgslKernels(backend));
   return `${name}; WGSL flash attention, LayerNorm, GELU; ${matmul}`;
 }

@@ -14,6 +14,7 @@ import { bucketBufferPool, trimBufferPool } from './webgpu-pool';
 import type { GpuBuffer, WebGPUBackendLike } from './webgpu-types';
 import { AdapterLike, deviceRequest, isSoftwareAdapter, submitBatchSize } from './adapter';
 import { installTensorCoreMatmul } from './wgsl/matmul';
+import { installTensorCoreAttention } from './wgsl/tc-attention';
 import { SUBMIT_BATCH_FLAG } from './wgsl/runner';
 
 interface DawnAdapter extends AdapterLike {
@@ -233,8 +234,9 @@ export async function activateWebgpu(forced: boolean): Promise<Attempt> {
     // step's host time): $CAUSALFUSION_SUBMIT_BATCH submits less often
     const submitBatch = submitBatchSize(process.env.CAUSALFUSION_SUBMIT_BATCH);
     if (submitBatch) tf.env().set(SUBMIT_BATCH_FLAG, submitBatch);
+    const backend = tf.backend() as unknown as WebGPUBackendLike;
     const matmul = tensorCores.length
-      ? await installTensorCoreMatmul(tf.backend() as unknown as WebGPUBackendLike)
+      ? `${await installTensorCoreMatmul(backend)}; ${await installTensorCoreAttention(backend)}`
       : 'fp32 matmul';
     active = {
       detail: `adapter ${name}${isSoftwareAdapter(info) ? ', software' : ''}; ${matmul}`,

@@ -652,7 +652,7 @@ const workgroupLimit = (backend: WebGPUBackendLike) =>
 const fitting = (backend: WebGPUBackendLike) => MATMUL_TILES.filter((t) => tileBytes(t) <= workgroupLimit(backend));
 
 /** The first validation error compiling `kerns` on this device, or null. */
-async function compileErrors(backend: WebGPUBackendLike, kerns: WgslKernel[]): Promise<string | null> {
+export async function compileErrors(backend: WebGPUBackendLike, kerns: WgslKernel[]): Promise<string | null> {
   const device = backend.device as unknown as ErrorScopes;
   device.pushErrorScope('validation');
   for (const k of kerns) k.compile(backend);

@@ -20,9 +20,18 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
-import { FlashShape } from '../kernels';
-import { common, flashUniforms, INPUTS, tileFor, UNIFORMS } from './attention';
-import { MatrixSyntax, matrixKernel, tensorCoreMatmul } from './matmul';
+import { FlashShape, HeadLayout, tokenMajor } from '../kernels';
+import {
+  common,
+  flashAttentionBackward,
+  flashAttentionForward,
+  flashUniforms,
+  INPUTS,
+  rangesTensor,
+  tileFor,
+  UNIFORMS,
+} from './attention';
+import { compileErrors, MatrixSyntax, matrixKernel, tensorCoreMatmul, tensorCoresAvailable } from './matmul';
 import { asTensor, emptyTensor } from './runner';
 
 const ROWS = 64; // rows a workgroup owns: 4 subgroups x 16
@@ -35,7 +44,12 @@ const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
 
 /** Whether shape `s` runs on tensor cores now (tensor-core matmuls on, head size a multiple of 16 up to 64). */
 export function tensorCoreAttention(s: FlashShape): boolean {
-  return tensorCoreMatmul() && s.hd % 16 === 0 && s.hd <= 64;
+  return (
+    tensorCoreMatmul() &&
+    ready.has((tf.backend() as unknown as WebGPUBackendLike).device) &&
+    s.hd % 16 === 0 &&
+    s.hd <= 64
+  );
 }
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -371,43 +385,28 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 }
 
 const kernel = (backend: WebGPUBackendLike, name: string, hd: number, wgsl: (hd: number, x: MatrixSyntax) => string) =>
-  matrixKernel(backend, `${name}/${hd}`, (x) => wgsl(hd, x));
+  matrixKernel(backend, `${name}/${hd}`, (x) => wgsl(hd, x))!;
+/** The forward, dq and dk/dv kernels of head size `hd` (on a device with the tensor-core matmul installed). */
+const kernelsFor = (backend: WebGPUBackendLike, hd: number) => [
+  kernel(backend, 'tensorCoreAttention', hd, forwardWgsl),
+  kernel(backend, 'tensorCoreAttentionGradQ', hd, gradQWgsl),
+  kernel(backend, 'tensorCoreAttentionGradKV', hd, gradKVWgsl),
+];
 
-/**
- * o [N, Lq, H·hd] and the per-row log-sum-exp [N·H·Lq] (as `flashAttentionForward`) on tensor cores; null when
- * shape `s` does not run there (`tensorCoreAttention`).
- */
-export function tensorCoreAttentionForward(
-  backend: WebGPUBackendLike,
-  s: FlashShape,
-  q: tf.Tensor,
-  k: tf.Tensor,
-  v: tf.Tensor,
-  ranges: tf.Tensor1D,
-): [tf.Tensor3D, tf.Tensor1D] | null {
-  const kern = tensorCoreAttention(s) ? kernel(backend, 'tensorCoreAttention', s.hd, forwardWgsl) : null;
-  if (!kern) return null;
+type T = tf.Tensor;
+type Forward = (b: WebGPUBackendLike, s: FlashShape, q: T, k: T, v: T, r: tf.Tensor1D) => [tf.Tensor3D, tf.Tensor1D];
+type Backward = (b: WebGPUBackendLike, s: FlashShape, ...a: [T, T, T, tf.Tensor1D, T, T, T]) => [T, T, T];
+
+const forward: Forward = (backend, s, q, k, v, ranges) => {
   const o = emptyTensor(backend, [s.N, s.Lq, s.H * s.hd]);
   const lse = emptyTensor(backend, [s.N * s.H * s.Lq]);
-  kern.dispatch(backend, [q, k, v, ranges, o, lse], flashUniforms(s), [Math.ceil(s.Lq / ROWS), s.N * s.H], [o, lse]);
+  const grid = [Math.ceil(s.Lq / ROWS), s.N * s.H] as const;
+  kernelsFor(backend, s.hd)[0].dispatch(backend, [q, k, v, ranges, o, lse], flashUniforms(s), grid, [o, lse]);
   return [asTensor(o), asTensor(lse)];
-}
+};
 
-/** dq, dk, dv (as `flashAttentionBackward`) on tensor cores; null when shape `s` does not run there. */
-export function tensorCoreAttentionBackward(
-  backend: WebGPUBackendLike,
-  s: FlashShape,
-  q: tf.Tensor,
-  k: tf.Tensor,
-  v: tf.Tensor,
-  ranges: tf.Tensor1D,
-  o: tf.Tensor,
-  lse: tf.Tensor,
-  dO: tf.Tensor,
-): [tf.Tensor, tf.Tensor, tf.Tensor] | null {
-  const gradQ = tensorCoreAttention(s) ? kernel(backend, 'tensorCoreAttentionGradQ', s.hd, gradQWgsl) : null;
-  const gradKV = gradQ && kernel(backend, 'tensorCoreAttentionGradKV', s.hd, gradKVWgsl);
-  if (!gradQ || !gradKV) return null;
+const backward: Backward = (backend, s, q, k, v, ranges, o, lse, dO) => {
+  const [, gradQ, gradKV] = kernelsFor(backend, s.hd);
   const u = flashUniforms(s);
   const dq = emptyTensor(backend, q.shape);
   const delta = emptyTensor(backend, [s.N * s.H * s.Lq]);
@@ -423,4 +422,125 @@ export function tensorCoreAttentionBackward(
   gradKV.dispatch(backend, [q, k, v, ranges, dO, lse, delta, dk, dv], u, [Math.ceil(s.Lk / ROWS), s.N * s.H], [dk, dv]);
   backend.disposeData(delta.dataId);
   return [asTensor(dq), asTensor(dk), asTensor(dv)];
+};
+
+/**
+ * o [N, Lq, H·hd] and the per-row log-sum-exp [N·H·Lq] (as `flashAttentionForward`) on tensor cores; null when
+ * shape `s` does not run there (`tensorCoreAttention`).
+ */
+export function tensorCoreAttentionForward(...a: Parameters<Forward>): ReturnType<Forward> | null {
+  return tensorCoreAttention(a[1]) ? forward(...a) : null;
+}
+
+/** dq, dk, dv (as `flashAttentionBackward`) on tensor cores; null when shape `s` does not run there. */
+export function tensorCoreAttentionBackward(...a: Parameters<Backward>): ReturnType<Backward> | null {
+  return tensorCoreAttention(a[1]) ? backward(...a) : null;
+}
+
+/** The outputs on which the tensor-core and fp32 kernels are compared. */
+export type AttentionErrors = Record<'o' | 'lse' | 'dq' | 'dk' | 'dv', number>;
+
+/** The flat indices that layout `l` addresses for `rows` rows of shape `s`. */
+function layoutIndices(l: HeadLayout, s: FlashShape, rows: number): number[] {
+  const out: number[] = [];
+  for (let n = 0; n < s.N; n++)
+    for (let h = 0; h < s.H; h++)
+      for (let i = 0; i < rows; i++)
+        for (let d = 0; d < s.hd; d++) out.push(l.offset + n * l.sN + h * l.sH + i * l.sL + d);
+  return out;
+}
+
+/**
+ * max |tensor cores - fp32| / max |fp32| of each output, the tensor-core kernels against `attention.ts`'s on inputs
+ * q, k, v (in `s`'s layouts) and dO [N, Lq, H·hd] under key `ranges`, whatever the precision setting. The gradients
+ * are compared where their input's layout puts them (v may be a part of qkv, whose other columns are QK-norm's).
+ */
+export async function tensorCoreAttentionErrors(
+  backend: WebGPUBackendLike,
+  s: FlashShape,
+  [q, k, v, dO]: T[],
+  ranges: Int32Array,
+): Promise<AttentionErrors> {
+  const r = rangesTensor(ranges, s.hd);
+  const run = async (fwd: Forward, bwd: Backward) => {
+    const [o, lse] = fwd(backend, s, q, k, v, r);
+    const grads = bwd(backend, s, q, k, v, r, o, lse, dO);
+    const out = await Promise.all([o, lse, ...grads].map((t) => t.data() as Promise<Float32Array>));
+    tf.dispose([o, lse, ...grads]);
+    return out;
+  };
+  const fp32 = await run(flashAttentionForward, flashAttentionBackward);
+  const tc = await run(forward, backward);
+  r.dispose();
+  const all = (x: Float32Array) => x.map((_, i) => i);
+  const at = [
+    all(fp32[0]),
+    all(fp32[1]),
+    layoutIndices(s.q, s, s.Lq),
+    layoutIndices(s.k, s, s.Lk),
+    layoutIndices(s.v, s, s.Lk),
+  ];
+  const error = (i: number) => {
+    let [diff, scale] = [0, 0];
+    for (const j of at[i]) {
+      diff = Math.max(diff, Math.abs(tc[i][j] - fp32[i][j]));
+      scale = Math.max(scale, Math.abs(fp32[i][j]));
+    }
+    return diff / scale;
+  };
+  return { o: error(0), lse: error(1), dq: error(2), dk: error(3), dv: error(4) };
+}
+
+/** The largest error `installTensorCoreAttention` accepts (fp16 operands; 0.04-0.2 % seen, 2-4x that on wrong tiles). */
+export const ATTENTION_TOLERANCE = 0.005;
+
+const ready = new WeakSet<object>(); // devices whose tensor-core attention compiled and passed its self-test
+
+/**
+ * Compiles the tensor-core attention for `headSizes` on a device with the tensor-core matmul installed, checks it
+ * against the fp32 kernels (ragged blocks, a mask of prefix and window ranges) and, if it passes, lets training use
+ * it. Returns what happened, for the backend report.
+ */
+export async function installTensorCoreAttention(
+  backend: WebGPUBackendLike,
+  headSizes: readonly number[] = [16, 32, 48, 64],
+): Promise<string> {
+  if (!tensorCoresAvailable()) return 'fp32 attention';
+  const why = await compileErrors(
+    backend,
+    headSizes.flatMap((hd) => kernelsFor(backend, hd)),
+  );
+  if (why) return `fp32 attention (tensor-core attention did not compile: ${why})`;
+  const hd = Math.max(...headSizes);
+  const [N, H, L] = [2, 2, 70]; // a ragged block of 64 rows and tile of 32
+  const s: FlashShape = {
+    N,
+    H,
+    Lq: L,
+    Lk: L,
+    hd,
+    scale: hd ** -0.5,
+    q: tokenMajor(H, L, hd),
+    k: tokenMajor(H, L, hd),
+    v: tokenMajor(H, L, hd),
+  };
+  // rows see 4 condition keys and a window of their own 16-row step, the window empty for the first steps' clean rows
+  const ranges = new Int32Array(3 * L);
+  for (let i = 0; i < L; i++)
+    ranges.set([4, Math.max(4, i - (i % 16)), i < 20 ? 4 : Math.min(L, i - (i % 16) + 16)], 3 * i);
+  const inputs = [0, 1, 2, 3].map((seed) =>
+    tf.tidy(() =>
+      tf
+        .sin(tf.range(seed, seed + N * L * H * hd).mul(12.9898))
+        .mul(2)
+        .reshape([N, L, H * hd]),
+    ),
+  );
+  const errors = await tensorCoreAttentionErrors(backend, s, inputs, ranges);
+  tf.dispose(inputs);
+  const worst = Math.max(...Object.values(errors));
+  if (!(worst <= ATTENTION_TOLERANCE))
+    return `fp32 attention (tensor-core attention failed its self-test: error ${worst.toExponential(1)} of the largest value)`;
+  ready.add(backend.device);
+  return 'attention on tensor cores';
 }
