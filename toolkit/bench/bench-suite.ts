@@ -9,7 +9,8 @@
  * `--gpu-curve [steps]` trains on webgpu with tensor-core and with fp32 matmuls and compares the loss curves
  * (bench/gpu-curve.ts). `--soak [steps]` runs only the soak benchmark (bench/soak.ts: RSS and tensor count over 2000 training steps).
  * `--gpu` runs only the GPU tables (`runs/bench-gpu.json`), the sections BENCH_GPU_SECTIONS names (default
- * `training,matmul,sampling`; `attention` adds the two kernels of attention over the KV cache, bench/attention.ts;
+ * `training,matmul,sampling`; `attention` adds the two kernels of attention over the KV cache and training's flash
+ * attention in fp32 and on tensor cores, bench/attention.ts;
  * `kernels` a training step of each case by kernel, its GPU time from timestamp queries):
  * training, the webgpu backend (tensor cores and fp32 matmuls) against the PyTorch twin on CUDA (fp32 eager, TF32,
  * bf16 autocast) at W384 D6 B64 on 8x8 tokens, W768 D12 B32 and B64 on 16x16 tokens and the paper's ablation model
@@ -215,7 +216,10 @@ async function main(): Promise<void> {
     if (sections.includes('sampling'))
       rows.push(...(await section('./sampling', 'benchGpuSampling')(python, repeats(3))));
     if (sections.includes('attention'))
-      rows.push(...(await section('./attention', 'benchGpuCachedAttention')(repeats(3))));
+      rows.push(
+        ...(await section('./attention', 'benchGpuCachedAttention')(repeats(3))),
+        ...(await section('./attention', 'benchGpuTrainingAttention')(repeats(3))),
+      );
     if (sections.includes('kernels')) rows.push(...benchGpuKernels());
     return writeResults('bench-gpu.json', rows);
   }
