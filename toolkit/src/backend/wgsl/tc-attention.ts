@@ -26,7 +26,6 @@ import {
   flashAttentionBackward,
   flashAttentionForward,
   flashUniforms,
-  INPUTS,
   rangesTensor,
   tileFor,
   UNIFORMS,
@@ -42,13 +41,17 @@ const LEFT = 'subgroup_matrix_left<f16, 16, 16>';
 const RIGHT = 'subgroup_matrix_right<f16, 16, 16>';
 const RESULT = 'subgroup_matrix_result<f32, 16, 16>';
 
-/** Whether shape `s` runs on tensor cores now (tensor-core matmuls on, head size a multiple of 16 up to 64). */
+/**
+ * Whether shape `s` runs on tensor cores now: tensor-core matmuls on, the attention installed on this device, head
+ * size a multiple of 16 up to 64, layouts whose rows start on float4s.
+ */
 export function tensorCoreAttention(s: FlashShape): boolean {
   return (
     tensorCoreMatmul() &&
     ready.has((tf.backend() as unknown as WebGPUBackendLike).device) &&
     s.hd % 16 === 0 &&
-    s.hd <= 64
+    s.hd <= 64 &&
+    [s.q, s.k, s.v].every((l) => [l.offset, l.sN, l.sH, l.sL].every((x) => x % 4 === 0)) // read as float4s
   );
 }
 
@@ -80,7 +83,10 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);`,
   let half = li % 2u;
   let sOff = sg * ${16 * SS}u;
   let pOff = sg * ${16 * SP}u;`,
-    /** `rows` rows of `src` (side `side`) from `row0` into `dst` at `at` as fp16, zeros past `limit`. */
+    /**
+     * `rows` rows of `src` (side `side`) from `row0` into `dst` at `at` as fp16, zeros past `limit`: a float4 a
+     * thread and step (layouts keep head-size rows whole and 4-aligned).
+     */
     stage: (
       dst: string,
       at: number,
@@ -90,11 +96,17 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);`,
       rows: number,
       limit: string,
       scale = '',
-    ) => /* wgsl */ `for (var e = li; e < ${rows * hd}u; e = e + 128u) {
-    let row = ${row0} + e / ${hd}u;
-    var val = 0.0;
-    if (row < ${limit}) { val = ${src}[${base[side](`row`)} + e % ${hd}u]${scale}; }
-    ${dst}[${at}u + (e / ${hd}u) * ${SH}u + e % ${hd}u] = f16(val);
+    ) => /* wgsl */ `for (var e = li; e < ${(rows * hd) / 4}u; e = e + 128u) {
+    let row = ${row0} + e / ${hd / 4}u;
+    let d = (e % ${hd / 4}u) * 4u;
+    var val = vec4<f32>();
+    if (row < ${limit}) { val = ${src}[(${base[side](`row`)} + d) / 4u]${scale}; }
+    let hv = vec4<f16>(val);
+    let to = ${at}u + (e / ${hd / 4}u) * ${SH}u + d;
+    ${dst}[to] = hv.x;
+    ${dst}[to + 1u] = hv.y;
+    ${dst}[to + 2u] = hv.z;
+    ${dst}[to + 3u] = hv.w;
   }`,
     /** Left matrices `name`0.. of the subgroup's 16 staged rows of `arr` (each 16 columns of head size). */
     lefts: (name: string, arr: string) =>
@@ -151,6 +163,11 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);`,
   };
 }
 
+/** Bindings 0-3 (as `attention.ts`'s, with q, k and v read a float4 at a time). */
+const INPUTS4 = /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> ranges: array<i32>;`;
 const WORKGROUP = /* wgsl */ `var<workgroup> ss: array<f32, ${4 * 16 * SS}>;`;
 const visible = /* wgsl */ `
 fn visible(j: u32, ra: u32, rb: u32, rc: u32) -> bool { return j < u.Lk && (j < ra || (j >= rb && j < rc)); }`;
@@ -167,7 +184,7 @@ function forwardWgsl(hd: number, x: MatrixSyntax): string {
     ${body}
   }`;
   return /* wgsl */ `${w.header}
-${INPUTS}
+${INPUTS4}
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 ${UNIFORMS}
@@ -238,9 +255,9 @@ function gradQWgsl(hd: number, x: MatrixSyntax): string {
   const T = tileFor(hd);
   const keyRow = (c: string) => `ss[sOff + r * ${SS}u + ${c}]`;
   return /* wgsl */ `${w.header}
-${INPUTS}
-@group(0) @binding(4) var<storage, read> o: array<f32>;
-@group(0) @binding(5) var<storage, read> dO: array<f32>;
+${INPUTS4}
+@group(0) @binding(4) var<storage, read> o: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> dO: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> lse: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(8) var<storage, read_write> delta: array<f32>;
@@ -272,7 +289,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
   ${w.lefts('gl', 'qp')}
   let oo = ${w.base.o('ic')};
   var dl = 0.0;
-  for (var d = half; d < ${hd}u; d = d + 2u) { dl = dl + dO[oo + d] * o[oo + d]; }
+  for (var d = half; d < ${hd / 4}u; d = d + 2u) { dl = dl + dot(dO[oo / 4u + d], o[oo / 4u + d]); }
   workgroupBarrier();
   ss[li] = dl;
   workgroupBarrier();
@@ -315,8 +332,8 @@ function gradKVWgsl(hd: number, x: MatrixSyntax): string {
   const G = TILE * w.SH; // where the dO tile starts in qg
   const keyRow = (c: string) => `ss[sOff + r * ${SS}u + ${c}]`;
   return /* wgsl */ `${w.header}
-${INPUTS}
-@group(0) @binding(4) var<storage, read> dO: array<f32>;
+${INPUTS4}
+@group(0) @binding(4) var<storage, read> dO: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> delta: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dk: array<f32>;
