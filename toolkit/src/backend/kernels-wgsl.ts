@@ -9,7 +9,7 @@ import type { WebGPUBackendLike } from './webgpu-types';
 import { fusedAdamWUpdate } from './wgsl/adamw';
 import { flashAttentionBackward, flashAttentionForward, MAX_HEAD_DIM, rangesTensor } from './wgsl/attention';
 import { geluBackward, geluBackwardRecomputing, geluForward } from './wgsl/gelu';
-import { biasGeluForward, biasResidualForward } from './wgsl/epilogue';
+import { biasGeluForward, biasGradient, biasResidualForward } from './wgsl/epilogue';
 import { qkNormBackward, qkNormForward } from './wgsl/qk-norm';
 import { tensorCoreAttentionBackward, tensorCoreAttentionForward } from './wgsl/tc-attention';
 import { layerNormBackward, layerNormForward } from './wgsl/layernorm';
@@ -73,13 +73,20 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
           const gs = geluBackwardRecomputing(gpu, dh, hs);
           const dw2 = tf.matMul(dy, gs, true, false);
           gs.dispose();
-          return [tf.clone(dy), tf.matMul(dh, w1s), tf.matMul(dh, xs, true, false), tf.sum(dh, 0), dw2, tf.sum(dy, 0)];
+          return [
+            tf.clone(dy),
+            tf.matMul(dh, w1s),
+            tf.matMul(dh, xs, true, false),
+            biasGradient(gpu, dh as tf.Tensor2D),
+            dw2,
+            biasGradient(gpu, dy),
+          ];
         }),
     };
   });
   const biasResidual = customOp<tf.Tensor2D>(([c, b, r]) => ({
     value: biasResidualForward(gpu, c, b, r) as tf.Tensor2D,
-    gradFunc: (dy: tf.Tensor2D) => [tf.clone(dy), tf.sum(dy, 0), tf.clone(dy)],
+    gradFunc: (dy: tf.Tensor2D) => [tf.clone(dy), biasGradient(gpu, dy), tf.clone(dy)],
   }));
   return {
     name: 'wgsl',

@@ -2,6 +2,8 @@
  * What follows a linear layer's product c = x·Wᵀ in training, in one elementwise pass each (tfjs ops: 2):
  * GELU(c + b) for the MLP's fc1, keeping c + b for GELU's backward, and r + (c + b) for proj and fc2, whose
  * outputs join the residual stream r. The product itself stays tfjs's `matMul` (tensor cores where they apply).
+ * In the backward, the bias's gradient, a column sum of the output's gradient, in one dispatch (tfjs: a
+ * transpose, then a row sum).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
@@ -65,5 +67,47 @@ export function biasGeluForward(gpu: WebGPUBackendLike, c: tf.Tensor, b: tf.Tens
 export function biasResidualForward(gpu: WebGPUBackendLike, c: tf.Tensor, b: tf.Tensor, r: tf.Tensor): tf.Tensor {
   const y = emptyTensor(gpu, c.shape);
   biasResidual.dispatch(gpu, [c, b, r, y], sizes(c), [gridStrideGroups(c.size, WG)]);
+  return asTensor(y);
+}
+
+// Column sums of x [rows, 4·cols4]: a workgroup owns 8 float4 columns (a 128-byte line of each row) and 32 lanes of
+// rows, which it sums in workgroup memory. Few workgroups where the output is narrow (24 at width 768), but each
+// streams whole lines, where tfjs writes and reads the transposed gradient once more.
+const COLUMN_LANES = 8;
+const columnSum = new WgslKernel(
+  'biasGradient',
+  /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> y: array<vec4<f32>>;
+struct U { rows: u32, cols4: u32 }
+@group(0) @binding(2) var<uniform> u: U;
+var<workgroup> part: array<vec4<f32>, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let c = wg.x * ${COLUMN_LANES}u + li % ${COLUMN_LANES}u;
+  let lane = li / ${COLUMN_LANES}u;
+  var s = vec4<f32>();
+  if (c < u.cols4) {
+    for (var r = lane; r < u.rows; r = r + ${WG / COLUMN_LANES}u) { s = s + x[r * u.cols4 + c]; }
+  }
+  part[li] = s;
+  for (var k = ${WG / COLUMN_LANES / 2}u; k > 0u; k = k / 2u) {
+    workgroupBarrier();
+    if (lane < k) { part[li] = part[li] + part[li + k * ${COLUMN_LANES}u]; }
+  }
+  if (lane == 0u && c < u.cols4) { y[c] = part[li]; }
+}`,
+);
+
+/** The gradient of a bias added to every row of a [rows, cols] output: dy summed over rows ([cols]). */
+export function biasGradient(gpu: WebGPUBackendLike, dy: tf.Tensor2D): tf.Tensor1D {
+  const [rows, cols] = dy.shape;
+  if (cols % 4 !== 0) return tf.sum(dy, 0);
+  const y = emptyTensor(gpu, [cols]);
+  const u = uniformBlock([
+    ['u32', rows],
+    ['u32', cols / 4],
+  ]);
+  columnSum.dispatch(gpu, [dy, y], u, [Math.ceil(cols / 4 / COLUMN_LANES)], [y]);
   return asTensor(y);
 }
