@@ -89,6 +89,11 @@ function hasGpuDeviceNode(): boolean {
  * event processing. Waiting for the map promise instead would hang whenever the caller itself runs inside
  * a microtask (after any `await`): V8 runs no nested microtask checkpoint, so the promise could never settle.
  */
+/** The read-back's sleep between two polls of Dawn's events, ms. */
+const POLL_MS = 0.2;
+/** One turn of the event loop (Dawn's polls run in it). */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 function installReadBack(
   backend: WebGPUBackendLike,
   runLoopOnce: () => void,
@@ -111,8 +116,8 @@ function installReadBack(
     backend.commandEncoder.copyBufferToBuffer(data.resource, 0, staging, 0, bytes);
     backend.submitQueue();
     let failure: unknown;
-    const mapped = staging.mapAsync(READ).catch((e) => void (failure = e));
-    return { staging, mapped, failure: () => failure };
+    staging.mapAsync(READ).catch((e) => void (failure = e));
+    return { staging, failure: () => failure };
   };
   const finish = (dataId: object, staging: GpuBuffer, failure: unknown) => {
     if (staging.mapState !== 'mapped')
@@ -129,18 +134,23 @@ function installReadBack(
       tf.util.convertBackendValuesAndArrayBuffer(bytes, backend.tensorMap.get(dataId).dtype),
     );
   };
+  // Dawn's Node binding delivers the map by polling from the event loop, and polls again at once while anything is
+  // pending: a wait on the GPU spun a core, which lavapipe (the GPU of CPU machines) needs for its own threads.
+  // Between polls the thread now sleeps 0.2 ms (the map is noticed at most that much later).
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const nap = () => Atomics.wait(pause, 0, 0, POLL_MS);
   backend.readSync = (dataId: object) => {
     const hit = cached(dataId);
     if (hit) return hit;
     const { staging, failure } = startCopy(dataId);
-    while (staging.mapState === 'pending') runLoopOnce();
+    for (runLoopOnce(); staging.mapState === 'pending'; runLoopOnce()) nap();
     return finish(dataId, staging, failure());
   };
   backend.read = async (dataId: object) => {
     const hit = cached(dataId);
     if (hit) return hit;
-    const { staging, mapped, failure } = startCopy(dataId);
-    await mapped;
+    const { staging, failure } = startCopy(dataId);
+    for (await turn(); staging.mapState === 'pending'; await turn()) nap();
     return finish(dataId, staging, failure());
   };
 }
