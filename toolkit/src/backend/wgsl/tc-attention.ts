@@ -68,7 +68,7 @@ function pieces(hd: number, x: MatrixSyntax) {
     o: (row: string) => `n * u.oN + h * u.oH + (${row}) * u.oL`,
   };
   type Side = keyof typeof base;
-  return {
+  const w = {
     SH,
     ts,
     base,
@@ -161,6 +161,20 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);`,
         })
         .join('\n  '),
   };
+  return {
+    ...w,
+    /**
+     * The query-side kernels' entry up to their query block in registers: thread set-up (`queryRow`), the block
+     * staged (scaled) and loaded as the left matrices ql0...
+     */
+    queryMain: (T: number) => /* wgsl */ `@compute @workgroup_size(128)
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  ${w.threadIds}
+  ${queryRow(T)}
+  ${w.stage('qp', 0, 'q', 'q', 'q0', ROWS, 'u.Lq', ' * u.scale')}
+  workgroupBarrier();
+  ${w.lefts('ql', 'qp')}`,
+  };
 }
 
 /** Bindings 0-3 (as `attention.ts`'s, with q, k and v read a float4 at a time). */
@@ -169,6 +183,21 @@ const INPUTS4 = /* wgsl */ `@group(0) @binding(0) var<storage, read> q: array<ve
 @group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> ranges: array<i32>;`;
 const WORKGROUP = /* wgsl */ `var<workgroup> ss: array<f32, ${4 * 16 * SS}>;`;
+/** The query-side kernels' tiles: the query block (`qp`, reused as `use` says), and a key and a value tile. */
+const queryTiles = (hd: number, use: string) => /* wgsl */ `
+var<workgroup> qp: array<f16, ${ROWS * (hd + 8)}>; // the query block, then ${use}
+var<workgroup> kt: array<f16, ${TILE * (hd + 8)}>;
+var<workgroup> vt: array<f16, ${TILE * (hd + 8)}>;
+${WORKGROUP}`;
+/** The query-side kernels' thread set-up: its query row i (clamped: ic), the row's key ranges, the block range. */
+const queryRow = (T: number) => /* wgsl */ `let q0 = wg.x * ${ROWS}u;
+  let i = q0 + sg * 16u + r;
+  let ic = min(i, u.Lq - 1u);
+  let ra = u32(ranges[3u * ic]);
+  let rb = u32(ranges[3u * ic + 1u]);
+  let rc = u32(ranges[3u * ic + 2u]);
+  let blk0 = wg.x * ${ROWS / T}u; // this workgroup's query blocks [blk0, blk1)
+  let blk1 = min(blk0 + ${ROWS / T}u, queryBlocks());`;
 const visible = /* wgsl */ `
 fn visible(j: u32, ra: u32, rb: u32, rc: u32) -> bool { return j < u.Lk && (j < ra || (j >= rb && j < rc)); }`;
 
@@ -191,23 +220,8 @@ ${UNIFORMS}
 @group(0) @binding(6) var<uniform> u: U;
 ${common(hd, T)}
 ${visible}
-var<workgroup> qp: array<f16, ${ROWS * w.SH}>; // the query block, then each subgroup's 16 x ${TILE} probabilities
-var<workgroup> kt: array<f16, ${TILE * w.SH}>;
-var<workgroup> vt: array<f16, ${TILE * w.SH}>;
-${WORKGROUP}
-@compute @workgroup_size(128)
-fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
-  ${w.threadIds}
-  let i = wg.x * ${ROWS}u + sg * 16u + r; // this thread's query row
-  let ic = min(i, u.Lq - 1u);
-  let ra = u32(ranges[3u * ic]);
-  let rb = u32(ranges[3u * ic + 1u]);
-  let rc = u32(ranges[3u * ic + 2u]);
-  let blk0 = wg.x * ${ROWS / T}u; // this workgroup's query blocks [blk0, blk1)
-  let blk1 = min(blk0 + ${ROWS / T}u, queryBlocks());
-  ${w.stage('qp', 0, 'q', 'q', `wg.x * ${ROWS}u`, ROWS, 'u.Lq', ' * u.scale')}
-  workgroupBarrier();
-  ${w.lefts('ql', 'qp')}
+${queryTiles(hd, `each subgroup's 16 x ${TILE} probabilities`)}
+${w.queryMain(T)}
   var m = -1e30;
   var l = 0.0;
   ${keyLoop(`${w.stage('kt', 0, 'k', 'k', 'j0', TILE, 'u.Lk')}
@@ -265,24 +279,8 @@ ${UNIFORMS}
 @group(0) @binding(9) var<uniform> u: U;
 ${common(hd, T)}
 ${visible}
-var<workgroup> qp: array<f16, ${ROWS * w.SH}>; // the query block, then dO's, then each subgroup's 16 x ${TILE} ds
-var<workgroup> kt: array<f16, ${TILE * w.SH}>;
-var<workgroup> vt: array<f16, ${TILE * w.SH}>;
-${WORKGROUP}
-@compute @workgroup_size(128)
-fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec3<u32>) {
-  ${w.threadIds}
-  let q0 = wg.x * ${ROWS}u;
-  let i = q0 + sg * 16u + r;
-  let ic = min(i, u.Lq - 1u);
-  let ra = u32(ranges[3u * ic]);
-  let rb = u32(ranges[3u * ic + 1u]);
-  let rc = u32(ranges[3u * ic + 2u]);
-  let blk0 = wg.x * ${ROWS / T}u;
-  let blk1 = min(blk0 + ${ROWS / T}u, queryBlocks());
-  ${w.stage('qp', 0, 'q', 'q', 'q0', ROWS, 'u.Lq', ' * u.scale')}
-  workgroupBarrier();
-  ${w.lefts('ql', 'qp')}
+${queryTiles(hd, `dO's, then each subgroup's 16 x ${TILE} ds`)}
+${w.queryMain(T)}
   workgroupBarrier();
   ${w.stage('qp', 0, 'dO', 'o', 'q0', ROWS, 'u.Lq')}
   workgroupBarrier();
