@@ -214,6 +214,26 @@ test('tensor-core flash attention (emulated on lavapipe): installed after its se
   }
 });
 
+test('tensor-core attention that the device rejects is not installed, says why, and leaves the backend working', async () => {
+  await useBackend('webgpu');
+  const gpu = tf.backend() as unknown as WebGPUBackendLike;
+  if (tensorCoresAvailable()) return; // the real kernels are installed on a tensor-core device
+  // an attention kernel that does not compile (as a Dawn without some builtin would do)
+  const broken = (wgsl: string) => (wgsl.includes('fn visible') ? wgsl.replace('fn main(', 'fn main(oops') : wgsl);
+  const restore = emulateTensorCoreMatmul(gpu, (w) => emulateMatrices(broken(w)));
+  try {
+    assert.match(
+      await installTensorCoreAttention(gpu, [16]),
+      /^fp32 attention \(tensor-core attention did not compile: .+\)$/,
+    );
+  } finally {
+    restore();
+  }
+  const x = tf.range(0, 8);
+  assert.deepEqual(Array.from(await tf.mul(x, 2).data()), [0, 2, 4, 6, 8, 10, 12, 14]);
+  x.dispose();
+});
+
 test('tensor-core block shapes: the largest block that, with the K splits it may use, still fills the GPU; K split only below half of it', () => {
   const smallest = MATMUL_TILES[MATMUL_TILES.length - 1];
   assert.equal(tileFor(28864, 3072, 768, 1), MATMUL_TILES[0]); // W768 B64 fc1: thousands of the largest blocks

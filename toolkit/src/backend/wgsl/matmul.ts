@@ -379,7 +379,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`,
 );
 
-type ErrorScopes = { pushErrorScope(f: string): void; popErrorScope(): Promise<{ message: string } | null> };
+/** A device's error scopes (a kernel's errors caught there do not reach the backend's sticky error). */
+export type ErrorScopes = { pushErrorScope(f: string): void; popErrorScope(): Promise<{ message: string } | null> };
 
 interface BatchMatMulAttrs {
   transposeA: boolean;

@@ -30,7 +30,14 @@ import {
   tileFor,
   UNIFORMS,
 } from './attention';
-import { compileErrors, MatrixSyntax, matrixKernel, tensorCoreMatmul, tensorCoresAvailable } from './matmul';
+import {
+  compileErrors,
+  ErrorScopes,
+  MatrixSyntax,
+  matrixKernel,
+  tensorCoreMatmul,
+  tensorCoresAvailable,
+} from './matmul';
 import { asTensor, emptyTensor } from './runner';
 
 const ROWS = 64; // rows a workgroup owns: 4 subgroups x 16
@@ -520,6 +527,13 @@ export async function installTensorCoreAttention(
   backend: WebGPUBackendLike,
   headSizes: readonly number[] = [16, 32, 48, 64],
 ): Promise<string> {
+  // whatever goes wrong here leaves training on the fp32 kernels, never the backend unusable
+  return install(backend, headSizes).catch(
+    (e) => `fp32 attention (tensor-core attention: ${e instanceof Error ? e.message : String(e)})`,
+  );
+}
+
+async function install(backend: WebGPUBackendLike, headSizes: readonly number[]): Promise<string> {
   if (!tensorCoresAvailable()) return 'fp32 attention';
   const why = await compileErrors(
     backend,
@@ -551,8 +565,20 @@ export async function installTensorCoreAttention(
         .reshape([N, L, H * hd]),
     ),
   );
-  const errors = await tensorCoreAttentionErrors(backend, s, inputs, ranges);
-  tf.dispose(inputs);
+  // in an error scope, so that a kernel the device rejects when it runs leaves no error behind for later reads
+  const scopes = backend.device as unknown as ErrorScopes;
+  scopes.pushErrorScope('validation');
+  let errors: AttentionErrors | null = null;
+  let thrown = '';
+  try {
+    errors = await tensorCoreAttentionErrors(backend, s, inputs, ranges);
+  } catch (e) {
+    thrown = e instanceof Error ? e.message : String(e);
+  } finally {
+    tf.dispose(inputs);
+  }
+  const invalid = (await scopes.popErrorScope())?.message ?? thrown;
+  if (invalid || !errors) return `fp32 attention (tensor-core attention's self-test failed: ${invalid.split('\n')[0]})`;
   const worst = Math.max(...Object.values(errors));
   if (!(worst <= ATTENTION_TOLERANCE))
     return `fp32 attention (tensor-core attention failed its self-test: error ${worst.toExponential(1)} of the largest value)`;
