@@ -614,9 +614,17 @@ export async function installTensorCoreMatmul(backend: WebGPUBackendLike): Promi
   }
   overrideBatchMatMul();
   let worst = 0;
+  // in an error scope, so that a kernel the device rejects when it runs leaves no error behind for later reads
+  const scopes = backend.device as unknown as ErrorScopes;
+  scopes.pushErrorScope('validation');
   for (const tile of tiles) {
     const err = await selfTest(tile).catch(() => NaN);
     worst = Math.max(worst, err);
+  }
+  const invalid = await scopes.popErrorScope();
+  if (invalid) {
+    devices.delete(backend.device);
+    return `fp32 matmul (tensor-core kernel failed its self-test: ${invalid.message.split('\n')[0]})`;
   }
   if (!(worst <= 1)) {
     devices.delete(backend.device);
