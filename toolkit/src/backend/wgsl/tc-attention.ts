@@ -16,7 +16,8 @@
  * formed by query blocks, dk and dv by key blocks, as in FlashAttention-2.
  *
  * Head sizes that are multiples of 16 up to 64 (every preset); the skip of masked tiles uses the block bounds of
- * `rangesTensor`, blocks of 16 rows at these head sizes.
+ * `rangesTensor`, blocks of 16 rows at these head sizes. The backend installs it at start-up only if its kernels
+ * compile and match the fp32 ones (`installTensorCoreAttention`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
@@ -152,8 +153,8 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);`,
       .join('\n    ')}`,
     zeros: (acc: string) => ts.map((t) => `var ${acc}${t} = ${RESULT}();`).join('\n  '),
     /**
-     * The matrices `acc`0.. (the subgroup's 16 rows x head size) into `dst` at rows `base(row)` where `ok`, times
-     * `scale`: two at a time through the subgroup's area of ss.
+     * The matrices `acc`0.. (the subgroup's 16 rows x head size) into `dst` from index `at` (this thread's row)
+     * where `ok`, times `scale`: two at a time through the subgroup's area of ss.
      */
     writeRows: (acc: string, dst: string, at: string, ok: string, scale = '') =>
       range(Math.ceil(ts.length / 2))
