@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { backendReport, fusedKernels, nativeKernels, setFusedKernels } from '../src/backend';
-import { geluTanh, layerNorm, linearResidual, mlpResidual } from '../src/model/ops';
+import { geluTanh, layerNorm, linear, linearResidual, mlpResidual } from '../src/model/ops';
 import { cachedAttention, LayerCache, maskedAttention, Params } from '../src/model/attention';
 import { attentionRanges, disposeRanges, FusedAdamWArgs, kernels, setKernelTable } from '../src/backend/kernels';
 import { heapKernelTable } from '../src/backend/kernels-heap';
@@ -492,9 +492,11 @@ function fusedSuite(backend: FusedBackend): void {
     );
   });
 
-  test(`${backend}: linear layers with their epilogues (r + x·Wᵀ + b; the MLP r + fc2(GELU(fc1(x)))) == tfjs ops: value and every gradient`, async () => {
+  test(`${backend}: linear layers with their epilogues (x·Wᵀ + b; r + x·Wᵀ + b; the MLP r + fc2(GELU(fc1(x)))) == tfjs ops: value and every gradient`, async () => {
     await useFused(backend);
-    // the webgpu table fuses them; the CPU tables compose tfjs ops (the same function either way)
+    // every table sums a bias's gradient (sumRows); the webgpu table fuses the epilogues too, the CPU tables
+    // compose tfjs ops (the same function either way)
+    assert.ok(kernels()?.sumRows);
     if (backend === 'webgpu')
       assert.ok(kernels()?.mlpResidual && kernels()?.biasResidual && kernels()?.normedAttention);
     const rng = new Rng(11);
@@ -512,6 +514,7 @@ function fusedSuite(backend: FusedBackend): void {
     const values = Object.fromEntries(Object.entries(shapes).map(([k, sh]) => [k, host(tf.util.sizeFromShape(sh))]));
     const dy = host(2 * 37 * D);
     const cases: [string, (...t: tf.Tensor[]) => tf.Tensor, string[]][] = [
+      ['linear', (x, w, b) => linear(x, w, b), ['xWide', 'w2', 'b2']],
       ['proj', (r, x, w, b) => linearResidual(r, x, w, b), ['r', 'xWide', 'w2', 'b2']],
       [
         'mlp',

@@ -9,7 +9,7 @@ import type { WebGPUBackendLike } from './webgpu-types';
 import { fusedAdamWUpdate } from './wgsl/adamw';
 import { flashAttentionBackward, flashAttentionForward, MAX_HEAD_DIM, rangesTensor } from './wgsl/attention';
 import { geluBackward, geluBackwardRecomputing, geluForward } from './wgsl/gelu';
-import { biasGeluForward, biasGradient, biasResidualForward } from './wgsl/epilogue';
+import { biasGeluForward, biasResidualForward, sumRows } from './wgsl/epilogue';
 import { qkNormBackward, qkNormForward } from './wgsl/qk-norm';
 import { tensorCoreAttentionBackward, tensorCoreAttentionForward } from './wgsl/tc-attention';
 import { layerNormBackward, layerNormForward } from './wgsl/layernorm';
@@ -77,16 +77,16 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
             tf.clone(dy),
             tf.matMul(dh, w1s),
             tf.matMul(dh, xs, true, false),
-            biasGradient(gpu, dh as tf.Tensor2D),
+            sumRows(gpu, dh as tf.Tensor2D),
             dw2,
-            biasGradient(gpu, dy),
+            sumRows(gpu, dy),
           ];
         }),
     };
   });
   const biasResidual = customOp<tf.Tensor2D>(([c, b, r]) => ({
     value: biasResidualForward(gpu, c, b, r) as tf.Tensor2D,
-    gradFunc: (dy: tf.Tensor2D) => [tf.clone(dy), biasGradient(gpu, dy), tf.clone(dy)],
+    gradFunc: (dy: tf.Tensor2D) => [tf.clone(dy), sumRows(gpu, dy), tf.clone(dy)],
   }));
   return {
     name: 'wgsl',
@@ -125,6 +125,7 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
     },
     mlpResidual: (r, x, w1, b1, w2, b2) => mlpResidual(r, x, w1, b1, w2, b2),
     biasResidual: (c, b, r) => biasResidual(c, b, r),
+    sumRows: (x) => sumRows(gpu, x),
     adamwUpdate: (params, grads, moments, ema, loss, args) =>
       fusedAdamWUpdate(gpu, params, grads, moments, ema, loss, args),
   };

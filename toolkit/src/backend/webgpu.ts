@@ -82,18 +82,20 @@ function hasGpuDeviceNode(): boolean {
   return dri || fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl');
 }
 
+/** The read-back's sleep between two polls of Dawn's events, ms. */
+const POLL_MS = 0.2;
+/** One turn of the event loop (Dawn's polls run in it). */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Read-back of exactly the tensor's bytes (pooled buffers can be larger than their tensor), synchronous and
  * asynchronous. The synchronous one (tfjs-webgpu's needs a browser `OffscreenCanvas`) maps a buffer as the
  * asynchronous one does, but waits by polling the buffer's `mapState` while the event loop runs Dawn's
  * event processing. Waiting for the map promise instead would hang whenever the caller itself runs inside
  * a microtask (after any `await`): V8 runs no nested microtask checkpoint, so the promise could never settle.
+ * Both sleep POLL_MS between polls: Dawn's Node binding polls from the event loop again at once while anything is
+ * pending, so a wait on the GPU spun a core, which lavapipe (the GPU of CPU machines) needs for its own threads.
  */
-/** The read-back's sleep between two polls of Dawn's events, ms. */
-const POLL_MS = 0.2;
-/** One turn of the event loop (Dawn's polls run in it). */
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
 function installReadBack(
   backend: WebGPUBackendLike,
   runLoopOnce: () => void,
@@ -134,9 +136,6 @@ function installReadBack(
       tf.util.convertBackendValuesAndArrayBuffer(bytes, backend.tensorMap.get(dataId).dtype),
     );
   };
-  // Dawn's Node binding delivers the map by polling from the event loop, and polls again at once while anything is
-  // pending: a wait on the GPU spun a core, which lavapipe (the GPU of CPU machines) needs for its own threads.
-  // Between polls the thread now sleeps 0.2 ms (the map is noticed at most that much later).
   const pause = new Int32Array(new SharedArrayBuffer(4));
   const nap = () => Atomics.wait(pause, 0, 0, POLL_MS);
   backend.readSync = (dataId: object) => {

@@ -74,8 +74,8 @@ export function biasResidualForward(gpu: WebGPUBackendLike, c: tf.Tensor, b: tf.
 // rows, which it sums in workgroup memory. Few workgroups where the output is narrow (24 at width 768), but each
 // streams whole lines, where tfjs writes and reads the transposed gradient once more.
 const COLUMN_LANES = 8;
-const columnSum = new WgslKernel(
-  'biasGradient',
+const columnSums = new WgslKernel(
+  'sumRows',
   /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> y: array<vec4<f32>>;
@@ -99,8 +99,11 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 }`,
 );
 
-/** The gradient of a bias added to every row of a [rows, cols] output: dy summed over rows ([cols]). */
-export function biasGradient(gpu: WebGPUBackendLike, dy: tf.Tensor2D): tf.Tensor1D {
+/**
+ * Column sums of dy [rows, cols] (the device table's `sumRows`): the gradient of a bias added to every row of a
+ * linear layer's output.
+ */
+export function sumRows(gpu: WebGPUBackendLike, dy: tf.Tensor2D): tf.Tensor1D {
   const [rows, cols] = dy.shape;
   if (cols % 4 !== 0) return tf.sum(dy, 0);
   const y = emptyTensor(gpu, [cols]);
@@ -108,6 +111,6 @@ export function biasGradient(gpu: WebGPUBackendLike, dy: tf.Tensor2D): tf.Tensor
     ['u32', rows],
     ['u32', cols / 4],
   ]);
-  columnSum.dispatch(gpu, [dy, y], u, [Math.ceil(cols / 4 / COLUMN_LANES)], [y]);
+  columnSums.dispatch(gpu, [dy, y], u, [Math.ceil(cols / 4 / COLUMN_LANES)], [y]);
   return asTensor(y);
 }
