@@ -409,9 +409,10 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 
 const kernel = (backend: WebGPUBackendLike, name: string, hd: number, wgsl: (hd: number, x: MatrixSyntax) => string) =>
   matrixKernel(backend, `${name}/${hd}`, (x) => wgsl(hd, x))!;
-/** The forward, dq and dk/dv kernels of head size `hd` (on a device with the tensor-core matmul installed). */
-const kernelsFor = (backend: WebGPUBackendLike, hd: number) => [
-  kernel(backend, 'tensorCoreAttention', hd, forwardWgsl),
+/** The forward kernel, and the dq and dk/dv kernels, of head size `hd` (where the tensor-core matmul is installed). */
+const forwardKernel = (backend: WebGPUBackendLike, hd: number) =>
+  kernel(backend, 'tensorCoreAttention', hd, forwardWgsl);
+const backwardKernels = (backend: WebGPUBackendLike, hd: number) => [
   kernel(backend, 'tensorCoreAttentionGradQ', hd, gradQWgsl),
   kernel(backend, 'tensorCoreAttentionGradKV', hd, gradKVWgsl),
 ];
@@ -424,12 +425,12 @@ const forward: Forward = (backend, s, q, k, v, ranges) => {
   const o = emptyTensor(backend, [s.N, s.Lq, s.H * s.hd]);
   const lse = emptyTensor(backend, [s.N * s.H * s.Lq]);
   const grid = [Math.ceil(s.Lq / ROWS), s.N * s.H] as const;
-  kernelsFor(backend, s.hd)[0].dispatch(backend, [q, k, v, ranges, o, lse], flashUniforms(s), grid, [o, lse]);
+  forwardKernel(backend, s.hd).dispatch(backend, [q, k, v, ranges, o, lse], flashUniforms(s), grid, [o, lse]);
   return [asTensor(o), asTensor(lse)];
 };
 
 const backward: Backward = (backend, s, q, k, v, ranges, o, lse, dO) => {
-  const [, gradQ, gradKV] = kernelsFor(backend, s.hd);
+  const [gradQ, gradKV] = backwardKernels(backend, s.hd);
   const u = flashUniforms(s);
   const dq = emptyTensor(backend, q.shape);
   const delta = emptyTensor(backend, [s.N * s.H * s.Lq]);
@@ -538,7 +539,7 @@ async function install(backend: WebGPUBackendLike, headSizes: readonly number[])
   if (!tensorCoresAvailable()) return 'fp32 attention';
   const why = await compileErrors(
     backend,
-    headSizes.flatMap((hd) => kernelsFor(backend, hd)),
+    headSizes.flatMap((hd) => [forwardKernel(backend, hd), ...backwardKernels(backend, hd)]),
   );
   if (why) return `fp32 attention (tensor-core attention did not compile: ${why})`;
   const hd = Math.max(...headSizes);
