@@ -122,7 +122,9 @@ export async function benchGpuTrainingAttention(repeats = 3): Promise<Record<str
             ? wallMsPerCall(
                 async (calls) => {
                   for (let i = 0; i < calls; i++) once();
-                  await tf.slice(q, [0, 0, 0], [1, 1, 1]).data();
+                  const probe = tf.slice(q, [0, 0, 0], [1, 1, 1]);
+                  await probe.data();
+                  probe.dispose();
                 },
                 10,
                 repeats,
