@@ -26,7 +26,9 @@ export const bench = defineCommand({
     checkpoint: flag.switch('recompute blocks in the backward pass (bounded memory, for large batches)'),
     decay: flag.num(D.arStepDecay, 'AR-step decay gamma', decayRange, 'G'),
     seed: seedFlag(),
-    kernels: flag.switch('also the GPU time of a step by kernel (webgpu with timestamp queries; one extra step)'),
+    kernels: flag.switch(
+      'also the GPU time of a step by kernel (webgpu with timestamp queries; a fresh model, its warm-up, then one profiled step)',
+    ),
     json: flag.switch('one JSON line (with the AR-step splits used, for a PyTorch twin to replay)'),
   },
   async run(v, ctx) {
