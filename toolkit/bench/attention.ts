@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend';
 import { cachedAttentionInto, cachedAttentionVariant } from '../src/backend/wgsl/cached-attention';
-import { fusedQkvPart, headMajor, tokenMajor } from '../src/backend/kernels';
+import { fusedQkvPart, headMajor, selfAttentionShape, tokenMajor } from '../src/backend/kernels';
 import { flashAttentionBackward, flashAttentionForward, rangesTensor } from '../src/backend/wgsl/attention';
 import { tensorCoreAttentionBackward, tensorCoreAttentionForward } from '../src/backend/wgsl/tc-attention';
 import { withMatmulPrecision } from '../src/backend/wgsl/matmul';
@@ -88,17 +88,7 @@ export async function benchGpuTrainingAttention(repeats = 3): Promise<Record<str
     const host = getAttnRanges(L, 4, sizes);
     let pairs = 0;
     for (let i = 0; i < seq; i++) pairs += host[3 * i] + Math.max(0, host[3 * i + 2] - host[3 * i + 1]);
-    const s = {
-      N,
-      H,
-      Lq: seq,
-      Lk: seq,
-      hd,
-      scale: 1 / Math.sqrt(hd),
-      q: tokenMajor(H, seq, hd),
-      k: tokenMajor(H, seq, hd),
-      v: fusedQkvPart(H, seq, hd, 2),
-    };
+    const s = selfAttentionShape(N, H, seq, hd, fusedQkvPart(H, seq, hd, 2));
     const [q, k, dO] = [0, 1, 2].map(() => tf.randomNormal([N, seq, H * hd]));
     const qkv = tf.randomNormal([N, seq, 3 * H * hd]);
     const ranges = rangesTensor(host, hd);

@@ -27,7 +27,7 @@ import { Trainer } from '../src/train/trainer';
 import { forceLinearPlan, linearEpilogue, linearInto, linearPlan } from '../src/backend/wgsl/inference';
 import { FusedInference } from '../src/model/gpu-inference';
 import { cachedAttentionInto, cachedAttentionVariant, rowsPerGroup } from '../src/backend/wgsl/cached-attention';
-import { FlashShape, fusedQkvPart, headMajor, tokenMajor } from '../src/backend/kernels';
+import { fusedQkvPart, headMajor, selfAttentionShape, tokenMajor } from '../src/backend/kernels';
 import {
   ATTENTION_TOLERANCE,
   installTensorCoreAttention,
@@ -180,17 +180,7 @@ test('tensor-core flash attention (emulated on lavapipe): installed after its se
   const gpu = tf.backend() as unknown as WebGPUBackendLike;
   const [N, H, hd, L, cond, sizes] = [2, 2, 48, 40, 4, [9, 15, 16]]; // 68 rows: a ragged block of 64 and tile of 32
   const seq = sequenceLength(L, cond, sizes);
-  const s: FlashShape = {
-    N,
-    H,
-    Lq: seq,
-    Lk: seq,
-    hd,
-    scale: hd ** -0.5,
-    q: tokenMajor(H, seq, hd),
-    k: tokenMajor(H, seq, hd),
-    v: fusedQkvPart(H, seq, hd, 2),
-  };
+  const s = selfAttentionShape(N, H, seq, hd, fusedQkvPart(H, seq, hd, 2));
   const inputs = [
     [N, seq, H * hd],
     [N, seq, H * hd],

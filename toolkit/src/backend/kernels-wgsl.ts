@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { customOp, elementwiseOp, layerNormOp } from './custom-op';
-import { AttentionRanges, FlashShape, FusedKernels, fusedQkvPart, QkNormParams, tokenMajor } from './kernels';
+import { AttentionRanges, FlashShape, FusedKernels, fusedQkvPart, QkNormParams, selfAttentionShape } from './kernels';
 import type { WebGPUBackendLike } from './webgpu-types';
 import { fusedAdamWUpdate } from './wgsl/adamw';
 import { flashAttentionBackward, flashAttentionForward, MAX_HEAD_DIM, rangesTensor } from './wgsl/attention';
@@ -109,17 +109,7 @@ export function wgslKernels(gpu: WebGPUBackendLike): FusedKernels {
       const [N, L, D3] = qkv.shape;
       const hd = D3 / 3 / H;
       if (onProbs || hd > MAX_HEAD_DIM) return null;
-      const s: FlashShape = {
-        N,
-        H,
-        Lq: L,
-        Lk: L,
-        hd,
-        scale: Math.pow(hd, -0.5),
-        q: tokenMajor(H, L, hd),
-        k: tokenMajor(H, L, hd),
-        v: fusedQkvPart(H, L, hd, 2),
-      };
+      const s = selfAttentionShape(N, H, L, hd, fusedQkvPart(H, L, hd, 2));
       const run = (r: tf.Tensor) => normed(s, r, eps)(qkv, norms.qw, norms.qb, norms.kw, norms.kb);
       return ranges.device ? run(ranges.device) : tf.tidy(() => run(rangesTensor(ranges.host, hd)));
     },

@@ -55,6 +55,15 @@ export interface FlashShape {
   v: HeadLayout;
 }
 
+/**
+ * Training's self-attention over a sequence of L tokens: q and k token-major [N, L, H·hd], v in layout `v`
+ * (token-major too, or read in place from the fused qkv), scale hd^-0.5.
+ */
+export function selfAttentionShape(N: number, H: number, L: number, hd: number, v = tokenMajor(H, L, hd)): FlashShape {
+  const qk = tokenMajor(H, L, hd);
+  return { N, H, Lq: L, Lk: L, hd, scale: Math.pow(hd, -0.5), q: qk, k: qk, v };
+}
+
 /** The per-head LayerNorms of QK-norm: `q_norm` and `k_norm`, weight and bias [hd] each. */
 export interface QkNormParams {
   qw: tf.Tensor;

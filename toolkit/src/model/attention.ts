@@ -15,7 +15,7 @@ import {
   kernels,
   ProbsHook,
   QkNormParams,
-  tokenMajor,
+  selfAttentionShape,
 } from '../backend/kernels';
 import { fullRanges } from '../factorization/mask';
 import { customOp } from '../backend/custom-op';
@@ -113,12 +113,6 @@ export interface MaskedContext {
   ranges: AttentionRanges;
 }
 
-/** q, k, v of the whole sequence read in place from [N, L, H, hd]. */
-function maskedShape(N: number, L: number, H: number, hd: number): FlashShape {
-  const layout = tokenMajor(H, L, hd);
-  return { N, H, Lq: L, Lk: L, hd, scale: Math.pow(hd, -0.5), q: layout, k: layout, v: layout };
-}
-
 /**
  * Training path (`_forward`): the whole sequence under the additive generalized causal mask [S, S]. With
  * `residual`, returns residual + attention (the block's residual add, fused into proj's epilogue where the
@@ -141,7 +135,12 @@ export function maskedAttention(
     const k = kernels();
     const o =
       k?.normedAttention?.(qkv, norms, numHeads, ctx.ranges, 1e-5, onProbs) ??
-      k?.attention(maskedShape(N, L, numHeads, hd), ...splitNormed(qkv, norms, numHeads, false), ctx.ranges, onProbs) ??
+      k?.attention(
+        selfAttentionShape(N, numHeads, L, hd),
+        ...splitNormed(qkv, norms, numHeads, false),
+        ctx.ranges,
+        onProbs,
+      ) ??
       attend(...splitNormed(qkv, norms, numHeads, true), ctx.mask, onProbs);
     return project(p, pre, o, residual);
   });

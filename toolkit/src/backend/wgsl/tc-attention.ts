@@ -21,7 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { WebGPUBackendLike } from '../webgpu-types';
-import { FlashShape, HeadLayout, tokenMajor } from '../kernels';
+import { FlashShape, HeadLayout, selfAttentionShape } from '../kernels';
 import {
   common,
   flashAttentionBackward,
@@ -544,17 +544,7 @@ async function install(backend: WebGPUBackendLike, headSizes: readonly number[])
   if (why) return `fp32 attention (tensor-core attention did not compile: ${why})`;
   const hd = Math.max(...headSizes);
   const [N, H, L] = [2, 2, 70]; // a ragged block of 64 rows and tile of 32
-  const s: FlashShape = {
-    N,
-    H,
-    Lq: L,
-    Lk: L,
-    hd,
-    scale: hd ** -0.5,
-    q: tokenMajor(H, L, hd),
-    k: tokenMajor(H, L, hd),
-    v: tokenMajor(H, L, hd),
-  };
+  const s = selfAttentionShape(N, H, L, hd);
   // rows see 4 condition keys and a window of their own 16-row step, the window empty for the first steps' clean rows
   const ranges = new Int32Array(3 * L);
   for (let i = 0; i < L; i++)
